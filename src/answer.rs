@@ -1,0 +1,338 @@
+//! Authoritative answers (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 6604, RFC 8482).
+//!
+//! `respond` is synchronous and transport-free: a question in, a response model out, read from
+//! one immutable snapshot. No lock, no I/O, no await. `dns::wire` turns the model into bytes.
+
+use crate::model::{Node, RData, RRset, RType};
+use crate::name::{MAX_NAME_LEN, Name, parent_wire};
+use crate::state::{CompiledZone, Entry, Snapshot};
+
+/// Response codes Meridian sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    /// Extended rcode 16 (RFC 6891 §6.1.3), sent through OPT.
+    BadVers,
+}
+
+impl Rcode {
+    /// The full 12-bit code.
+    pub fn code(self) -> u16 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::FormErr => 1,
+            Rcode::ServFail => 2,
+            Rcode::NxDomain => 3,
+            Rcode::NotImp => 4,
+            Rcode::Refused => 5,
+            Rcode::BadVers => 16,
+        }
+    }
+}
+
+/// The class Meridian serves.
+pub const CLASS_IN: u16 = 1;
+
+/// A parsed question. `name` is the wire name exactly as asked (its case is echoed back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Question<'q> {
+    pub name: &'q [u8],
+    pub qtype: RType,
+    pub qclass: u16,
+}
+
+/// Whose name a record carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// The question name, as asked (wildcard answers also carry it).
+    Question,
+    Name(&'a Name),
+}
+
+/// One record to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub owner: Owner<'a>,
+    pub rtype: RType,
+    pub ttl: u32,
+    pub rdata: &'a RData,
+}
+
+/// What to answer, before it becomes wire bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Response<'a> {
+    pub rcode: Rcode,
+    pub authoritative: bool,
+    pub answer: Vec<Record<'a>>,
+    pub authority: Vec<Record<'a>>,
+    pub additional: Vec<Record<'a>>,
+    /// The first `required_additional` additional records are referral glue that must fit,
+    /// or the response is truncated (RFC 9471).
+    pub required_additional: usize,
+}
+
+impl Response<'_> {
+    fn empty(rcode: Rcode) -> Self {
+        Response {
+            rcode,
+            authoritative: false,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+            required_additional: 0,
+        }
+    }
+}
+
+/// Longest CNAME chain followed inside our zones.
+const MAX_CHAIN: usize = 8;
+
+/// Answers one question from `snap`.
+pub fn respond<'a>(q: &Question<'_>, snap: &'a Snapshot) -> Response<'a> {
+    if q.qclass != CLASS_IN {
+        return Response::empty(Rcode::Refused);
+    }
+    match q.qtype {
+        // Zone transfers are not offered; like any authority that does not allow them, refuse.
+        RType::AXFR | RType::IXFR => return Response::empty(Rcode::Refused),
+        RType::MAILA | RType::MAILB => return Response::empty(Rcode::NotImp),
+        RType::OPT => return Response::empty(Rcode::FormErr),
+        _ => {}
+    }
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let key = lowercase(q.name, &mut buf);
+    let Some(zone) = snap.zone_for(key) else {
+        return Response::empty(Rcode::Refused);
+    };
+    let mut resp = Response::empty(Rcode::NoError);
+    resp.authoritative = true;
+    resolve(snap, zone, Owner::Question, key, q.qtype, &mut resp, 0);
+    resp
+}
+
+fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
+    let n = name.len().min(MAX_NAME_LEN);
+    for (d, s) in buf[..n].iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    &buf[..n]
+}
+
+/// Looks `key` up in `zone`, appending to `resp`. `chain` counts CNAME hops so far.
+fn resolve<'a>(
+    snap: &'a Snapshot,
+    zone: &'a CompiledZone,
+    owner: Owner<'a>,
+    key: &[u8],
+    qtype: RType,
+    resp: &mut Response<'a>,
+    chain: usize,
+) {
+    let apex_len = zone.origin.wire().len();
+    if let Some((cut_len, cut)) = topmost_cut(zone, key, apex_len) {
+        // The parent side answers DS at the cut itself (RFC 4035 §3.1.4.1); everything else
+        // at or below the cut is referred.
+        if !(qtype == RType::DS && cut_len == key.len()) {
+            referral(snap, zone, cut, resp, chain);
+            return;
+        }
+    }
+    match zone.entries.get(key) {
+        Some(Entry {
+            node: Some(node), ..
+        }) => answer_node(snap, zone, owner, node, qtype, resp, chain),
+        Some(Entry { node: None, .. }) => nodata(zone, resp),
+        None => {
+            // RFC 4592 §4.1: the source of synthesis is `*.` + the closest encloser.
+            let mut encloser = parent_wire(key);
+            while let Some(e) = encloser {
+                if zone.entries.contains_key(e) {
+                    break;
+                }
+                encloser = parent_wire(e);
+            }
+            let mut wild = [0u8; MAX_NAME_LEN + 2];
+            let wild_key = encloser.and_then(|e| {
+                let w = wild.get_mut(..e.len() + 2)?;
+                w[..2].copy_from_slice(&[1, b'*']);
+                w[2..].copy_from_slice(e);
+                Some(&*w)
+            });
+            match wild_key.and_then(|w| zone.entries.get(w)) {
+                Some(Entry {
+                    node: Some(node), ..
+                }) => answer_node(snap, zone, owner, node, qtype, resp, chain),
+                _ => {
+                    resp.rcode = Rcode::NxDomain;
+                    negative_soa(zone, resp);
+                }
+            }
+        }
+    }
+}
+
+/// The cut closest to the apex on the way down to `key`, if any.
+fn topmost_cut<'z>(
+    zone: &'z CompiledZone,
+    key: &[u8],
+    apex_len: usize,
+) -> Option<(usize, &'z Node)> {
+    let mut found = None;
+    let mut cur = Some(key);
+    while let Some(k) = cur.filter(|k| k.len() > apex_len) {
+        if let Some(Entry {
+            node: Some(node),
+            is_cut: true,
+        }) = zone.entries.get(k)
+        {
+            found = Some((k.len(), node));
+        }
+        cur = parent_wire(k);
+    }
+    found
+}
+
+fn answer_node<'a>(
+    snap: &'a Snapshot,
+    zone: &'a CompiledZone,
+    owner: Owner<'a>,
+    node: &'a Node,
+    qtype: RType,
+    resp: &mut Response<'a>,
+    chain: usize,
+) {
+    if let Some(cname) = node.get(RType::CNAME)
+        && qtype != RType::CNAME
+    {
+        let rdata = &cname.rdatas[0];
+        resp.answer.push(Record {
+            owner,
+            rtype: RType::CNAME,
+            ttl: cname.ttl,
+            rdata,
+        });
+        let RData::Cname(target) = rdata else { return };
+        if chain + 1 >= MAX_CHAIN {
+            return;
+        }
+        let mut buf = [0u8; MAX_NAME_LEN];
+        let key = lowercase(target.wire(), &mut buf);
+        // A loop ends where a name already answered comes again.
+        if resp.answer.iter().any(|r| owner_is(r.owner, key)) {
+            return;
+        }
+        if let Some(next) = snap.zone_for(key) {
+            resolve(snap, next, Owner::Name(target), key, qtype, resp, chain + 1);
+        }
+        return;
+    }
+    let set = if qtype == RType::ANY {
+        // RFC 8482 §4.2: one RRset is a complete answer to ANY.
+        node.rrsets.first()
+    } else {
+        node.get(qtype)
+    };
+    match set {
+        Some(set) => {
+            push_set(&mut resp.answer, owner, set);
+            for rdata in &set.rdatas {
+                if let Some(target) = rdata.additional_target() {
+                    add_addresses(snap, target, &mut resp.additional);
+                }
+            }
+        }
+        None => nodata(zone, resp),
+    }
+}
+
+fn owner_is(owner: Owner<'_>, key: &[u8]) -> bool {
+    matches!(owner, Owner::Name(n) if n.wire().eq_ignore_ascii_case(key))
+}
+
+fn push_set<'a>(out: &mut Vec<Record<'a>>, owner: Owner<'a>, set: &'a RRset) {
+    out.extend(set.rdatas.iter().map(|rdata| Record {
+        owner,
+        rtype: set.rtype,
+        ttl: set.ttl,
+        rdata,
+    }));
+}
+
+fn nodata<'a>(zone: &'a CompiledZone, resp: &mut Response<'a>) {
+    negative_soa(zone, resp);
+}
+
+fn negative_soa<'a>(zone: &'a CompiledZone, resp: &mut Response<'a>) {
+    resp.authority.push(Record {
+        owner: Owner::Name(&zone.origin),
+        rtype: RType::SOA,
+        ttl: zone.negative_ttl(),
+        rdata: &zone.soa.rdatas[0],
+    });
+}
+
+/// A referral to the child zone at `cut`: NS in authority, glue in additional, no AA.
+fn referral<'a>(
+    snap: &'a Snapshot,
+    zone: &'a CompiledZone,
+    cut: &'a Node,
+    resp: &mut Response<'a>,
+    chain: usize,
+) {
+    if chain == 0 {
+        resp.authoritative = false;
+    }
+    let Some(ns) = cut.get(RType::NS) else { return };
+    push_set(&mut resp.authority, Owner::Name(&cut.name), ns);
+    // Glue for in-bailiwick targets first: without it the child is unreachable.
+    let (inside, outside): (Vec<&Name>, Vec<&Name>) = ns
+        .rdatas
+        .iter()
+        .filter_map(RData::additional_target)
+        .partition(|t| t.is_subdomain_of(&cut.name));
+    for target in &inside {
+        add_zone_addresses(zone, target, &mut resp.additional);
+    }
+    resp.required_additional = resp.additional.len();
+    for target in outside {
+        add_addresses(snap, target, &mut resp.additional);
+    }
+}
+
+/// A and AAAA of `target` from whichever of our zones holds it (not below a cut).
+fn add_addresses<'a>(snap: &'a Snapshot, target: &'a Name, out: &mut Vec<Record<'a>>) {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let key = lowercase(target.wire(), &mut buf);
+    let Some(zone) = snap.zone_for(key) else {
+        return;
+    };
+    if topmost_cut(zone, key, zone.origin.wire().len()).is_some() {
+        // Glue is not authoritative data; it is only sent with referrals.
+        return;
+    }
+    add_zone_addresses(zone, target, out);
+}
+
+fn add_zone_addresses<'a>(zone: &'a CompiledZone, target: &'a Name, out: &mut Vec<Record<'a>>) {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let key = lowercase(target.wire(), &mut buf);
+    let Some(Entry {
+        node: Some(node), ..
+    }) = zone.entries.get(key)
+    else {
+        return;
+    };
+    for rtype in [RType::A, RType::AAAA] {
+        if let Some(set) = node.get(rtype) {
+            let owner = Owner::Name(&node.name);
+            if !out.iter().any(|r| r.owner == owner && r.rtype == rtype) {
+                push_set(out, owner, set);
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Wiring: binds listeners, starts the workers, reloads on SIGHUP, stops on SIGTERM/SIGINT.
+
+use crate::config::{self, Config};
+use crate::dns::{tcp, udp};
+use crate::state::Store;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// A UDP socket and a TCP listener on the same address.
+struct Bound {
+    addr: SocketAddr,
+    udp: UdpSocket,
+    tcp: StdTcpListener,
+}
+
+/// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
+fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
+    let bind_err = |source| AppError::Bind { addr, source };
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).map_err(bind_err)?;
+        let local = udp.local_addr().map_err(bind_err)?;
+        match StdTcpListener::bind(local) {
+            Ok(tcp) => {
+                return Ok(Bound {
+                    addr: local,
+                    udp,
+                    tcp,
+                });
+            }
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(bind_err(e)),
+        }
+    }
+    Err(bind_err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no port free for both UDP and TCP",
+    )))
+}
+
+/// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
+pub async fn serve(config: Config) -> Result<(), AppError> {
+    let store = Arc::new(Store::new(config.zones.clone()));
+    let stop_udp = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let mut udp_threads = Vec::new();
+    let mut tcp_tasks = tokio::task::JoinSet::new();
+    let limits = tcp::TcpLimits {
+        idle_timeout: config.dns.tcp_idle_timeout,
+        max_connections: config.dns.tcp_max_connections.get(),
+    };
+    for &addr in &config.dns.listen {
+        let bound = bind(addr)?;
+        bound
+            .tcp
+            .set_nonblocking(true)
+            .map_err(|source| AppError::Setup {
+                what: "tcp listener",
+                source,
+            })?;
+        let listener =
+            tokio::net::TcpListener::from_std(bound.tcp).map_err(|source| AppError::Setup {
+                what: "tcp listener",
+                source,
+            })?;
+        udp_threads.extend(
+            udp::spawn(
+                bound.udp,
+                config.dns.udp_workers.get(),
+                store.clone(),
+                stop_udp.clone(),
+            )
+            .map_err(|source| AppError::Setup {
+                what: "udp workers",
+                source,
+            })?,
+        );
+        tcp_tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
+        tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
+    }
+    tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
+
+    let setup = |source| AppError::Setup {
+        what: "signal handler",
+        source,
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(setup)?;
+    let mut term = signal(SignalKind::terminate()).map_err(setup)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&config.path, &config, &store).await,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    stop.cancel();
+    stop_udp.store(true, Ordering::Relaxed);
+    while tcp_tasks.join_next().await.is_some() {}
+    tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
+        .await
+        .ok();
+    Ok(())
+}
+
+/// Re-reads the config and zones; publishes them whole, or keeps the old ones on any problem.
+async fn reload(path: &Path, running: &Config, store: &Store) {
+    let path: PathBuf = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
+    match loaded {
+        Ok(Ok(new)) => {
+            if new.dns != running.dns || new.log != running.log {
+                tracing::warn!(
+                    "dns and log settings changed; they take effect at the next restart"
+                );
+            }
+            let zones = new.zones.len();
+            let generation = store.publish(new.zones);
+            tracing::info!(zones, generation, "reloaded");
+        }
+        Ok(Err(problems)) => {
+            for p in &problems.0 {
+                tracing::error!(problem = %p, "reload rejected; still serving the previous config");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload task failed; still serving the previous config")
+        }
+    }
+}

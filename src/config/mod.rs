@@ -1,0 +1,98 @@
+//! Loading `meridian.yaml` and the zone files into validated model types.
+//!
+//! `raw` mirrors the files for serde; `validate` checks them and builds the model. Every problem
+//! carries `file:line:col`; loading reports all problems it can find, not only the first.
+
+pub mod raw;
+pub mod validate;
+pub mod zonefile;
+
+use crate::model::Zone;
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong in a file, at a position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `log:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Default: text.
+    pub format: LogFormat,
+    /// A tracing filter directive; default `info`.
+    pub level: String,
+}
+
+/// `dns:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// UDP and TCP are both served on each address. Default: 127.0.0.1:5353.
+    pub listen: Vec<SocketAddr>,
+    /// UDP receive threads per address. Default: the number of CPUs.
+    pub udp_workers: NonZeroUsize,
+    /// A TCP connection with no query for this long is closed. Default: 10 s (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// Open TCP connections beyond this are refused at accept. Default: 1024.
+    pub tcp_max_connections: NonZeroUsize,
+}
+
+/// A whole validated configuration: the server settings and every zone.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub dns: DnsConfig,
+    pub log: LogConfig,
+    pub zones_dir: PathBuf,
+    pub zones: Vec<Zone>,
+}
+
+/// Reads and validates `path` and every zone file it points at.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    validate::load(path)
+}

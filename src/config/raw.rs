@@ -1,0 +1,136 @@
+//! Serde mirror of the YAML files. No logic: shapes, spans and unknown-field rejection only.
+//! Everything is checked and turned into model types by `config::validate`.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// `meridian.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub log: RawLog,
+    pub zones_dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub listen: Option<Vec<Spanned<String>>>,
+    pub udp_workers: Option<Spanned<u64>>,
+    pub tcp_idle_timeout: Option<Spanned<String>>,
+    pub tcp_max_connections: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<Spanned<String>>,
+    pub level: Option<Spanned<String>>,
+}
+
+/// One `zones/<zone>.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub zone: Spanned<String>,
+    pub ttl: Option<Spanned<u64>>,
+    pub soa: Option<Spanned<RawSoa>>,
+    pub ns: Option<Spanned<Vec<Spanned<String>>>>,
+    pub import: Option<Spanned<String>>,
+    #[serde(default)]
+    pub records: Entries<Entries<Spanned<RawValue>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSoa {
+    pub mname: Spanned<String>,
+    pub rname: Spanned<String>,
+    pub serial: Option<Spanned<u32>>,
+    pub refresh: Option<Spanned<u32>>,
+    pub retry: Option<Spanned<u32>>,
+    pub expire: Option<Spanned<u32>>,
+    pub minimum: Option<Spanned<u32>>,
+}
+
+/// A value under a record name: `ttl: 60`, `CNAME: target.` or `A: [addr, addr]`.
+#[derive(Debug)]
+pub enum RawValue {
+    Number(u64),
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    // Hand-written rather than `#[serde(untagged)]`: untagged buffering loses the spans of the
+    // list items, and each item's position is what a bad address is reported at.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawValue, E> {
+                Err(E::custom(format!("{v} is negative")))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawValue, E> {
+                Ok(RawValue::One(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawValue, E> {
+                Ok(RawValue::One(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawValue, E> {
+                Ok(RawValue::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = s.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawValue::Many(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A YAML mapping kept in file order with the span of every key. (Spanned keys are not `Ord`,
+/// and order matters for messages.) Duplicate keys are already refused by the parser.
+#[derive(Debug)]
+pub struct Entries<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<V> Default for Entries<V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = Entries<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry()? {
+                    v.push(e);
+                }
+                Ok(Entries(v))
+            }
+        }
+        d.deserialize_map(Vis(PhantomData))
+    }
+}

@@ -1,0 +1,653 @@
+//! Checks raw files and builds the model. Pure but for reading the files named by the config.
+
+use super::raw::{Entries, RawConfig, RawValue, RawZone};
+use super::zonefile::{self, TextError, check_ttl, parse_rdata};
+use super::{Config, DnsConfig, LogConfig, LogFormat, Problem, Problems};
+use crate::model::{Node, RData, RRset, RType, Soa, Zone};
+use crate::name::Name;
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default zone TTL when a zone file names none.
+pub const DEFAULT_ZONE_TTL: u32 = 3600;
+
+/// A position in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Loc {
+    file: PathBuf,
+    line: u32,
+    col: u32,
+}
+
+impl Loc {
+    fn of<T>(file: &Path, s: &Spanned<T>) -> Loc {
+        Loc {
+            file: file.to_path_buf(),
+            line: s.referenced.line() as u32,
+            col: s.referenced.column() as u32,
+        }
+    }
+    fn problem(&self, message: impl Into<String>) -> Problem {
+        Problem {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
+    fn short(&self) -> String {
+        format!("{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+fn problem_at<T>(file: &Path, s: &Spanned<T>, message: impl Into<String>) -> Problem {
+    Loc::of(file, s).problem(message)
+}
+
+fn read_text(path: &Path) -> Result<String, Problem> {
+    std::fs::read_to_string(path).map_err(|e| Problem {
+        file: path.to_path_buf(),
+        line: 1,
+        col: 1,
+        message: format!("cannot read file: {e}"),
+    })
+}
+
+/// Parses YAML into `T`, turning a parser error into a positioned problem.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, Problem> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .location()
+            .map(|l| (l.line() as u32, l.column() as u32))
+            .unwrap_or((1, 1));
+        let mut message = e.without_snippet().to_string();
+        // The position is given once, in front, like every other problem.
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+        let message = message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_string();
+        Problem {
+            file: file.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    })
+}
+
+/// Reads a duration such as `500ms`, `10s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (like 500ms, 10s, 2m)"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
+    })
+}
+
+// === config ===
+
+pub(super) fn load(path: &Path) -> Result<Config, Problems> {
+    let text = read_text(path).map_err(|p| Problems(vec![p]))?;
+    let raw: RawConfig = parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
+    let mut problems = Vec::new();
+    let base = path.parent().unwrap_or(Path::new("."));
+
+    let mut listen = Vec::new();
+    for addr in raw.dns.listen.iter().flatten() {
+        match addr.value.parse::<SocketAddr>() {
+            Ok(a) => listen.push(a),
+            Err(_) => problems.push(problem_at(
+                path,
+                addr,
+                format!(
+                    "dns.listen: `{}` is not an address:port (like 127.0.0.1:53 or [::1]:53)",
+                    addr.value
+                ),
+            )),
+        }
+    }
+    if raw.dns.listen.is_none() {
+        listen.push(SocketAddr::from(([127, 0, 0, 1], 5353)));
+    }
+    let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let udp_workers = match &raw.dns.udp_workers {
+        None => cpus,
+        Some(n) => NonZeroUsize::new(n.value as usize)
+            .filter(|n| n.get() <= 256)
+            .unwrap_or_else(|| {
+                problems.push(problem_at(
+                    path,
+                    n,
+                    "dns.udp_workers must be between 1 and 256",
+                ));
+                cpus
+            }),
+    };
+    let tcp_idle_timeout = match &raw.dns.tcp_idle_timeout {
+        None => Duration::from_secs(10),
+        Some(t) => parse_duration(&t.value).unwrap_or_else(|m| {
+            problems.push(problem_at(path, t, format!("dns.tcp_idle_timeout: {m}")));
+            Duration::from_secs(10)
+        }),
+    };
+    let tcp_max_connections = match &raw.dns.tcp_max_connections {
+        None => NonZeroUsize::new(1024).expect("nonzero"),
+        Some(n) => NonZeroUsize::new(n.value as usize).unwrap_or_else(|| {
+            problems.push(problem_at(
+                path,
+                n,
+                "dns.tcp_max_connections must be at least 1",
+            ));
+            NonZeroUsize::MIN
+        }),
+    };
+    let format = match raw.log.format.as_ref().map(|f| (f, f.value.as_str())) {
+        None | Some((_, "text")) => LogFormat::Text,
+        Some((_, "json")) => LogFormat::Json,
+        Some((f, other)) => {
+            problems.push(problem_at(
+                path,
+                f,
+                format!("log.format: `{other}` is neither `text` nor `json`"),
+            ));
+            LogFormat::Text
+        }
+    };
+    let level = raw
+        .log
+        .level
+        .as_ref()
+        .map_or_else(|| "info".to_string(), |l| l.value.clone());
+    if let Some(l) = &raw.log.level
+        && tracing_subscriber::EnvFilter::try_new(&l.value).is_err()
+    {
+        problems.push(problem_at(
+            path,
+            l,
+            format!(
+                "log.level: `{}` is not a level or filter (like info, debug)",
+                l.value
+            ),
+        ));
+    }
+
+    let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
+    let zones = load_zones(&zones_dir, &mut problems);
+
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        dns: DnsConfig {
+            listen,
+            udp_workers,
+            tcp_idle_timeout,
+            tcp_max_connections,
+        },
+        log: LogConfig { format, level },
+        zones_dir,
+        zones,
+    })
+}
+
+/// Every `*.yaml`/`*.yml` in `dir`, in name order.
+pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn load_zones(dir: &Path, problems: &mut Vec<Problem>) -> Vec<Zone> {
+    let files = match zone_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(Problem {
+                file: dir.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the zones directory: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut zones = Vec::new();
+    let mut seen: HashMap<Box<[u8]>, Loc> = HashMap::new();
+    for file in files {
+        match load_zone(&file) {
+            Ok((zone, loc)) => {
+                if let Some(first) = seen.get(&zone.origin.key()) {
+                    problems.push(loc.problem(format!(
+                        "zone {} is already defined at {}",
+                        zone.origin,
+                        first.short()
+                    )));
+                    continue;
+                }
+                seen.insert(zone.origin.key(), loc);
+                zones.push(zone);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    zones
+}
+
+// === zones ===
+
+/// One record before RRsets are formed.
+struct Rec {
+    owner: Name,
+    ttl: Option<u32>,
+    rdata: RData,
+    loc: Loc,
+}
+
+/// Reads and validates one zone file; returns the zone and where its `zone:` key is.
+fn load_zone(file: &Path) -> Result<(Zone, Loc), Vec<Problem>> {
+    let text = read_text(file).map_err(|p| vec![p])?;
+    let raw: RawZone = parse_yaml(file, &text).map_err(|p| vec![p])?;
+    let zone_loc = Loc::of(file, &raw.zone);
+    let mut problems = Vec::new();
+    let origin = match Name::parse(raw.zone.value.trim_end_matches('.'), Some(&Name::root())) {
+        Ok(n) if n.label_count() > 0 => n,
+        Ok(_) => {
+            return Err(vec![
+                zone_loc.problem("zone: the root zone cannot be served"),
+            ]);
+        }
+        Err(e) => return Err(vec![zone_loc.problem(format!("zone: {e}"))]),
+    };
+    let default_ttl = match &raw.ttl {
+        None => DEFAULT_ZONE_TTL,
+        Some(t) => check_ttl(t.value).unwrap_or_else(|m| {
+            problems.push(problem_at(file, t, format!("ttl: {m}")));
+            DEFAULT_ZONE_TTL
+        }),
+    };
+    let mut recs: Vec<Rec> = Vec::new();
+    let name_at = |s: &Spanned<String>, problems: &mut Vec<Problem>| -> Option<Name> {
+        Name::parse(&s.value, Some(&origin))
+            .map_err(|e| problems.push(problem_at(file, s, e.to_string())))
+            .ok()
+    };
+
+    if let Some(soa) = &raw.soa {
+        let s = &soa.value;
+        let mname = name_at(&s.mname, &mut problems);
+        let rname = name_at(&s.rname, &mut problems);
+        if let (Some(mname), Some(rname)) = (mname, rname) {
+            let field =
+                |f: &Option<Spanned<u32>>, default: u32| f.as_ref().map_or(default, |v| v.value);
+            let soa_rdata = Soa {
+                mname,
+                rname,
+                serial: field(&s.serial, 1),
+                refresh: field(&s.refresh, 3600),
+                retry: field(&s.retry, 600),
+                expire: field(&s.expire, 1_209_600),
+                minimum: field(&s.minimum, 60),
+            };
+            recs.push(Rec {
+                owner: origin.clone(),
+                ttl: None,
+                rdata: RData::Soa(Box::new(soa_rdata)),
+                loc: Loc::of(file, soa),
+            });
+        }
+    }
+    for ns in raw.ns.iter().flat_map(|l| l.value.iter()) {
+        if let Some(target) = name_at(ns, &mut problems) {
+            recs.push(Rec {
+                owner: origin.clone(),
+                ttl: None,
+                rdata: RData::Ns(target),
+                loc: Loc::of(file, ns),
+            });
+        }
+    }
+    if let Some(import) = &raw.import {
+        let path = file.parent().unwrap_or(Path::new(".")).join(&import.value);
+        match std::fs::read_to_string(&path) {
+            Err(e) => problems.push(problem_at(
+                file,
+                import,
+                format!("import: cannot read {}: {e}", path.display()),
+            )),
+            Ok(text) => match zonefile::parse_master(&text, &origin) {
+                Err(e) => problems.push(Problem {
+                    file: path.clone(),
+                    line: e.line,
+                    col: e.col,
+                    message: e.message,
+                }),
+                Ok(master) => recs.extend(master.into_iter().map(|m| Rec {
+                    owner: m.owner,
+                    ttl: m.ttl,
+                    rdata: m.rdata,
+                    loc: Loc {
+                        file: path.clone(),
+                        line: m.line,
+                        col: m.col,
+                    },
+                })),
+            },
+        }
+    }
+    yaml_records(file, &origin, &raw.records, &mut recs, &mut problems);
+
+    let zone = build_zone(origin, default_ttl, recs, &zone_loc, &mut problems);
+    if problems.is_empty() {
+        Ok((zone, zone_loc))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Turns the `records:` mapping into records.
+fn yaml_records(
+    file: &Path,
+    origin: &Name,
+    records: &Entries<Entries<Spanned<RawValue>>>,
+    out: &mut Vec<Rec>,
+    problems: &mut Vec<Problem>,
+) {
+    for (owner_key, entries) in &records.0 {
+        let owner = match Name::parse(&owner_key.value, Some(origin)) {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(problem_at(file, owner_key, e.to_string()));
+                continue;
+            }
+        };
+        let mut ttl = None;
+        for (key, value) in &entries.0 {
+            if key.value == "ttl" {
+                match &value.value {
+                    RawValue::Number(n) => match check_ttl(*n) {
+                        Ok(t) => ttl = Some(t),
+                        Err(m) => problems.push(problem_at(file, value, format!("ttl: {m}"))),
+                    },
+                    _ => {
+                        problems.push(problem_at(file, value, "ttl: expected a number of seconds"))
+                    }
+                }
+            }
+        }
+        for (key, value) in &entries.0 {
+            if key.value == "ttl" {
+                continue;
+            }
+            let Some(rtype) =
+                RType::from_mnemonic(&key.value).filter(|t| RType::ZONE_TYPES.contains(t))
+            else {
+                problems.push(problem_at(
+                    file,
+                    key,
+                    format!("`{}` is not a record type Meridian serves (A, AAAA, CNAME, MX, TXT, SRV, CAA, PTR, NS) or `ttl`", key.value),
+                ));
+                continue;
+            };
+            if rtype == RType::SOA {
+                problems.push(problem_at(
+                    file,
+                    key,
+                    "the SOA is given by the zone's `soa:` key",
+                ));
+                continue;
+            }
+            let items: Vec<(String, Loc)> = match &value.value {
+                RawValue::Number(n) => vec![(n.to_string(), Loc::of(file, value))],
+                RawValue::One(s) => vec![(s.clone(), Loc::of(file, value))],
+                RawValue::Many(list) => list
+                    .iter()
+                    .map(|s| (s.value.clone(), Loc::of(file, s)))
+                    .collect(),
+            };
+            if rtype == RType::CNAME && items.len() > 1 {
+                problems.push(problem_at(file, key, "a name has at most one CNAME"));
+                continue;
+            }
+            for (text, loc) in items {
+                match value_rdata(rtype, &text, origin) {
+                    Ok(rdata) => out.push(Rec {
+                        owner: owner.clone(),
+                        ttl,
+                        rdata,
+                        loc,
+                    }),
+                    Err(e) => {
+                        // Positions inside a one-line value are exact; otherwise the value's own.
+                        let col = if e.line == 1 {
+                            loc.col + e.col - 1
+                        } else {
+                            loc.col
+                        };
+                        problems.push(Loc { col, ..loc }.problem(e.message));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Record data from a YAML value. TXT values are literal text, split in 255-octet strings;
+/// everything else is read like a master-file line.
+fn value_rdata(rtype: RType, text: &str, origin: &Name) -> Result<RData, TextError> {
+    if rtype == RType::TXT {
+        let chunks = text
+            .as_bytes()
+            .chunks(255)
+            .map(Into::into)
+            .collect::<Vec<_>>();
+        return Ok(RData::Txt(if chunks.is_empty() {
+            vec![Box::from(&b""[..])]
+        } else {
+            chunks
+        }));
+    }
+    let entries = zonefile::entries(text)?;
+    let anchor = zonefile::Token {
+        text: Vec::new(),
+        quoted: false,
+        line: 1,
+        col: 1,
+    };
+    match entries.as_slice() {
+        [] => parse_rdata(rtype, &[], origin, &anchor),
+        [one] => parse_rdata(rtype, &one.tokens, origin, &anchor),
+        [_, second, ..] => Err(TextError {
+            line: second.line,
+            col: second.col,
+            message: "one record per value".into(),
+        }),
+    }
+}
+
+/// A node under construction: RRsets and where each record came from.
+struct NodeBuild {
+    name: Name,
+    sets: Vec<(RRset, Vec<Loc>)>,
+}
+
+fn build_zone(
+    origin: Name,
+    default_ttl: u32,
+    recs: Vec<Rec>,
+    zone_loc: &Loc,
+    problems: &mut Vec<Problem>,
+) -> Zone {
+    let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
+    let mut nodes: Vec<NodeBuild> = Vec::new();
+    for rec in recs {
+        if !rec.owner.is_subdomain_of(&origin) {
+            problems.push(
+                rec.loc
+                    .problem(format!("{} is outside zone {}", rec.owner, origin)),
+            );
+            continue;
+        }
+        if rec.rdata.rtype() == RType::SOA && rec.owner.key() != origin.key() {
+            problems.push(rec.loc.problem(format!(
+                "SOA belongs at the apex {origin}, not at {}",
+                rec.owner
+            )));
+            continue;
+        }
+        let key = rec.owner.key();
+        let i = *index.entry(key).or_insert_with(|| {
+            nodes.push(NodeBuild {
+                name: rec.owner.clone(),
+                sets: Vec::new(),
+            });
+            nodes.len() - 1
+        });
+        let node = &mut nodes[i];
+        let rtype = rec.rdata.rtype();
+        let ttl = rec.ttl.unwrap_or(default_ttl);
+        match node.sets.iter_mut().find(|(s, _)| s.rtype == rtype) {
+            Some((set, locs)) => {
+                if rtype == RType::SOA || rtype == RType::CNAME {
+                    problems.push(rec.loc.problem(format!(
+                        "a second {rtype} at {}; the first is at {}",
+                        rec.owner,
+                        locs[0].short()
+                    )));
+                } else if set.ttl != ttl {
+                    problems.push(rec.loc.problem(format!(
+                        "TTL {ttl} differs from {} for the same {rtype} RRset at {} (RFC 2181 §5.2)",
+                        set.ttl,
+                        locs[0].short()
+                    )));
+                } else if !set.rdatas.contains(&rec.rdata) {
+                    set.rdatas.push(rec.rdata);
+                    locs.push(rec.loc);
+                }
+            }
+            None => node.sets.push((
+                RRset {
+                    rtype,
+                    ttl,
+                    rdatas: vec![rec.rdata],
+                },
+                vec![rec.loc],
+            )),
+        }
+    }
+
+    let apex_key = origin.key();
+    let apex = index.get(&apex_key).map(|&i| &nodes[i]);
+    if !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::SOA)) {
+        problems.push(zone_loc.problem(format!(
+            "zone {origin} has no SOA: add a `soa:` key (mname, rname)"
+        )));
+    }
+    if !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::NS)) {
+        problems.push(zone_loc.problem(format!(
+            "zone {origin} has no NS records at its apex: add an `ns:` list"
+        )));
+    }
+
+    // RFC 2181 §10.1: a CNAME stands alone.
+    for node in &nodes {
+        if let Some((_, locs)) = node.sets.iter().find(|(s, _)| s.rtype == RType::CNAME)
+            && let Some((other, other_locs)) =
+                node.sets.iter().find(|(s, _)| s.rtype != RType::CNAME)
+        {
+            problems.push(locs[0].problem(format!(
+                "CNAME at {} cannot sit beside other data ({} at {})",
+                node.name,
+                other.rtype,
+                other_locs[0].short()
+            )));
+        }
+    }
+
+    // Delegations: what lies at or below a cut must be NS or glue, and in-bailiwick NS targets
+    // need glue or the child zone cannot be reached.
+    let cuts: Vec<&NodeBuild> = nodes
+        .iter()
+        .filter(|n| n.name.key() != apex_key && n.sets.iter().any(|(s, _)| s.rtype == RType::NS))
+        .collect();
+    for node in &nodes {
+        let Some(cut) = cuts.iter().find(|c| node.name.is_subdomain_of(&c.name)) else {
+            continue;
+        };
+        let at_cut = node.name.key() == cut.name.key();
+        for (set, locs) in &node.sets {
+            let allowed =
+                matches!(set.rtype, RType::A | RType::AAAA) || (at_cut && set.rtype == RType::NS);
+            if !allowed {
+                problems.push(locs[0].problem(format!(
+                    "{} at {} is hidden by the delegation at {}; only NS and glue addresses may sit there",
+                    set.rtype, node.name, cut.name
+                )));
+            }
+        }
+    }
+    for cut in &cuts {
+        let Some((set, locs)) = cut.sets.iter().find(|(s, _)| s.rtype == RType::NS) else {
+            continue;
+        };
+        for (rdata, loc) in set.rdatas.iter().zip(locs) {
+            let RData::Ns(target) = rdata else { continue };
+            if !target.is_subdomain_of(&cut.name) {
+                continue;
+            }
+            let has_glue = index.get(&target.key()).is_some_and(|&i| {
+                nodes[i]
+                    .sets
+                    .iter()
+                    .any(|(s, _)| matches!(s.rtype, RType::A | RType::AAAA))
+            });
+            if !has_glue {
+                problems.push(loc.problem(format!(
+                    "glue missing: NS target {target} lies inside the delegated {} but has no A or AAAA record",
+                    cut.name
+                )));
+            }
+        }
+    }
+
+    // A wildcard owner may not carry NS (RFC 4592 §4.2) and may not be a CNAME target loop.
+    for node in &nodes {
+        if node.name.is_wildcard()
+            && let Some((_, locs)) = node.sets.iter().find(|(s, _)| s.rtype == RType::NS)
+        {
+            problems.push(locs[0].problem("NS at a wildcard name is not allowed (RFC 4592 §4.2)"));
+        }
+    }
+
+    Zone {
+        origin,
+        nodes: nodes
+            .into_iter()
+            .map(|n| Node {
+                name: n.name,
+                rrsets: n.sets.into_iter().map(|(s, _)| s).collect(),
+            })
+            .collect(),
+    }
+}

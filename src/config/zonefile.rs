@@ -1,0 +1,571 @@
+//! RFC 1035 §5 master files, and the record-data text both they and YAML zones use.
+//!
+//! Supported: `$ORIGIN`, `$TTL`, parentheses spanning lines, comments, quoted strings with
+//! escapes, blank owners (the previous owner), `@`, relative names, TTL and class in either
+//! order, BIND-style TTL units (`1h30m`). `$INCLUDE` is refused: a zone's files are named in its
+//! YAML so that `meridian check` and the admin API see every file involved.
+
+use crate::model::{RData, RType, Soa};
+use crate::name::Name;
+
+/// One token of master-file text, with its 1-based position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub text: Vec<u8>,
+    pub quoted: bool,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// A problem at a position inside the text being read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextError {
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+impl TextError {
+    fn at(token: &Token, message: impl Into<String>) -> Self {
+        TextError {
+            line: token.line,
+            col: token.col,
+            message: message.into(),
+        }
+    }
+}
+
+/// One logical line: the tokens of one entry, and whether it began with white space
+/// (the owner is then the previous one).
+#[derive(Debug)]
+pub struct Entry {
+    pub tokens: Vec<Token>,
+    pub blank_owner: bool,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Splits master-file text into entries.
+pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
+    let bytes = text.as_bytes();
+    let (mut line, mut col) = (1u32, 1u32);
+    let mut i = 0;
+    let mut out = Vec::new();
+    let mut current: Option<Entry> = None;
+    let mut depth = 0u32;
+    let mut at_line_start = true;
+    let mut paren_open = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\n' => {
+                if depth == 0 {
+                    if let Some(e) = current.take() {
+                        out.push(e);
+                    }
+                    at_line_start = true;
+                }
+                i += 1;
+                line += 1;
+                col = 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                col += 1;
+                at_line_start = false;
+                continue;
+            }
+            b';' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let entry = current.get_or_insert_with(|| Entry {
+            tokens: Vec::new(),
+            blank_owner: !at_line_start,
+            line,
+            col,
+        });
+        at_line_start = false;
+        match b {
+            b'(' => {
+                if depth == 0 {
+                    paren_open = (line, col);
+                }
+                depth += 1;
+                i += 1;
+                col += 1;
+            }
+            b')' => {
+                if depth == 0 {
+                    return Err(TextError {
+                        line,
+                        col,
+                        message: "`)` without `(`".into(),
+                    });
+                }
+                depth -= 1;
+                i += 1;
+                col += 1;
+            }
+            b'"' => {
+                let (start_line, start_col) = (line, col);
+                let mut tok = Vec::new();
+                i += 1;
+                col += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => {
+                            return Err(TextError {
+                                line: start_line,
+                                col: start_col,
+                                message: "unterminated quoted string".into(),
+                            });
+                        }
+                        Some(b'"') => {
+                            i += 1;
+                            col += 1;
+                            break;
+                        }
+                        Some(b'\\') => {
+                            let (value, used) = unescape(&bytes[i..]).ok_or(TextError {
+                                line,
+                                col,
+                                message: "bad escape in quoted string".into(),
+                            })?;
+                            tok.push(value);
+                            i += used;
+                            col += used as u32;
+                        }
+                        Some(&c) => {
+                            if c == b'\n' {
+                                line += 1;
+                                col = 0;
+                            }
+                            tok.push(c);
+                            i += 1;
+                            col += 1;
+                        }
+                    }
+                }
+                entry.tokens.push(Token {
+                    text: tok,
+                    quoted: true,
+                    line: start_line,
+                    col: start_col,
+                });
+            }
+            _ => {
+                let start_col = col;
+                let mut tok = Vec::new();
+                while let Some(&c) = bytes.get(i) {
+                    if matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"') {
+                        break;
+                    }
+                    // Keep escapes verbatim: names and character strings read them later.
+                    if c == b'\\' && i + 1 < bytes.len() {
+                        tok.extend_from_slice(&bytes[i..i + 2]);
+                        i += 2;
+                        col += 2;
+                        continue;
+                    }
+                    tok.push(c);
+                    i += 1;
+                    col += 1;
+                }
+                entry.tokens.push(Token {
+                    text: tok,
+                    quoted: false,
+                    line,
+                    col: start_col,
+                });
+            }
+        }
+    }
+    if depth > 0 {
+        return Err(TextError {
+            line: paren_open.0,
+            col: paren_open.1,
+            message: "`(` never closed".into(),
+        });
+    }
+    if let Some(e) = current.take() {
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Reads `\X` or `\DDD` at the start of `bytes`: the octet and how many bytes were used.
+fn unescape(bytes: &[u8]) -> Option<(u8, usize)> {
+    let next = *bytes.get(1)?;
+    if next.is_ascii_digit() {
+        let digits = bytes.get(1..4)?;
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = digits
+            .iter()
+            .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        Some((u8::try_from(v).ok()?, 4))
+    } else {
+        Some((next, 2))
+    }
+}
+
+/// Reads a TTL: seconds, or BIND units (`1w2d3h4m5s`). Range per RFC 2181 §8.
+pub fn parse_ttl(text: &str) -> Result<u32, String> {
+    let bad = || format!("`{text}` is not a TTL (seconds, or units like 1h30m)");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut num: Option<u64> = None;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = Some(
+                num.unwrap_or(0)
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(d)),
+            );
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(num.take().ok_or_else(bad)?.saturating_mul(unit));
+    }
+    total = total.saturating_add(num.unwrap_or(0));
+    check_ttl(total)
+}
+
+/// The largest TTL RFC 2181 §8 allows.
+pub const MAX_TTL: u64 = 2_147_483_647;
+
+/// Rejects TTLs outside 0..=2^31-1.
+pub fn check_ttl(ttl: u64) -> Result<u32, String> {
+    if ttl > MAX_TTL {
+        return Err(format!(
+            "TTL {ttl} out of range (0 to {MAX_TTL}, RFC 2181 §8)"
+        ));
+    }
+    Ok(ttl as u32)
+}
+
+fn text_of(token: &Token) -> Result<&str, TextError> {
+    std::str::from_utf8(&token.text).map_err(|_| TextError::at(token, "not valid UTF-8"))
+}
+
+fn name_of(token: &Token, origin: &Name) -> Result<Name, TextError> {
+    Name::parse(text_of(token)?, Some(origin)).map_err(|e| TextError::at(token, e.to_string()))
+}
+
+fn number<T: TryFrom<u64>>(token: &Token, what: &str) -> Result<T, TextError> {
+    let text = text_of(token)?;
+    text.parse::<u64>()
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| TextError::at(token, format!("`{text}` is not a valid {what}")))
+}
+
+/// A character string: at most 255 octets; escapes in unquoted text are read here.
+fn char_string(token: &Token) -> Result<Vec<u8>, TextError> {
+    let bytes = if token.quoted {
+        token.text.clone()
+    } else {
+        let mut out = Vec::with_capacity(token.text.len());
+        let mut i = 0;
+        while i < token.text.len() {
+            if token.text[i] == b'\\' {
+                let (v, used) =
+                    unescape(&token.text[i..]).ok_or_else(|| TextError::at(token, "bad escape"))?;
+                out.push(v);
+                i += used;
+            } else {
+                out.push(token.text[i]);
+                i += 1;
+            }
+        }
+        out
+    };
+    Ok(bytes)
+}
+
+/// Reads the record data of `rtype` from its tokens. `anchor` positions errors when the data
+/// is missing altogether.
+pub fn parse_rdata(
+    rtype: RType,
+    tokens: &[Token],
+    origin: &Name,
+    anchor: &Token,
+) -> Result<RData, TextError> {
+    let want = |n: usize, form: &str| -> Result<(), TextError> {
+        if tokens.len() == n {
+            return Ok(());
+        }
+        let at = tokens.get(n).unwrap_or(tokens.last().unwrap_or(anchor));
+        Err(TextError::at(at, format!("{rtype} takes {form}")))
+    };
+    Ok(match rtype {
+        RType::A => {
+            want(1, "one IPv4 address")?;
+            let t = text_of(&tokens[0])?;
+            RData::A(
+                t.parse().map_err(|_| {
+                    TextError::at(&tokens[0], format!("`{t}` is not an IPv4 address"))
+                })?,
+            )
+        }
+        RType::AAAA => {
+            want(1, "one IPv6 address")?;
+            let t = text_of(&tokens[0])?;
+            RData::Aaaa(
+                t.parse().map_err(|_| {
+                    TextError::at(&tokens[0], format!("`{t}` is not an IPv6 address"))
+                })?,
+            )
+        }
+        RType::NS | RType::CNAME | RType::PTR => {
+            want(1, "one domain name")?;
+            let n = name_of(&tokens[0], origin)?;
+            match rtype {
+                RType::NS => RData::Ns(n),
+                RType::CNAME => RData::Cname(n),
+                _ => RData::Ptr(n),
+            }
+        }
+        RType::MX => {
+            want(
+                2,
+                "a preference and an exchange name (`10 mail.example.com.`)",
+            )?;
+            RData::Mx {
+                preference: number(&tokens[0], "MX preference")?,
+                exchange: name_of(&tokens[1], origin)?,
+            }
+        }
+        RType::SRV => {
+            want(
+                4,
+                "priority, weight, port and target (`10 5 443 host.example.com.`)",
+            )?;
+            RData::Srv {
+                priority: number(&tokens[0], "SRV priority")?,
+                weight: number(&tokens[1], "SRV weight")?,
+                port: number(&tokens[2], "SRV port")?,
+                target: name_of(&tokens[3], origin)?,
+            }
+        }
+        RType::TXT => {
+            if tokens.is_empty() {
+                return Err(TextError::at(
+                    anchor,
+                    "TXT takes at least one character string",
+                ));
+            }
+            let mut strings = Vec::with_capacity(tokens.len());
+            for t in tokens {
+                let s = char_string(t)?;
+                if s.len() > 255 {
+                    return Err(TextError::at(
+                        t,
+                        "character string longer than 255 octets; split it in several",
+                    ));
+                }
+                strings.push(s.into_boxed_slice());
+            }
+            RData::Txt(strings)
+        }
+        RType::CAA => {
+            want(3, "flags, tag and value (`0 issue \"ca.example.net\"`)")?;
+            let tag = text_of(&tokens[1])?;
+            if tag.is_empty() || tag.len() > 255 || !tag.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(TextError::at(
+                    &tokens[1],
+                    format!("`{tag}` is not a CAA tag (letters and digits)"),
+                ));
+            }
+            RData::Caa {
+                flags: number(&tokens[0], "CAA flags value")?,
+                tag: tag.to_ascii_lowercase().into(),
+                value: char_string(&tokens[2])?.into_boxed_slice(),
+            }
+        }
+        RType::SOA => {
+            want(7, "mname rname serial refresh retry expire minimum")?;
+            let ttl_field = |t: &Token| parse_ttl(text_of(t)?).map_err(|m| TextError::at(t, m));
+            RData::Soa(Box::new(Soa {
+                mname: name_of(&tokens[0], origin)?,
+                rname: name_of(&tokens[1], origin)?,
+                serial: number(&tokens[2], "serial")?,
+                refresh: ttl_field(&tokens[3])?,
+                retry: ttl_field(&tokens[4])?,
+                expire: ttl_field(&tokens[5])?,
+                minimum: ttl_field(&tokens[6])?,
+            }))
+        }
+        other => {
+            return Err(TextError::at(
+                anchor,
+                format!("record type {other} is not supported"),
+            ));
+        }
+    })
+}
+
+/// A record read from a master file.
+#[derive(Debug)]
+pub struct MasterRecord {
+    pub owner: Name,
+    /// `None` when neither the line nor `$TTL` gave one: the zone default applies.
+    pub ttl: Option<u32>,
+    pub rdata: RData,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Reads a whole master file whose origin is `origin`.
+pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, TextError> {
+    let mut origin = origin.clone();
+    let mut default_ttl: Option<u32> = None;
+    let mut last_owner: Option<Name> = None;
+    let mut out = Vec::new();
+    for entry in entries(text)? {
+        let toks = &entry.tokens;
+        let first = &toks[0];
+        if !first.quoted && first.text.starts_with(b"$") {
+            let directive = text_of(first)?.to_ascii_uppercase();
+            match directive.as_str() {
+                "$ORIGIN" if toks.len() == 2 => origin = name_of(&toks[1], &origin)?,
+                "$TTL" if toks.len() == 2 => {
+                    default_ttl = Some(
+                        parse_ttl(text_of(&toks[1])?).map_err(|m| TextError::at(&toks[1], m))?,
+                    )
+                }
+                "$ORIGIN" | "$TTL" => {
+                    return Err(TextError::at(
+                        first,
+                        format!("{directive} takes one argument"),
+                    ));
+                }
+                "$INCLUDE" => {
+                    return Err(TextError::at(
+                        first,
+                        "$INCLUDE is not supported: name each file with `import:` in the zone's YAML",
+                    ));
+                }
+                _ => {
+                    return Err(TextError::at(
+                        first,
+                        format!("unknown directive {directive}"),
+                    ));
+                }
+            }
+            continue;
+        }
+        let mut i = 0;
+        let owner = if entry.blank_owner {
+            last_owner
+                .clone()
+                .ok_or_else(|| TextError::at(first, "the first record needs an owner name"))?
+        } else {
+            i = 1;
+            name_of(first, &origin)?
+        };
+        let mut ttl = None;
+        let mut rtype = None;
+        while i < toks.len() {
+            let t = &toks[i];
+            let word = text_of(t)?;
+            if ttl.is_none() && word.starts_with(|c: char| c.is_ascii_digit()) {
+                ttl = Some(parse_ttl(word).map_err(|m| TextError::at(t, m))?);
+            } else if word.eq_ignore_ascii_case("IN") {
+            } else if ["CH", "CS", "HS"]
+                .iter()
+                .any(|c| word.eq_ignore_ascii_case(c))
+            {
+                return Err(TextError::at(
+                    t,
+                    format!("class {word} is not served; only IN"),
+                ));
+            } else {
+                let ty = RType::from_mnemonic(word)
+                    .ok_or_else(|| TextError::at(t, format!("unknown record type `{word}`")))?;
+                rtype = Some((ty, i));
+                break;
+            }
+            i += 1;
+        }
+        let (rtype, at) = rtype
+            .ok_or_else(|| TextError::at(toks.last().unwrap_or(first), "record type missing"))?;
+        let rdata = parse_rdata(rtype, &toks[at + 1..], &origin, &toks[at])?;
+        last_owner = Some(owner.clone());
+        out.push(MasterRecord {
+            owner,
+            ttl: ttl.or(default_ttl),
+            rdata,
+            line: entry.line,
+            col: entry.col,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Name {
+        Name::parse("example.com.", None).unwrap()
+    }
+
+    #[test]
+    fn reads_a_typical_zone() {
+        let text = "$TTL 1h\n@ IN SOA ns1 hostmaster (\n  1 7200 1800 ; refresh retry\n  2w 900 )\n\
+                    @ NS ns1\nns1 300 IN A 192.0.2.1\n    AAAA 2001:db8::1\n\
+                    txt TXT \"hello world\" two\nmx MX 10 mail.other.net.\n";
+        let recs = parse_master(text, &origin()).unwrap();
+        assert_eq!(recs.len(), 6);
+        assert_eq!(recs[0].ttl, Some(3600));
+        let RData::Soa(soa) = &recs[0].rdata else {
+            panic!("not SOA")
+        };
+        assert_eq!((soa.serial, soa.expire, soa.minimum), (1, 1_209_600, 900));
+        assert_eq!(recs[3].owner.to_string(), "ns1.example.com.");
+        assert_eq!(recs[3].rdata.rtype(), RType::AAAA);
+        assert_eq!(
+            recs[4].rdata,
+            RData::Txt(vec![b"hello world"[..].into(), b"two"[..].into()])
+        );
+    }
+
+    #[test]
+    fn errors_carry_positions() {
+        let e = parse_master("@ SOA a b 1 2 3 4 5\nwww A 300.1.1.1\n", &origin()).unwrap_err();
+        assert_eq!((e.line, e.col), (2, 7));
+        assert!(e.message.contains("IPv4"), "{}", e.message);
+        let e = parse_master("a A (1.2.3.4\n", &origin()).unwrap_err();
+        assert_eq!((e.line, e.col), (1, 5));
+        let e = parse_master("$INCLUDE other\n", &origin()).unwrap_err();
+        assert!(e.message.contains("import"));
+        let e = parse_master("a 9999999999 A 1.2.3.4\n", &origin()).unwrap_err();
+        assert!(e.message.contains("out of range"), "{}", e.message);
+    }
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("1h30m"), Ok(5400));
+        assert_eq!(parse_ttl("45"), Ok(45));
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("1x").is_err());
+    }
+}

@@ -1,0 +1,530 @@
+//! DNS wire format (RFC 1035 §4): reading queries and writing responses.
+//!
+//! Queries are read without allocating: the question name is borrowed from the packet.
+//! Responses are written into a reused buffer with name compression and truncation by RRset.
+
+use crate::answer::{Owner, Question, Rcode, Record, Response};
+use crate::model::{RData, RType};
+use crate::name::MAX_NAME_LEN;
+use std::net::IpAddr;
+
+/// The UDP payload size Meridian advertises and the most it sends over UDP (DNS Flag Day 2020).
+pub const EDNS_UDP_PAYLOAD: u16 = 1232;
+/// Classic DNS over UDP without EDNS (RFC 1035 §2.3.4).
+pub const CLASSIC_UDP_PAYLOAD: usize = 512;
+const HEADER_LEN: usize = 12;
+const OPT_CODE_ECS: u16 = 8;
+
+/// An EDNS Client Subnet option (RFC 7871 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubnet {
+    pub source_prefix: u8,
+    pub scope_prefix: u8,
+    /// The address, zero beyond `source_prefix`.
+    pub address: IpAddr,
+}
+
+/// The OPT pseudo-record of a query (RFC 6891 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// A query that passed parsing.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'p> {
+    pub id: u16,
+    /// RD and CD as received; copied into the response.
+    pub rd: bool,
+    pub cd: bool,
+    pub question: Question<'p>,
+    pub edns: Option<Edns>,
+}
+
+/// A packet that cannot be answered normally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject<'p> {
+    /// Not worth a reply: too short to carry an ID, or itself a response (avoids loops).
+    Drop,
+    /// Reply with only a header (and the question, when it could be read).
+    Error {
+        id: u16,
+        opcode: u8,
+        rd: bool,
+        rcode: Rcode,
+        question: Option<Question<'p>>,
+    },
+}
+
+/// Reads a query. Malformed → FORMERR, other opcodes → NOTIMP, responses → dropped.
+pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
+    if packet.len() < HEADER_LEN {
+        return Err(Reject::Drop);
+    }
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(Reject::Drop);
+    }
+    let opcode = ((flags >> 11) & 0xf) as u8;
+    let rd = flags & 0x0100 != 0;
+    let cd = flags & 0x0010 != 0;
+    let count = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
+    let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
+    let error = |rcode, question| Reject::Error {
+        id,
+        opcode,
+        rd,
+        rcode,
+        question,
+    };
+    if opcode != 0 {
+        return Err(error(Rcode::NotImp, None));
+    }
+    if qd != 1 || an != 0 || ns != 0 {
+        return Err(error(Rcode::FormErr, None));
+    }
+    let mut pos = HEADER_LEN;
+    let name_end = skip_name(packet, pos, false).ok_or(error(Rcode::FormErr, None))?;
+    let fixed = packet
+        .get(name_end..name_end + 4)
+        .ok_or(error(Rcode::FormErr, None))?;
+    let question = Question {
+        name: &packet[pos..name_end],
+        qtype: RType(u16::from_be_bytes([fixed[0], fixed[1]])),
+        qclass: u16::from_be_bytes([fixed[2], fixed[3]]),
+    };
+    pos = name_end + 4;
+    let formerr = error(Rcode::FormErr, Some(question));
+    let mut edns = None;
+    for _ in 0..ar {
+        let name_start = pos;
+        pos = skip_name(packet, pos, true).ok_or(formerr)?;
+        let fixed = packet.get(pos..pos + 10).ok_or(formerr)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let class = u16::from_be_bytes([fixed[2], fixed[3]]);
+        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        pos += 10;
+        let rdata = packet.get(pos..pos + rdlen).ok_or(formerr)?;
+        pos += rdlen;
+        if RType(rtype) != RType::OPT {
+            // Other additional records (TSIG, SIG(0)) are not acted on.
+            continue;
+        }
+        // One OPT, owned by the root (RFC 6891 §6.1.1).
+        if edns.is_some() || packet[name_start] != 0 {
+            return Err(formerr);
+        }
+        edns = Some(Edns {
+            udp_payload: class,
+            version: (ttl >> 16) as u8,
+            dnssec_ok: ttl & 0x8000 != 0,
+            client_subnet: parse_options(rdata).ok_or(formerr)?,
+        });
+    }
+    if pos != packet.len() {
+        return Err(formerr);
+    }
+    Ok(Query {
+        id,
+        rd,
+        cd,
+        question,
+        edns,
+    })
+}
+
+/// Reads OPT options; only ECS is understood, the rest are ignored (RFC 6891 §6.1.2).
+fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
+    let mut ecs = None;
+    while !rdata.is_empty() {
+        let head = rdata.get(..4)?;
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let data = rdata.get(4..4 + len)?;
+        rdata = &rdata[4 + len..];
+        if code == OPT_CODE_ECS {
+            if ecs.is_some() {
+                return None;
+            }
+            ecs = Some(parse_ecs(data)?);
+        }
+    }
+    Some(ecs)
+}
+
+/// RFC 7871 §6: family, prefixes, and exactly ceil(source/8) address octets with no bits set
+/// past the source prefix; otherwise FORMERR (§7.1.1). Scope must be 0 in queries.
+fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
+    let head = data.get(..4)?;
+    let family = u16::from_be_bytes([head[0], head[1]]);
+    let (source_prefix, scope_prefix) = (head[2], head[3]);
+    let addr = &data[4..];
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source_prefix > max
+        || scope_prefix != 0
+        || addr.len() != usize::from(source_prefix).div_ceil(8)
+    {
+        return None;
+    }
+    if source_prefix % 8 != 0 {
+        let mask = 0xffu8 >> (source_prefix % 8);
+        if addr.last().is_some_and(|b| b & mask != 0) {
+            return None;
+        }
+    }
+    let address = if family == 1 {
+        let mut a = [0u8; 4];
+        a[..addr.len()].copy_from_slice(addr);
+        IpAddr::from(a)
+    } else {
+        let mut a = [0u8; 16];
+        a[..addr.len()].copy_from_slice(addr);
+        IpAddr::from(a)
+    };
+    Some(ClientSubnet {
+        source_prefix,
+        scope_prefix,
+        address,
+    })
+}
+
+/// Skips a name starting at `pos`; returns the position after it. Compression pointers are
+/// accepted only where `pointers` is set (never in the question: nothing precedes it).
+fn skip_name(packet: &[u8], mut pos: usize, pointers: bool) -> Option<usize> {
+    let mut total = 1;
+    loop {
+        let len = *packet.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => {
+                total += 1 + usize::from(len);
+                if total > MAX_NAME_LEN {
+                    return None;
+                }
+                packet.get(pos + 1..pos + 1 + usize::from(len))?;
+                pos += 1 + usize::from(len);
+            }
+            0xc0..=0xff if pointers => {
+                packet.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+// === writing ===
+
+/// Writes a response into `out` (cleared first), at most `max_len` bytes: when the required
+/// sections do not fit, TC is set and only the question (and OPT) are sent.
+pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, out: &mut Vec<u8>) {
+    let mut w = Writer::new(out);
+    let edns = query.edns.as_ref();
+    let opt_len = edns.map_or(0, opt_size);
+    let budget = max_len.saturating_sub(opt_len);
+    w.header(query.id, query.rd, query.cd, resp.rcode, resp.authoritative);
+    w.question(&query.question);
+    let after_question = w.out.len();
+
+    let required = resp
+        .additional
+        .get(..resp.required_additional)
+        .unwrap_or(&[]);
+    let mut counts = [
+        resp.answer.len() as u16,
+        resp.authority.len() as u16,
+        required.len() as u16,
+    ];
+    for rec in resp.answer.iter().chain(&resp.authority).chain(required) {
+        w.record(rec);
+    }
+    if w.out.len() > budget {
+        w.rollback(Mark {
+            len: after_question,
+            names: w.question_names,
+        });
+        counts = [0; 3];
+        w.out[2] |= 0x02; // TC
+    } else {
+        // Optional additional data goes in whole RRsets, while they fit (RFC 2181 §9).
+        let rest = &resp.additional[required.len()..];
+        let mut i = 0;
+        while i < rest.len() {
+            let end = i + rest[i..]
+                .iter()
+                .take_while(|r| r.owner == rest[i].owner && r.rtype == rest[i].rtype)
+                .count();
+            let mark = w.mark();
+            for r in &rest[i..end] {
+                w.record(r);
+            }
+            if w.out.len() > budget {
+                w.rollback(mark);
+                break;
+            }
+            counts[2] += (end - i) as u16;
+            i = end;
+        }
+    }
+    if let Some(e) = edns {
+        w.opt(e, resp.rcode);
+        counts[2] += 1;
+    }
+    w.out[6..8].copy_from_slice(&counts[0].to_be_bytes());
+    w.out[8..10].copy_from_slice(&counts[1].to_be_bytes());
+    w.out[10..12].copy_from_slice(&counts[2].to_be_bytes());
+}
+
+fn opt_size(e: &Edns) -> usize {
+    11 + e
+        .client_subnet
+        .map_or(0, |c| 8 + usize::from(c.source_prefix).div_ceil(8))
+}
+
+/// Writes a header-only error response (plus the question when known).
+pub fn write_error(
+    id: u16,
+    opcode: u8,
+    rd: bool,
+    rcode: Rcode,
+    question: Option<&Question<'_>>,
+    out: &mut Vec<u8>,
+) {
+    let mut w = Writer::new(out);
+    w.header(id, rd, false, rcode, false);
+    w.out[2] |= opcode << 3;
+    if let Some(q) = question {
+        w.question(q);
+        w.out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    } else {
+        w.out[4..6].copy_from_slice(&0u16.to_be_bytes());
+    }
+}
+
+/// Writes BADVERS (RFC 6891 §6.1.3): question, and an OPT of version 0 with the extended rcode.
+pub fn write_badvers(query: &Query<'_>, out: &mut Vec<u8>) {
+    let mut w = Writer::new(out);
+    w.header(query.id, query.rd, query.cd, Rcode::BadVers, false);
+    w.question(&query.question);
+    let edns = Edns {
+        udp_payload: EDNS_UDP_PAYLOAD,
+        version: 0,
+        dnssec_ok: false,
+        client_subnet: None,
+    };
+    w.opt(&edns, Rcode::BadVers);
+    w.out[10..12].copy_from_slice(&1u16.to_be_bytes());
+}
+
+#[derive(Clone, Copy)]
+struct Mark {
+    len: usize,
+    names: usize,
+}
+
+/// A response being written, with the positions of names that later names may point at.
+struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+    /// Offsets of label starts written uncompressed; suffixes there can be pointed at.
+    labels: Vec<u16>,
+    question_names: usize,
+}
+
+impl<'o> Writer<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Self {
+        out.clear();
+        Writer {
+            out,
+            labels: Vec::with_capacity(16),
+            question_names: 0,
+        }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.out.len(),
+            names: self.labels.len(),
+        }
+    }
+
+    fn rollback(&mut self, m: Mark) {
+        self.out.truncate(m.len);
+        self.labels.truncate(m.names);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.out.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn header(&mut self, id: u16, rd: bool, cd: bool, rcode: Rcode, aa: bool) {
+        let mut flags: u16 = 0x8000; // QR; opcode QUERY; RA never (not a resolver)
+        if aa {
+            flags |= 0x0400;
+        }
+        if rd {
+            flags |= 0x0100;
+        }
+        if cd {
+            flags |= 0x0010;
+        }
+        flags |= rcode.code() & 0xf;
+        self.u16(id);
+        self.u16(flags);
+        self.out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+
+    fn question(&mut self, q: &Question<'_>) {
+        self.name(q.name, true);
+        self.question_names = self.labels.len();
+        self.u16(q.qtype.0);
+        self.u16(q.qclass);
+    }
+
+    /// Writes a wire name, pointing at an earlier copy of its longest known suffix.
+    fn name(&mut self, wire: &[u8], compress: bool) {
+        let mut pos = 0;
+        while wire[pos] != 0 {
+            if compress && let Some(ptr) = self.find(&wire[pos..]) {
+                self.u16(0xc000 | ptr);
+                return;
+            }
+            let here = self.out.len();
+            if here < 0x4000 {
+                self.labels.push(here as u16);
+            }
+            let len = usize::from(wire[pos]);
+            self.out.extend_from_slice(&wire[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+        self.out.push(0);
+    }
+
+    fn find(&self, suffix: &[u8]) -> Option<u16> {
+        self.labels
+            .iter()
+            .copied()
+            .find(|&off| name_at_equals(self.out, usize::from(off), suffix))
+    }
+
+    fn record(&mut self, rec: &Record<'_>) {
+        match rec.owner {
+            Owner::Question => self.u16(0xc000 | HEADER_LEN as u16),
+            Owner::Name(n) => self.name(n.wire(), true),
+        }
+        self.u16(rec.rtype.0);
+        self.u16(crate::answer::CLASS_IN);
+        self.out.extend_from_slice(&rec.ttl.to_be_bytes());
+        let len_at = self.out.len();
+        self.u16(0);
+        self.rdata(rec.rdata);
+        let rdlen = (self.out.len() - len_at - 2) as u16;
+        self.out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
+
+    fn rdata(&mut self, rdata: &RData) {
+        match rdata {
+            RData::A(a) => self.out.extend_from_slice(&a.octets()),
+            RData::Aaaa(a) => self.out.extend_from_slice(&a.octets()),
+            // RFC 3597 §4: compression only in the RDATA of the RFC 1035 types.
+            RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => self.name(n.wire(), true),
+            RData::Mx {
+                preference,
+                exchange,
+            } => {
+                self.u16(*preference);
+                self.name(exchange.wire(), true);
+            }
+            RData::Txt(strings) => {
+                for s in strings {
+                    self.out.push(s.len() as u8);
+                    self.out.extend_from_slice(s);
+                }
+            }
+            RData::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => {
+                self.u16(*priority);
+                self.u16(*weight);
+                self.u16(*port);
+                self.name(target.wire(), false); // RFC 2782: never compressed
+            }
+            RData::Caa { flags, tag, value } => {
+                self.out.push(*flags);
+                self.out.push(tag.len() as u8);
+                self.out.extend_from_slice(tag.as_bytes());
+                self.out.extend_from_slice(value);
+            }
+            RData::Soa(soa) => {
+                self.name(soa.mname.wire(), true);
+                self.name(soa.rname.wire(), true);
+                for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+                    self.out.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+        }
+    }
+
+    fn opt(&mut self, e: &Edns, rcode: Rcode) {
+        self.out.push(0);
+        self.u16(RType::OPT.0);
+        self.u16(EDNS_UDP_PAYLOAD);
+        let ext = u32::from(rcode.code() >> 4) << 24;
+        let flags = if e.dnssec_ok { 0x8000 } else { 0 };
+        self.out.extend_from_slice(&(ext | flags).to_be_bytes());
+        match e.client_subnet {
+            None => self.u16(0),
+            Some(c) => {
+                let octets = usize::from(c.source_prefix).div_ceil(8);
+                self.u16((8 + octets) as u16);
+                self.u16(OPT_CODE_ECS);
+                self.u16((4 + octets) as u16);
+                let (family, bytes): (u16, Vec<u8>) = match c.address {
+                    IpAddr::V4(a) => (1, a.octets().to_vec()),
+                    IpAddr::V6(a) => (2, a.octets().to_vec()),
+                };
+                self.u16(family);
+                self.out.push(c.source_prefix);
+                self.out.push(c.scope_prefix);
+                self.out.extend_from_slice(&bytes[..octets]);
+            }
+        }
+    }
+}
+
+/// Whether the (possibly compressed) name at `off` in `buf` equals the wire name `suffix`,
+/// ignoring ASCII case.
+fn name_at_equals(buf: &[u8], mut off: usize, suffix: &[u8]) -> bool {
+    let mut s = 0;
+    for _ in 0..128 {
+        let len = buf[off];
+        if len & 0xc0 == 0xc0 {
+            off = usize::from(u16::from_be_bytes([len & 0x3f, buf[off + 1]]));
+            continue;
+        }
+        let len = usize::from(len);
+        if suffix[s] as usize != len {
+            return false;
+        }
+        if len == 0 {
+            return true;
+        }
+        if !buf[off + 1..off + 1 + len].eq_ignore_ascii_case(&suffix[s + 1..s + 1 + len]) {
+            return false;
+        }
+        off += 1 + len;
+        s += 1 + len;
+    }
+    false
+}

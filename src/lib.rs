@@ -1,0 +1,12 @@
+//! Meridian: an authoritative DNS server that is a global server load balancer.
+//!
+//! Data flows one way: files → `config` (raw → validate) → `model` → `state::Snapshot`
+//! (published through ArcSwap) → `answer::respond` → `dns` (wire and listeners).
+
+pub mod answer;
+pub mod app;
+pub mod config;
+pub mod dns;
+pub mod model;
+pub mod name;
+pub mod state;

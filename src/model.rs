@@ -1,0 +1,189 @@
+//! The validated, immutable zone model. Everything here was checked by `config`; nothing
+//! downstream re-validates it.
+
+use crate::name::Name;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A resource record type code.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RType(pub u16);
+
+impl RType {
+    pub const A: RType = RType(1);
+    pub const NS: RType = RType(2);
+    pub const CNAME: RType = RType(5);
+    pub const SOA: RType = RType(6);
+    pub const PTR: RType = RType(12);
+    pub const MX: RType = RType(15);
+    pub const TXT: RType = RType(16);
+    pub const AAAA: RType = RType(28);
+    pub const SRV: RType = RType(33);
+    pub const OPT: RType = RType(41);
+    pub const DS: RType = RType(43);
+    pub const IXFR: RType = RType(251);
+    pub const AXFR: RType = RType(252);
+    pub const MAILB: RType = RType(253);
+    pub const MAILA: RType = RType(254);
+    pub const ANY: RType = RType(255);
+    pub const CAA: RType = RType(257);
+
+    /// Types an operator may write in a zone.
+    pub const ZONE_TYPES: [RType; 10] = [
+        RType::A,
+        RType::AAAA,
+        RType::CNAME,
+        RType::MX,
+        RType::TXT,
+        RType::SRV,
+        RType::CAA,
+        RType::PTR,
+        RType::NS,
+        RType::SOA,
+    ];
+
+    /// The mnemonic, for the types Meridian knows.
+    pub fn mnemonic(self) -> Option<&'static str> {
+        Some(match self {
+            RType::A => "A",
+            RType::NS => "NS",
+            RType::CNAME => "CNAME",
+            RType::SOA => "SOA",
+            RType::PTR => "PTR",
+            RType::MX => "MX",
+            RType::TXT => "TXT",
+            RType::AAAA => "AAAA",
+            RType::SRV => "SRV",
+            RType::OPT => "OPT",
+            RType::DS => "DS",
+            RType::IXFR => "IXFR",
+            RType::AXFR => "AXFR",
+            RType::ANY => "ANY",
+            RType::CAA => "CAA",
+            _ => return None,
+        })
+    }
+
+    /// Reads a mnemonic (any case) or the generic `TYPEnnn` form.
+    pub fn from_mnemonic(text: &str) -> Option<RType> {
+        let upper = text.to_ascii_uppercase();
+        if let Some(num) = upper.strip_prefix("TYPE") {
+            return num.parse().ok().map(RType);
+        }
+        (1..=300u16)
+            .map(RType)
+            .find(|t| t.mnemonic() == Some(upper.as_str()))
+    }
+}
+
+impl fmt::Display for RType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mnemonic() {
+            Some(m) => f.write_str(m),
+            None => write!(f, "TYPE{}", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for RType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The SOA fields (RFC 1035 §3.3.13).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Soa {
+    pub mname: Name,
+    pub rname: Name,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// Record data of the types Meridian serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RData {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Ns(Name),
+    Cname(Name),
+    Ptr(Name),
+    Mx {
+        preference: u16,
+        exchange: Name,
+    },
+    /// Character strings, each at most 255 octets.
+    Txt(Vec<Box<[u8]>>),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: Name,
+    },
+    Caa {
+        flags: u8,
+        tag: Box<str>,
+        value: Box<[u8]>,
+    },
+    Soa(Box<Soa>),
+}
+
+impl RData {
+    pub fn rtype(&self) -> RType {
+        match self {
+            RData::A(_) => RType::A,
+            RData::Aaaa(_) => RType::AAAA,
+            RData::Ns(_) => RType::NS,
+            RData::Cname(_) => RType::CNAME,
+            RData::Ptr(_) => RType::PTR,
+            RData::Mx { .. } => RType::MX,
+            RData::Txt(_) => RType::TXT,
+            RData::Srv { .. } => RType::SRV,
+            RData::Caa { .. } => RType::CAA,
+            RData::Soa(_) => RType::SOA,
+        }
+    }
+
+    /// The host name whose addresses belong in the additional section (RFC 1035 §3.3).
+    pub fn additional_target(&self) -> Option<&Name> {
+        match self {
+            RData::Ns(n) => Some(n),
+            RData::Mx { exchange, .. } => Some(exchange),
+            RData::Srv { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// All records of one type at one owner, sharing one TTL (RFC 2181 §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RRset {
+    pub rtype: RType,
+    pub ttl: u32,
+    pub rdatas: Vec<RData>,
+}
+
+/// One owner name in a zone and its RRsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The owner as the operator spelled it.
+    pub name: Name,
+    pub rrsets: Vec<RRset>,
+}
+
+impl Node {
+    pub fn get(&self, rtype: RType) -> Option<&RRset> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// A validated zone: apex SOA and NS present, every owner inside the zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub origin: Name,
+    /// Nodes in canonical-ish (file) order; the apex is among them.
+    pub nodes: Vec<Node>,
+}

@@ -1,0 +1,299 @@
+//! Domain names in wire form.
+//!
+//! A [`Name`] keeps the labels exactly as the operator wrote them (case included), so answers
+//! show names the way the zone spells them. Lookups go through [`Name::key`], the lowercased
+//! wire form, which is what every table in the snapshot is keyed by.
+
+use std::fmt;
+
+/// Longest name on the wire, terminal zero included (RFC 1035 §2.3.4).
+pub const MAX_NAME_LEN: usize = 255;
+const MAX_LABEL_LEN: usize = 63;
+
+/// A fully qualified domain name in uncompressed wire form (length-prefixed labels, then 0).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Name(Box<[u8]>);
+
+/// Why text could not be read as a domain name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("empty label in `{0}`")]
+    EmptyLabel(String),
+    #[error("label longer than 63 octets in `{0}`")]
+    LabelTooLong(String),
+    #[error("name longer than 255 octets: `{0}`")]
+    TooLong(String),
+    #[error("bad escape in `{0}`")]
+    BadEscape(String),
+    #[error("relative name `{0}` needs an origin")]
+    NoOrigin(String),
+}
+
+impl Name {
+    /// The root name `.`.
+    pub fn root() -> Self {
+        Name(Box::new([0]))
+    }
+
+    /// Wraps wire bytes that are already known to be a valid uncompressed name.
+    pub fn from_wire_unchecked(wire: &[u8]) -> Self {
+        Name(wire.into())
+    }
+
+    /// Reads a name in presentation format. A name without a trailing dot is relative to
+    /// `origin`; `@` is the origin itself. `\.` and `\DDD` escapes are understood.
+    pub fn parse(text: &str, origin: Option<&Name>) -> Result<Name, NameError> {
+        let err_text = || text.to_string();
+        if text == "@" {
+            return origin
+                .cloned()
+                .ok_or_else(|| NameError::NoOrigin(err_text()));
+        }
+        if text == "." {
+            return Ok(Name::root());
+        }
+        if text.is_empty() {
+            return Err(NameError::EmptyLabel(err_text()));
+        }
+        let mut wire = Vec::with_capacity(text.len() + 2);
+        let mut label = Vec::with_capacity(MAX_LABEL_LEN);
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        let mut absolute = false;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match b {
+                b'.' => {
+                    if label.is_empty() {
+                        return Err(NameError::EmptyLabel(err_text()));
+                    }
+                    push_label(&mut wire, &label, text)?;
+                    label.clear();
+                    if i + 1 == bytes.len() {
+                        absolute = true;
+                    }
+                    i += 1;
+                }
+                b'\\' => {
+                    let next = bytes
+                        .get(i + 1)
+                        .ok_or_else(|| NameError::BadEscape(err_text()))?;
+                    if next.is_ascii_digit() {
+                        let digits = bytes
+                            .get(i + 1..i + 4)
+                            .filter(|d| d.iter().all(u8::is_ascii_digit))
+                            .ok_or_else(|| NameError::BadEscape(err_text()))?;
+                        let value = digits
+                            .iter()
+                            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+                        let value =
+                            u8::try_from(value).map_err(|_| NameError::BadEscape(err_text()))?;
+                        label.push(value);
+                        i += 4;
+                    } else {
+                        label.push(*next);
+                        i += 2;
+                    }
+                }
+                _ => {
+                    label.push(b);
+                    i += 1;
+                }
+            }
+        }
+        if !label.is_empty() {
+            push_label(&mut wire, &label, text)?;
+        }
+        if !absolute {
+            let origin = origin.ok_or_else(|| NameError::NoOrigin(err_text()))?;
+            wire.extend_from_slice(&origin.0);
+        } else {
+            wire.push(0);
+        }
+        if wire.len() > MAX_NAME_LEN {
+            return Err(NameError::TooLong(err_text()));
+        }
+        Ok(Name(wire.into_boxed_slice()))
+    }
+
+    /// The uncompressed wire form, case as written.
+    pub fn wire(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The lowercased wire form: the key of every lookup table.
+    pub fn key(&self) -> Box<[u8]> {
+        self.0.to_ascii_lowercase().into_boxed_slice()
+    }
+
+    /// Number of labels, the root not counted.
+    pub fn label_count(&self) -> usize {
+        labels(&self.0).count()
+    }
+
+    /// Whether `self` equals `ancestor` or lies below it (case-insensitive).
+    pub fn is_subdomain_of(&self, ancestor: &Name) -> bool {
+        let (a, b) = (&self.0, &ancestor.0);
+        if b.len() == 1 {
+            return true; // everything is below the root
+        }
+        a.len() >= b.len()
+            && a[a.len() - b.len()..].eq_ignore_ascii_case(b)
+            && label_starts(a).any(|start| start == a.len() - b.len())
+    }
+
+    /// The name one label up; `None` for the root.
+    pub fn parent(&self) -> Option<Name> {
+        parent_wire(&self.0).map(|p| Name(p.into()))
+    }
+
+    /// `*.` + self.
+    pub fn wildcard_child(&self) -> Name {
+        let mut wire = Vec::with_capacity(self.0.len() + 2);
+        wire.extend_from_slice(&[1, b'*']);
+        wire.extend_from_slice(&self.0);
+        Name(wire.into_boxed_slice())
+    }
+
+    /// Whether the first label is `*`.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with(&[1, b'*'])
+    }
+
+    /// The name relative to `origin` (`@` for the origin itself), for messages and files.
+    pub fn relative_to(&self, origin: &Name) -> String {
+        if self.0.eq_ignore_ascii_case(&origin.0) {
+            return "@".to_string();
+        }
+        if self.is_subdomain_of(origin) {
+            let cut = self.0.len() - origin.0.len();
+            let mut head = self.0[..cut].to_vec();
+            head.push(0);
+            let text = Name(head.into_boxed_slice()).to_string();
+            return text.trim_end_matches('.').to_string();
+        }
+        self.to_string()
+    }
+}
+
+fn push_label(wire: &mut Vec<u8>, label: &[u8], text: &str) -> Result<(), NameError> {
+    if label.len() > MAX_LABEL_LEN {
+        return Err(NameError::LabelTooLong(text.to_string()));
+    }
+    wire.push(label.len() as u8);
+    wire.extend_from_slice(label);
+    Ok(())
+}
+
+/// Offsets at which each label of a wire name starts (the terminal zero excluded).
+pub fn label_starts(wire: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        let len = *wire.get(pos)? as usize;
+        if len == 0 {
+            return None;
+        }
+        let start = pos;
+        pos += 1 + len;
+        Some(start)
+    })
+}
+
+fn labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    label_starts(wire).map(move |s| &wire[s + 1..s + 1 + wire[s] as usize])
+}
+
+/// The wire name one label up, borrowed; `None` for the root.
+pub fn parent_wire(wire: &[u8]) -> Option<&[u8]> {
+    match wire.first() {
+        Some(&len) if len > 0 => wire.get(1 + len as usize..),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() == 1 {
+            return f.write_str(".");
+        }
+        for label in labels(&self.0) {
+            for &b in label {
+                match b {
+                    b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                        write!(f, "\\{}", b as char)?
+                    }
+                    0x21..=0x7e => write!(f, "{}", b as char)?,
+                    _ => write!(f, "\\{b:03}")?,
+                }
+            }
+            f.write_str(".")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Name({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn parses_absolute_relative_and_escapes() {
+        let origin = n("Example.COM.");
+        assert_eq!(
+            n("www.example.com.").wire(),
+            b"\x03www\x07example\x03com\x00"
+        );
+        assert_eq!(
+            Name::parse("www", Some(&origin)).unwrap().to_string(),
+            "www.Example.COM."
+        );
+        assert_eq!(Name::parse("@", Some(&origin)).unwrap(), origin);
+        assert_eq!(n("a\\.b.c.").label_count(), 2);
+        assert_eq!(n("a\\046b.c.").to_string(), "a\\.b.c.");
+        assert_eq!(n(".").label_count(), 0);
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        assert!(matches!(
+            Name::parse("a..b.", None),
+            Err(NameError::EmptyLabel(_))
+        ));
+        assert!(matches!(
+            Name::parse(&"x".repeat(64), Some(&Name::root())),
+            Err(NameError::LabelTooLong(_))
+        ));
+        let long = format!("{}.", ["abcdefghi"; 26].join("."));
+        assert!(matches!(
+            Name::parse(&long, None),
+            Err(NameError::TooLong(_))
+        ));
+        assert!(matches!(
+            Name::parse("www", None),
+            Err(NameError::NoOrigin(_))
+        ));
+        assert!(matches!(
+            Name::parse("a\\999.", None),
+            Err(NameError::BadEscape(_))
+        ));
+    }
+
+    #[test]
+    fn subdomain_is_label_aligned_and_case_blind() {
+        assert!(n("WWW.example.com.").is_subdomain_of(&n("example.COM.")));
+        assert!(n("example.com.").is_subdomain_of(&n("example.com.")));
+        assert!(!n("badexample.com.").is_subdomain_of(&n("example.com.")));
+        assert!(n("x.").is_subdomain_of(&Name::root()));
+        assert_eq!(n("a.b.example.com.").relative_to(&n("example.com.")), "a.b");
+    }
+}

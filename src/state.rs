@@ -1,0 +1,130 @@
+//! The serving snapshot: the validated model compiled into lookup tables, and the one place it
+//! is published. Readers `load()` an `Arc<Snapshot>` per query and never see half an update.
+
+use crate::model::{Node, RRset, RType, Zone};
+use crate::name::{Name, parent_wire};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A name in a compiled zone: a node with data, or an empty non-terminal (RFC 4592 §2.2.2).
+#[derive(Debug)]
+pub struct Entry {
+    pub node: Option<Node>,
+    /// NS here and not at the apex: a zone cut.
+    pub is_cut: bool,
+}
+
+/// A zone compiled for lookups, keyed by lowercased wire names.
+#[derive(Debug)]
+pub struct CompiledZone {
+    pub origin: Name,
+    pub entries: HashMap<Box<[u8]>, Entry>,
+    /// The apex SOA RRset, for negative answers.
+    pub soa: RRset,
+}
+
+impl CompiledZone {
+    /// Compiles a validated zone. The apex SOA is guaranteed by validation.
+    pub fn compile(zone: Zone) -> CompiledZone {
+        let apex = zone.origin.key();
+        let soa = zone
+            .nodes
+            .iter()
+            .find(|n| n.name.key() == apex)
+            .and_then(|n| n.get(RType::SOA))
+            .cloned()
+            .expect("validated zone has an apex SOA");
+        let mut entries: HashMap<Box<[u8]>, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
+        for node in zone.nodes {
+            let key = node.name.key();
+            // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
+            let mut up = parent_wire(&key);
+            while let Some(p) = up.filter(|p| p.len() >= apex.len()) {
+                entries.entry(p.into()).or_insert(Entry {
+                    node: None,
+                    is_cut: false,
+                });
+                up = parent_wire(p);
+            }
+            let is_cut = key != apex && node.get(RType::NS).is_some();
+            entries.insert(
+                key,
+                Entry {
+                    node: Some(node),
+                    is_cut,
+                },
+            );
+        }
+        CompiledZone {
+            origin: zone.origin,
+            entries,
+            soa,
+        }
+    }
+
+    /// TTL of negative answers: min(SOA TTL, SOA minimum) (RFC 2308 §5).
+    pub fn negative_ttl(&self) -> u32 {
+        match self.soa.rdatas.first() {
+            Some(crate::model::RData::Soa(s)) => self.soa.ttl.min(s.minimum),
+            _ => self.soa.ttl,
+        }
+    }
+}
+
+/// Everything a query needs, immutable once published.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub zones: HashMap<Box<[u8]>, CompiledZone>,
+    /// Increases with every published snapshot.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    pub fn new(zones: Vec<Zone>, generation: u64) -> Snapshot {
+        let zones = zones
+            .into_iter()
+            .map(|z| (z.origin.key(), CompiledZone::compile(z)))
+            .collect();
+        Snapshot { zones, generation }
+    }
+
+    /// The most specific zone containing the lowercased wire name `key`.
+    pub fn zone_for(&self, key: &[u8]) -> Option<&CompiledZone> {
+        let mut cur = Some(key);
+        while let Some(k) = cur {
+            if let Some(z) = self.zones.get(k) {
+                return Some(z);
+            }
+            cur = parent_wire(k);
+        }
+        None
+    }
+}
+
+/// The single writer of the serving snapshot.
+#[derive(Debug)]
+pub struct Store {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Store {
+    pub fn new(zones: Vec<Zone>) -> Store {
+        Store {
+            current: ArcSwap::from_pointee(Snapshot::new(zones, 1)),
+        }
+    }
+
+    /// The snapshot to answer from; cheap, lock-free.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// Builds a snapshot from `zones` and swaps it in whole. Returns its generation.
+    pub fn publish(&self, zones: Vec<Zone>) -> u64 {
+        let generation = self.current.load().generation + 1;
+        self.current
+            .store(Arc::new(Snapshot::new(zones, generation)));
+        generation
+    }
+}
