@@ -111,8 +111,21 @@ pub fn respond<'a>(q: &Question<'_>, snap: &'a Snapshot) -> Response<'a> {
     };
     let mut resp = Response::empty(Rcode::NoError);
     resp.authoritative = true;
-    resolve(snap, zone, Owner::Question, key, q.qtype, &mut resp, 0);
+    let cx = Lookup {
+        snap,
+        qkey: key,
+        qtype: q.qtype,
+    };
+    resolve(&cx, zone, Owner::Question, key, &mut resp, 0);
     resp
+}
+
+/// What stays fixed while one question is answered, CNAME hops included.
+struct Lookup<'a, 'q> {
+    snap: &'a Snapshot,
+    /// The question name, lowercased.
+    qkey: &'q [u8],
+    qtype: RType,
 }
 
 fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
@@ -125,27 +138,25 @@ fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
 
 /// Looks `key` up in `zone`, appending to `resp`. `chain` counts CNAME hops so far.
 fn resolve<'a>(
-    snap: &'a Snapshot,
+    cx: &Lookup<'a, '_>,
     zone: &'a CompiledZone,
     owner: Owner<'a>,
     key: &[u8],
-    qtype: RType,
     resp: &mut Response<'a>,
     chain: usize,
 ) {
+    let qtype = cx.qtype;
     let apex_len = zone.origin.wire().len();
     if let Some((cut_len, cut)) = topmost_cut(zone, key, apex_len) {
         // The parent side answers DS at the cut itself (RFC 4035 §3.1.4.1); everything else
         // at or below the cut is referred.
         if !(qtype == RType::DS && cut_len == key.len()) {
-            referral(snap, zone, cut, resp, chain);
+            referral(cx.snap, zone, cut, resp, chain);
             return;
         }
     }
     match zone.entries.get(key) {
-        Some(Entry {
-            node: Some(node), ..
-        }) => answer_node(snap, zone, owner, node, qtype, resp, chain),
+        Some(Entry { node: Some(node), .. }) => answer_node(cx, zone, owner, node, resp, chain),
         Some(Entry { node: None, .. }) => nodata(zone, resp),
         None => {
             // RFC 4592 §4.1: the source of synthesis is `*.` + the closest encloser.
@@ -164,9 +175,7 @@ fn resolve<'a>(
                 Some(&*w)
             });
             match wild_key.and_then(|w| zone.entries.get(w)) {
-                Some(Entry {
-                    node: Some(node), ..
-                }) => answer_node(snap, zone, owner, node, qtype, resp, chain),
+                Some(Entry { node: Some(node), .. }) => answer_node(cx, zone, owner, node, resp, chain),
                 _ => {
                     resp.rcode = Rcode::NxDomain;
                     negative_soa(zone, resp);
@@ -177,11 +186,7 @@ fn resolve<'a>(
 }
 
 /// The cut closest to the apex on the way down to `key`, if any.
-fn topmost_cut<'z>(
-    zone: &'z CompiledZone,
-    key: &[u8],
-    apex_len: usize,
-) -> Option<(usize, &'z Node)> {
+fn topmost_cut<'z>(zone: &'z CompiledZone, key: &[u8], apex_len: usize) -> Option<(usize, &'z Node)> {
     let mut found = None;
     let mut cur = Some(key);
     while let Some(k) = cur.filter(|k| k.len() > apex_len) {
@@ -198,14 +203,14 @@ fn topmost_cut<'z>(
 }
 
 fn answer_node<'a>(
-    snap: &'a Snapshot,
+    cx: &Lookup<'a, '_>,
     zone: &'a CompiledZone,
     owner: Owner<'a>,
     node: &'a Node,
-    qtype: RType,
     resp: &mut Response<'a>,
     chain: usize,
 ) {
+    let (snap, qtype) = (cx.snap, cx.qtype);
     if let Some(cname) = node.get(RType::CNAME)
         && qtype != RType::CNAME
     {
@@ -223,11 +228,11 @@ fn answer_node<'a>(
         let mut buf = [0u8; MAX_NAME_LEN];
         let key = lowercase(target.wire(), &mut buf);
         // A loop ends where a name already answered comes again.
-        if resp.answer.iter().any(|r| owner_is(r.owner, key)) {
+        if key == cx.qkey || resp.answer.iter().any(|r| owner_is(r.owner, key)) {
             return;
         }
         if let Some(next) = snap.zone_for(key) {
-            resolve(snap, next, Owner::Name(target), key, qtype, resp, chain + 1);
+            resolve(cx, next, Owner::Name(target), key, resp, chain + 1);
         }
         return;
     }
@@ -250,6 +255,7 @@ fn answer_node<'a>(
     }
 }
 
+/// Whether a record's owner is the name `key`.
 fn owner_is(owner: Owner<'_>, key: &[u8]) -> bool {
     matches!(owner, Owner::Name(n) if n.wire().eq_ignore_ascii_case(key))
 }
@@ -321,10 +327,7 @@ fn add_addresses<'a>(snap: &'a Snapshot, target: &'a Name, out: &mut Vec<Record<
 fn add_zone_addresses<'a>(zone: &'a CompiledZone, target: &'a Name, out: &mut Vec<Record<'a>>) {
     let mut buf = [0u8; MAX_NAME_LEN];
     let key = lowercase(target.wire(), &mut buf);
-    let Some(Entry {
-        node: Some(node), ..
-    }) = zone.entries.get(key)
-    else {
+    let Some(Entry { node: Some(node), .. }) = zone.entries.get(key) else {
         return;
     };
     for rtype in [RType::A, RType::AAAA] {

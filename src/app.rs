@@ -76,11 +76,10 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
                 what: "tcp listener",
                 source,
             })?;
-        let listener =
-            tokio::net::TcpListener::from_std(bound.tcp).map_err(|source| AppError::Setup {
-                what: "tcp listener",
-                source,
-            })?;
+        let listener = tokio::net::TcpListener::from_std(bound.tcp).map_err(|source| AppError::Setup {
+            what: "tcp listener",
+            source,
+        })?;
         udp_threads.extend(
             udp::spawn(
                 bound.udp,
@@ -129,9 +128,7 @@ async fn reload(path: &Path, running: &Config, store: &Store) {
     match loaded {
         Ok(Ok(new)) => {
             if new.dns != running.dns || new.log != running.log {
-                tracing::warn!(
-                    "dns and log settings changed; they take effect at the next restart"
-                );
+                tracing::warn!("dns and log settings changed; they take effect at the next restart");
             }
             let zones = new.zones.len();
             let generation = store.publish(new.zones);

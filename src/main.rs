@@ -95,8 +95,8 @@ fn serve(
     log_format: Option<LogFormatArg>,
     log_level: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut config = config::load(&path)
-        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    let mut config =
+        config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     if !listen.is_empty() {
         config.dns.listen = listen;
     }
@@ -106,8 +106,9 @@ fn serve(
         None => config.log.format,
     };
     let filter = match log_level.or_else(|| std::env::var("RUST_LOG").ok()) {
-        Some(l) => tracing_subscriber::EnvFilter::try_new(&l)
-            .with_context(|| format!("bad log level `{l}`"))?,
+        Some(l) => {
+            tracing_subscriber::EnvFilter::try_new(&l).with_context(|| format!("bad log level `{l}`"))?
+        }
         None => tracing_subscriber::EnvFilter::new(&config.log.level),
     };
     let builder = tracing_subscriber::fmt()

@@ -45,9 +45,7 @@ impl Name {
     pub fn parse(text: &str, origin: Option<&Name>) -> Result<Name, NameError> {
         let err_text = || text.to_string();
         if text == "@" {
-            return origin
-                .cloned()
-                .ok_or_else(|| NameError::NoOrigin(err_text()));
+            return origin.cloned().ok_or_else(|| NameError::NoOrigin(err_text()));
         }
         if text == "." {
             return Ok(Name::root());
@@ -75,19 +73,14 @@ impl Name {
                     i += 1;
                 }
                 b'\\' => {
-                    let next = bytes
-                        .get(i + 1)
-                        .ok_or_else(|| NameError::BadEscape(err_text()))?;
+                    let next = bytes.get(i + 1).ok_or_else(|| NameError::BadEscape(err_text()))?;
                     if next.is_ascii_digit() {
                         let digits = bytes
                             .get(i + 1..i + 4)
                             .filter(|d| d.iter().all(u8::is_ascii_digit))
                             .ok_or_else(|| NameError::BadEscape(err_text()))?;
-                        let value = digits
-                            .iter()
-                            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-                        let value =
-                            u8::try_from(value).map_err(|_| NameError::BadEscape(err_text()))?;
+                        let value = digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+                        let value = u8::try_from(value).map_err(|_| NameError::BadEscape(err_text()))?;
                         label.push(value);
                         i += 4;
                     } else {
@@ -219,9 +212,7 @@ impl fmt::Display for Name {
         for label in labels(&self.0) {
             for &b in label {
                 match b {
-                    b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
-                        write!(f, "\\{}", b as char)?
-                    }
+                    b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => write!(f, "\\{}", b as char)?,
                     0x21..=0x7e => write!(f, "{}", b as char)?,
                     _ => write!(f, "\\{b:03}")?,
                 }
@@ -249,10 +240,7 @@ mod tests {
     #[test]
     fn parses_absolute_relative_and_escapes() {
         let origin = n("Example.COM.");
-        assert_eq!(
-            n("www.example.com.").wire(),
-            b"\x03www\x07example\x03com\x00"
-        );
+        assert_eq!(n("www.example.com.").wire(), b"\x03www\x07example\x03com\x00");
         assert_eq!(
             Name::parse("www", Some(&origin)).unwrap().to_string(),
             "www.Example.COM."
@@ -274,14 +262,8 @@ mod tests {
             Err(NameError::LabelTooLong(_))
         ));
         let long = format!("{}.", ["abcdefghi"; 26].join("."));
-        assert!(matches!(
-            Name::parse(&long, None),
-            Err(NameError::TooLong(_))
-        ));
-        assert!(matches!(
-            Name::parse("www", None),
-            Err(NameError::NoOrigin(_))
-        ));
+        assert!(matches!(Name::parse(&long, None), Err(NameError::TooLong(_))));
+        assert!(matches!(Name::parse("www", None), Err(NameError::NoOrigin(_))));
         assert!(matches!(
             Name::parse("a\\999.", None),
             Err(NameError::BadEscape(_))

@@ -123,8 +123,7 @@ impl Store {
     /// Builds a snapshot from `zones` and swaps it in whole. Returns its generation.
     pub fn publish(&self, zones: Vec<Zone>) -> u64 {
         let generation = self.current.load().generation + 1;
-        self.current
-            .store(Arc::new(Snapshot::new(zones, generation)));
+        self.current.store(Arc::new(Snapshot::new(zones, generation)));
         generation
     }
 }

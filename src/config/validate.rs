@@ -58,10 +58,7 @@ fn read_text(path: &Path) -> Result<String, Problem> {
 }
 
 /// Parses YAML into `T`, turning a parser error into a positioned problem.
-pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
-    file: &Path,
-    text: &str,
-) -> Result<T, Problem> {
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, Problem> {
     serde_saphyr::from_str(text).map_err(|e| {
         let (line, col) = e
             .location()
@@ -72,10 +69,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
         if let Some(cut) = message.rfind(" at line ") {
             message.truncate(cut);
         }
-        let message = message
-            .strip_prefix("error: ")
-            .unwrap_or(&message)
-            .to_string();
+        let message = message.strip_prefix("error: ").unwrap_or(&message).to_string();
         Problem {
             file: file.to_path_buf(),
             line,
@@ -87,9 +81,7 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
 
 /// Reads a duration such as `500ms`, `10s`, `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
     let n: u64 = num
         .parse()
@@ -134,11 +126,7 @@ pub(super) fn load(path: &Path) -> Result<Config, Problems> {
         Some(n) => NonZeroUsize::new(n.value as usize)
             .filter(|n| n.get() <= 256)
             .unwrap_or_else(|| {
-                problems.push(problem_at(
-                    path,
-                    n,
-                    "dns.udp_workers must be between 1 and 256",
-                ));
+                problems.push(problem_at(path, n, "dns.udp_workers must be between 1 and 256"));
                 cpus
             }),
     };
@@ -152,11 +140,7 @@ pub(super) fn load(path: &Path) -> Result<Config, Problems> {
     let tcp_max_connections = match &raw.dns.tcp_max_connections {
         None => NonZeroUsize::new(1024).expect("nonzero"),
         Some(n) => NonZeroUsize::new(n.value as usize).unwrap_or_else(|| {
-            problems.push(problem_at(
-                path,
-                n,
-                "dns.tcp_max_connections must be at least 1",
-            ));
+            problems.push(problem_at(path, n, "dns.tcp_max_connections must be at least 1"));
             NonZeroUsize::MIN
         }),
     };
@@ -274,9 +258,7 @@ fn load_zone(file: &Path) -> Result<(Zone, Loc), Vec<Problem>> {
     let origin = match Name::parse(raw.zone.value.trim_end_matches('.'), Some(&Name::root())) {
         Ok(n) if n.label_count() > 0 => n,
         Ok(_) => {
-            return Err(vec![
-                zone_loc.problem("zone: the root zone cannot be served"),
-            ]);
+            return Err(vec![zone_loc.problem("zone: the root zone cannot be served")]);
         }
         Err(e) => return Err(vec![zone_loc.problem(format!("zone: {e}"))]),
     };
@@ -299,8 +281,7 @@ fn load_zone(file: &Path) -> Result<(Zone, Loc), Vec<Problem>> {
         let mname = name_at(&s.mname, &mut problems);
         let rname = name_at(&s.rname, &mut problems);
         if let (Some(mname), Some(rname)) = (mname, rname) {
-            let field =
-                |f: &Option<Spanned<u32>>, default: u32| f.as_ref().map_or(default, |v| v.value);
+            let field = |f: &Option<Spanned<u32>>, default: u32| f.as_ref().map_or(default, |v| v.value);
             let soa_rdata = Soa {
                 mname,
                 rname,
@@ -390,9 +371,7 @@ fn yaml_records(
                         Ok(t) => ttl = Some(t),
                         Err(m) => problems.push(problem_at(file, value, format!("ttl: {m}"))),
                     },
-                    _ => {
-                        problems.push(problem_at(file, value, "ttl: expected a number of seconds"))
-                    }
+                    _ => problems.push(problem_at(file, value, "ttl: expected a number of seconds")),
                 }
             }
         }
@@ -400,8 +379,7 @@ fn yaml_records(
             if key.value == "ttl" {
                 continue;
             }
-            let Some(rtype) =
-                RType::from_mnemonic(&key.value).filter(|t| RType::ZONE_TYPES.contains(t))
+            let Some(rtype) = RType::from_mnemonic(&key.value).filter(|t| RType::ZONE_TYPES.contains(t))
             else {
                 problems.push(problem_at(
                     file,
@@ -411,20 +389,13 @@ fn yaml_records(
                 continue;
             };
             if rtype == RType::SOA {
-                problems.push(problem_at(
-                    file,
-                    key,
-                    "the SOA is given by the zone's `soa:` key",
-                ));
+                problems.push(problem_at(file, key, "the SOA is given by the zone's `soa:` key"));
                 continue;
             }
             let items: Vec<(String, Loc)> = match &value.value {
                 RawValue::Number(n) => vec![(n.to_string(), Loc::of(file, value))],
                 RawValue::One(s) => vec![(s.clone(), Loc::of(file, value))],
-                RawValue::Many(list) => list
-                    .iter()
-                    .map(|s| (s.value.clone(), Loc::of(file, s)))
-                    .collect(),
+                RawValue::Many(list) => list.iter().map(|s| (s.value.clone(), Loc::of(file, s))).collect(),
             };
             if rtype == RType::CNAME && items.len() > 1 {
                 problems.push(problem_at(file, key, "a name has at most one CNAME"));
@@ -440,11 +411,7 @@ fn yaml_records(
                     }),
                     Err(e) => {
                         // Positions inside a one-line value are exact; otherwise the value's own.
-                        let col = if e.line == 1 {
-                            loc.col + e.col - 1
-                        } else {
-                            loc.col
-                        };
+                        let col = if e.line == 1 { loc.col + e.col - 1 } else { loc.col };
                         problems.push(Loc { col, ..loc }.problem(e.message));
                     }
                 }
@@ -457,11 +424,7 @@ fn yaml_records(
 /// everything else is read like a master-file line.
 fn value_rdata(rtype: RType, text: &str, origin: &Name) -> Result<RData, TextError> {
     if rtype == RType::TXT {
-        let chunks = text
-            .as_bytes()
-            .chunks(255)
-            .map(Into::into)
-            .collect::<Vec<_>>();
+        let chunks = text.as_bytes().chunks(255).map(Into::into).collect::<Vec<_>>();
         return Ok(RData::Txt(if chunks.is_empty() {
             vec![Box::from(&b""[..])]
         } else {
@@ -510,10 +473,10 @@ fn build_zone(
             continue;
         }
         if rec.rdata.rtype() == RType::SOA && rec.owner.key() != origin.key() {
-            problems.push(rec.loc.problem(format!(
-                "SOA belongs at the apex {origin}, not at {}",
-                rec.owner
-            )));
+            problems.push(
+                rec.loc
+                    .problem(format!("SOA belongs at the apex {origin}, not at {}", rec.owner)),
+            );
             continue;
         }
         let key = rec.owner.key();
@@ -573,8 +536,7 @@ fn build_zone(
     // RFC 2181 §10.1: a CNAME stands alone.
     for node in &nodes {
         if let Some((_, locs)) = node.sets.iter().find(|(s, _)| s.rtype == RType::CNAME)
-            && let Some((other, other_locs)) =
-                node.sets.iter().find(|(s, _)| s.rtype != RType::CNAME)
+            && let Some((other, other_locs)) = node.sets.iter().find(|(s, _)| s.rtype != RType::CNAME)
         {
             problems.push(locs[0].problem(format!(
                 "CNAME at {} cannot sit beside other data ({} at {})",
@@ -597,8 +559,7 @@ fn build_zone(
         };
         let at_cut = node.name.key() == cut.name.key();
         for (set, locs) in &node.sets {
-            let allowed =
-                matches!(set.rtype, RType::A | RType::AAAA) || (at_cut && set.rtype == RType::NS);
+            let allowed = matches!(set.rtype, RType::A | RType::AAAA) || (at_cut && set.rtype == RType::NS);
             if !allowed {
                 problems.push(locs[0].problem(format!(
                     "{} at {} is hidden by the delegation at {}; only NS and glue addresses may sit there",

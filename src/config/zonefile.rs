@@ -207,9 +207,7 @@ fn unescape(bytes: &[u8]) -> Option<(u8, usize)> {
         if !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let v = digits
-            .iter()
-            .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        let v = digits.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
         Some((u8::try_from(v).ok()?, 4))
     } else {
         Some((next, 2))
@@ -226,11 +224,7 @@ pub fn parse_ttl(text: &str) -> Result<u32, String> {
     let mut num: Option<u64> = None;
     for c in text.chars() {
         if let Some(d) = c.to_digit(10) {
-            num = Some(
-                num.unwrap_or(0)
-                    .saturating_mul(10)
-                    .saturating_add(u64::from(d)),
-            );
+            num = Some(num.unwrap_or(0).saturating_mul(10).saturating_add(u64::from(d)));
             continue;
         }
         let unit = match c.to_ascii_lowercase() {
@@ -253,9 +247,7 @@ pub const MAX_TTL: u64 = 2_147_483_647;
 /// Rejects TTLs outside 0..=2^31-1.
 pub fn check_ttl(ttl: u64) -> Result<u32, String> {
     if ttl > MAX_TTL {
-        return Err(format!(
-            "TTL {ttl} out of range (0 to {MAX_TTL}, RFC 2181 §8)"
-        ));
+        return Err(format!("TTL {ttl} out of range (0 to {MAX_TTL}, RFC 2181 §8)"));
     }
     Ok(ttl as u32)
 }
@@ -319,18 +311,16 @@ pub fn parse_rdata(
             want(1, "one IPv4 address")?;
             let t = text_of(&tokens[0])?;
             RData::A(
-                t.parse().map_err(|_| {
-                    TextError::at(&tokens[0], format!("`{t}` is not an IPv4 address"))
-                })?,
+                t.parse()
+                    .map_err(|_| TextError::at(&tokens[0], format!("`{t}` is not an IPv4 address")))?,
             )
         }
         RType::AAAA => {
             want(1, "one IPv6 address")?;
             let t = text_of(&tokens[0])?;
             RData::Aaaa(
-                t.parse().map_err(|_| {
-                    TextError::at(&tokens[0], format!("`{t}` is not an IPv6 address"))
-                })?,
+                t.parse()
+                    .map_err(|_| TextError::at(&tokens[0], format!("`{t}` is not an IPv6 address")))?,
             )
         }
         RType::NS | RType::CNAME | RType::PTR => {
@@ -343,10 +333,7 @@ pub fn parse_rdata(
             }
         }
         RType::MX => {
-            want(
-                2,
-                "a preference and an exchange name (`10 mail.example.com.`)",
-            )?;
+            want(2, "a preference and an exchange name (`10 mail.example.com.`)")?;
             RData::Mx {
                 preference: number(&tokens[0], "MX preference")?,
                 exchange: name_of(&tokens[1], origin)?,
@@ -366,10 +353,7 @@ pub fn parse_rdata(
         }
         RType::TXT => {
             if tokens.is_empty() {
-                return Err(TextError::at(
-                    anchor,
-                    "TXT takes at least one character string",
-                ));
+                return Err(TextError::at(anchor, "TXT takes at least one character string"));
             }
             let mut strings = Vec::with_capacity(tokens.len());
             for t in tokens {
@@ -387,8 +371,7 @@ pub fn parse_rdata(
         RType::CAA => {
             want(3, "flags, tag and value (`0 issue \"ca.example.net\"`)")?;
             let tag = text_of(&tokens[1])?;
-            if tag.is_empty() || tag.len() > 255 || !tag.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
+            if tag.is_empty() || tag.len() > 255 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(TextError::at(
                     &tokens[1],
                     format!("`{tag}` is not a CAA tag (letters and digits)"),
@@ -447,15 +430,10 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
             match directive.as_str() {
                 "$ORIGIN" if toks.len() == 2 => origin = name_of(&toks[1], &origin)?,
                 "$TTL" if toks.len() == 2 => {
-                    default_ttl = Some(
-                        parse_ttl(text_of(&toks[1])?).map_err(|m| TextError::at(&toks[1], m))?,
-                    )
+                    default_ttl = Some(parse_ttl(text_of(&toks[1])?).map_err(|m| TextError::at(&toks[1], m))?)
                 }
                 "$ORIGIN" | "$TTL" => {
-                    return Err(TextError::at(
-                        first,
-                        format!("{directive} takes one argument"),
-                    ));
+                    return Err(TextError::at(first, format!("{directive} takes one argument")));
                 }
                 "$INCLUDE" => {
                     return Err(TextError::at(
@@ -464,10 +442,7 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
                     ));
                 }
                 _ => {
-                    return Err(TextError::at(
-                        first,
-                        format!("unknown directive {directive}"),
-                    ));
+                    return Err(TextError::at(first, format!("unknown directive {directive}")));
                 }
             }
             continue;
@@ -489,14 +464,8 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
             if ttl.is_none() && word.starts_with(|c: char| c.is_ascii_digit()) {
                 ttl = Some(parse_ttl(word).map_err(|m| TextError::at(t, m))?);
             } else if word.eq_ignore_ascii_case("IN") {
-            } else if ["CH", "CS", "HS"]
-                .iter()
-                .any(|c| word.eq_ignore_ascii_case(c))
-            {
-                return Err(TextError::at(
-                    t,
-                    format!("class {word} is not served; only IN"),
-                ));
+            } else if ["CH", "CS", "HS"].iter().any(|c| word.eq_ignore_ascii_case(c)) {
+                return Err(TextError::at(t, format!("class {word} is not served; only IN")));
             } else {
                 let ty = RType::from_mnemonic(word)
                     .ok_or_else(|| TextError::at(t, format!("unknown record type `{word}`")))?;
@@ -505,8 +474,8 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
             }
             i += 1;
         }
-        let (rtype, at) = rtype
-            .ok_or_else(|| TextError::at(toks.last().unwrap_or(first), "record type missing"))?;
+        let (rtype, at) =
+            rtype.ok_or_else(|| TextError::at(toks.last().unwrap_or(first), "record type missing"))?;
         let rdata = parse_rdata(rtype, &toks[at + 1..], &origin, &toks[at])?;
         last_owner = Some(owner.clone());
         out.push(MasterRecord {

@@ -41,10 +41,9 @@ pub fn handle(packet: &[u8], transport: Transport, snap: &Snapshot, out: &mut Ve
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
         // RFC 6891 §6.2.5: values below 512 are treated as 512.
-        (Transport::Udp, Some(e)) => usize::from(
-            e.udp_payload
-                .clamp(CLASSIC_UDP_PAYLOAD as u16, EDNS_UDP_PAYLOAD),
-        ),
+        (Transport::Udp, Some(e)) => {
+            usize::from(e.udp_payload.clamp(CLASSIC_UDP_PAYLOAD as u16, EDNS_UDP_PAYLOAD))
+        }
     };
     wire::write_response(&query, &resp, max_len, out);
     true

@@ -20,12 +20,7 @@ pub struct TcpLimits {
 
 /// Accepts and serves connections until `stop` is cancelled; then lets open ones finish
 /// their current query.
-pub async fn serve(
-    listener: TcpListener,
-    store: Arc<Store>,
-    limits: TcpLimits,
-    stop: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     loop {
@@ -82,10 +77,7 @@ async fn connection(
         tokio::time::timeout(idle, read.read_exact(body))
             .await
             .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "message not completed in time",
-                )
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "message not completed in time")
             })??;
         if !handle(body, Transport::Tcp, &store.load(), &mut out) {
             continue;

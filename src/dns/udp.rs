@@ -55,9 +55,15 @@ fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
             }
         };
         let snap = store.load();
-        if handle(&buf[..len], Transport::Udp, &snap, &mut out)
-            && let Err(e) = socket.send_to(&out, peer)
-        {
+        // A bug must cost one answer, not a worker: no packet may stop the server.
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle(&buf[..len], Transport::Udp, &snap, &mut out)
+        }));
+        let answered = answered.unwrap_or_else(|_| {
+            tracing::error!(%peer, packet = ?&buf[..len], "answering a packet panicked; it was dropped");
+            false
+        });
+        if answered && let Err(e) = socket.send_to(&out, peer) {
             tracing::debug!(%peer, error = %e, "udp send failed");
         }
     }

@@ -169,10 +169,7 @@ fn parse_ecs(data: &[u8]) -> Option<ClientSubnet> {
         2 => 128,
         _ => return None,
     };
-    if source_prefix > max
-        || scope_prefix != 0
-        || addr.len() != usize::from(source_prefix).div_ceil(8)
-    {
+    if source_prefix > max || scope_prefix != 0 || addr.len() != usize::from(source_prefix).div_ceil(8) {
         return None;
     }
     if source_prefix % 8 != 0 {
@@ -235,10 +232,7 @@ pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, ou
     w.question(&query.question);
     let after_question = w.out.len();
 
-    let required = resp
-        .additional
-        .get(..resp.required_additional)
-        .unwrap_or(&[]);
+    let required = resp.additional.get(..resp.required_additional).unwrap_or(&[]);
     let mut counts = [
         resp.answer.len() as u16,
         resp.authority.len() as u16,
@@ -391,21 +385,31 @@ impl<'o> Writer<'o> {
 
     /// Writes a wire name, pointing at an earlier copy of its longest known suffix.
     fn name(&mut self, wire: &[u8], compress: bool) {
+        // Label positions of this name become pointer targets only once the whole name is
+        // written: a half-written name must never be matched against its own suffix.
+        let mut written = [0u16; 128];
+        let mut count = 0;
         let mut pos = 0;
+        let mut pointer = None;
         while wire[pos] != 0 {
             if compress && let Some(ptr) = self.find(&wire[pos..]) {
-                self.u16(0xc000 | ptr);
-                return;
+                pointer = Some(ptr);
+                break;
             }
             let here = self.out.len();
             if here < 0x4000 {
-                self.labels.push(here as u16);
+                written[count] = here as u16;
+                count += 1;
             }
             let len = usize::from(wire[pos]);
             self.out.extend_from_slice(&wire[pos..pos + 1 + len]);
             pos += 1 + len;
         }
-        self.out.push(0);
+        match pointer {
+            Some(ptr) => self.u16(0xc000 | ptr),
+            None => self.out.push(0),
+        }
+        self.labels.extend_from_slice(&written[..count]);
     }
 
     fn find(&self, suffix: &[u8]) -> Option<u16> {
@@ -436,10 +440,7 @@ impl<'o> Writer<'o> {
             RData::Aaaa(a) => self.out.extend_from_slice(&a.octets()),
             // RFC 3597 §4: compression only in the RDATA of the RFC 1035 types.
             RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => self.name(n.wire(), true),
-            RData::Mx {
-                preference,
-                exchange,
-            } => {
+            RData::Mx { preference, exchange } => {
                 self.u16(*preference);
                 self.name(exchange.wire(), true);
             }
@@ -507,21 +508,26 @@ impl<'o> Writer<'o> {
 /// ignoring ASCII case.
 fn name_at_equals(buf: &[u8], mut off: usize, suffix: &[u8]) -> bool {
     let mut s = 0;
+    // Bounded: a pointer chain in our own output is short, but never trust it to end.
     for _ in 0..128 {
-        let len = buf[off];
+        let Some(&len) = buf.get(off) else { return false };
         if len & 0xc0 == 0xc0 {
-            off = usize::from(u16::from_be_bytes([len & 0x3f, buf[off + 1]]));
+            let Some(&low) = buf.get(off + 1) else {
+                return false;
+            };
+            off = usize::from(u16::from_be_bytes([len & 0x3f, low]));
             continue;
         }
         let len = usize::from(len);
-        if suffix[s] as usize != len {
+        if suffix.get(s).map(|&l| usize::from(l)) != Some(len) {
             return false;
         }
         if len == 0 {
             return true;
         }
-        if !buf[off + 1..off + 1 + len].eq_ignore_ascii_case(&suffix[s + 1..s + 1 + len]) {
-            return false;
+        match (buf.get(off + 1..off + 1 + len), suffix.get(s + 1..s + 1 + len)) {
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+            _ => return false,
         }
         off += 1 + len;
         s += 1 + len;

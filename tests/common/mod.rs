@@ -1,0 +1,296 @@
+//! Test harness: the real `meridian` binary on a free loopback port, and a DNS client built on
+//! hickory-proto (an implementation independent of Meridian's own wire code).
+#![allow(dead_code)]
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `meridian serve --config <config>` on 127.0.0.1, port chosen by the server.
+    pub fn start(config: &Path) -> Server {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn meridian");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = logs.lock().unwrap().lines().find_map(|l| {
+                let rest = l.split("addr=").nth(1)?;
+                rest.split_whitespace()
+                    .next()?
+                    .trim_matches('"')
+                    .parse::<SocketAddr>()
+                    .ok()
+            });
+            if let Some(addr) = found {
+                let server = Server { child, addr, logs };
+                server.wait_log("ready", Duration::from_secs(10));
+                return server;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("meridian exited with {status}:\n{}", logs.lock().unwrap());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meridian did not start:\n{}",
+                logs.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the log holds `needle` `count` times.
+    pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.logs().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "log never showed `{needle}` x{count}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copies a fixture directory into a fresh temp dir (so tests may edit it).
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&src, dir.path());
+    dir
+}
+
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())) {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// What to ask.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub name: String,
+    pub rtype: RecordType,
+    pub class: DNSClass,
+    /// EDNS payload size; `None` sends no OPT.
+    pub edns: Option<u16>,
+    pub edns_version: u8,
+    pub ecs: Option<(IpAddr, u8)>,
+    pub tcp: bool,
+    pub rd: bool,
+}
+
+pub fn ask(name: &str, rtype: RecordType) -> Ask {
+    Ask {
+        name: name.into(),
+        rtype,
+        class: DNSClass::IN,
+        edns: Some(1232),
+        edns_version: 0,
+        ecs: None,
+        tcp: false,
+        rd: false,
+    }
+}
+
+impl Ask {
+    pub fn no_edns(mut self) -> Self {
+        self.edns = None;
+        self
+    }
+    pub fn payload(mut self, size: u16) -> Self {
+        self.edns = Some(size);
+        self
+    }
+    pub fn tcp(mut self) -> Self {
+        self.tcp = true;
+        self
+    }
+    pub fn ecs(mut self, addr: &str, prefix: u8) -> Self {
+        self.ecs = Some((addr.parse().unwrap(), prefix));
+        self
+    }
+    pub fn class(mut self, class: DNSClass) -> Self {
+        self.class = class;
+        self
+    }
+    pub fn version(mut self, v: u8) -> Self {
+        self.edns_version = v;
+        self
+    }
+    pub fn rd(mut self) -> Self {
+        self.rd = true;
+        self
+    }
+
+    pub fn to_bytes(&self, id: u16) -> Vec<u8> {
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        let mut q = Query::query(Name::from_ascii(&self.name).unwrap(), self.rtype);
+        q.set_query_class(self.class);
+        m.add_query(q);
+        m.metadata.recursion_desired = self.rd;
+        if let Some(size) = self.edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            e.set_version(self.edns_version);
+            if let Some((addr, prefix)) = self.ecs {
+                e.options_mut()
+                    .insert(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)));
+            }
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+}
+
+/// Sends raw bytes over UDP; `None` when no reply came within a second.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    sock.send_to(bytes, addr).unwrap();
+    let mut buf = vec![0u8; 65535];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// Sends one length-prefixed message over a new TCP connection and reads the reply.
+pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
+    s.write_all(bytes).unwrap();
+    read_framed(&mut s)
+}
+
+pub fn read_framed(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// Asks and parses the reply; panics when none comes.
+pub fn query(addr: SocketAddr, a: &Ask) -> Message {
+    let id = rand_id();
+    let bytes = a.to_bytes(id);
+    let reply = if a.tcp {
+        tcp_raw(addr, &bytes)
+    } else {
+        udp_raw(addr, &bytes).unwrap_or_else(|| panic!("no reply to {a:?}"))
+    };
+    let m = Message::from_vec(&reply).unwrap_or_else(|e| panic!("unparsable reply to {a:?}: {e}"));
+    assert_eq!(m.metadata.id, id, "reply id");
+    m
+}
+
+pub fn rand_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish() as u16
+}
+
+/// `owner ttl TYPE rdata`, as a test table writes it.
+pub fn show(r: &Record) -> String {
+    format!("{} {} {} {}", r.name, r.ttl, r.record_type(), r.data)
+}
+
+pub fn section(records: &[Record]) -> Vec<String> {
+    records.iter().map(show).collect()
+}
+
+/// Whether an external tool is on PATH. When it is missing, the test says so loudly and is
+/// skipped, unless MERIDIAN_REQUIRE_TOOLS is set (as `.ci/run` does), where it fails.
+pub fn have_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("MERIDIAN_REQUIRE_TOOLS").is_some() {
+            panic!("`{tool}` is required (MERIDIAN_REQUIRE_TOOLS is set) but not installed");
+        }
+        eprintln!(
+            "\n!!! SKIPPED: `{tool}` is not installed; install it (see .ci/run) to run this test !!!\n"
+        );
+    }
+    found
+}
