@@ -1,0 +1,127 @@
+//! `meridian check`: one broken fixture per validation rule, each reported at its exact place.
+
+mod common;
+
+use common::{BIN, repo_path};
+use std::process::Command;
+
+/// (fixture, file and position the problem is reported at, words the message must hold)
+const RULES: &[(&str, &str, &str)] = &[
+    (
+        "bad-ipv4",
+        "zones/example.test.yaml:6:26",
+        "`192.0.2.300` is not an IPv4 address",
+    ),
+    (
+        "bad-ipv6-in-master-file",
+        "zones/example.test.zone:3:18",
+        "`2001:db8::g` is not an IPv6 address",
+    ),
+    (
+        "bad-listen",
+        "meridian.yaml:2:12",
+        "dns.listen: `127.0.0.1` is not an address:port",
+    ),
+    (
+        "bad-mx",
+        "zones/example.test.yaml:6:15",
+        "MX takes a preference and an exchange name",
+    ),
+    (
+        "cname-beside-data",
+        "zones/example.test.yaml:8:12",
+        "CNAME at www.example.test. cannot sit beside other data (A at",
+    ),
+    (
+        "duplicate-zone",
+        "zones/b.yaml:1:7",
+        "zone example.test. is already defined at",
+    ),
+    (
+        "missing-glue",
+        "zones/example.test.yaml:6:15",
+        "glue missing: NS target ns.sub.example.test.",
+    ),
+    (
+        "missing-ns",
+        "zones/example.test.yaml:1:7",
+        "has no NS records at its apex",
+    ),
+    ("missing-soa", "zones/example.test.yaml:1:7", "has no SOA"),
+    (
+        "occluded-by-delegation",
+        "zones/example.test.yaml:7:20",
+        "hidden by the delegation at sub.example.test.",
+    ),
+    (
+        "out-of-zone",
+        "zones/example.test.yaml:6:27",
+        "www.example.org. is outside zone example.test.",
+    ),
+    (
+        "ttl-out-of-range",
+        "zones/example.test.yaml:6:32",
+        "TTL 4294967296 out of range",
+    ),
+    (
+        "unknown-field",
+        "zones/example.test.yaml:4:1",
+        "unknown field `tll`",
+    ),
+    (
+        "unknown-record-type",
+        "zones/example.test.yaml:6:10",
+        "`SPF` is not a record type",
+    ),
+    (
+        "yaml-syntax",
+        "zones/example.test.yaml:5:13",
+        "mismatched bracket",
+    ),
+];
+
+#[test]
+fn each_rule_is_reported_at_its_place() {
+    let mut failures = Vec::new();
+    for (fixture, place, words) in RULES {
+        let dir = repo_path("tests/fixtures/check").join(fixture);
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(dir.join("meridian.yaml"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let want = format!("{}: ", dir.join(place).display());
+        let hit = stdout.lines().any(|l| l.starts_with(&want) && l.contains(words));
+        if out.status.code() != Some(1) || !hit {
+            failures.push(format!(
+                "{fixture}: exit {:?}, wanted `{want}… {words}` in:\n{stdout}",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(repo_path("meridian.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+}
+
+#[test]
+fn a_missing_config_is_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/meridian.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("/nonexistent/meridian.yaml:1:1: cannot read file")
+    );
+}

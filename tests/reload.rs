@@ -1,0 +1,165 @@
+//! SIGHUP reload while queries run: none lost, none answered from a half-built state, and an
+//! invalid config leaves the last good one serving.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType as T;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SIGHUP: i32 = 1;
+
+/// Writes the zone with www at `addr`, atomically (a reader never sees half a file).
+fn write_zone(dir: &Path, body: &str) {
+    let path = dir.join("zones/example.test.yaml");
+    let tmp = dir.join("zones/.example.test.yaml.tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+#[test]
+fn reload_under_load_loses_nothing() {
+    let dir = fixture("conformance");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let original = std::fs::read_to_string(dir.path().join("zones/example.test.yaml")).unwrap();
+    let with_www =
+        |last: u8| original.replace("www: { A: [192.0.2.80]", &format!("www: {{ A: [192.0.2.{last}]"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut clients = Vec::new();
+    for tcp in [false, false, true] {
+        let (stop, seen, addr) = (stop.clone(), seen.clone(), server.addr);
+        clients.push(std::thread::spawn(move || {
+            let mut asked = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let mut a = ask("www.example.test.", T::A);
+                a.tcp = tcp;
+                // `query` panics on a lost query (no reply within a second).
+                let m = query(addr, &a);
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+                assert_eq!(m.answers.len(), 1, "exactly one address, never a mix or nothing");
+                seen.lock().unwrap().insert(m.answers[0].data.to_string());
+                asked += 1;
+            }
+            asked
+        }));
+    }
+
+    let mut reloads = 0;
+    for i in 1..=20u8 {
+        write_zone(dir.path(), &with_www(100 + i));
+        server.signal(SIGHUP);
+        reloads += 1;
+        server.wait_log_count("reloaded", reloads, Duration::from_secs(10));
+        if i == 10 {
+            // An invalid zone: rejected, and the previous one keeps serving.
+            write_zone(dir.path(), &original.replace("192.0.2.80", "192.0.2.999"));
+            server.signal(SIGHUP);
+            server.wait_log("reload rejected", Duration::from_secs(10));
+            assert!(server.logs().contains("192.0.2.999"), "the log names the problem");
+            let m = query(server.addr, &ask("www.example.test.", T::A));
+            assert_eq!(m.answers[0].data.to_string(), "192.0.2.110");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let asked: u32 = clients
+        .into_iter()
+        .map(|c| c.join().expect("a client saw a lost or bad answer"))
+        .sum();
+    assert!(asked > 100, "only {asked} queries ran during the reloads");
+
+    let m = query(server.addr, &ask("www.example.test.", T::A));
+    assert_eq!(m.answers[0].data.to_string(), "192.0.2.120");
+    let seen = seen.lock().unwrap();
+    let allowed: BTreeSet<String> = std::iter::once(80)
+        .chain(101..=120)
+        .map(|n| format!("192.0.2.{n}"))
+        .collect();
+    assert!(
+        seen.is_subset(&allowed),
+        "answers outside the written zones: {seen:?}"
+    );
+    assert!(seen.len() > 2, "the clients saw the reloads happen: {seen:?}");
+}
+
+#[test]
+fn tcp_pipelines_in_order_and_closes_idle_connections() {
+    use std::io::Write;
+    let dir = fixture("conformance");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let names = ["www", "mail", "nope", "sip", "ns1"];
+    let mut burst = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let q = ask(&format!("{n}.example.test."), T::A).to_bytes(i as u16 + 100);
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+    }
+    s.write_all(&burst).unwrap(); // all queries before reading any answer
+    for (i, n) in names.iter().enumerate() {
+        let m = hickory_proto::op::Message::from_vec(&read_framed(&mut s)).unwrap();
+        assert_eq!(m.metadata.id, i as u16 + 100, "answers come in query order");
+        assert_eq!(m.queries[0].name().to_string(), format!("{n}.example.test."));
+    }
+    // Idle for longer than tcp_idle_timeout (500ms): the server closes the connection.
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 1];
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "connection closed");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "closed after the idle timeout, not later"
+    );
+}
+
+#[test]
+fn tcp_connections_beyond_the_limit_are_refused() {
+    use std::io::Read;
+    let dir = fixture("conformance");
+    let config = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "tcp_idle_timeout: 500ms",
+            "tcp_idle_timeout: 5s\n  tcp_max_connections: 2",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&config);
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // Both held connections are served...
+    std::thread::sleep(Duration::from_millis(100));
+    let mut third = std::net::TcpStream::connect(server.addr).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        third.read(&mut buf).unwrap_or(0),
+        0,
+        "the third connection is closed at once"
+    );
+    drop(held);
+    // ...and once they are gone, new ones are accepted again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = std::panic::catch_unwind(|| query(server.addr, &ask("www.example.test.", T::A).tcp()));
+        if m.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "TCP never recovered after the limit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
