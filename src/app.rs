@@ -32,11 +32,26 @@ struct Bound {
     tcp: StdTcpListener,
 }
 
+/// Receive buffer asked for each UDP socket: room for bursts while a worker is busy. The kernel
+/// caps it at net.core.rmem_max.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer only means drops under heavier bursts.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
 fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
     let bind_err = |source| AppError::Bind { addr, source };
     for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).map_err(bind_err)?;
+        let udp = bind_udp(addr).map_err(bind_err)?;
         let local = udp.local_addr().map_err(bind_err)?;
         match StdTcpListener::bind(local) {
             Ok(tcp) => {

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Static-zone benchmark: the same zone served by Meridian, NSD and gdnsd, one at a time, each
+# pinned to CPU 0 with dnsperf pinned to CPU 1. Reports answered QPS and server CPU µs per
+# query (from /proc/PID/stat), the figure that survives a noisy machine.
+#
+#   bench/static.sh [seconds per run, default 10]
+#
+# Needs: dnsperf nsd gdnsd (Debian packages) and a release build (done here).
+# Sends traffic to 127.0.0.1 only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+secs=${1:-10}
+port=15353
+for tool in dnsperf nsd gdnsd taskset; do
+  command -v $tool >/dev/null || { echo "missing $tool (apt-get install dnsperf nsd gdnsd)" >&2; exit 2; }
+done
+(cd "$root" && cargo build --release --quiet)
+work=$(mktemp -d /tmp/meridian-bench.XXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+zone='$TTL 300
+@ SOA ns1 hostmaster 1 7200 1800 259200 900
+@ NS ns1
+ns1 A 127.0.0.1
+static A 192.0.2.1
+www 30 A 127.0.1.1'
+
+# The query mix: positive answers, NODATA, NXDOMAIN.
+for i in $(seq 1 250); do
+  echo "static.example.com A"; echo "www.example.com A"; echo "static.example.com AAAA"; echo "nx$i.example.com A"
+done > "$work/queries"
+
+start_meridian() {
+  mkdir -p "$work/meridian/zones"
+  printf '%s\n' "$zone" > "$work/meridian/zones/example.com.zone"
+  cat > "$work/meridian/zones/example.com.yaml" <<EOC
+zone: example.com
+import: example.com.zone
+EOC
+  cat > "$work/meridian/meridian.yaml" <<EOC
+dns: { listen: ["127.0.0.1:$port"], udp_workers: 1 }
+log: { level: warn }
+zones_dir: zones
+EOC
+  taskset -c 0 "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
+}
+
+start_nsd() {
+  mkdir -p "$work/nsd"
+  printf '$ORIGIN example.com.\n%s\n' "$zone" > "$work/nsd/example.com.zone"
+  cat > "$work/nsd/nsd.conf" <<EOC
+server:
+  ip-address: 127.0.0.1@$port
+  server-count: 1
+  rrl-ratelimit: 0
+  zonesdir: "$work/nsd"
+  username: ""
+  pidfile: "$work/nsd/nsd.pid"
+  database: ""
+  zonelistfile: "$work/nsd/zone.list"
+  xfrdfile: "$work/nsd/xfrd.state"
+  verbosity: 0
+remote-control:
+  control-enable: no
+zone:
+  name: example.com
+  zonefile: example.com.zone
+EOC
+  taskset -c 0 nsd -c "$work/nsd/nsd.conf" -d &
+}
+
+start_gdnsd() {
+  mkdir -p "$work/gdnsd/zones" "$work/gdnsd/run"
+  cat > "$work/gdnsd/config" <<EOC
+options => { listen => [ 127.0.0.1:$port ], udp_threads => 1, tcp_threads => 1, run_dir => $work/gdnsd/run, state_dir => $work/gdnsd/run }
+EOC
+  printf '%s\n' "$zone" > "$work/gdnsd/zones/example.com"
+  taskset -c 0 gdnsd -c "$work/gdnsd" -f start &
+}
+
+# Every process holding the port (nsd runs a main, a server child and xfrd): all of its CPU counts.
+server_pids() {
+  ss -Hulpn "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+cpu_ticks() {
+  local total=0
+  # utime + stime; the command name may hold spaces ("nsd: main"), so cut it off first.
+  for p in $1; do total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
+  echo $total
+}
+
+run() {
+  local name=$1
+  "start_$name" >"$work/$name.log" 2>&1
+  for _ in $(seq 1 100); do
+    dig +short +time=1 +tries=1 @127.0.0.1 -p $port static.example.com A 2>/dev/null | grep -q 192.0.2.1 && break
+    sleep 0.1
+  done
+  local pid; pid=$(server_pids)
+  [ -n "$pid" ] || { echo "no process found on port $port for $name" >&2; return 1; }
+  local hz; hz=$(getconf CLK_TCK)
+  local before; before=$(cpu_ticks "$pid")
+  taskset -c 1 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l "$secs" -c 8 -q 200 > "$work/$name.perf" 2>&1
+  local after; after=$(cpu_ticks "$pid")
+  local answered qps
+  answered=$(awk '/Queries completed:/ {print $3}' "$work/$name.perf")
+  qps=$(awk '/Queries per second:/ {print $4}' "$work/$name.perf")
+  local lost; lost=$(awk '/Queries lost:/ {print $3}' "$work/$name.perf")
+  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$answered" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+  printf '| %-8s | %10.0f | %8s | %6s |\n' "$name" "$qps" "$us" "$lost"
+  kill "$(jobs -p)" 2>/dev/null || true
+  wait 2>/dev/null || true
+  sleep 0.5
+}
+
+echo "static zone, ${secs}s per server, server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
+echo
+echo "| server   |        QPS | CPU µs/q |   lost |"
+echo "|----------|-----------:|---------:|-------:|"
+for s in meridian nsd gdnsd; do run $s; done
