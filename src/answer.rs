@@ -3,9 +3,13 @@
 //! `respond` is synchronous and transport-free: a question in, a response model out, read from
 //! one immutable snapshot. No lock, no I/O, no await. `dns::wire` turns the model into bytes.
 
+use crate::model::gslb::{GslbName, Policy};
 use crate::model::{Node, RData, RRset, RType};
 use crate::name::{MAX_NAME_LEN, Name, parent_wire};
+use crate::select::{self, Client, ConfiguredHealth, Family, Outcome, Trace};
 use crate::state::{CompiledZone, Entry, Snapshot};
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Response codes Meridian sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,13 +58,61 @@ pub enum Owner<'a> {
     Name(&'a Name),
 }
 
+/// Record data: from the zone, or an address chosen for a load-balanced name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rd<'a> {
+    Data(&'a RData),
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+}
+
 /// One record to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
     pub owner: Owner<'a>,
     pub rtype: RType,
     pub ttl: u32,
-    pub rdata: &'a RData,
+    pub rdata: Rd<'a>,
+}
+
+impl std::fmt::Display for Rd<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rd::Data(d) => write!(f, "{d}"),
+            Rd::A(a) => write!(f, "{a}"),
+            Rd::Aaaa(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Record<'_> {
+    /// `owner TTL TYPE data`, the question name standing for `Owner::Question`.
+    pub fn present(&self, question: &Name) -> String {
+        let owner = match self.owner {
+            Owner::Question => question.to_string(),
+            Owner::Name(n) => n.to_string(),
+        };
+        format!("{owner} {} {} {}", self.ttl, self.rtype, self.rdata)
+    }
+}
+
+/// Who asked: the address answers are chosen for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The EDNS Client Subnet address when one came (source prefix > 0), else the packet source.
+    pub addr: IpAddr,
+    /// Known leading bits of `addr`: the ECS source prefix, else 32 or 128.
+    pub source_prefix: u8,
+}
+
+impl ClientInfo {
+    /// A client known by its full address (no ECS).
+    pub fn from_source(addr: IpAddr) -> Self {
+        ClientInfo {
+            addr,
+            source_prefix: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
 }
 
 /// What to answer, before it becomes wire bytes.
@@ -74,6 +126,9 @@ pub struct Response<'a> {
     /// The first `required_additional` additional records are referral glue that must fit,
     /// or the response is truncated (RFC 9471).
     pub required_additional: usize,
+    /// ECS scope: the widest client prefix this answer holds for (0: it does not depend on
+    /// the client).
+    pub scope: u8,
 }
 
 impl Response<'_> {
@@ -85,6 +140,7 @@ impl Response<'_> {
             authority: Vec::new(),
             additional: Vec::new(),
             required_additional: 0,
+            scope: 0,
         }
     }
 }
@@ -92,8 +148,41 @@ impl Response<'_> {
 /// Longest CNAME chain followed inside our zones.
 const MAX_CHAIN: usize = 8;
 
-/// Answers one question from `snap`.
-pub fn respond<'a>(q: &Question<'_>, snap: &'a Snapshot) -> Response<'a> {
+/// Answers one question from `snap`. `entropy` seeds the random choices of load-balanced
+/// names (weighted picks, address rotation).
+pub fn respond<'a>(q: &Question<'_>, client: &ClientInfo, snap: &'a Snapshot, entropy: u64) -> Response<'a> {
+    answer(q, client, snap, entropy, &RefCell::new(Trace::off()))
+}
+
+/// An answer and the steps that led to it, for `meridian explain` and the admin API.
+#[derive(Debug)]
+pub struct Explanation<'a> {
+    pub response: Response<'a>,
+    pub steps: Vec<String>,
+}
+
+/// Answers like [`respond`] and records why.
+pub fn explain<'a>(
+    q: &Question<'_>,
+    client: &ClientInfo,
+    snap: &'a Snapshot,
+    entropy: u64,
+) -> Explanation<'a> {
+    let trace = RefCell::new(Trace::enabled());
+    let response = answer(q, client, snap, entropy, &trace);
+    Explanation {
+        response,
+        steps: trace.into_inner().steps,
+    }
+}
+
+fn answer<'a>(
+    q: &Question<'_>,
+    client: &ClientInfo,
+    snap: &'a Snapshot,
+    entropy: u64,
+    trace: &RefCell<Trace>,
+) -> Response<'a> {
     if q.qclass != CLASS_IN {
         return Response::empty(Rcode::Refused);
     }
@@ -115,7 +204,11 @@ pub fn respond<'a>(q: &Question<'_>, snap: &'a Snapshot) -> Response<'a> {
         snap,
         qkey: key,
         qtype: q.qtype,
+        client,
+        entropy,
+        trace,
     };
+    cx.note(|| format!("zone {}", zone.origin));
     resolve(&cx, zone, Owner::Question, key, &mut resp, 0);
     resp
 }
@@ -126,6 +219,15 @@ struct Lookup<'a, 'q> {
     /// The question name, lowercased.
     qkey: &'q [u8],
     qtype: RType,
+    client: &'q ClientInfo,
+    entropy: u64,
+    trace: &'q RefCell<Trace>,
+}
+
+impl Lookup<'_, '_> {
+    fn note(&self, f: impl FnOnce() -> String) {
+        self.trace.borrow_mut().note(f);
+    }
 }
 
 fn lowercase<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
@@ -219,9 +321,10 @@ fn answer_node<'a>(
             owner,
             rtype: RType::CNAME,
             ttl: cname.ttl,
-            rdata,
+            rdata: Rd::Data(rdata),
         });
         let RData::Cname(target) = rdata else { return };
+        cx.note(|| format!("CNAME to {target}"));
         if chain + 1 >= MAX_CHAIN {
             return;
         }
@@ -235,6 +338,18 @@ fn answer_node<'a>(
             resolve(cx, next, Owner::Name(target), key, resp, chain + 1);
         }
         return;
+    }
+    if let Some(g) = &node.gslb {
+        let family = match qtype {
+            RType::A => Some(Family::V4),
+            RType::AAAA => Some(Family::V6),
+            RType::ANY if node.rrsets.is_empty() => Some(Family::V4),
+            _ => None,
+        };
+        if let Some(family) = family {
+            gslb_answer(cx, zone, owner, g, family, resp);
+            return;
+        }
     }
     let set = if qtype == RType::ANY {
         // RFC 8482 §4.2: one RRset is a complete answer to ANY.
@@ -260,12 +375,70 @@ fn owner_is(owner: Owner<'_>, key: &[u8]) -> bool {
     matches!(owner, Owner::Name(n) if n.wire().eq_ignore_ascii_case(key))
 }
 
+/// Answers a load-balanced name: the selection pipeline over the snapshot's data centers.
+fn gslb_answer<'a>(
+    cx: &Lookup<'a, '_>,
+    zone: &'a CompiledZone,
+    owner: Owner<'a>,
+    g: &'a GslbName,
+    family: Family,
+    resp: &mut Response<'a>,
+) {
+    let snap = cx.snap;
+    let addr = crate::geo::mask(cx.client.addr, cx.client.source_prefix);
+    // Only location-based policies pay for the GeoIP lookup.
+    let found = match (g.policy, &snap.geo) {
+        (Policy::Geo | Policy::Nearest, Some(db)) => Some(db.lookup(addr)),
+        _ => None,
+    };
+    let client = Client {
+        addr,
+        source_prefix: cx.client.source_prefix,
+        location: found.as_ref().and_then(|f| f.location),
+        geo_prefix: found.as_ref().map_or(0, |f| f.prefix),
+    };
+    cx.note(|| format!("{} is load-balanced: policy {}", g.owner, g.policy.as_str()));
+    let sel = select::select(
+        g,
+        &snap.datacenters,
+        family,
+        &client,
+        &ConfiguredHealth,
+        cx.entropy,
+        &mut cx.trace.borrow_mut(),
+    );
+    resp.scope = resp.scope.max(sel.scope);
+    cx.note(|| format!("TTL {}, ECS scope /{}", sel.ttl, sel.scope));
+    match sel.outcome {
+        Outcome::Addresses(addrs) => {
+            for a in addrs {
+                let (rtype, rdata) = match a {
+                    IpAddr::V4(v4) => (RType::A, Rd::A(v4)),
+                    IpAddr::V6(v6) => (RType::AAAA, Rd::Aaaa(v6)),
+                };
+                resp.answer.push(Record {
+                    owner,
+                    rtype,
+                    ttl: sel.ttl,
+                    rdata,
+                });
+            }
+        }
+        Outcome::NoData => nodata(zone, resp),
+        Outcome::ServFail => {
+            resp.rcode = Rcode::ServFail;
+            resp.authoritative = false;
+            resp.answer.clear();
+        }
+    }
+}
+
 fn push_set<'a>(out: &mut Vec<Record<'a>>, owner: Owner<'a>, set: &'a RRset) {
     out.extend(set.rdatas.iter().map(|rdata| Record {
         owner,
         rtype: set.rtype,
         ttl: set.ttl,
-        rdata,
+        rdata: Rd::Data(rdata),
     }));
 }
 
@@ -278,7 +451,7 @@ fn negative_soa<'a>(zone: &'a CompiledZone, resp: &mut Response<'a>) {
         owner: Owner::Name(&zone.origin),
         rtype: RType::SOA,
         ttl: zone.negative_ttl(),
-        rdata: &zone.soa.rdatas[0],
+        rdata: Rd::Data(&zone.soa.rdatas[0]),
     });
 }
 

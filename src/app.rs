@@ -73,7 +73,7 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
 
 /// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
 pub async fn serve(config: Config) -> Result<(), AppError> {
-    let store = Arc::new(Store::new(config.zones.clone()));
+    let store = Arc::new(Store::new(config.clone()));
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let mut udp_threads = Vec::new();
@@ -110,6 +110,14 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
         tcp_tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
         tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
     }
+    let mut background = tokio::task::JoinSet::new();
+    if config.geoip.is_some() {
+        background.spawn(watch_geoip(
+            store.clone(),
+            config.geoip_check_interval,
+            stop.clone(),
+        ));
+    }
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
     let setup = |source| AppError::Setup {
@@ -130,23 +138,60 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
     while tcp_tasks.join_next().await.is_some() {}
+    while background.join_next().await.is_some() {}
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
         .await
         .ok();
     Ok(())
 }
 
+/// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)
+/// without a reload. A file that cannot be read keeps the old database serving.
+async fn watch_geoip(store: Arc<Store>, every: std::time::Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failed_at = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(current) = store.load().geo.clone() else {
+            return;
+        };
+        let modified = std::fs::metadata(&current.path).and_then(|m| m.modified()).ok();
+        if modified.is_none() || modified == current.modified || modified == failed_at {
+            continue;
+        }
+        let path = current.path.clone();
+        match tokio::task::spawn_blocking(move || crate::geo::GeoDb::open(&path)).await {
+            Ok(Ok(db)) => {
+                let records = db.len();
+                let generation = store.replace_geo(Arc::new(db));
+                failed_at = None;
+                tracing::info!(path = %current.path.display(), records, generation, "GeoIP database reloaded");
+            }
+            Ok(Err(e)) => {
+                failed_at = modified;
+                tracing::error!(error = %e, "GeoIP database not reloaded; still using the previous one");
+            }
+            Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),
+        }
+    }
+}
+
 /// Re-reads the config and zones; publishes them whole, or keeps the old ones on any problem.
 async fn reload(path: &Path, running: &Config, store: &Store) {
     let path: PathBuf = path.to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
+    let previous_geo = store.load().geo.clone();
+    let loaded = tokio::task::spawn_blocking(move || config::reload(&path, previous_geo.as_ref())).await;
     match loaded {
         Ok(Ok(new)) => {
             if new.dns != running.dns || new.log != running.log {
                 tracing::warn!("dns and log settings changed; they take effect at the next restart");
             }
             let zones = new.zones.len();
-            let generation = store.publish(new.zones);
+            let generation = store.publish(new);
             tracing::info!(zones, generation, "reloaded");
         }
         Ok(Err(problems)) => {

@@ -7,6 +7,8 @@ pub mod answer;
 pub mod app;
 pub mod config;
 pub mod dns;
+pub mod geo;
 pub mod model;
 pub mod name;
+pub mod select;
 pub mod state;

@@ -31,6 +31,25 @@ enum Command {
         #[arg(long)]
         log_level: Option<String>,
     },
+    /// Show the answer a client would get for a name, and every step of the decision.
+    Explain {
+        /// The name asked, like www.gslb.example.com.
+        name: String,
+        /// The record type.
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// The client: an address, or a subnet as an EDNS Client Subnet would carry it.
+        #[arg(long, value_name = "IP[/PREFIX]")]
+        client: String,
+        /// The configuration file.
+        #[arg(short, long, default_value = "meridian.yaml")]
+        config: PathBuf,
+    },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
     /// Validate the configuration and every zone; print each problem as file:line:col: message.
     /// Exits 0 when all is well, 1 otherwise.
     Check {
@@ -38,6 +57,37 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum GeoipCommand {
+    /// Build a MaxMind DB from CSV rows (header: network,continent,country,subdivision,latitude,longitude,city;
+    /// only network is required).
+    Build {
+        /// The CSV file.
+        #[arg(long)]
+        csv: PathBuf,
+        /// The database to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Record layout: MaxMind GeoIP2 City (also read for DB-IP), or ip-location-db's flat one.
+        #[arg(long, value_enum, default_value = "maxmind")]
+        schema: SchemaArg,
+    },
+    /// Print what a database says of an address.
+    Lookup {
+        /// The database.
+        #[arg(long)]
+        db: PathBuf,
+        /// The address.
+        address: std::net::IpAddr,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaArg {
+    Maxmind,
+    Flat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,19 +124,132 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Explain {
+            name,
+            qtype,
+            client,
+            config,
+        } => run(explain(&config, &name, &qtype, &client)),
+        Command::Geoip { command } => run(geoip(command)),
         Command::Serve {
             config,
             listen,
             log_format,
             log_level,
-        } => match serve(config, listen, log_format, log_level) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("meridian: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => run(serve(config, listen, log_format, log_level)),
     }
+}
+
+fn run(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meridian: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str) -> anyhow::Result<()> {
+    use meridian::answer::{self, Question};
+    let config =
+        config::load(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    let qtype =
+        meridian::model::RType::from_mnemonic(qtype).with_context(|| format!("unknown type `{qtype}`"))?;
+    let fqdn = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    let qname = meridian::name::Name::parse(&fqdn, None).with_context(|| format!("bad name `{name}`"))?;
+    let client = parse_client(client)?;
+    let snap = meridian::state::Snapshot::new(config, 1);
+    let q = Question {
+        name: qname.wire(),
+        qtype,
+        qclass: answer::CLASS_IN,
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let e = answer::explain(&q, &client, &snap, seed);
+    let r = &e.response;
+    println!(
+        "{qname} {qtype} for client {}/{}",
+        client.addr, client.source_prefix
+    );
+    println!(
+        "rcode {:?}, {}",
+        r.rcode,
+        if r.authoritative {
+            "authoritative"
+        } else {
+            "not authoritative"
+        }
+    );
+    for (title, section) in [
+        ("answer", &r.answer),
+        ("authority", &r.authority),
+        ("additional", &r.additional),
+    ] {
+        if !section.is_empty() {
+            println!("{title}:");
+            for rec in section.iter() {
+                println!("  {}", rec.present(&qname));
+            }
+        }
+    }
+    println!("ECS scope: /{}", r.scope.min(client.source_prefix));
+    println!("steps:");
+    for (i, s) in e.steps.iter().enumerate() {
+        println!("  {}. {s}", i + 1);
+    }
+    Ok(())
+}
+
+/// `IP` (a resolver's own address) or `IP/PREFIX` (an ECS subnet).
+fn parse_client(text: &str) -> anyhow::Result<meridian::answer::ClientInfo> {
+    use meridian::answer::ClientInfo;
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr
+        .parse()
+        .with_context(|| format!("`{addr}` is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= max)
+            .with_context(|| format!("`/{p}` is not a prefix length for {addr}"))?,
+    };
+    Ok(ClientInfo {
+        addr: meridian::geo::mask(addr, prefix),
+        source_prefix: prefix,
+    })
+}
+
+fn geoip(command: GeoipCommand) -> anyhow::Result<()> {
+    use meridian::geo::build::{Schema, build_file};
+    match command {
+        GeoipCommand::Build { csv, out, schema } => {
+            let schema = match schema {
+                SchemaArg::Maxmind => Schema::MaxMind,
+                SchemaArg::Flat => Schema::Flat,
+            };
+            let n = build_file(&csv, &out, schema)?;
+            println!("{}: {n} networks", out.display());
+        }
+        GeoipCommand::Lookup { db, address } => {
+            let db = meridian::geo::GeoDb::open(&db)?;
+            let f = db.lookup(address);
+            println!("{address}: network /{} {:?}", f.prefix, f.location);
+        }
+    }
+    Ok(())
 }
 
 fn serve(

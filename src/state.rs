@@ -1,11 +1,14 @@
 //! The serving snapshot: the validated model compiled into lookup tables, and the one place it
 //! is published. Readers `load()` an `Arc<Snapshot>` per query and never see half an update.
 
+use crate::config::Config;
+use crate::geo::GeoDb;
+use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
 use crate::name::{Name, parent_wire};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A name in a compiled zone: a node with data, or an empty non-terminal (RFC 4592 §2.2.2).
 #[derive(Debug)]
@@ -75,18 +78,28 @@ impl CompiledZone {
 /// Everything a query needs, immutable once published.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub zones: HashMap<Box<[u8]>, CompiledZone>,
+    pub zones: Arc<HashMap<Box<[u8]>, CompiledZone>>,
+    /// Indexed by `DcId`.
+    pub datacenters: Arc<[Datacenter]>,
+    pub geo: Option<Arc<GeoDb>>,
     /// Increases with every published snapshot.
     pub generation: u64,
 }
 
 impl Snapshot {
-    pub fn new(zones: Vec<Zone>, generation: u64) -> Snapshot {
-        let zones = zones
+    /// Compiles the zones of a validated configuration.
+    pub fn new(config: Config, generation: u64) -> Snapshot {
+        let zones = config
+            .zones
             .into_iter()
             .map(|z| (z.origin.key(), CompiledZone::compile(z)))
             .collect();
-        Snapshot { zones, generation }
+        Snapshot {
+            zones: Arc::new(zones),
+            datacenters: config.datacenters.into(),
+            geo: config.geoip,
+            generation,
+        }
     }
 
     /// The most specific zone containing the lowercased wire name `key`.
@@ -102,16 +115,19 @@ impl Snapshot {
     }
 }
 
-/// The single writer of the serving snapshot.
+/// The single writer of the serving snapshot. Readers never lock; writers (reload, GeoIP
+/// refresh) take `write` so that one never undoes the other.
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    write: Mutex<()>,
 }
 
 impl Store {
-    pub fn new(zones: Vec<Zone>) -> Store {
+    pub fn new(config: Config) -> Store {
         Store {
-            current: ArcSwap::from_pointee(Snapshot::new(zones, 1)),
+            current: ArcSwap::from_pointee(Snapshot::new(config, 1)),
+            write: Mutex::new(()),
         }
     }
 
@@ -120,10 +136,30 @@ impl Store {
         self.current.load()
     }
 
-    /// Builds a snapshot from `zones` and swaps it in whole. Returns its generation.
-    pub fn publish(&self, zones: Vec<Zone>) -> u64 {
+    /// A full snapshot for callers that keep it across awaits.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Builds a snapshot from `config` and swaps it in whole. Returns its generation.
+    pub fn publish(&self, config: Config) -> u64 {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.current.load().generation + 1;
-        self.current.store(Arc::new(Snapshot::new(zones, generation)));
+        self.current.store(Arc::new(Snapshot::new(config, generation)));
+        generation
+    }
+
+    /// Swaps in a new GeoIP database, keeping everything else.
+    pub fn replace_geo(&self, geo: Arc<GeoDb>) -> u64 {
+        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.current.load_full();
+        let generation = cur.generation + 1;
+        self.current.store(Arc::new(Snapshot {
+            zones: cur.zones.clone(),
+            datacenters: cur.datacenters.clone(),
+            geo: Some(geo),
+            generation,
+        }));
         generation
     }
 }

@@ -3,15 +3,19 @@
 //! `raw` mirrors the files for serde; `validate` checks them and builds the model. Every problem
 //! carries `file:line:col`; loading reports all problems it can find, not only the first.
 
+pub mod gslb;
 pub mod raw;
 pub mod validate;
 pub mod zonefile;
 
+use crate::geo::GeoDb;
 use crate::model::Zone;
+use crate::model::gslb::Datacenter;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One thing wrong in a file, at a position.
@@ -90,9 +94,20 @@ pub struct Config {
     pub log: LogConfig,
     pub zones_dir: PathBuf,
     pub zones: Vec<Zone>,
+    /// `datacenters:`, in file order (a `DcId` is an index here).
+    pub datacenters: Vec<Datacenter>,
+    /// The opened `geoip.database`.
+    pub geoip: Option<Arc<GeoDb>>,
+    /// How often the database file is checked for replacement. Default 5 s.
+    pub geoip_check_interval: Duration,
 }
 
-/// Reads and validates `path` and every zone file it points at.
+/// Reads and validates `path` and every file it points at.
 pub fn load(path: &Path) -> Result<Config, Problems> {
-    validate::load(path)
+    validate::load(path, None)
+}
+
+/// Like [`load`], but keeps `previous` GeoIP database when its file is unchanged on disk.
+pub fn reload(path: &Path, previous: Option<&Arc<GeoDb>>) -> Result<Config, Problems> {
+    validate::load(path, previous)
 }

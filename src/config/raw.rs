@@ -16,6 +16,44 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub zones_dir: Option<Spanned<String>>,
+    pub geoip: Option<RawGeoip>,
+    #[serde(default)]
+    pub datacenters: Entries<Spanned<RawDatacenter>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeoip {
+    pub database: Spanned<String>,
+    /// How often the file is checked for replacement, like `5s`.
+    pub check_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatacenter {
+    #[serde(default)]
+    pub location: RawDcLocation,
+    pub endpoints: Spanned<Vec<Spanned<RawEndpoint>>>,
+    pub min_healthy: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDcLocation {
+    pub continent: Option<Spanned<String>>,
+    pub country: Option<Spanned<String>>,
+    pub lat: Option<Spanned<f64>>,
+    pub lon: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub address: Spanned<String>,
+    pub weight: Option<Spanned<u64>>,
+    /// `up` (default) or `down`.
+    pub state: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,6 +83,32 @@ pub struct RawZone {
     pub import: Option<Spanned<String>>,
     #[serde(default)]
     pub records: Entries<Entries<Spanned<RawValue>>>,
+    #[serde(default)]
+    pub gslb: Entries<Spanned<RawGslb>>,
+}
+
+/// A load-balanced name under `gslb:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGslb {
+    pub ttl: Option<Spanned<u64>>,
+    pub degraded_ttl: Option<Spanned<u64>>,
+    pub policy: Spanned<String>,
+    pub datacenters: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub weights: Entries<Spanned<u64>>,
+    pub sticky: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub geo: Entries<Spanned<Vec<Spanned<RawValue>>>>,
+    pub answer: Option<RawAnswer>,
+    pub when_all_down: Option<Spanned<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswer {
+    pub datacenters: Option<Spanned<u64>>,
+    pub max_addresses: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

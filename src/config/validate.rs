@@ -1,8 +1,11 @@
 //! Checks raw files and builds the model. Pure but for reading the files named by the config.
 
+use super::gslb::{self as gslb_cfg, GslbContext};
 use super::raw::{Entries, RawConfig, RawValue, RawZone};
 use super::zonefile::{self, TextError, check_ttl, parse_rdata};
 use super::{Config, DnsConfig, LogConfig, LogFormat, Problem, Problems};
+use crate::geo::GeoDb;
+use crate::model::gslb::GslbName;
 use crate::model::{Node, RData, RRset, RType, Soa, Zone};
 use crate::name::Name;
 use serde_saphyr::Spanned;
@@ -10,6 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default zone TTL when a zone file names none.
@@ -17,21 +21,21 @@ pub const DEFAULT_ZONE_TTL: u32 = 3600;
 
 /// A position in a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Loc {
+pub(crate) struct Loc {
     file: PathBuf,
     line: u32,
     col: u32,
 }
 
 impl Loc {
-    fn of<T>(file: &Path, s: &Spanned<T>) -> Loc {
+    pub(crate) fn of<T>(file: &Path, s: &Spanned<T>) -> Loc {
         Loc {
             file: file.to_path_buf(),
             line: s.referenced.line() as u32,
             col: s.referenced.column() as u32,
         }
     }
-    fn problem(&self, message: impl Into<String>) -> Problem {
+    pub(crate) fn problem(&self, message: impl Into<String>) -> Problem {
         Problem {
             file: self.file.clone(),
             line: self.line,
@@ -44,7 +48,7 @@ impl Loc {
     }
 }
 
-fn problem_at<T>(file: &Path, s: &Spanned<T>, message: impl Into<String>) -> Problem {
+pub(crate) fn problem_at<T>(file: &Path, s: &Spanned<T>, message: impl Into<String>) -> Problem {
     Loc::of(file, s).problem(message)
 }
 
@@ -97,7 +101,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 // === config ===
 
-pub(super) fn load(path: &Path) -> Result<Config, Problems> {
+pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Config, Problems> {
     let text = read_text(path).map_err(|p| Problems(vec![p]))?;
     let raw: RawConfig = parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
     let mut problems = Vec::new();
@@ -174,8 +178,42 @@ pub(super) fn load(path: &Path) -> Result<Config, Problems> {
         ));
     }
 
+    let datacenters = gslb_cfg::datacenters(path, &raw.datacenters.0, &mut problems);
+    let geoip = raw.geoip.as_ref().and_then(|g| {
+        let file = base.join(&g.database.value);
+        let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        // The same file, unchanged: keep the database already indexed.
+        if let Some(prev) =
+            previous_geo.filter(|p| p.path == file && p.modified == modified && modified.is_some())
+        {
+            return Some(prev.clone());
+        }
+        GeoDb::open(&file)
+            .map(Arc::new)
+            .map_err(|e| problems.push(problem_at(path, &g.database, format!("geoip.database: {e}"))))
+            .ok()
+    });
+    let geoip_check_interval = match raw.geoip.as_ref().and_then(|g| g.check_interval.as_ref()) {
+        None => Duration::from_secs(5),
+        Some(t) => parse_duration(&t.value)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                problems.push(problem_at(
+                    path,
+                    t,
+                    format!("geoip.check_interval: `{}` is not a duration above zero", t.value),
+                ));
+                Duration::from_secs(5)
+            }),
+    };
+    let cx = GslbContext {
+        datacenters: &datacenters,
+        has_geoip: raw.geoip.is_some(),
+    };
+
     let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
-    let zones = load_zones(&zones_dir, &mut problems);
+    let zones = load_zones(&zones_dir, &cx, &mut problems);
 
     if !problems.is_empty() {
         return Err(Problems(problems));
@@ -191,6 +229,9 @@ pub(super) fn load(path: &Path) -> Result<Config, Problems> {
         log: LogConfig { format, level },
         zones_dir,
         zones,
+        datacenters,
+        geoip,
+        geoip_check_interval,
     })
 }
 
@@ -204,7 +245,7 @@ pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_zones(dir: &Path, problems: &mut Vec<Problem>) -> Vec<Zone> {
+fn load_zones(dir: &Path, cx: &GslbContext<'_>, problems: &mut Vec<Problem>) -> Vec<Zone> {
     let files = match zone_files(dir) {
         Ok(f) => f,
         Err(e) => {
@@ -220,7 +261,7 @@ fn load_zones(dir: &Path, problems: &mut Vec<Problem>) -> Vec<Zone> {
     let mut zones = Vec::new();
     let mut seen: HashMap<Box<[u8]>, Loc> = HashMap::new();
     for file in files {
-        match load_zone(&file) {
+        match load_zone(&file, cx) {
             Ok((zone, loc)) => {
                 if let Some(first) = seen.get(&zone.origin.key()) {
                     problems.push(loc.problem(format!(
@@ -250,7 +291,7 @@ struct Rec {
 }
 
 /// Reads and validates one zone file; returns the zone and where its `zone:` key is.
-fn load_zone(file: &Path) -> Result<(Zone, Loc), Vec<Problem>> {
+fn load_zone(file: &Path, cx: &GslbContext<'_>) -> Result<(Zone, Loc), Vec<Problem>> {
     let text = read_text(file).map_err(|p| vec![p])?;
     let raw: RawZone = parse_yaml(file, &text).map_err(|p| vec![p])?;
     let zone_loc = Loc::of(file, &raw.zone);
@@ -338,8 +379,14 @@ fn load_zone(file: &Path) -> Result<(Zone, Loc), Vec<Problem>> {
         }
     }
     yaml_records(file, &origin, &raw.records, &mut recs, &mut problems);
+    let gslb: Vec<(GslbName, Loc)> = raw
+        .gslb
+        .0
+        .iter()
+        .filter_map(|(k, g)| gslb_cfg::gslb_name(file, &origin, default_ttl, k, g, cx, &mut problems))
+        .collect();
 
-    let zone = build_zone(origin, default_ttl, recs, &zone_loc, &mut problems);
+    let zone = build_zone(origin, default_ttl, recs, gslb, &zone_loc, &mut problems);
     if problems.is_empty() {
         Ok((zone, zone_loc))
     } else {
@@ -453,12 +500,14 @@ fn value_rdata(rtype: RType, text: &str, origin: &Name) -> Result<RData, TextErr
 struct NodeBuild {
     name: Name,
     sets: Vec<(RRset, Vec<Loc>)>,
+    gslb: Option<(GslbName, Loc)>,
 }
 
 fn build_zone(
     origin: Name,
     default_ttl: u32,
     recs: Vec<Rec>,
+    gslb: Vec<(GslbName, Loc)>,
     zone_loc: &Loc,
     problems: &mut Vec<Problem>,
 ) -> Zone {
@@ -484,6 +533,7 @@ fn build_zone(
             nodes.push(NodeBuild {
                 name: rec.owner.clone(),
                 sets: Vec::new(),
+                gslb: None,
             });
             nodes.len() - 1
         });
@@ -518,6 +568,36 @@ fn build_zone(
                 vec![rec.loc],
             )),
         }
+    }
+
+    for (g, loc) in gslb {
+        if !g.owner.is_subdomain_of(&origin) {
+            problems.push(loc.problem(format!("{} is outside zone {}", g.owner, origin)));
+            continue;
+        }
+        let i = *index.entry(g.owner.key()).or_insert_with(|| {
+            nodes.push(NodeBuild {
+                name: g.owner.clone(),
+                sets: Vec::new(),
+                gslb: None,
+            });
+            nodes.len() - 1
+        });
+        // The name's A and AAAA answers come from the balancer; static ones would contradict it.
+        if let Some((set, locs)) = nodes[i]
+            .sets
+            .iter()
+            .find(|(s, _)| matches!(s.rtype, RType::A | RType::AAAA | RType::CNAME))
+        {
+            problems.push(loc.problem(format!(
+                "{} is load-balanced under gslb: and cannot also have a static {} (at {})",
+                g.owner,
+                set.rtype,
+                locs[0].short()
+            )));
+            continue;
+        }
+        nodes[i].gslb = Some((g, loc));
     }
 
     let apex_key = origin.key();
@@ -558,6 +638,12 @@ fn build_zone(
             continue;
         };
         let at_cut = node.name.key() == cut.name.key();
+        if let Some((_, loc)) = &node.gslb {
+            problems.push(loc.problem(format!(
+                "{} is hidden by the delegation at {}",
+                node.name, cut.name
+            )));
+        }
         for (set, locs) in &node.sets {
             let allowed = matches!(set.rtype, RType::A | RType::AAAA) || (at_cut && set.rtype == RType::NS);
             if !allowed {
@@ -608,6 +694,7 @@ fn build_zone(
             .map(|n| Node {
                 name: n.name,
                 rrsets: n.sets.into_iter().map(|(s, _)| s).collect(),
+                gslb: n.gslb.map(|(g, _)| Arc::new(g)),
             })
             .collect(),
     }

@@ -5,9 +5,42 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-use crate::answer;
+use crate::answer::{self, ClientInfo};
 use crate::state::Snapshot;
+use std::net::IpAddr;
 use wire::{CLASSIC_UDP_PAYLOAD, EDNS_UDP_PAYLOAD, Reject};
+
+/// A per-worker random source for load-balancing choices (xorshift64*): fast, unshared, and
+/// seeded from the standard library's per-process random keys.
+pub struct Entropy(u64);
+
+impl Entropy {
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        );
+        Entropy(h.finish() | 1)
+    }
+
+    pub fn draw(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+impl Default for Entropy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// How the query arrived; decides the response size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,8 +49,16 @@ pub enum Transport {
     Tcp,
 }
 
-/// Answers one packet into `out`. Returns false when nothing should be sent back.
-pub fn handle(packet: &[u8], transport: Transport, snap: &Snapshot, out: &mut Vec<u8>) -> bool {
+/// Answers one packet from `peer` into `out`. Returns false when nothing should be sent back.
+/// `entropy` seeds the random choices of load-balanced answers.
+pub fn handle(
+    packet: &[u8],
+    transport: Transport,
+    peer: IpAddr,
+    snap: &Snapshot,
+    entropy: u64,
+    out: &mut Vec<u8>,
+) -> bool {
     let query = match wire::parse_query(packet) {
         Ok(q) => q,
         Err(Reject::Drop) => return false,
@@ -36,7 +77,15 @@ pub fn handle(packet: &[u8], transport: Transport, snap: &Snapshot, out: &mut Ve
         wire::write_badvers(&query, out);
         return true;
     }
-    let resp = answer::respond(&query.question, snap);
+    // RFC 7871 §7.1.2: a source prefix of 0 asks that no client address be used.
+    let client = match query.edns.and_then(|e| e.client_subnet) {
+        Some(ecs) if ecs.source_prefix > 0 => ClientInfo {
+            addr: ecs.address,
+            source_prefix: ecs.source_prefix,
+        },
+        _ => ClientInfo::from_source(peer),
+    };
+    let resp = answer::respond(&query.question, &client, snap, entropy);
     let max_len = match (transport, query.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,

@@ -1,7 +1,7 @@
 //! TCP listener (RFC 7766): length-prefixed messages, pipelined queries answered in order,
 //! an idle timeout, and a bound on open connections.
 
-use super::{Transport, handle};
+use super::{Entropy, Transport, handle};
 use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,8 @@ async fn connection(
     stop: &CancellationToken,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
+    let peer = stream.peer_addr()?.ip();
+    let mut entropy = Entropy::new();
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let mut msg = vec![0u8; 65_535];
@@ -79,7 +81,14 @@ async fn connection(
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "message not completed in time")
             })??;
-        if !handle(body, Transport::Tcp, &store.load(), &mut out) {
+        if !handle(
+            body,
+            Transport::Tcp,
+            peer,
+            &store.load(),
+            entropy.draw(),
+            &mut out,
+        ) {
             continue;
         }
         let mut framed = Vec::with_capacity(out.len() + 2);

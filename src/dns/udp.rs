@@ -3,7 +3,7 @@
 //! Plain threads rather than async tasks: a UDP query is one receive, one synchronous answer and
 //! one send, so an executor would only add wake-ups. Workers poll the stop flag between reads.
 
-use super::{Transport, handle};
+use super::{Entropy, Transport, handle};
 use crate::state::Store;
 use std::io::ErrorKind;
 use std::net::UdpSocket;
@@ -37,6 +37,7 @@ pub fn spawn(
 fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::with_capacity(4096);
+    let mut entropy = Entropy::new();
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -57,7 +58,14 @@ fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
         let snap = store.load();
         // A bug must cost one answer, not a worker: no packet may stop the server.
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle(&buf[..len], Transport::Udp, &snap, &mut out)
+            handle(
+                &buf[..len],
+                Transport::Udp,
+                peer.ip(),
+                &snap,
+                entropy.draw(),
+                &mut out,
+            )
         }));
         let answered = answered.unwrap_or_else(|_| {
             tracing::error!(%peer, packet = ?&buf[..len], "answering a packet panicked; it was dropped");

@@ -3,7 +3,7 @@
 //! Queries are read without allocating: the question name is borrowed from the packet.
 //! Responses are written into a reused buffer with name compression and truncation by RRset.
 
-use crate::answer::{Owner, Question, Rcode, Record, Response};
+use crate::answer::{Owner, Question, Rcode, Rd, Record, Response};
 use crate::model::{RData, RType};
 use crate::name::MAX_NAME_LEN;
 use std::net::IpAddr;
@@ -270,7 +270,12 @@ pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, ou
         }
     }
     if let Some(e) = edns {
-        w.opt(e, resp.rcode);
+        let mut e = *e;
+        if let Some(c) = &mut e.client_subnet {
+            // RFC 7871 §7.2.1: the scope of this answer, never beyond what the client gave.
+            c.scope_prefix = resp.scope.min(c.source_prefix);
+        }
+        w.opt(&e, resp.rcode);
         counts[2] += 1;
     }
     w.out[6..8].copy_from_slice(&counts[0].to_be_bytes());
@@ -429,7 +434,11 @@ impl<'o> Writer<'o> {
         self.out.extend_from_slice(&rec.ttl.to_be_bytes());
         let len_at = self.out.len();
         self.u16(0);
-        self.rdata(rec.rdata);
+        match rec.rdata {
+            Rd::Data(d) => self.rdata(d),
+            Rd::A(a) => self.out.extend_from_slice(&a.octets()),
+            Rd::Aaaa(a) => self.out.extend_from_slice(&a.octets()),
+        }
         let rdlen = (self.out.len() - len_at - 2) as u16;
         self.out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }

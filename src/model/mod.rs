@@ -1,9 +1,12 @@
 //! The validated, immutable zone model. Everything here was checked by `config`; nothing
 //! downstream re-validates it.
 
+pub mod gslb;
+
 use crate::name::Name;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// A resource record type code.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,6 +161,53 @@ impl RData {
     }
 }
 
+impl fmt::Display for RData {
+    /// Master-file presentation of the data.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |f: &mut fmt::Formatter<'_>, bytes: &[u8]| -> fmt::Result {
+            f.write_str("\"")?;
+            for &b in bytes {
+                match b {
+                    b'"' | b'\\' => write!(f, "\\{}", b as char)?,
+                    0x20..=0x7e => write!(f, "{}", b as char)?,
+                    _ => write!(f, "\\{b:03}")?,
+                }
+            }
+            f.write_str("\"")
+        };
+        match self {
+            RData::A(a) => write!(f, "{a}"),
+            RData::Aaaa(a) => write!(f, "{a}"),
+            RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) => write!(f, "{n}"),
+            RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}"),
+            RData::Txt(strings) => {
+                for (i, s) in strings.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    text(f, s)?;
+                }
+                Ok(())
+            }
+            RData::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => write!(f, "{priority} {weight} {port} {target}"),
+            RData::Caa { flags, tag, value } => {
+                write!(f, "{flags} {tag} ")?;
+                text(f, value)
+            }
+            RData::Soa(s) => write!(
+                f,
+                "{} {} {} {} {} {} {}",
+                s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
+            ),
+        }
+    }
+}
+
 /// All records of one type at one owner, sharing one TTL (RFC 2181 §5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RRset {
@@ -166,12 +216,13 @@ pub struct RRset {
     pub rdatas: Vec<RData>,
 }
 
-/// One owner name in a zone and its RRsets.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One owner name in a zone: its RRsets, and the load-balanced A/AAAA answer if it has one.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// The owner as the operator spelled it.
     pub name: Name,
     pub rrsets: Vec<RRset>,
+    pub gslb: Option<Arc<gslb::GslbName>>,
 }
 
 impl Node {
@@ -181,7 +232,7 @@ impl Node {
 }
 
 /// A validated zone: apex SOA and NS present, every owner inside the zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Zone {
     pub origin: Name,
     /// Nodes in canonical-ish (file) order; the apex is among them.

@@ -1,0 +1,358 @@
+//! GeoIP: where a client address is. The only module that reads MaxMind DB files.
+//!
+//! Reads MaxMind GeoIP2/GeoLite2 City and Country, DB-IP lite (same layout), and ip-location-db's
+//! flat layout (`country_code`, `latitude`, `longitude`). Every distinct record is decoded once,
+//! at load, so a query costs one tree walk and one hash lookup.
+
+pub mod build;
+pub mod countries;
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Where an address is, as far as the database knows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Location {
+    /// Two-letter continent code (AF AN AS EU NA OC SA).
+    pub continent: Option<Box<str>>,
+    /// ISO 3166-1 alpha-2 country code, upper case.
+    pub country: Option<Box<str>>,
+    /// ISO 3166-2 code with its country, like `US-CA`.
+    pub subdivision: Option<Box<str>>,
+    /// (latitude, longitude) in degrees.
+    pub coords: Option<(f64, f64)>,
+}
+
+/// A lookup result: the location (if the database has one) and the prefix length of the
+/// database network the address fell in (an IPv4 prefix for IPv4 addresses).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found<'a> {
+    pub location: Option<&'a Location>,
+    pub prefix: u8,
+}
+
+/// Why a database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GeoError {
+    #[error("cannot open GeoIP database {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("GeoIP database {path} has no country, continent or location data in a layout Meridian reads")]
+    Schema { path: PathBuf },
+}
+
+/// An opened database.
+pub struct GeoDb {
+    reader: maxminddb::Reader<Vec<u8>>,
+    /// Decoded records by data-section offset.
+    records: HashMap<usize, Location>,
+    pub path: PathBuf,
+    /// Modification time when read, to notice replacement on disk.
+    pub modified: Option<SystemTime>,
+    pub database_type: String,
+}
+
+impl std::fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoDb")
+            .field("path", &self.path)
+            .field("database_type", &self.database_type)
+            .field("records", &self.records.len())
+            .finish()
+    }
+}
+
+/// Both layouts in one shape; absent fields are skipped.
+#[derive(Deserialize, Default)]
+struct RawRecord<'a> {
+    #[serde(borrow, default)]
+    continent: Option<Coded<'a>>,
+    #[serde(borrow, default)]
+    country: Option<Coded<'a>>,
+    #[serde(borrow, default)]
+    registered_country: Option<Coded<'a>>,
+    #[serde(borrow, default)]
+    subdivisions: Option<Vec<Coded<'a>>>,
+    #[serde(default)]
+    location: Option<RawLocation>,
+    #[serde(borrow, default)]
+    country_code: Option<&'a str>,
+    #[serde(default)]
+    latitude: Option<f64>,
+    #[serde(default)]
+    longitude: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Coded<'a> {
+    #[serde(borrow, default)]
+    code: Option<&'a str>,
+    #[serde(borrow, default)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawLocation {
+    #[serde(default)]
+    latitude: Option<f64>,
+    #[serde(default)]
+    longitude: Option<f64>,
+}
+
+impl RawRecord<'_> {
+    fn location(&self) -> Location {
+        let country = self
+            .country
+            .as_ref()
+            .and_then(|c| c.iso_code)
+            .or(self.country_code)
+            .or_else(|| self.registered_country.as_ref().and_then(|c| c.iso_code))
+            .map(str::to_ascii_uppercase);
+        let continent = self
+            .continent
+            .as_ref()
+            .and_then(|c| c.code)
+            .map(str::to_string)
+            .or_else(|| {
+                country
+                    .as_deref()
+                    .and_then(countries::continent_of)
+                    .map(String::from)
+            });
+        let subdivision = match (
+            &country,
+            self.subdivisions
+                .as_ref()
+                .and_then(|s| s.first())
+                .and_then(|s| s.iso_code),
+        ) {
+            (Some(c), Some(s)) => Some(format!("{c}-{}", s.to_ascii_uppercase()).into()),
+            _ => None,
+        };
+        let coords = match (&self.location, self.latitude, self.longitude) {
+            (
+                Some(RawLocation {
+                    latitude: Some(a),
+                    longitude: Some(o),
+                }),
+                _,
+                _,
+            ) => Some((*a, *o)),
+            (_, Some(a), Some(o)) => Some((a, o)),
+            _ => None,
+        };
+        Location {
+            continent: continent.map(Into::into),
+            country: country.map(Into::into),
+            subdivision,
+            coords,
+        }
+    }
+}
+
+impl GeoDb {
+    /// Opens and indexes a database file.
+    pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
+        let open_err = |message: String| GeoError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let bytes = std::fs::read(path).map_err(|e| open_err(e.to_string()))?;
+        Self::from_bytes(bytes, path, modified)
+    }
+
+    /// Indexes a database held in memory.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path, modified: Option<SystemTime>) -> Result<GeoDb, GeoError> {
+        let open_err = |message: String| GeoError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let reader = maxminddb::Reader::from_source(bytes).map_err(|e| open_err(e.to_string()))?;
+        reader.verify().map_err(|e| open_err(format!("corrupt: {e}")))?;
+        let mut records = HashMap::new();
+        let mut useful = false;
+        let networks = reader
+            .networks(maxminddb::WithinOptions::default())
+            .map_err(|e| open_err(e.to_string()))?;
+        for item in networks {
+            let item = item.map_err(|e| open_err(format!("corrupt: {e}")))?;
+            let Some(offset) = item.offset() else { continue };
+            if records.contains_key(&offset) {
+                continue;
+            }
+            let raw: RawRecord = item
+                .decode()
+                .map_err(|e| open_err(format!("corrupt: {e}")))?
+                .unwrap_or_default();
+            let loc = raw.location();
+            useful |= loc.country.is_some() || loc.continent.is_some() || loc.coords.is_some();
+            records.insert(offset, loc);
+        }
+        if !useful {
+            return Err(GeoError::Schema {
+                path: path.to_path_buf(),
+            });
+        }
+        let database_type = reader.metadata().database_type.clone();
+        Ok(GeoDb {
+            reader,
+            records,
+            path: path.to_path_buf(),
+            modified,
+            database_type,
+        })
+    }
+
+    /// Where `addr` is. Never fails: an address the database does not cover has no location.
+    pub fn lookup(&self, addr: IpAddr) -> Found<'_> {
+        match self.reader.lookup(addr) {
+            Ok(r) => {
+                let prefix = r.network().map_or(0, |n| n.prefix());
+                Found {
+                    location: r.offset().and_then(|o| self.records.get(&o)),
+                    prefix,
+                }
+            }
+            Err(_) => Found {
+                location: None,
+                prefix: 0,
+            },
+        }
+    }
+
+    /// Number of distinct locations indexed.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// Shared handle, as the snapshot holds it.
+pub type SharedGeo = Arc<GeoDb>;
+
+/// `addr` with every bit past `len` cleared.
+pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
+            IpAddr::V4((bits & m).into())
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
+            IpAddr::V6((bits & m).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::{Row, Schema, build};
+    use super::*;
+
+    fn row(net: &str, country: &str, coords: Option<(f64, f64)>) -> Row {
+        Row {
+            network: build::parse_cidr(net).unwrap(),
+            country: Some(country.into()),
+            continent: countries::continent_of(country).map(String::from),
+            coords,
+            subdivision: if country == "US" { Some("CA".into()) } else { None },
+            city: None,
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![
+            row("10.0.0.0/8", "US", Some((37.7, -122.4))),
+            row("10.20.0.0/16", "DE", Some((50.1, 8.7))),
+            row("2001:db8:1000::/36", "JP", Some((35.7, 139.7))),
+            row("0.0.0.0/0", "BR", None),
+        ]
+    }
+
+    #[test]
+    fn both_schemas_read_back() {
+        for schema in [Schema::MaxMind, Schema::Flat] {
+            let db = GeoDb::from_bytes(build(&rows(), schema, "test"), Path::new("t.mmdb"), None).unwrap();
+            let f = db.lookup("10.1.2.3".parse().unwrap());
+            let l = f.location.unwrap();
+            assert_eq!(
+                (l.country.as_deref(), l.continent.as_deref(), f.prefix),
+                (Some("US"), Some("NA"), 12),
+                "{schema:?}: 10/8 split around 10.20/16 leaves 10.0/12"
+            );
+            assert_eq!(l.coords, Some((37.7, -122.4)));
+            if schema == Schema::MaxMind {
+                assert_eq!(l.subdivision.as_deref(), Some("US-CA"));
+            }
+            let f = db.lookup("10.20.9.9".parse().unwrap());
+            assert_eq!(
+                (f.location.unwrap().country.as_deref(), f.prefix),
+                (Some("DE"), 16)
+            );
+            let f = db.lookup("10.21.0.1".parse().unwrap());
+            assert_eq!(
+                (f.location.unwrap().country.as_deref(), f.prefix),
+                (Some("US"), 16),
+                "split sibling"
+            );
+            let f = db.lookup("2001:db8:1234::1".parse().unwrap());
+            assert_eq!(
+                (f.location.unwrap().country.as_deref(), f.prefix),
+                (Some("JP"), 36)
+            );
+            let f = db.lookup("2001:db9::1".parse().unwrap());
+            assert!(f.location.is_none());
+            let f = db.lookup("192.0.2.1".parse().unwrap());
+            assert_eq!(f.location.unwrap().country.as_deref(), Some("BR"));
+            let f = db.lookup("::ffff:10.20.1.1".parse().unwrap());
+            assert_eq!(
+                f.location.unwrap().country.as_deref(),
+                Some("DE"),
+                "IPv4-mapped alias"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_and_useless_databases_are_refused() {
+        assert!(GeoDb::from_bytes(b"not a database".to_vec(), Path::new("x"), None).is_err());
+        let empty = build(&[], Schema::MaxMind, "empty");
+        assert!(matches!(
+            GeoDb::from_bytes(empty, Path::new("x"), None),
+            Err(GeoError::Schema { .. }) | Err(GeoError::Open { .. })
+        ));
+    }
+
+    #[test]
+    fn mask_clears_host_bits() {
+        assert_eq!(
+            mask("10.1.2.3".parse().unwrap(), 16),
+            "10.1.0.0".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            mask("2001:db8::1".parse().unwrap(), 32),
+            "2001:db8::".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            mask("10.1.2.3".parse().unwrap(), 0),
+            "0.0.0.0".parse::<IpAddr>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Load-balanced names: data centers, their endpoints, and the policy that picks among them.
+
+use crate::name::Name;
+use std::net::IpAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+
+/// Index of a data center in `Gslb::datacenters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DcId(pub u16);
+
+/// Index of an endpoint across all data centers (the health table's index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(pub u32);
+
+/// Where a data center is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DcLocation {
+    pub continent: Option<Box<str>>,
+    pub country: Option<Box<str>>,
+    /// (latitude, longitude) in degrees.
+    pub coords: Option<(f64, f64)>,
+}
+
+/// One address a data center answers with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub address: IpAddr,
+    /// Share among the data center's endpoints of the same family. Default 1.
+    pub weight: NonZeroU32,
+    /// `state: down` in the config takes the endpoint out by hand; default up.
+    pub configured_up: bool,
+}
+
+/// A data center: a location and the endpoints (virtual IPs) it serves on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Datacenter {
+    pub name: Box<str>,
+    pub location: DcLocation,
+    pub endpoints: Vec<Endpoint>,
+    /// The data center is up while at least this many endpoints are. Default 1.
+    pub min_healthy: NonZeroUsize,
+}
+
+/// How a name orders its candidate data centers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Candidate order.
+    Failover,
+    /// Weighted random (sticky: rendezvous hash of the client subnet).
+    Weighted,
+    /// Most specific geo rule for the client.
+    Geo,
+    /// Great-circle distance from the client.
+    Nearest,
+    /// Every healthy data center.
+    All,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Failover => "failover",
+            Policy::Weighted => "weighted",
+            Policy::Geo => "geo",
+            Policy::Nearest => "nearest",
+            Policy::All => "all",
+        }
+    }
+}
+
+/// Ordered ranks of data centers; the DCs of one rank share its traffic by weight.
+pub type Ranks = Vec<Vec<DcId>>;
+
+/// A geo rule's condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeoMatch {
+    Net { addr: IpAddr, len: u8 },
+    Subdivision(Box<str>),
+    Country(Box<str>),
+    Continent(Box<str>),
+    Default,
+}
+
+impl std::fmt::Display for GeoMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GeoMatch::Net { addr, len } => write!(f, "net:{addr}/{len}"),
+            GeoMatch::Subdivision(s) => write!(f, "subdivision:{s}"),
+            GeoMatch::Country(c) => write!(f, "country:{c}"),
+            GeoMatch::Continent(c) => write!(f, "continent:{c}"),
+            GeoMatch::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// One geo rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeoRule {
+    pub matches: GeoMatch,
+    pub ranks: Ranks,
+}
+
+/// What to answer when no candidate data center is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WhenAllDown {
+    /// Fail open: answer as if every data center were up.
+    All,
+    /// NOERROR with no addresses.
+    None,
+    Servfail,
+    /// These addresses (of the family asked).
+    Fallback(Vec<IpAddr>),
+}
+
+/// A load-balanced name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GslbName {
+    pub owner: Name,
+    pub ttl: u32,
+    /// TTL while any candidate is down. Default: `ttl`.
+    pub degraded_ttl: u32,
+    pub policy: Policy,
+    /// The data centers this name may answer with; this order is the failover order.
+    pub candidates: Vec<DcId>,
+    /// Weight per candidate, in `candidates` order.
+    pub weights: Vec<NonZeroU32>,
+    pub sticky: bool,
+    /// Geo rules, most specific first (net by prefix length, subdivision, country, continent,
+    /// default).
+    pub geo: Vec<GeoRule>,
+    /// How many data centers one answer draws from (`all` uses every healthy one). Default 1.
+    pub answer_datacenters: NonZeroUsize,
+    /// At most this many addresses in one answer. Default 8.
+    pub max_addresses: NonZeroUsize,
+    pub when_all_down: WhenAllDown,
+}
+
+impl GslbName {
+    /// The weight of a candidate data center (1 when not a candidate).
+    pub fn weight(&self, dc: DcId) -> NonZeroU32 {
+        self.candidates
+            .iter()
+            .position(|&c| c == dc)
+            .map_or(NonZeroU32::MIN, |i| self.weights[i])
+    }
+}

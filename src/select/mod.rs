@@ -1,0 +1,465 @@
+//! Picking the addresses for a load-balanced name: pure, synchronous, table-tested.
+//!
+//! The pipeline (DESIGN §4): candidates → drop data centers that are down → order by policy →
+//! take `answer.datacenters` that have endpoints of the family asked → their healthy endpoints,
+//! weighted and rotated, at most `max_addresses`. Nothing left → `when_all_down`.
+//! Randomness comes in as `entropy`; health comes in through [`Health`].
+
+pub mod geo;
+pub mod nearest;
+pub mod weighted;
+
+use crate::geo::Location;
+use crate::model::gslb::{Datacenter, DcId, Endpoint, GslbName, Policy, WhenAllDown};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// What the answer path knows of endpoint and data center health.
+pub trait Health {
+    /// Whether the endpoint is up (probe state and overrides folded in).
+    fn endpoint_up(&self, dc: DcId, endpoint: &Endpoint) -> bool;
+    /// Why it is down, for explanations.
+    fn endpoint_note(&self, _dc: DcId, _endpoint: &Endpoint) -> Option<String> {
+        None
+    }
+    /// A data-center-wide override: `Some(false)` drained or forced down, `Some(true)` forced up.
+    fn dc_override(&self, _dc: DcId) -> Option<bool> {
+        None
+    }
+}
+
+/// Health from the configuration alone: `state: down` endpoints are down, the rest up.
+pub struct ConfiguredHealth;
+
+impl Health for ConfiguredHealth {
+    fn endpoint_up(&self, _dc: DcId, endpoint: &Endpoint) -> bool {
+        endpoint.configured_up
+    }
+    fn endpoint_note(&self, _dc: DcId, endpoint: &Endpoint) -> Option<String> {
+        (!endpoint.configured_up).then(|| "state: down in the configuration".to_string())
+    }
+}
+
+/// Address family asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn has(self, a: IpAddr) -> bool {
+        matches!(
+            (self, a),
+            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+        )
+    }
+}
+
+/// Who asks, as far as we know.
+#[derive(Clone, Copy, Debug)]
+pub struct Client<'g> {
+    /// The ECS address (masked to its source prefix), else the packet source.
+    pub addr: IpAddr,
+    /// How many leading bits of `addr` are known: the ECS source prefix, else the full length.
+    pub source_prefix: u8,
+    /// GeoIP location of `addr`, if the database has one.
+    pub location: Option<&'g Location>,
+    /// Prefix of the GeoIP network `addr` fell in (0 without a database).
+    pub geo_prefix: u8,
+}
+
+/// Subnet lengths hashed for `sticky`: clients in one /24 (IPv4) or /48 (IPv6) stay together.
+pub const STICKY_PREFIX_V4: u8 = 24;
+pub const STICKY_PREFIX_V6: u8 = 48;
+
+/// What to answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// These addresses (never empty).
+    Addresses(Vec<IpAddr>),
+    /// NOERROR, no address of this family.
+    NoData,
+    ServFail,
+}
+
+/// A selection and the facts around it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub outcome: Outcome,
+    pub ttl: u32,
+    /// ECS scope: the widest client prefix for which this answer holds.
+    pub scope: u8,
+    /// Data centers the addresses came from, in answer order.
+    pub datacenters: Vec<DcId>,
+}
+
+/// Collects explanation steps when enabled; costs nothing otherwise.
+#[derive(Debug, Default)]
+pub struct Trace {
+    enabled: bool,
+    pub steps: Vec<String>,
+}
+
+impl Trace {
+    pub fn enabled() -> Self {
+        Trace {
+            enabled: true,
+            steps: Vec::new(),
+        }
+    }
+    pub fn off() -> Self {
+        Trace::default()
+    }
+    pub fn note(&mut self, f: impl FnOnce() -> String) {
+        if self.enabled {
+            self.steps.push(f());
+        }
+    }
+}
+
+/// Selects the answer for `name` (A when `family` is V4, AAAA when V6).
+pub fn select(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    family: Family,
+    client: &Client<'_>,
+    health: &impl Health,
+    entropy: u64,
+    trace: &mut Trace,
+) -> Selection {
+    let dc = |id: DcId| &dcs[usize::from(id.0)];
+    trace.note(|| match name.policy {
+        Policy::Geo | Policy::Nearest => {
+            let loc = client
+                .location
+                .map_or("no GeoIP location".to_string(), describe_location);
+            format!(
+                "client {}/{}: {loc} (GeoIP network /{})",
+                client.addr, client.source_prefix, client.geo_prefix
+            )
+        }
+        _ => format!("client {}/{}", client.addr, client.source_prefix),
+    });
+
+    // 1. Which candidates are up.
+    let mut up = Vec::with_capacity(name.candidates.len());
+    for &id in &name.candidates {
+        let d = dc(id);
+        let healthy = d.endpoints.iter().filter(|e| health.endpoint_up(id, e)).count();
+        let state = match health.dc_override(id) {
+            Some(forced) => {
+                trace.note(|| {
+                    format!(
+                        "{}: {} by override",
+                        d.name,
+                        if forced {
+                            "forced up"
+                        } else {
+                            "drained/forced down"
+                        }
+                    )
+                });
+                forced
+            }
+            None => healthy >= d.min_healthy.get(),
+        };
+        if state {
+            up.push(id);
+        } else if health.dc_override(id).is_none() {
+            trace.note(|| {
+                let mut why = format!(
+                    "{}: down ({healthy} of {} endpoints up, min_healthy {})",
+                    d.name,
+                    d.endpoints.len(),
+                    d.min_healthy
+                );
+                for e in &d.endpoints {
+                    if let Some(n) = health.endpoint_note(id, e) {
+                        let _ = write!(why, "; {} {n}", e.address);
+                    }
+                }
+                why
+            });
+        }
+    }
+    let degraded = up.len() < name.candidates.len();
+    let ttl = if degraded { name.degraded_ttl } else { name.ttl };
+    if degraded {
+        trace.note(|| format!("a candidate is down: degraded_ttl {ttl}"));
+    }
+
+    // 2. Order by policy. 3. Take data centers with endpoints of the family.
+    if !up.is_empty() {
+        let (order, scope) = order(name, dcs, &up, client, entropy, trace);
+        let sel = take(name, dcs, &order, family, client, health, entropy, true, trace);
+        if let Some(s) = sel {
+            return Selection {
+                ttl,
+                scope: scope.min(client.source_prefix),
+                ..s
+            };
+        }
+        trace.note(|| format!("no data center up has {} endpoints: NODATA", family_name(family)));
+        return Selection {
+            outcome: Outcome::NoData,
+            ttl,
+            scope: scope.min(client.source_prefix),
+            datacenters: vec![],
+        };
+    }
+
+    // Nothing up.
+    trace.note(|| {
+        format!(
+            "every candidate is down: when_all_down {}",
+            when_name(&name.when_all_down)
+        )
+    });
+    let nothing = |outcome| Selection {
+        outcome,
+        ttl,
+        scope: 0,
+        datacenters: vec![],
+    };
+    match &name.when_all_down {
+        WhenAllDown::All => {
+            let (order, scope) = order(name, dcs, &name.candidates, client, entropy, trace);
+            match take(name, dcs, &order, family, client, health, entropy, false, trace) {
+                Some(s) => Selection {
+                    ttl,
+                    scope: scope.min(client.source_prefix),
+                    ..s
+                },
+                None => nothing(Outcome::NoData),
+            }
+        }
+        WhenAllDown::None => nothing(Outcome::NoData),
+        WhenAllDown::Servfail => nothing(Outcome::ServFail),
+        WhenAllDown::Fallback(addrs) => {
+            let a: Vec<IpAddr> = addrs.iter().copied().filter(|a| family.has(*a)).collect();
+            nothing(if a.is_empty() {
+                Outcome::NoData
+            } else {
+                Outcome::Addresses(a)
+            })
+        }
+    }
+}
+
+/// Orders the data centers in `up` by the name's policy; returns the order and the ECS scope
+/// the ordering implies.
+fn order(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    up: &[DcId],
+    client: &Client<'_>,
+    entropy: u64,
+    trace: &mut Trace,
+) -> (Vec<DcId>, u8) {
+    let dc_name = |id: DcId| &*dcs[usize::from(id.0)].name;
+    let sticky_prefix = if client.addr.is_ipv4() {
+        STICKY_PREFIX_V4
+    } else {
+        STICKY_PREFIX_V6
+    };
+    let sticky_key = crate::geo::mask(client.addr, sticky_prefix.min(client.source_prefix));
+    let weighted = |ids: &[DcId]| -> Vec<DcId> {
+        let items: Vec<(DcId, u32)> = ids.iter().map(|&d| (d, name.weight(d).get())).collect();
+        if name.sticky {
+            weighted::order(&items, |d| weighted::stable_hash(&(sticky_key, dc_name(d))))
+        } else {
+            weighted::order(&items, |d| {
+                weighted::mix(entropy ^ u64::from(d.0).wrapping_mul(0x9e37_79b9))
+            })
+        }
+    };
+    let sticky_scope = if name.sticky { sticky_prefix } else { 0 };
+    match name.policy {
+        Policy::Failover | Policy::All => {
+            trace.note(|| format!("{}: candidate order", name.policy.as_str()));
+            (up.to_vec(), 0)
+        }
+        Policy::Weighted => {
+            let o = weighted(up);
+            trace.note(|| {
+                let w: Vec<String> = up
+                    .iter()
+                    .map(|&d| format!("{}={}", dc_name(d), name.weight(d)))
+                    .collect();
+                format!(
+                    "weighted ({}): {} → {}",
+                    if name.sticky {
+                        format!(
+                            "sticky on {sticky_key}/{}",
+                            sticky_prefix.min(client.source_prefix)
+                        )
+                    } else {
+                        "random".into()
+                    },
+                    w.join(" "),
+                    names(&o, dc_name)
+                )
+            });
+            (o, sticky_scope)
+        }
+        Policy::Nearest => {
+            let mut o = up.to_vec();
+            match client.location.and_then(|l| l.coords) {
+                Some(here) => {
+                    let dist = |d: DcId| {
+                        dcs[usize::from(d.0)]
+                            .location
+                            .coords
+                            .map_or(f64::MAX, |c| nearest::distance_km(here, c))
+                    };
+                    o.sort_by(|a, b| dist(*a).total_cmp(&dist(*b)));
+                    trace.note(|| {
+                        let d: Vec<String> = o
+                            .iter()
+                            .map(|&id| format!("{} {:.0} km", dc_name(id), dist(id)))
+                            .collect();
+                        format!("nearest: {}", d.join(", "))
+                    });
+                    (o, client.geo_prefix)
+                }
+                None => {
+                    trace.note(|| "nearest: client has no coordinates; candidate order".to_string());
+                    (o, client.geo_prefix)
+                }
+            }
+        }
+        Policy::Geo => {
+            let rule = geo::matching(&name.geo, Some(client.addr), client.location);
+            let mut scope = geo::scope(&name.geo, client.addr, rule, client.geo_prefix);
+            let mut o: Vec<DcId> = Vec::with_capacity(up.len());
+            let mut ranks: Vec<&Vec<DcId>> = Vec::new();
+            if let Some(r) = rule {
+                trace.note(|| format!("geo rule {} matched", r.matches));
+                ranks.extend(&r.ranks);
+            } else {
+                trace.note(|| "no geo rule matched".to_string());
+            }
+            if let Some(d) = name
+                .geo
+                .iter()
+                .find(|r| r.matches == crate::model::gslb::GeoMatch::Default)
+            {
+                ranks.extend(&d.ranks);
+            }
+            for rank in ranks {
+                let live: Vec<DcId> = rank
+                    .iter()
+                    .copied()
+                    .filter(|d| up.contains(d) && !o.contains(d))
+                    .collect();
+                if live.len() > 1 {
+                    scope = scope.max(sticky_scope);
+                }
+                o.extend(if live.len() > 1 { weighted(&live) } else { live });
+            }
+            // Anything up that no rule named still beats when_all_down.
+            o.extend(up.iter().filter(|d| !o.contains(d)).collect::<Vec<_>>());
+            trace.note(|| format!("geo order: {}", names(&o, dc_name)));
+            (o, scope)
+        }
+    }
+}
+
+/// Takes the first data centers with endpoints of `family` and picks their addresses.
+/// `respect_health` is false when failing open.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    order: &[DcId],
+    family: Family,
+    client: &Client<'_>,
+    health: &impl Health,
+    entropy: u64,
+    respect_health: bool,
+    trace: &mut Trace,
+) -> Option<Selection> {
+    let _ = client;
+    let want = if name.policy == Policy::All {
+        usize::MAX
+    } else {
+        name.answer_datacenters.get()
+    };
+    let mut chosen = Vec::new();
+    let mut pool: Vec<(IpAddr, u32)> = Vec::new();
+    for &id in order {
+        if chosen.len() >= want {
+            break;
+        }
+        let d = &dcs[usize::from(id.0)];
+        let eps: Vec<(IpAddr, u32)> = d
+            .endpoints
+            .iter()
+            .filter(|e| family.has(e.address) && (!respect_health || health.endpoint_up(id, e)))
+            .map(|e| (e.address, e.weight.get()))
+            .collect();
+        if eps.is_empty() {
+            trace.note(|| format!("{}: no {} endpoint up; next", d.name, family_name(family)));
+            continue;
+        }
+        chosen.push(id);
+        pool.extend(eps);
+    }
+    if chosen.is_empty() {
+        return None;
+    }
+    // Weighted rotation: every query draws a fresh order, heavier endpoints first more often.
+    let mut addrs = weighted::order(&pool, |a| {
+        weighted::mix(entropy.rotate_left(17) ^ weighted::stable_hash(&a))
+    });
+    addrs.truncate(name.max_addresses.get());
+    trace.note(|| {
+        let n: Vec<&str> = chosen.iter().map(|&d| &*dcs[usize::from(d.0)].name).collect();
+        let a: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        format!("chose {}: {}", n.join(", "), a.join(" "))
+    });
+    Some(Selection {
+        outcome: Outcome::Addresses(addrs),
+        ttl: 0,
+        scope: 0,
+        datacenters: chosen,
+    })
+}
+
+fn names<'a>(ids: &[DcId], name: impl Fn(DcId) -> &'a str) -> String {
+    ids.iter().map(|&d| name(d)).collect::<Vec<_>>().join(", ")
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
+    }
+}
+
+fn when_name(w: &WhenAllDown) -> String {
+    match w {
+        WhenAllDown::All => "all (fail open)".into(),
+        WhenAllDown::None => "none (NODATA)".into(),
+        WhenAllDown::Servfail => "servfail".into(),
+        WhenAllDown::Fallback(a) => format!("fallback {a:?}"),
+    }
+}
+
+fn describe_location(l: &Location) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = &l.continent {
+        parts.push(format!("continent {c}"));
+    }
+    if let Some(c) = &l.country {
+        parts.push(format!("country {c}"));
+    }
+    if let Some(s) = &l.subdivision {
+        parts.push(format!("subdivision {s}"));
+    }
+    if let Some((lat, lon)) = l.coords {
+        parts.push(format!("at {lat:.2},{lon:.2}"));
+    }
+    parts.join(", ")
+}
