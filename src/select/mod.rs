@@ -193,7 +193,15 @@ pub fn select(
     if !up.is_empty() {
         let (order, scope) = order(name, dcs, &up, client, entropy, trace);
         let sel = take(name, dcs, &order, family, client, health, entropy, true, trace);
-        if let Some(s) = sel {
+        if let Some((s, skipped)) = sel {
+            // A data center passed over for want of healthy endpoints of this family is a
+            // failover too: answer with the short TTL so clients come back soon.
+            let ttl = if skipped && !degraded {
+                trace.note(|| format!("passed over a data center: degraded_ttl {}", name.degraded_ttl));
+                name.degraded_ttl
+            } else {
+                ttl
+            };
             return Selection {
                 ttl,
                 scope: scope.min(client.source_prefix),
@@ -226,7 +234,7 @@ pub fn select(
         WhenAllDown::All => {
             let (order, scope) = order(name, dcs, &name.candidates, client, entropy, trace);
             match take(name, dcs, &order, family, client, health, entropy, false, trace) {
-                Some(s) => Selection {
+                Some((s, _)) => Selection {
                     ttl,
                     scope: scope.min(client.source_prefix),
                     ..s
@@ -367,7 +375,8 @@ fn order(
 }
 
 /// Takes the first data centers with endpoints of `family` and picks their addresses.
-/// `respect_health` is false when failing open.
+/// `respect_health` is false when failing open. The flag is true when a data center that has
+/// endpoints of the family was passed over because none of them is up.
 #[allow(clippy::too_many_arguments)]
 fn take(
     name: &GslbName,
@@ -379,8 +388,9 @@ fn take(
     entropy: u64,
     respect_health: bool,
     trace: &mut Trace,
-) -> Option<Selection> {
+) -> Option<(Selection, bool)> {
     let _ = client;
+    let mut skipped = false;
     let want = if name.policy == Policy::All {
         usize::MAX
     } else {
@@ -400,6 +410,7 @@ fn take(
             .map(|e| (e.address, e.weight.get()))
             .collect();
         if eps.is_empty() {
+            skipped |= d.endpoints.iter().any(|e| family.has(e.address));
             trace.note(|| format!("{}: no {} endpoint up; next", d.name, family_name(family)));
             continue;
         }
@@ -419,12 +430,15 @@ fn take(
         let a: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         format!("chose {}: {}", n.join(", "), a.join(" "))
     });
-    Some(Selection {
-        outcome: Outcome::Addresses(addrs),
-        ttl: 0,
-        scope: 0,
-        datacenters: chosen,
-    })
+    Some((
+        Selection {
+            outcome: Outcome::Addresses(addrs),
+            ttl: 0,
+            scope: 0,
+            datacenters: chosen,
+        },
+        skipped,
+    ))
 }
 
 fn names<'a>(ids: &[DcId], name: impl Fn(DcId) -> &'a str) -> String {
@@ -463,3 +477,6 @@ fn describe_location(l: &Location) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests;
