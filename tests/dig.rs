@@ -91,6 +91,36 @@ fn dig_against_the_shipped_zone() {
             &["status: BADVERS"],
         ),
         ("gslb.example.com ANY", &["ANSWER: 1,"]),
+        (
+            "www.gslb.example.com A +subnet=10.20.0.0/16",
+            &[
+                "CLIENT-SUBNET: 10.20.0.0/16/16",
+                "IN A 198.51.100.1",
+                "flags: qr aa",
+            ],
+        ),
+        (
+            "www.gslb.example.com A +subnet=100.64.0.0/10",
+            &["CLIENT-SUBNET: 100.64.0.0/10/10", "IN A 203.0.113.1"],
+        ),
+        (
+            "www.gslb.example.com A +subnet=10.10.0.0/24",
+            &["CLIENT-SUBNET: 10.10.0.0/24/16", "IN A 192.0.2.1"],
+        ),
+        (
+            "www.gslb.example.com AAAA +subnet=100.64.0.0/10",
+            &["IN AAAA 2001:db8:20::10"],
+        ),
+        ("www.gslb.example.com A", &["IN A 192.0.2.1"]),
+        (
+            "api.gslb.example.com A +subnet=10.1.2.0/24",
+            &["CLIENT-SUBNET: 10.1.2.0/24/24", "api.gslb.example.com. 60 IN A"],
+        ),
+        (
+            "failover.gslb.example.com A",
+            &["failover.gslb.example.com. 30 IN A 192.0.2.1"],
+        ),
+        ("pool.gslb.example.com A", &["ANSWER: 4,"]),
     ];
     let mut failures = Vec::new();
     for (args, wants) in checks {

@@ -219,7 +219,12 @@ impl Ask {
 
 /// Sends raw bytes over UDP; `None` when no reply came within a second.
 pub fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp_raw_from("127.0.0.1", addr, bytes)
+}
+
+/// Like `udp_raw`, sent from the loopback address `from` (any 127.x.y.z is local on Linux).
+pub fn udp_raw_from(from: &str, addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind((from, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     sock.send_to(bytes, addr).unwrap();
     let mut buf = vec![0u8; 65535];
@@ -258,6 +263,47 @@ pub fn query(addr: SocketAddr, a: &Ask) -> Message {
     let m = Message::from_vec(&reply).unwrap_or_else(|e| panic!("unparsable reply to {a:?}: {e}"));
     assert_eq!(m.metadata.id, id, "reply id");
     m
+}
+
+/// Asks over UDP from the loopback address `from`.
+pub fn query_from(from: &str, addr: SocketAddr, a: &Ask) -> Message {
+    let id = rand_id();
+    let reply = udp_raw_from(from, addr, &a.to_bytes(id)).unwrap_or_else(|| panic!("no reply to {a:?}"));
+    let m = Message::from_vec(&reply).unwrap();
+    assert_eq!(m.metadata.id, id);
+    m
+}
+
+/// The ECS option of a reply: (address, source prefix, scope prefix).
+pub fn ecs_of(m: &Message) -> Option<(IpAddr, u8, u8)> {
+    use hickory_proto::rr::rdata::opt::EdnsCode;
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(c) => Some((c.addr(), c.source_prefix(), c.scope_prefix())),
+        _ => None,
+    }
+}
+
+/// The address data of the answer section, sorted.
+pub fn answer_data(m: &Message) -> Vec<String> {
+    let mut v: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Builds `csv` into `out` with the real binary.
+pub fn build_geoip(csv: &Path, out: &Path, schema: &str) {
+    let st = Command::new(BIN)
+        .args(["geoip", "build", "--schema", schema, "--csv"])
+        .arg(csv)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "geoip build failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 pub fn rand_id() -> u16 {
