@@ -11,10 +11,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 secs=${1:-10}
-port=15353
-for tool in dnsperf nsd gdnsd taskset; do
-  command -v $tool >/dev/null || { echo "missing $tool (apt-get install dnsperf nsd gdnsd)" >&2; exit 2; }
-done
+. "$here/lib.sh"
+need dnsperf nsd gdnsd taskset dig ss
 (cd "$root" && cargo build --release --quiet)
 work=$(mktemp -d /tmp/meridian-bench.XXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -79,44 +77,16 @@ EOC
   taskset -c 0 gdnsd -c "$work/gdnsd" -f start &
 }
 
-# Every process holding the port (nsd runs a main, a server child and xfrd): all of its CPU counts.
-server_pids() {
-  ss -Hulpn "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
-}
-
-cpu_ticks() {
-  local total=0
-  # utime + stime; the command name may hold spaces ("nsd: main"), so cut it off first.
-  for p in $1; do total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
-  echo $total
-}
-
 run() {
   local name=$1
   "start_$name" >"$work/$name.log" 2>&1
-  for _ in $(seq 1 100); do
-    dig +short +time=1 +tries=1 @127.0.0.1 -p $port static.example.com A 2>/dev/null | grep -q 192.0.2.1 && break
-    sleep 0.1
-  done
-  local pid; pid=$(server_pids)
-  [ -n "$pid" ] || { echo "no process found on port $port for $name" >&2; return 1; }
-  local hz; hz=$(getconf CLK_TCK)
-  local before; before=$(cpu_ticks "$pid")
-  taskset -c 1 dnsperf -s 127.0.0.1 -p $port -d "$work/queries" -l "$secs" -c 8 -q 200 > "$work/$name.perf" 2>&1
-  local after; after=$(cpu_ticks "$pid")
-  local answered qps
-  answered=$(awk '/Queries completed:/ {print $3}' "$work/$name.perf")
-  qps=$(awk '/Queries per second:/ {print $4}' "$work/$name.perf")
-  local lost; lost=$(awk '/Queries lost:/ {print $3}' "$work/$name.perf")
-  local us; us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$answered" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-  printf '| %-8s | %10.0f | %8s | %6s |\n' "$name" "$qps" "$us" "$lost"
-  kill "$(jobs -p)" 2>/dev/null || true
-  wait 2>/dev/null || true
-  sleep 0.5
+  wait_ready static.example.com
+  measure "$name" "$work/queries" "$secs"
+  stop_servers
 }
 
 echo "static zone, ${secs}s per server, server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
 echo
-echo "| server   |        QPS | CPU µs/q |   lost |"
-echo "|----------|-----------:|---------:|-------:|"
+echo "| server                 |        QPS | CPU µs/q |   lost |"
+echo "|------------------------|-----------:|---------:|-------:|"
 for s in meridian nsd gdnsd; do run $s; done

@@ -1,0 +1,57 @@
+# Shared helpers for the benchmark scripts (sourced, not run).
+# Servers run pinned to CPU 0, dnsperf to CPU 1; the figure reported is server CPU µs per
+# answered query, read from /proc/PID/stat of every process holding the port.
+
+port=${PORT:-15353}
+
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsperf nsd gdnsd bind9-dnsutils)" >&2; exit 2; }
+  done
+}
+
+# Every process holding the port (nsd runs a main, a server child and xfrd): all of its CPU counts.
+server_pids() {
+  ss -Hulpn "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+cpu_ticks() {
+  local total=0
+  # utime + stime; the command name may hold spaces ("nsd: main"), so cut it off first.
+  for p in $1; do total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
+  echo $total
+}
+
+# wait_ready NAME TYPE: until the server answers NAME.
+wait_ready() {
+  for _ in $(seq 1 100); do
+    [ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$1" "${2:-A}" 2>/dev/null)" ] && return 0
+    sleep 0.1
+  done
+  echo "server on port $port never answered $1" >&2
+  return 1
+}
+
+# measure LABEL QUERYFILE SECONDS [dnsperf args...]: prints one table row.
+measure() {
+  local label=$1 queries=$2 secs=$3
+  shift 3
+  local pids; pids=$(server_pids)
+  [ -n "$pids" ] || { echo "no process found on port $port for $label" >&2; return 1; }
+  local hz; hz=$(getconf CLK_TCK)
+  local before; before=$(cpu_ticks "$pids")
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 8 -q 200 "$@" > "$work/$label.perf" 2>&1
+  local after; after=$(cpu_ticks "$pids")
+  local answered qps lost us
+  answered=$(awk '/Queries completed:/ {print $3}' "$work/$label.perf")
+  qps=$(awk '/Queries per second:/ {print $4}' "$work/$label.perf")
+  lost=$(awk '/Queries lost:/ {print $3}' "$work/$label.perf")
+  us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$answered" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+  printf '| %-22s | %10.0f | %8s | %6s |\n' "$label" "$qps" "$us" "$lost"
+}
+
+stop_servers() {
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  sleep 0.5
+}
