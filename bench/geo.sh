@@ -3,7 +3,7 @@
 # DYNA resource, each pinned to CPU 0 with dnsperf on CPU 1. Reports answered QPS and server
 # CPU µs per query.
 #
-#   bench/geo.sh [seconds per run, default 10]
+#   bench/geo.sh [seconds per run, default 10]   (ROUNDS=3: servers take turns, medians reported)
 #
 # Both servers get the same map: 10.1.0.0/16 → eu then us, 10.2.0.0/16 → ap then us,
 # everything else → us then eu. Every query carries ECS 10.1.0.0/24 (answer: eu).
@@ -113,10 +113,12 @@ run() {   # name label ecs-option ecs-subnet
   sleep 0.7
 }
 
-echo "geo name with ECS, ${secs}s per server, server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
+rounds=${ROUNDS:-3}
+echo "geo name with ECS: ${rounds} rounds of ${secs}s per server, taking turns; medians. Server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
 echo
-echo "| server                 |        QPS | CPU µs/q |   lost |"
-echo "|------------------------|-----------:|---------:|-------:|"
-run meridian_nets "meridian (net rules)" "$ecs" 10.1.0.0/24
-run meridian_geoip "meridian (GeoIP rules)" "8:000118000a1400" 10.20.0.0/24
-run gdnsd "gdnsd (geoip nets)" "$ecs" 10.1.0.0/24
+for _ in $(seq 1 "$rounds"); do
+  run gdnsd "gdnsd (geoip nets)" "$ecs" 10.1.0.0/24
+  run meridian_nets "meridian (net rules)" "$ecs" 10.1.0.0/24
+  run meridian_geoip "meridian (GeoIP rules)" "8:000118000a1400" 10.20.0.0/24
+done
+report "gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)"

@@ -32,7 +32,7 @@ wait_ready() {
   return 1
 }
 
-# measure LABEL QUERYFILE SECONDS [dnsperf args...]: prints one table row.
+# measure LABEL QUERYFILE SECONDS [dnsperf args...]: appends "qps us lost" to $work/LABEL.runs.
 measure() {
   local label=$1 queries=$2 secs=$3
   shift 3
@@ -40,14 +40,32 @@ measure() {
   [ -n "$pids" ] || { echo "no process found on port $port for $label" >&2; return 1; }
   local hz; hz=$(getconf CLK_TCK)
   local before; before=$(cpu_ticks "$pids")
-  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 8 -q 200 "$@" > "$work/$label.perf" 2>&1
+  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 8 -q 200 "$@" > "$work/perf.out" 2>&1
   local after; after=$(cpu_ticks "$pids")
   local answered qps lost us
-  answered=$(awk '/Queries completed:/ {print $3}' "$work/$label.perf")
-  qps=$(awk '/Queries per second:/ {print $4}' "$work/$label.perf")
-  lost=$(awk '/Queries lost:/ {print $3}' "$work/$label.perf")
+  answered=$(awk '/Queries completed:/ {print $3}' "$work/perf.out")
+  qps=$(awk '/Queries per second:/ {print $4}' "$work/perf.out")
+  lost=$(awk '/Queries lost:/ {print $3}' "$work/perf.out")
   us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$answered" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-  printf '| %-22s | %10.0f | %8s | %6s |\n' "$label" "$qps" "$us" "$lost"
+  echo "$qps $us $lost" >> "$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).runs"
+}
+
+# report LABEL...: one table row per label, the median of its runs (the first label is the
+# reference the ratio column divides by).
+report() {
+  echo "| server                 |        QPS | CPU µs/q |   lost | CPU/q vs ${1%% *} |"
+  echo "|------------------------|-----------:|---------:|-------:|------:|"
+  local ref=""
+  local label
+  for label in "$@"; do
+    local f; f="$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).runs"
+    local qps us lost
+    qps=$(sort -n -k1 "$f" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    us=$(sort -n -k2 "$f" | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
+    lost=$(awk '{s+=$3} END {print s}' "$f")
+    [ -n "$ref" ] || ref=$us
+    printf '| %-22s | %10.0f | %8s | %6s | %5.2f× |\n' "$label" "$qps" "$us" "$lost" "$(awk -v a="$us" -v b="$ref" 'BEGIN {print a / b}')"
+  done
 }
 
 stop_servers() {

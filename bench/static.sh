@@ -3,7 +3,7 @@
 # pinned to CPU 0 with dnsperf pinned to CPU 1. Reports answered QPS and server CPU µs per
 # query (from /proc/PID/stat), the figure that survives a noisy machine.
 #
-#   bench/static.sh [seconds per run, default 10]
+#   bench/static.sh [seconds per run, default 10]   (ROUNDS=3: servers take turns, medians reported)
 #
 # Needs: dnsperf nsd gdnsd (Debian packages) and a release build (done here).
 # Sends traffic to 127.0.0.1 only.
@@ -85,8 +85,10 @@ run() {
   stop_servers
 }
 
-echo "static zone, ${secs}s per server, server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
+rounds=${ROUNDS:-3}
+echo "static zone: ${rounds} rounds of ${secs}s per server, taking turns; medians. Server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
 echo
-echo "| server                 |        QPS | CPU µs/q |   lost |"
-echo "|------------------------|-----------:|---------:|-------:|"
-for s in meridian nsd gdnsd; do run $s; done
+for _ in $(seq 1 "$rounds"); do
+  for s in gdnsd nsd meridian; do run $s; done
+done
+report gdnsd nsd meridian
