@@ -6,7 +6,7 @@
 use crate::model::gslb::{GslbName, Policy};
 use crate::model::{Node, RData, RRset, RType};
 use crate::name::{MAX_NAME_LEN, Name, parent_wire};
-use crate::select::{self, Client, ConfiguredHealth, Family, Outcome, Trace};
+use crate::select::{self, Client, Family, Outcome, Trace};
 use crate::state::{CompiledZone, Entry, Snapshot};
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -403,7 +403,7 @@ fn gslb_answer<'a>(
         &snap.datacenters,
         family,
         &client,
-        &ConfiguredHealth,
+        &*snap.health,
         cx.entropy,
         &mut cx.trace.borrow_mut(),
     );

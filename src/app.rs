@@ -2,11 +2,14 @@
 
 use crate::config::{self, Config};
 use crate::dns::{tcp, udp};
+use crate::events::Events;
+use crate::health::scheduler::{Scheduler, Settings};
 use crate::state::Store;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -73,9 +76,29 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
 
 /// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
 pub async fn serve(config: Config) -> Result<(), AppError> {
-    let store = Arc::new(Store::new(config.clone()));
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
+    let events = Arc::new(Events::default());
+    let scheduler = Scheduler::new(
+        Settings {
+            max_concurrent: config.health.max_concurrent.get(),
+            partition_guard: config.health.partition_guard,
+        },
+        events.clone(),
+        stop.child_token(),
+    );
+    let health = scheduler.sync(&config.datacenters);
+    if scheduler.probe_count() > 0 {
+        // The first answers must already reflect health: wait for one round of probes.
+        let wait = config
+            .health
+            .startup_wait
+            .unwrap_or_else(|| longest_timeout(&config) + Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        scheduler.first_round(wait).await;
+        tracing::info!(probes = scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
+    }
+    let store = Arc::new(Store::new(config.clone(), health));
     let mut udp_threads = Vec::new();
     let mut tcp_tasks = tokio::task::JoinSet::new();
     let limits = tcp::TcpLimits {
@@ -129,7 +152,7 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&config.path, &config, &store).await,
+            _ = hup.recv() => reload(&config.path, &config, &store, &scheduler).await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -139,10 +162,22 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     stop_udp.store(true, Ordering::Relaxed);
     while tcp_tasks.join_next().await.is_some() {}
     while background.join_next().await.is_some() {}
+    scheduler.shutdown().await;
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
         .await
         .ok();
     Ok(())
+}
+
+/// The longest timeout of any check in use.
+pub fn longest_timeout(config: &Config) -> Duration {
+    config
+        .datacenters
+        .iter()
+        .flat_map(|d| &d.endpoints)
+        .filter_map(|e| e.check.as_ref().map(|c| c.timeout))
+        .max()
+        .unwrap_or_default()
 }
 
 /// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)
@@ -181,7 +216,7 @@ async fn watch_geoip(store: Arc<Store>, every: std::time::Duration, stop: Cancel
 }
 
 /// Re-reads the config and zones; publishes them whole, or keeps the old ones on any problem.
-async fn reload(path: &Path, running: &Config, store: &Store) {
+async fn reload(path: &Path, running: &Config, store: &Store, scheduler: &Arc<Scheduler>) {
     let path: PathBuf = path.to_path_buf();
     let previous_geo = store.load().geo.clone();
     let loaded = tokio::task::spawn_blocking(move || config::reload(&path, previous_geo.as_ref())).await;
@@ -191,7 +226,8 @@ async fn reload(path: &Path, running: &Config, store: &Store) {
                 tracing::warn!("dns and log settings changed; they take effect at the next restart");
             }
             let zones = new.zones.len();
-            let generation = store.publish(new);
+            let health = scheduler.sync(&new.datacenters);
+            let generation = store.publish(new, health);
             tracing::info!(zones, generation, "reloaded");
         }
         Ok(Err(problems)) => {

@@ -44,6 +44,9 @@ enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
+        /// Do not probe the endpoints first (health then comes from the configuration alone).
+        #[arg(long)]
+        no_probe: bool,
     },
     /// GeoIP database tools.
     Geoip {
@@ -129,7 +132,8 @@ fn main() -> ExitCode {
             qtype,
             client,
             config,
-        } => run(explain(&config, &name, &qtype, &client)),
+            no_probe,
+        } => run(explain(&config, &name, &qtype, &client, !no_probe)),
         Command::Geoip { command } => run(geoip(command)),
         Command::Serve {
             config,
@@ -150,7 +154,7 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str) -> anyhow::Result<()> {
+fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe: bool) -> anyhow::Result<()> {
     use meridian::answer::{self, Question};
     let config =
         config::load(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
@@ -163,7 +167,12 @@ fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str) -> any
     };
     let qname = meridian::name::Name::parse(&fqdn, None).with_context(|| format!("bad name `{name}`"))?;
     let client = parse_client(client)?;
-    let snap = meridian::state::Snapshot::new(config, 1);
+    let health = if probe {
+        probe_once(&config)?
+    } else {
+        Default::default()
+    };
+    let snap = meridian::state::Snapshot::new(config, health, 1);
     let q = Question {
         name: qname.wire(),
         qtype,
@@ -205,6 +214,28 @@ fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str) -> any
         println!("  {}. {s}", i + 1);
     }
     Ok(())
+}
+
+/// Runs one round of every health check, as the server does before it answers.
+fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian::health::HealthView>> {
+    use meridian::health::scheduler::{Scheduler, Settings};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("async runtime")?;
+    rt.block_on(async {
+        let events = std::sync::Arc::new(meridian::events::Events::new(16));
+        let settings = Settings {
+            max_concurrent: config.health.max_concurrent.get(),
+            partition_guard: false,
+        };
+        let scheduler = Scheduler::new(settings, events, tokio_util::sync::CancellationToken::new());
+        let view = scheduler.sync(&config.datacenters);
+        let wait = meridian::app::longest_timeout(config) + std::time::Duration::from_millis(100);
+        scheduler.first_round(wait).await;
+        scheduler.shutdown().await;
+        Ok(view)
+    })
 }
 
 /// `IP` (a resolver's own address) or `IP/PREFIX` (an ECS subnet).

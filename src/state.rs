@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::geo::GeoDb;
+use crate::health::HealthView;
 use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
 use crate::name::{Name, parent_wire};
@@ -82,13 +83,15 @@ pub struct Snapshot {
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,
+    /// Endpoint health: probe states read through atomics.
+    pub health: Arc<HealthView>,
     /// Increases with every published snapshot.
     pub generation: u64,
 }
 
 impl Snapshot {
     /// Compiles the zones of a validated configuration.
-    pub fn new(config: Config, generation: u64) -> Snapshot {
+    pub fn new(config: Config, health: Arc<HealthView>, generation: u64) -> Snapshot {
         let zones = config
             .zones
             .into_iter()
@@ -98,6 +101,7 @@ impl Snapshot {
             zones: Arc::new(zones),
             datacenters: config.datacenters.into(),
             geo: config.geoip,
+            health,
             generation,
         }
     }
@@ -124,9 +128,9 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(config: Config) -> Store {
+    pub fn new(config: Config, health: Arc<HealthView>) -> Store {
         Store {
-            current: ArcSwap::from_pointee(Snapshot::new(config, 1)),
+            current: ArcSwap::from_pointee(Snapshot::new(config, health, 1)),
             write: Mutex::new(()),
         }
     }
@@ -142,10 +146,11 @@ impl Store {
     }
 
     /// Builds a snapshot from `config` and swaps it in whole. Returns its generation.
-    pub fn publish(&self, config: Config) -> u64 {
+    pub fn publish(&self, config: Config, health: Arc<HealthView>) -> u64 {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.current.load().generation + 1;
-        self.current.store(Arc::new(Snapshot::new(config, generation)));
+        self.current
+            .store(Arc::new(Snapshot::new(config, health, generation)));
         generation
     }
 
@@ -158,6 +163,7 @@ impl Store {
             zones: cur.zones.clone(),
             datacenters: cur.datacenters.clone(),
             geo: Some(geo),
+            health: cur.health.clone(),
             generation,
         }));
         generation

@@ -1,12 +1,13 @@
 //! Validation of `datacenters:` (in meridian.yaml) and `gslb:` names (in zone files).
 
 use super::Problem;
-use super::raw::{RawDatacenter, RawGslb, RawValue};
-use super::validate::{Loc, problem_at};
+use super::raw::{RawCheck, RawDatacenter, RawGslb, RawValue};
+use super::validate::{Loc, parse_duration, problem_at};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
 use crate::model::gslb::{
-    Datacenter, DcId, DcLocation, Endpoint, EndpointId, GeoMatch, GeoRule, GslbName, Policy, WhenAllDown,
+    Check, CheckKind, Datacenter, DcId, DcLocation, Endpoint, EndpointId, GeoMatch, GeoRule, GslbName,
+    HttpCheck, Policy, WhenAllDown,
 };
 use crate::name::Name;
 use serde_saphyr::Spanned;
@@ -14,6 +15,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Default TTL of a load-balanced answer: short, so failover reaches clients quickly.
 pub const DEFAULT_GSLB_TTL: u32 = 30;
@@ -35,10 +38,223 @@ impl GslbContext<'_> {
     }
 }
 
+/// Validates `checks:`.
+pub fn checks(
+    file: &Path,
+    base: &Path,
+    raw: &[(Spanned<String>, Spanned<RawCheck>)],
+    problems: &mut Vec<Problem>,
+) -> HashMap<String, Arc<Check>> {
+    let mut out = HashMap::new();
+    for (key, c) in raw {
+        let before = problems.len();
+        let name = key.value.as_str();
+        let at = |s: &str| format!("checks.{name}.{s}");
+        let c = &c.value;
+        let duration = |v: &Option<Spanned<String>>,
+                        field: &str,
+                        default: Duration,
+                        problems: &mut Vec<Problem>| match v {
+            None => default,
+            Some(d) => parse_duration(&d.value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .unwrap_or_else(|| {
+                    problems.push(problem_at(
+                        file,
+                        d,
+                        format!(
+                            "{}: `{}` is not a duration above zero (like 500ms, 2s)",
+                            at(field),
+                            d.value
+                        ),
+                    ));
+                    default
+                }),
+        };
+        let interval = duration(&c.interval, "interval", Duration::from_secs(1), problems);
+        let timeout = duration(
+            &c.timeout,
+            "timeout",
+            Duration::from_millis(500).min(interval),
+            problems,
+        );
+        if timeout > interval
+            && let Some(t) = &c.timeout
+        {
+            problems.push(problem_at(
+                file,
+                t,
+                format!(
+                    "{}: the timeout cannot exceed the interval ({interval:?})",
+                    at("timeout")
+                ),
+            ));
+        }
+        let threshold = |v: &Option<Spanned<u64>>, field: &str, problems: &mut Vec<Problem>| match v {
+            None => NonZeroU32::new(2).expect("nonzero"),
+            Some(n) => u32::try_from(n.value)
+                .ok()
+                .and_then(NonZeroU32::new)
+                .filter(|n| n.get() <= 100)
+                .unwrap_or_else(|| {
+                    problems.push(problem_at(
+                        file,
+                        n,
+                        format!("{}: must be between 1 and 100", at(field)),
+                    ));
+                    NonZeroU32::MIN
+                }),
+        };
+        let rise = threshold(&c.rise, "rise", problems);
+        let fall = threshold(&c.fall, "fall", problems);
+        let http = || HttpCheck {
+            method: c
+                .method
+                .as_ref()
+                .map_or("GET".into(), |m| m.value.to_ascii_uppercase()),
+            path: c.path.as_ref().map_or("/".into(), |p| p.value.clone()),
+            host: c.host.as_ref().map(|h| h.value.clone()),
+            headers: c
+                .headers
+                .0
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
+            expect_status: c
+                .expect_status
+                .as_ref()
+                .map_or(vec![200], |l| l.value.iter().map(|s| s.value as u16).collect()),
+            body_contains: c.body_contains.as_ref().map(|b| b.value.clone()),
+            tls_verify: c.tls_verify.as_ref().is_none_or(|t| t.value),
+            ca_file: c.ca_file.as_ref().map(|f| base.join(&f.value)),
+        };
+        let kind = match c.kind.value.as_str() {
+            "tcp" => CheckKind::Tcp,
+            "http" => CheckKind::Http(http()),
+            "https" => CheckKind::Https(http()),
+            other => {
+                problems.push(problem_at(
+                    file,
+                    &c.kind,
+                    format!("{}: `{other}` is not a check type (http, https, tcp)", at("type")),
+                ));
+                CheckKind::Tcp
+            }
+        };
+        let http_only = [
+            ("method", c.method.as_ref().map(|v| Loc::of(file, v))),
+            ("path", c.path.as_ref().map(|v| Loc::of(file, v))),
+            ("host", c.host.as_ref().map(|v| Loc::of(file, v))),
+            (
+                "expect_status",
+                c.expect_status.as_ref().map(|v| Loc::of(file, v)),
+            ),
+            (
+                "body_contains",
+                c.body_contains.as_ref().map(|v| Loc::of(file, v)),
+            ),
+        ];
+        if kind == CheckKind::Tcp {
+            for (field, loc) in http_only {
+                if let Some(loc) = loc {
+                    problems
+                        .push(loc.problem(format!("{}: applies to http and https checks only", at(field))));
+                }
+            }
+        }
+        if let Some(l) = &c.expect_status {
+            for st in &l.value {
+                if !(100..=599).contains(&st.value) {
+                    problems.push(problem_at(
+                        file,
+                        st,
+                        format!("{}: {} is not an HTTP status", at("expect_status"), st.value),
+                    ));
+                }
+            }
+        }
+        if let Some(m) = &c.method
+            && !matches!(
+                m.value.to_ascii_uppercase().as_str(),
+                "GET" | "HEAD" | "POST" | "OPTIONS"
+            )
+        {
+            problems.push(problem_at(
+                file,
+                m,
+                format!(
+                    "{}: `{}` is not one of GET, HEAD, POST, OPTIONS",
+                    at("method"),
+                    m.value
+                ),
+            ));
+        }
+        if let Some(p) = &c.path
+            && !p.value.starts_with('/')
+        {
+            problems.push(problem_at(
+                file,
+                p,
+                format!("{}: a path starts with /", at("path")),
+            ));
+        }
+        if let Some(f) = &c.ca_file
+            && !base.join(&f.value).is_file()
+        {
+            problems.push(problem_at(
+                file,
+                f,
+                format!("{}: no file {}", at("ca_file"), base.join(&f.value).display()),
+            ));
+        }
+        let default_port = match kind {
+            CheckKind::Http(_) => Some(80),
+            CheckKind::Https(_) => Some(443),
+            CheckKind::Tcp => None,
+        };
+        let port = match (&c.port, default_port) {
+            (Some(p), _) => u16::try_from(p.value).ok().filter(|p| *p > 0).unwrap_or_else(|| {
+                problems.push(problem_at(
+                    file,
+                    p,
+                    format!("{}: {} is not a port", at("port"), p.value),
+                ));
+                1
+            }),
+            (None, Some(d)) => d,
+            (None, None) => {
+                problems.push(problem_at(
+                    file,
+                    key,
+                    format!("{}: a tcp check needs a port", at("port")),
+                ));
+                1
+            }
+        };
+        if problems.len() == before {
+            out.insert(
+                name.to_string(),
+                Arc::new(Check {
+                    name: name.into(),
+                    kind,
+                    port,
+                    interval,
+                    timeout,
+                    rise,
+                    fall,
+                }),
+            );
+        }
+    }
+    out
+}
+
 /// Validates the data centers, numbering endpoints across all of them.
 pub fn datacenters(
     file: &Path,
     raw: &[(Spanned<String>, Spanned<RawDatacenter>)],
+    checks: &HashMap<String, Arc<Check>>,
     problems: &mut Vec<Problem>,
 ) -> Vec<Datacenter> {
     let mut out = Vec::new();
@@ -177,11 +393,53 @@ pub fn datacenters(
                     true
                 }
             };
+            let check = e.check.as_ref().and_then(|c| {
+                let found = checks.get(&c.value).cloned();
+                if found.is_none() {
+                    problems.push(problem_at(
+                        file,
+                        c,
+                        format!(
+                            "{}: no check `{}` under checks:",
+                            at(&format!("endpoints[{i}].check")),
+                            c.value
+                        ),
+                    ));
+                }
+                found
+            });
+            let probe_address = e.probe_address.as_ref().and_then(|p| {
+                let parsed = p.value.parse::<IpAddr>().ok();
+                if parsed.is_none() {
+                    problems.push(problem_at(
+                        file,
+                        p,
+                        format!(
+                            "{}: `{}` is not an IP address",
+                            at(&format!("endpoints[{i}].probe_address")),
+                            p.value
+                        ),
+                    ));
+                }
+                if e.check.is_none() {
+                    problems.push(problem_at(
+                        file,
+                        p,
+                        format!(
+                            "{}: probe_address needs a check",
+                            at(&format!("endpoints[{i}].probe_address"))
+                        ),
+                    ));
+                }
+                parsed
+            });
             endpoints.push(Endpoint {
                 id: EndpointId(next_endpoint),
                 address,
                 weight,
                 configured_up,
+                check,
+                probe_address,
             });
             next_endpoint += 1;
         }

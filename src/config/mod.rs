@@ -86,6 +86,17 @@ pub struct DnsConfig {
     pub tcp_max_connections: NonZeroUsize,
 }
 
+/// `health:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Probes running at once, at most. Default 256.
+    pub max_concurrent: NonZeroUsize,
+    /// Hold state when every probe fails at once. Default true.
+    pub partition_guard: bool,
+    /// Longest wait at start for the first round of probes. Default: the longest check timeout.
+    pub startup_wait: Option<Duration>,
+}
+
 /// A whole validated configuration: the server settings and every zone.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -100,6 +111,7 @@ pub struct Config {
     pub geoip: Option<Arc<GeoDb>>,
     /// How often the database file is checked for replacement. Default 5 s.
     pub geoip_check_interval: Duration,
+    pub health: HealthConfig,
 }
 
 /// Reads and validates `path` and every file it points at.

@@ -18,7 +18,40 @@ pub struct RawConfig {
     pub zones_dir: Option<Spanned<String>>,
     pub geoip: Option<RawGeoip>,
     #[serde(default)]
+    pub checks: Entries<Spanned<RawCheck>>,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
     pub datacenters: Entries<Spanned<RawDatacenter>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub port: Option<Spanned<u64>>,
+    pub method: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    #[serde(default)]
+    pub headers: Entries<Spanned<String>>,
+    pub expect_status: Option<Spanned<Vec<Spanned<u64>>>>,
+    pub body_contains: Option<Spanned<String>>,
+    pub tls_verify: Option<Spanned<bool>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub rise: Option<Spanned<u64>>,
+    pub fall: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub max_concurrent: Option<Spanned<u64>>,
+    pub partition_guard: Option<Spanned<bool>>,
+    pub startup_wait: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +87,8 @@ pub struct RawEndpoint {
     pub weight: Option<Spanned<u64>>,
     /// `up` (default) or `down`.
     pub state: Option<Spanned<String>>,
+    pub check: Option<Spanned<String>>,
+    pub probe_address: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

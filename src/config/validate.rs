@@ -178,7 +178,23 @@ pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Con
         ));
     }
 
-    let datacenters = gslb_cfg::datacenters(path, &raw.datacenters.0, &mut problems);
+    let checks = gslb_cfg::checks(path, base, &raw.checks.0, &mut problems);
+    let datacenters = gslb_cfg::datacenters(path, &raw.datacenters.0, &checks, &mut problems);
+    let health = super::HealthConfig {
+        max_concurrent: match &raw.health.max_concurrent {
+            None => NonZeroUsize::new(256).expect("nonzero"),
+            Some(n) => NonZeroUsize::new(n.value as usize).unwrap_or_else(|| {
+                problems.push(problem_at(path, n, "health.max_concurrent must be at least 1"));
+                NonZeroUsize::MIN
+            }),
+        },
+        partition_guard: raw.health.partition_guard.as_ref().is_none_or(|g| g.value),
+        startup_wait: raw.health.startup_wait.as_ref().and_then(|w| {
+            parse_duration(&w.value)
+                .map_err(|m| problems.push(problem_at(path, w, format!("health.startup_wait: {m}"))))
+                .ok()
+        }),
+    };
     let geoip = raw.geoip.as_ref().and_then(|g| {
         let file = base.join(&g.database.value);
         let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
@@ -232,6 +248,7 @@ pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Con
         datacenters,
         geoip,
         geoip_check_interval,
+        health,
     })
 }
 

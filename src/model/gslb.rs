@@ -3,6 +3,52 @@
 use crate::name::Name;
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An HTTP(S) health check's request and what counts as healthy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpCheck {
+    pub method: String,
+    pub path: String,
+    /// Host header, and SNI for https. Default: none (the address).
+    pub host: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Status codes that mean healthy. Default [200].
+    pub expect_status: Vec<u16>,
+    /// When set, the body must contain this text.
+    pub body_contains: Option<String>,
+    /// Verify the certificate (https). Default true.
+    pub tls_verify: bool,
+    /// Trust only this CA bundle (PEM) instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// What a check does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckKind {
+    /// A TCP connection opens.
+    Tcp,
+    Http(HttpCheck),
+    Https(HttpCheck),
+}
+
+/// A named health check from `checks:`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Check {
+    pub name: Box<str>,
+    pub kind: CheckKind,
+    pub port: u16,
+    /// Default 1 s.
+    pub interval: Duration,
+    /// Default 500 ms; never above the interval.
+    pub timeout: Duration,
+    /// Consecutive successes to become up. Default 2.
+    pub rise: NonZeroU32,
+    /// Consecutive failures to become down. Default 2.
+    pub fall: NonZeroU32,
+}
 
 /// Index of a data center in `Gslb::datacenters`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +76,17 @@ pub struct Endpoint {
     pub weight: NonZeroU32,
     /// `state: down` in the config takes the endpoint out by hand; default up.
     pub configured_up: bool,
+    /// The health check; none means always up (unless `configured_up` is false).
+    pub check: Option<Arc<Check>>,
+    /// Probe this address instead of `address`.
+    pub probe_address: Option<IpAddr>,
+}
+
+impl Endpoint {
+    /// The address the check connects to.
+    pub fn probe_target(&self) -> IpAddr {
+        self.probe_address.unwrap_or(self.address)
+    }
 }
 
 /// A data center: a location and the endpoints (virtual IPs) it serves on.

@@ -26,6 +26,8 @@ fn dcs() -> Vec<Datacenter> {
                     address: ip(a),
                     weight: NonZeroU32::MIN,
                     configured_up: true,
+                    check: None,
+                    probe_address: None,
                 }
             })
             .collect();

@@ -1,0 +1,99 @@
+//! Transitions worth telling an operator about, kept in a bounded in-memory log and sent to
+//! subscribers (the admin API's event stream) as they happen.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::SystemTime;
+use tokio::sync::broadcast;
+
+/// One transition: what changed, from what to what, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub time: SystemTime,
+    /// Like `endpoint eu-west/198.51.100.10`, `datacenter eu-west`, `partition-guard`.
+    pub subject: String,
+    pub old: String,
+    pub new: String,
+    pub reason: String,
+}
+
+/// The event log. The mutex guards a short push or copy, never held across an await.
+#[derive(Debug)]
+pub struct Events {
+    log: Mutex<VecDeque<Event>>,
+    capacity: usize,
+    tx: broadcast::Sender<Event>,
+}
+
+impl Events {
+    /// A log keeping the last `capacity` events.
+    pub fn new(capacity: usize) -> Events {
+        let (tx, _) = broadcast::channel(1024);
+        Events {
+            log: Mutex::new(VecDeque::with_capacity(capacity)),
+            capacity,
+            tx,
+        }
+    }
+
+    /// Records an event, logs it, and sends it to subscribers.
+    pub fn emit(
+        &self,
+        subject: impl Into<String>,
+        old: impl Into<String>,
+        new: impl Into<String>,
+        reason: impl Into<String>,
+    ) {
+        let e = Event {
+            time: SystemTime::now(),
+            subject: subject.into(),
+            old: old.into(),
+            new: new.into(),
+            reason: reason.into(),
+        };
+        tracing::info!(subject = %e.subject, old = %e.old, new = %e.new, reason = %e.reason, "transition");
+        {
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.len() == self.capacity {
+                log.pop_front();
+            }
+            log.push_back(e.clone());
+        }
+        let _ = self.tx.send(e);
+    }
+
+    /// The recorded events, oldest first.
+    pub fn recent(&self) -> Vec<Event> {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::new(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_is_bounded_and_ordered() {
+        let ev = Events::new(3);
+        for i in 0..5 {
+            ev.emit(format!("s{i}"), "up", "down", "test");
+        }
+        let subjects: Vec<String> = ev.recent().into_iter().map(|e| e.subject).collect();
+        assert_eq!(subjects, ["s2", "s3", "s4"]);
+    }
+}

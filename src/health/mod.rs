@@ -1,0 +1,242 @@
+//! Health: probes report outcomes, a small state machine decides up and down.
+//!
+//! `observe` is the pure rise/fall machine. `ProbeState` is what one probe knows, shared with the
+//! answer path through an atomic (no lock on the query path). `scheduler` runs the probes.
+
+pub mod probe;
+pub mod scheduler;
+
+use crate::model::gslb::{DcId, Endpoint};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// An endpoint's health as probes see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// No result yet, or held by the partition guard before any: treated as up.
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unknown => "unknown",
+            Status::Up => "up",
+            Status::Down => "down",
+        }
+    }
+}
+
+/// Rise/fall bookkeeping of one probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counter {
+    pub status: Status,
+    /// Consecutive results that disagree with `status`.
+    pub streak: u32,
+}
+
+impl Default for Counter {
+    fn default() -> Self {
+        Counter {
+            status: Status::Unknown,
+            streak: 0,
+        }
+    }
+}
+
+/// Feeds one probe result to the machine. The first result decides at once (so the first
+/// answers reflect health); after that, `rise` consecutive successes make an endpoint up and
+/// `fall` consecutive failures make it down. Returns the new status when it changed.
+pub fn observe(c: &mut Counter, ok: bool, rise: u32, fall: u32) -> Option<Status> {
+    let target = if ok { Status::Up } else { Status::Down };
+    if c.status == Status::Unknown {
+        c.status = target;
+        c.streak = 0;
+        return Some(target);
+    }
+    if c.status == target {
+        c.streak = 0;
+        return None;
+    }
+    c.streak += 1;
+    let needed = if ok { rise } else { fall };
+    if c.streak >= needed {
+        c.status = target;
+        c.streak = 0;
+        return Some(target);
+    }
+    None
+}
+
+/// Everything known of one probe target. `up` is what the answer path reads.
+#[derive(Debug)]
+pub struct ProbeState {
+    up: AtomicU8,
+    pub detail: Mutex<Detail>,
+}
+
+/// The probe's history, for explanations and the admin API.
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub counter: Counter,
+    /// When `counter.status` last changed.
+    pub since: SystemTime,
+    pub last_ok: Option<bool>,
+    pub last_checked: Option<SystemTime>,
+    pub last_latency: Option<Duration>,
+    pub last_error: Option<String>,
+    /// Results so far.
+    pub results: u64,
+    /// Start of the current run of failures, for the partition guard.
+    pub failing_since: Option<std::time::Instant>,
+}
+
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+const UNKNOWN: u8 = 0;
+
+impl ProbeState {
+    pub fn new() -> ProbeState {
+        ProbeState {
+            up: AtomicU8::new(UNKNOWN),
+            detail: Mutex::new(Detail {
+                counter: Counter::default(),
+                since: SystemTime::now(),
+                last_ok: None,
+                last_checked: None,
+                last_latency: None,
+                last_error: None,
+                results: 0,
+                failing_since: None,
+            }),
+        }
+    }
+
+    /// Up or unknown (a target never probed yet is not taken out).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed) != DOWN
+    }
+
+    pub fn status(&self) -> Status {
+        match self.up.load(Ordering::Relaxed) {
+            UP => Status::Up,
+            DOWN => Status::Down,
+            _ => Status::Unknown,
+        }
+    }
+
+    pub(crate) fn publish(&self, s: Status) {
+        self.up.store(
+            match s {
+                Status::Up => UP,
+                Status::Down => DOWN,
+                Status::Unknown => UNKNOWN,
+            },
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether at least one result has arrived.
+    pub fn has_result(&self) -> bool {
+        self.detail.lock().unwrap_or_else(|p| p.into_inner()).results > 0
+    }
+}
+
+impl Default for ProbeState {
+    fn default() -> Self {
+        ProbeState::new()
+    }
+}
+
+/// Health as the answer path sees it: configured state, then the probe's.
+#[derive(Debug, Default)]
+pub struct HealthView {
+    /// Indexed by `EndpointId`; `None` for endpoints without a check.
+    pub probes: Vec<Option<std::sync::Arc<ProbeState>>>,
+}
+
+impl crate::select::Health for HealthView {
+    fn endpoint_up(&self, _dc: DcId, e: &Endpoint) -> bool {
+        e.configured_up
+            && self
+                .probes
+                .get(e.id.0 as usize)
+                .and_then(Option::as_ref)
+                .is_none_or(|p| p.is_up())
+    }
+
+    fn endpoint_note(&self, _dc: DcId, e: &Endpoint) -> Option<String> {
+        if !e.configured_up {
+            return Some("state: down in the configuration".into());
+        }
+        let p = self.probes.get(e.id.0 as usize)?.as_ref()?;
+        let d = p.detail.lock().unwrap_or_else(|x| x.into_inner()).clone();
+        let since = humantime_ago(d.since);
+        match d.counter.status {
+            Status::Down => Some(format!(
+                "down since {since} ago: {}",
+                d.last_error.unwrap_or_else(|| "failing".into())
+            )),
+            Status::Up if d.last_ok == Some(false) => Some(format!(
+                "up since {since} ago, last probe failed: {}",
+                d.last_error.unwrap_or_default()
+            )),
+            Status::Unknown => Some("not probed yet (treated as up)".into()),
+            Status::Up => None,
+        }
+    }
+}
+
+fn humantime_ago(t: SystemTime) -> String {
+    let d = SystemTime::now().duration_since(t).unwrap_or_default();
+    if d.as_secs() >= 120 {
+        format!("{}m", d.as_secs() / 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rise_and_fall_table() {
+        // (results, rise, fall, statuses after each result)
+        use Status::*;
+        let cases: &[(&str, u32, u32, &[Status])] = &[
+            ("1", 2, 2, &[Up]),
+            ("0", 2, 2, &[Down]),
+            ("1101", 2, 2, &[Up, Up, Up, Up]),
+            ("1001", 2, 2, &[Up, Up, Down, Down]),
+            ("10011", 2, 2, &[Up, Up, Down, Down, Up]),
+            ("1010101", 2, 2, &[Up, Up, Up, Up, Up, Up, Up]), // flapping faster than the thresholds
+            ("100", 3, 3, &[Up, Up, Up]),
+            ("1000", 3, 3, &[Up, Up, Up, Down]),
+            ("10", 1, 1, &[Up, Down]),
+        ];
+        for (results, rise, fall, want) in cases {
+            let mut c = Counter::default();
+            let got: Vec<Status> = results
+                .chars()
+                .map(|r| {
+                    observe(&mut c, r == '1', *rise, *fall);
+                    c.status
+                })
+                .collect();
+            assert_eq!(&got, want, "{results} rise {rise} fall {fall}");
+        }
+    }
+
+    #[test]
+    fn observe_reports_only_changes() {
+        let mut c = Counter::default();
+        assert_eq!(observe(&mut c, true, 2, 2), Some(Status::Up));
+        assert_eq!(observe(&mut c, true, 2, 2), None);
+        assert_eq!(observe(&mut c, false, 2, 2), None);
+        assert_eq!(observe(&mut c, false, 2, 2), Some(Status::Down));
+    }
+}

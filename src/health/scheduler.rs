@@ -1,0 +1,327 @@
+//! Runs every distinct probe once per interval (with jitter), bounded in concurrency, and turns
+//! results into state through `observe`. Probes of removed endpoints stop at reload; new ones
+//! start at once. Nothing here is on the DNS path: the answer path only reads atomics.
+
+use super::probe::{Outcome, Runner, Target, Tls};
+use super::{HealthView, ProbeState, Status, observe};
+use crate::events::Events;
+use crate::model::gslb::Datacenter;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Settings of the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub max_concurrent: usize,
+    pub partition_guard: bool,
+}
+
+struct Running {
+    id: u64,
+    state: Arc<ProbeState>,
+    cancel: CancellationToken,
+}
+
+/// The partition guard: when no target has answered since a probe began failing, this node is
+/// more likely cut off than every region down. Down transitions are then held, and an alarm
+/// raised, until some probe succeeds again.
+#[derive(Default)]
+pub struct Guard {
+    enabled: bool,
+    last_success: Mutex<HashMap<u64, Instant>>,
+    engaged: AtomicBool,
+    /// How many times the guard has engaged (a metric).
+    pub alarms: AtomicU64,
+}
+
+impl Guard {
+    fn success(&self, id: u64, events: &Events, target: &Target) {
+        self.last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Instant::now());
+        if self.engaged.swap(false, Ordering::Relaxed) {
+            events.emit(
+                "partition-guard",
+                "engaged",
+                "clear",
+                format!("{target} answered"),
+            );
+        }
+    }
+
+    /// Whether a down transition of probe `id`, failing since `since`, must be held.
+    fn holds(&self, id: u64, since: Instant) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let last = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
+        let others = last.keys().filter(|k| **k != id).count();
+        // With one target there is nothing to compare with: the guard cannot tell.
+        others > 0 && !last.iter().any(|(k, t)| *k != id && *t >= since)
+    }
+
+    pub fn is_engaged(&self) -> bool {
+        self.engaged.load(Ordering::Relaxed)
+    }
+}
+
+/// The probe scheduler. One per process; `sync` is called at start and at every reload.
+pub struct Scheduler {
+    tls: Arc<Tls>,
+    events: Arc<Events>,
+    limit: Arc<Semaphore>,
+    pub guard: Guard,
+    running: Mutex<HashMap<Target, Running>>,
+    next_id: AtomicU64,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    /// The data centers and endpoint states as of the last `sync`, for data center events.
+    view: Mutex<(Vec<Datacenter>, Arc<HealthView>, HashMap<Box<str>, bool>)>,
+    /// Probe results so far (a metric).
+    pub results: AtomicU64,
+}
+
+impl Scheduler {
+    pub fn new(settings: Settings, events: Arc<Events>, stop: CancellationToken) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            tls: Tls::new(),
+            events,
+            limit: Arc::new(Semaphore::new(settings.max_concurrent)),
+            guard: Guard {
+                enabled: settings.partition_guard,
+                ..Guard::default()
+            },
+            running: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stop,
+            tracker: TaskTracker::new(),
+            view: Mutex::new((Vec::new(), Arc::new(HealthView::default()), HashMap::new())),
+            results: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes the running probes match `dcs`: new targets start at once, targets no endpoint
+    /// uses any more stop, the rest keep their state. Returns the endpoints' health view.
+    pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Arc<HealthView> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wanted: HashMap<Target, ()> = HashMap::new();
+        let count = dcs.iter().map(|d| d.endpoints.len()).sum::<usize>();
+        let mut probes = vec![
+            None;
+            dcs.iter()
+                .flat_map(|d| &d.endpoints)
+                .map(|e| e.id.0 as usize + 1)
+                .max()
+                .unwrap_or(count)
+        ];
+        for e in dcs.iter().flat_map(|d| &d.endpoints) {
+            let Some(check) = &e.check else { continue };
+            let target = Target {
+                addr: e.probe_target(),
+                check: check.clone(),
+            };
+            let state = match running.get(&target) {
+                Some(r) => r.state.clone(),
+                None => {
+                    let state = Arc::new(ProbeState::new());
+                    let cancel = self.stop.child_token();
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let runner = Runner::new(target.clone(), &self.tls);
+                    self.tracker
+                        .spawn(self.clone().probe_loop(id, runner, state.clone(), cancel.clone()));
+                    running.insert(
+                        target.clone(),
+                        Running {
+                            id,
+                            state: state.clone(),
+                            cancel,
+                        },
+                    );
+                    tracing::debug!(%target, "probe started");
+                    state
+                }
+            };
+            wanted.insert(target, ());
+            probes[e.id.0 as usize] = Some(state);
+        }
+        running.retain(|target, r| {
+            let keep = wanted.contains_key(target);
+            if !keep {
+                r.cancel.cancel();
+                self.guard
+                    .last_success
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&r.id);
+                tracing::debug!(%target, "probe stopped");
+            }
+            keep
+        });
+        drop(running);
+        let view = Arc::new(HealthView { probes });
+        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        v.0 = dcs.to_vec();
+        v.1 = view.clone();
+        let statuses = dc_statuses(&v.0, &v.1);
+        v.2 = statuses;
+        view
+    }
+
+    /// Number of distinct probes running.
+    pub fn probe_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Waits until every probe has a first result, or `wait` has passed.
+    pub async fn first_round(&self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let pending = {
+                let r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                r.values().filter(|p| !p.state.has_result()).count()
+            };
+            if pending == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(pending, "starting before every probe has reported");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops every probe and waits for them.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    async fn probe_loop(
+        self: Arc<Self>,
+        id: u64,
+        runner: Runner,
+        state: Arc<ProbeState>,
+        cancel: CancellationToken,
+    ) {
+        let interval = runner.target.check.interval;
+        let mut rng = crate::dns::Entropy::new();
+        let mut first = true;
+        loop {
+            if !first {
+                // Jitter: after the first round, spread probes over the interval, then keep
+                // each within ±10% of it.
+                let factor = if state.detail.lock().unwrap_or_else(|p| p.into_inner()).results == 1 {
+                    crate::select::weighted::unit(rng.draw())
+                } else {
+                    0.9 + 0.2 * crate::select::weighted::unit(rng.draw())
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(interval.mul_f64(factor)) => {}
+                }
+            }
+            first = false;
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = self.limit.clone().acquire_owned() => p,
+            };
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return,
+                o = runner.run() => o,
+            };
+            drop(permit);
+            self.record(id, &runner.target, &state, outcome);
+        }
+    }
+
+    fn record(&self, id: u64, target: &Target, state: &ProbeState, outcome: Outcome) {
+        self.results.fetch_add(1, Ordering::Relaxed);
+        let check = &target.check;
+        if outcome.ok {
+            self.guard.success(id, &self.events, target);
+        }
+        let mut d = state.detail.lock().unwrap_or_else(|p| p.into_inner());
+        d.results += 1;
+        d.last_checked = Some(SystemTime::now());
+        d.last_latency = Some(outcome.latency);
+        d.last_ok = Some(outcome.ok);
+        if outcome.ok {
+            d.failing_since = None;
+        } else {
+            d.last_error = outcome.error.clone();
+            d.failing_since.get_or_insert_with(Instant::now);
+        }
+        let old = d.counter;
+        let mut next = d.counter;
+        let Some(new) = observe(&mut next, outcome.ok, check.rise.get(), check.fall.get()) else {
+            d.counter = next;
+            return;
+        };
+        if new == Status::Down && d.failing_since.is_some_and(|since| self.guard.holds(id, since)) {
+            // Hold the last known state; the next failure tries again.
+            d.counter = old;
+            if !self.guard.engaged.swap(true, Ordering::Relaxed) {
+                self.guard.alarms.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%target, "partition guard: no probe target has answered since this one began failing; holding the last known health");
+                self.events.emit(
+                    "partition-guard",
+                    "clear",
+                    "engaged",
+                    format!("no target answered since {target} began failing: this node looks cut off; health held"),
+                );
+            }
+            return;
+        }
+        d.counter = next;
+        d.since = SystemTime::now();
+        state.publish(new);
+        let reason = match (new, &outcome.error) {
+            (Status::Down, Some(e)) => e.clone(),
+            (Status::Up, _) if old.status == Status::Unknown => "first probe succeeded".to_string(),
+            (Status::Down, None) => "failed".to_string(),
+            _ => format!("{} consecutive successes", check.rise),
+        };
+        drop(d);
+        self.events.emit(
+            format!("target {target}"),
+            old.status.as_str(),
+            new.as_str(),
+            reason,
+        );
+        self.datacenter_events();
+    }
+
+    /// Emits an event for every data center whose up/down state changed.
+    fn datacenter_events(&self) {
+        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let now = dc_statuses(&v.0, &v.1);
+        for (name, up) in &now {
+            if v.2.get(name).is_some_and(|was| was != up) {
+                let (old, new) = if *up { ("down", "up") } else { ("up", "down") };
+                self.events
+                    .emit(format!("datacenter {name}"), old, new, "endpoint health changed");
+            }
+        }
+        v.2 = now;
+    }
+}
+
+fn dc_statuses(dcs: &[Datacenter], view: &HealthView) -> HashMap<Box<str>, bool> {
+    use crate::select::Health;
+    dcs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let id = crate::model::gslb::DcId(i as u16);
+            let up = d.endpoints.iter().filter(|e| view.endpoint_up(id, e)).count();
+            (d.name.clone(), up >= d.min_healthy.get())
+        })
+        .collect()
+}
