@@ -71,6 +71,15 @@ impl Guard {
     }
 }
 
+/// What data center events are computed from.
+#[derive(Default)]
+struct DcView {
+    dcs: Vec<Datacenter>,
+    health: Arc<HealthView>,
+    /// Last known up/down per data center.
+    up: HashMap<Box<str>, bool>,
+}
+
 /// The probe scheduler. One per process; `sync` is called at start and at every reload.
 pub struct Scheduler {
     tls: Arc<Tls>,
@@ -82,7 +91,7 @@ pub struct Scheduler {
     stop: CancellationToken,
     tracker: TaskTracker,
     /// The data centers and endpoint states as of the last `sync`, for data center events.
-    view: Mutex<(Vec<Datacenter>, Arc<HealthView>, HashMap<Box<str>, bool>)>,
+    view: Mutex<DcView>,
     /// Probe results so far (a metric).
     pub results: AtomicU64,
 }
@@ -101,7 +110,7 @@ impl Scheduler {
             next_id: AtomicU64::new(1),
             stop,
             tracker: TaskTracker::new(),
-            view: Mutex::new((Vec::new(), Arc::new(HealthView::default()), HashMap::new())),
+            view: Mutex::new(DcView::default()),
             results: AtomicU64::new(0),
         })
     }
@@ -166,10 +175,9 @@ impl Scheduler {
         drop(running);
         let view = Arc::new(HealthView { probes });
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        v.0 = dcs.to_vec();
-        v.1 = view.clone();
-        let statuses = dc_statuses(&v.0, &v.1);
-        v.2 = statuses;
+        v.dcs = dcs.to_vec();
+        v.health = view.clone();
+        v.up = dc_statuses(&v.dcs, &v.health);
         view
     }
 
@@ -302,15 +310,15 @@ impl Scheduler {
     /// Emits an event for every data center whose up/down state changed.
     fn datacenter_events(&self) {
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        let now = dc_statuses(&v.0, &v.1);
+        let now = dc_statuses(&v.dcs, &v.health);
         for (name, up) in &now {
-            if v.2.get(name).is_some_and(|was| was != up) {
+            if v.up.get(name).is_some_and(|was| was != up) {
                 let (old, new) = if *up { ("down", "up") } else { ("up", "down") };
                 self.events
                     .emit(format!("datacenter {name}"), old, new, "endpoint health changed");
             }
         }
-        v.2 = now;
+        v.up = now;
     }
 }
 
