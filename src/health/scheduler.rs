@@ -3,7 +3,7 @@
 //! start at once. Nothing here is on the DNS path: the answer path only reads atomics.
 
 use super::probe::{Outcome, Runner, Target, Tls};
-use super::{HealthView, ProbeState, Status, observe};
+use super::{Counter, HealthView, ProbeState, Status, observe};
 use crate::events::Events;
 use crate::model::gslb::Datacenter;
 use std::collections::HashMap;
@@ -195,14 +195,65 @@ impl Scheduler {
                 r.values().filter(|p| !p.state.has_result()).count()
             };
             if pending == 0 {
-                return;
+                break;
             }
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(pending, "starting before every probe has reported");
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.settle_first_round();
+    }
+
+    fn raise_alarm(&self, why: &str) {
+        self.guard.alarms.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("partition guard: {why}; this node looks cut off, holding the last known health");
+        self.events.emit(
+            "partition-guard",
+            "clear",
+            "engaged",
+            format!("{why}: this node looks cut off; health held"),
+        );
+    }
+
+    /// After the first round: targets whose first probe failed while no other had answered yet
+    /// were held as unknown. If any target answered in the round, they are really down; if none
+    /// did, this node is cut off and they stay unknown (treated as up) with the alarm raised.
+    fn settle_first_round(&self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let any_success = !self
+            .guard
+            .last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        let mut changed = Vec::new();
+        for (target, r) in running.iter() {
+            let mut d = r.state.detail.lock().unwrap_or_else(|p| p.into_inner());
+            if d.counter.status != Status::Unknown || d.last_ok != Some(false) {
+                continue;
+            }
+            if !any_success {
+                if self.guard.enabled && !self.guard.engaged.swap(true, Ordering::Relaxed) {
+                    self.raise_alarm("no target answered in the first round of health checks");
+                }
+                continue;
+            }
+            d.counter = Counter {
+                status: Status::Down,
+                streak: 0,
+            };
+            d.since = SystemTime::now();
+            r.state.publish(Status::Down);
+            changed.push((target.clone(), d.last_error.clone().unwrap_or_default()));
+        }
+        drop(running);
+        for (target, why) in changed {
+            self.events
+                .emit(format!("target {target}"), "unknown", "down", why);
+        }
+        self.datacenter_events();
     }
 
     /// Stops every probe and waits for them.
@@ -274,17 +325,16 @@ impl Scheduler {
             return;
         };
         if new == Status::Down && d.failing_since.is_some_and(|since| self.guard.holds(id, since)) {
-            // Hold the last known state; the next failure tries again.
-            d.counter = old;
-            if !self.guard.engaged.swap(true, Ordering::Relaxed) {
-                self.guard.alarms.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(%target, "partition guard: no probe target has answered since this one began failing; holding the last known health");
-                self.events.emit(
-                    "partition-guard",
-                    "clear",
-                    "engaged",
-                    format!("no target answered since {target} began failing: this node looks cut off; health held"),
-                );
+            // Hold the last known state, counting the failure: the next one tries again. The
+            // first hold can be a race with another target's next success; a hold that lasts
+            // a second attempt is the alarm.
+            d.counter = Counter {
+                status: old.status,
+                streak: old.streak + 1,
+            };
+            let second_attempt = old.status == Status::Up && d.counter.streak > check.fall.get();
+            if second_attempt && !self.guard.engaged.swap(true, Ordering::Relaxed) {
+                self.raise_alarm(&format!("no target answered since {target} began failing"));
             }
             return;
         }

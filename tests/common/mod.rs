@@ -2,6 +2,8 @@
 //! hickory-proto (an implementation independent of Meridian's own wire code).
 #![allow(dead_code)]
 
+pub mod targets;
+
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
