@@ -130,7 +130,7 @@ fn serve(
         Mode::Ok => (200, "ok".to_string()),
         Mode::Status(s) => (*s, "ok".to_string()),
         Mode::Body(b) => (200, b.clone()),
-        Mode::Alternate => (if n % 2 == 0 { 503 } else { 200 }, "ok".to_string()),
+        Mode::Alternate => (if n.is_multiple_of(2) { 503 } else { 200 }, "ok".to_string()),
     };
     let reply = format!(
         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
