@@ -25,7 +25,7 @@ cpu_ticks() {
 # wait_ready NAME TYPE: until the server answers NAME.
 wait_ready() {
   for _ in $(seq 1 100); do
-    [ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$1" "${2:-A}" 2>/dev/null)" ] && return 0
+    [ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "$1" "${2:-A}" 2>/dev/null | grep -v "^;")" ] && return 0
     sleep 0.1
   done
   echo "server on port $port never answered $1" >&2
