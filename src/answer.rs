@@ -116,7 +116,7 @@ impl ClientInfo {
 }
 
 /// What to answer, before it becomes wire bytes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Response<'a> {
     pub rcode: Rcode,
     pub authoritative: bool,
@@ -129,6 +129,8 @@ pub struct Response<'a> {
     /// ECS scope: the widest client prefix this answer holds for (0: it does not depend on
     /// the client).
     pub scope: u8,
+    /// The zone that answered, for per-zone counters.
+    pub zone: Option<&'a CompiledZone>,
 }
 
 impl Response<'_> {
@@ -141,6 +143,7 @@ impl Response<'_> {
             additional: Vec::new(),
             required_additional: 0,
             scope: 0,
+            zone: None,
         }
     }
 }
@@ -200,6 +203,7 @@ fn answer<'a>(
     };
     let mut resp = Response::empty(Rcode::NoError);
     resp.authoritative = true;
+    resp.zone = Some(zone);
     let cx = Lookup {
         snap,
         qkey: key,
@@ -408,6 +412,11 @@ fn gslb_answer<'a>(
         &mut cx.trace.borrow_mut(),
     );
     resp.scope = resp.scope.max(sel.scope);
+    for dc in &sel.datacenters {
+        if let Some(c) = snap.dc_answers.get(usize::from(dc.0)) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     cx.note(|| format!("TTL {}, ECS scope /{}", sel.ttl, sel.scope));
     match sel.outcome {
         Outcome::Addresses(addrs) => {

@@ -1,12 +1,13 @@
 //! Wiring: binds listeners, starts the workers, reloads on SIGHUP, stops on SIGTERM/SIGINT.
 
-use crate::config::{self, Config};
+use crate::config::Config;
+use crate::control::Control;
 use crate::dns::{tcp, udp};
 use crate::events::Events;
 use crate::health::scheduler::{Scheduler, Settings};
 use crate::state::Store;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -79,15 +80,35 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let events = Arc::new(Events::default());
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let overrides =
+        crate::overrides::Overrides::load(Some(config.state_dir.clone())).map_err(|e| AppError::Setup {
+            what: "overrides",
+            source: std::io::Error::other(e),
+        })?;
     let scheduler = Scheduler::new(
         Settings {
             max_concurrent: config.health.max_concurrent.get(),
             partition_guard: config.health.partition_guard,
         },
         events.clone(),
+        metrics.clone(),
         stop.child_token(),
     );
-    let health = scheduler.sync(&config.datacenters);
+    let placeholder = Arc::new(crate::health::HealthView::default());
+    let store = Arc::new(Store::new(config.clone(), placeholder, metrics.clone()));
+    let ctl = Arc::new(Control {
+        store: store.clone(),
+        scheduler: scheduler.clone(),
+        overrides: Arc::new(overrides),
+        events: events.clone(),
+        metrics,
+        config_path: config.path.clone(),
+        running: std::sync::Mutex::new(config.clone()),
+        changes: tokio::sync::Mutex::new(()),
+        ready: AtomicBool::new(false),
+    });
+    let health = ctl.health_for(&config);
     if scheduler.probe_count() > 0 {
         // The first answers must already reflect health: wait for one round of probes.
         let wait = config
@@ -98,9 +119,10 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
         scheduler.first_round(wait).await;
         tracing::info!(probes = scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
     }
-    let store = Arc::new(Store::new(config.clone(), health));
+    store.publish(config.clone(), health);
+
     let mut udp_threads = Vec::new();
-    let mut tcp_tasks = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let limits = tcp::TcpLimits {
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
@@ -130,17 +152,36 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
                 source,
             })?,
         );
-        tcp_tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
+        tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
         tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
     }
-    let mut background = tokio::task::JoinSet::new();
+    if let Some(addr) = config.admin.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let (ctl, stop) = (ctl.clone(), stop.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::admin::serve(listener, ctl, stop).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+        if config.admin.tokens.is_empty() {
+            tracing::warn!(admin = %local, "admin API listening without tokens: reads are open, writes are refused");
+        } else {
+            tracing::info!(admin = %local, tokens = config.admin.tokens.len(), "admin API listening");
+        }
+    }
     if config.geoip.is_some() {
-        background.spawn(watch_geoip(
+        tasks.spawn(watch_geoip(
             store.clone(),
             config.geoip_check_interval,
             stop.clone(),
         ));
     }
+    ctl.ready.store(true, Ordering::Relaxed);
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
     let setup = |source| AppError::Setup {
@@ -152,16 +193,16 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
     let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&config.path, &config, &store, &scheduler).await,
+            _ = hup.recv() => { let _ = ctl.reload().await; }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!("stopping");
+    ctl.ready.store(false, Ordering::Relaxed);
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
-    while tcp_tasks.join_next().await.is_some() {}
-    while background.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
     scheduler.shutdown().await;
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
         .await
@@ -211,32 +252,6 @@ async fn watch_geoip(store: Arc<Store>, every: std::time::Duration, stop: Cancel
                 tracing::error!(error = %e, "GeoIP database not reloaded; still using the previous one");
             }
             Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),
-        }
-    }
-}
-
-/// Re-reads the config and zones; publishes them whole, or keeps the old ones on any problem.
-async fn reload(path: &Path, running: &Config, store: &Store, scheduler: &Arc<Scheduler>) {
-    let path: PathBuf = path.to_path_buf();
-    let previous_geo = store.load().geo.clone();
-    let loaded = tokio::task::spawn_blocking(move || config::reload(&path, previous_geo.as_ref())).await;
-    match loaded {
-        Ok(Ok(new)) => {
-            if new.dns != running.dns || new.log != running.log {
-                tracing::warn!("dns and log settings changed; they take effect at the next restart");
-            }
-            let zones = new.zones.len();
-            let health = scheduler.sync(&new.datacenters);
-            let generation = store.publish(new, health);
-            tracing::info!(zones, generation, "reloaded");
-        }
-        Ok(Err(problems)) => {
-            for p in &problems.0 {
-                tracing::error!(problem = %p, "reload rejected; still serving the previous config");
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reload task failed; still serving the previous config")
         }
     }
 }

@@ -3,14 +3,19 @@
 //! Data flows one way: files → `config` (raw → validate) → `model` → `state::Snapshot`
 //! (published through ArcSwap) → `answer::respond` → `dns` (wire and listeners).
 
+pub mod admin;
 pub mod answer;
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod events;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod name;
+pub mod overrides;
 pub mod select;
 pub mod state;
+pub mod store;

@@ -24,6 +24,9 @@ enum Command {
         /// Port 0 picks a free port, the same for UDP and TCP.
         #[arg(short, long, value_name = "ADDR:PORT")]
         listen: Vec<SocketAddr>,
+        /// Admin API address (`off` to disable); overrides admin.listen. Port 0 picks a free port.
+        #[arg(long, value_name = "ADDR:PORT|off")]
+        admin_listen: Option<String>,
         /// Log format; overrides log.format.
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
@@ -138,9 +141,10 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            admin_listen,
             log_format,
             log_level,
-        } => run(serve(config, listen, log_format, log_level)),
+        } => run(serve(config, listen, admin_listen, log_format, log_level)),
     }
 }
 
@@ -229,7 +233,12 @@ fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian
             max_concurrent: config.health.max_concurrent.get(),
             partition_guard: false,
         };
-        let scheduler = Scheduler::new(settings, events, tokio_util::sync::CancellationToken::new());
+        let scheduler = Scheduler::new(
+            settings,
+            events,
+            Default::default(),
+            tokio_util::sync::CancellationToken::new(),
+        );
         let view = scheduler.sync(&config.datacenters);
         let wait = meridian::app::longest_timeout(config) + std::time::Duration::from_millis(100);
         scheduler.first_round(wait).await;
@@ -286,6 +295,7 @@ fn geoip(command: GeoipCommand) -> anyhow::Result<()> {
 fn serve(
     path: PathBuf,
     listen: Vec<SocketAddr>,
+    admin_listen: Option<String>,
     log_format: Option<LogFormatArg>,
     log_level: Option<String>,
 ) -> anyhow::Result<()> {
@@ -293,6 +303,16 @@ fn serve(
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     if !listen.is_empty() {
         config.dns.listen = listen;
+    }
+    match admin_listen.as_deref() {
+        None => {}
+        Some("off") => config.admin.listen = None,
+        Some(a) => {
+            config.admin.listen = Some(
+                a.parse()
+                    .with_context(|| format!("--admin-listen: `{a}` is not ADDR:PORT or off"))?,
+            )
+        }
     }
     let format = match log_format {
         Some(LogFormatArg::Json) => LogFormat::Json,

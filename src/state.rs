@@ -4,11 +4,13 @@
 use crate::config::Config;
 use crate::geo::GeoDb;
 use crate::health::HealthView;
+use crate::metrics::{Metrics, ZoneCounters};
 use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
 use crate::name::{Name, parent_wire};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// A name in a compiled zone: a node with data, or an empty non-terminal (RFC 4592 §2.2.2).
@@ -26,6 +28,8 @@ pub struct CompiledZone {
     pub entries: HashMap<Box<[u8]>, Entry>,
     /// The apex SOA RRset, for negative answers.
     pub soa: RRset,
+    /// Queries answered from this zone.
+    pub counters: Arc<ZoneCounters>,
 }
 
 impl CompiledZone {
@@ -64,6 +68,7 @@ impl CompiledZone {
             origin: zone.origin,
             entries,
             soa,
+            counters: Arc::default(),
         }
     }
 
@@ -85,6 +90,11 @@ pub struct Snapshot {
     pub geo: Option<Arc<GeoDb>>,
     /// Endpoint health: probe states read through atomics.
     pub health: Arc<HealthView>,
+    pub metrics: Arc<Metrics>,
+    /// Queries for no zone of ours, and unparsable ones.
+    pub no_zone: Arc<ZoneCounters>,
+    /// Load-balanced answers per data center, by `DcId`.
+    pub dc_answers: Vec<Arc<AtomicU64>>,
     /// Increases with every published snapshot.
     pub generation: u64,
 }
@@ -92,16 +102,38 @@ pub struct Snapshot {
 impl Snapshot {
     /// Compiles the zones of a validated configuration.
     pub fn new(config: Config, health: Arc<HealthView>, generation: u64) -> Snapshot {
+        Snapshot::with_metrics(config, health, Arc::default(), generation)
+    }
+
+    /// Compiles a configuration, counting into `metrics` (counters outlive reloads).
+    pub fn with_metrics(
+        config: Config,
+        health: Arc<HealthView>,
+        metrics: Arc<Metrics>,
+        generation: u64,
+    ) -> Snapshot {
         let zones = config
             .zones
             .into_iter()
-            .map(|z| (z.origin.key(), CompiledZone::compile(z)))
+            .map(|z| {
+                let mut c = CompiledZone::compile(z);
+                c.counters = metrics.zone(&c.origin.to_string());
+                (c.origin.key(), c)
+            })
+            .collect();
+        let dc_answers = config
+            .datacenters
+            .iter()
+            .map(|d| metrics.datacenter(&d.name))
             .collect();
         Snapshot {
             zones: Arc::new(zones),
             datacenters: config.datacenters.into(),
             geo: config.geoip,
             health,
+            no_zone: metrics.zone(""),
+            metrics,
+            dc_answers,
             generation,
         }
     }
@@ -125,13 +157,15 @@ impl Snapshot {
 pub struct Store {
     current: ArcSwap<Snapshot>,
     write: Mutex<()>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Store {
-    pub fn new(config: Config, health: Arc<HealthView>) -> Store {
+    pub fn new(config: Config, health: Arc<HealthView>, metrics: Arc<Metrics>) -> Store {
         Store {
-            current: ArcSwap::from_pointee(Snapshot::new(config, health, 1)),
+            current: ArcSwap::from_pointee(Snapshot::with_metrics(config, health, metrics.clone(), 1)),
             write: Mutex::new(()),
+            metrics,
         }
     }
 
@@ -164,6 +198,9 @@ impl Store {
             datacenters: cur.datacenters.clone(),
             geo: Some(geo),
             health: cur.health.clone(),
+            metrics: cur.metrics.clone(),
+            no_zone: cur.no_zone.clone(),
+            dc_answers: cur.dc_answers.clone(),
             generation,
         }));
         generation

@@ -97,6 +97,36 @@ pub struct HealthConfig {
     pub startup_wait: Option<Duration>,
 }
 
+/// What an admin token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Read,
+    Admin,
+}
+
+/// A bearer token for the admin API, read from its file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        write!(f, "Token({}, {:?})", self.name, self.role)
+    }
+}
+
+/// `admin:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Default 127.0.0.1:8053; `None` when `off`.
+    pub listen: Option<SocketAddr>,
+    pub tokens: Vec<Token>,
+}
+
 /// A whole validated configuration: the server settings and every zone.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -104,6 +134,9 @@ pub struct Config {
     pub dns: DnsConfig,
     pub log: LogConfig,
     pub zones_dir: PathBuf,
+    /// Where runtime state (overrides) is kept. Default `state` beside the config file.
+    pub state_dir: PathBuf,
+    pub admin: AdminConfig,
     pub zones: Vec<Zone>,
     /// `datacenters:`, in file order (a `DcId` is an index here).
     pub datacenters: Vec<Datacenter>,
@@ -116,10 +149,21 @@ pub struct Config {
 
 /// Reads and validates `path` and every file it points at.
 pub fn load(path: &Path) -> Result<Config, Problems> {
-    validate::load(path, None)
+    validate::load(path, None, &Overlay::default())
+}
+
+pub use validate::Overlay;
+
+/// Loads the configuration as it would be with `overlay` applied on top of the files on disk.
+pub fn load_overlay(
+    path: &Path,
+    previous: Option<&Arc<GeoDb>>,
+    overlay: &Overlay,
+) -> Result<Config, Problems> {
+    validate::load(path, previous, overlay)
 }
 
 /// Like [`load`], but keeps `previous` GeoIP database when its file is unchanged on disk.
 pub fn reload(path: &Path, previous: Option<&Arc<GeoDb>>) -> Result<Config, Problems> {
-    validate::load(path, previous)
+    validate::load(path, previous, &Overlay::default())
 }

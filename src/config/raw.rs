@@ -16,6 +16,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub zones_dir: Option<Spanned<String>>,
+    pub state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub admin: RawAdmin,
     pub geoip: Option<RawGeoip>,
     #[serde(default)]
     pub checks: Entries<Spanned<RawCheck>>,
@@ -52,6 +55,23 @@ pub struct RawHealth {
     pub max_concurrent: Option<Spanned<u64>>,
     pub partition_guard: Option<Spanned<bool>>,
     pub startup_wait: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `host:port`, or `off`.
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tokens: Vec<Spanned<RawToken>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub name: Spanned<String>,
+    pub role: Spanned<String>,
+    pub token_file: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

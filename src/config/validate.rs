@@ -52,7 +52,15 @@ pub(crate) fn problem_at<T>(file: &Path, s: &Spanned<T>, message: impl Into<Stri
     Loc::of(file, s).problem(message)
 }
 
-fn read_text(path: &Path) -> Result<String, Problem> {
+fn read_text(path: &Path, overlay: &Overlay) -> Result<String, Problem> {
+    if let Some(entry) = overlay.files.get(path) {
+        return entry.clone().ok_or_else(|| Problem {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: "file removed".into(),
+        });
+    }
     std::fs::read_to_string(path).map_err(|e| Problem {
         file: path.to_path_buf(),
         line: 1,
@@ -101,8 +109,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 // === config ===
 
-pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Config, Problems> {
-    let text = read_text(path).map_err(|p| Problems(vec![p]))?;
+/// Files to read from memory instead of disk: `Some(text)` replaces or adds a file, `None`
+/// removes it. Lets an edit be validated as the whole configuration it would produce, before
+/// anything is written.
+#[derive(Clone, Debug, Default)]
+pub struct Overlay {
+    pub files: HashMap<PathBuf, Option<String>>,
+}
+
+pub(super) fn load(
+    path: &Path,
+    previous_geo: Option<&Arc<GeoDb>>,
+    overlay: &Overlay,
+) -> Result<Config, Problems> {
+    let text = read_text(path, overlay).map_err(|p| Problems(vec![p]))?;
     let raw: RawConfig = parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
     let mut problems = Vec::new();
     let base = path.parent().unwrap_or(Path::new("."));
@@ -228,8 +248,70 @@ pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Con
         has_geoip: raw.geoip.is_some(),
     };
 
+    let state_dir = base.join(raw.state_dir.as_ref().map_or("state", |z| z.value.as_str()));
+    let admin = super::AdminConfig {
+        listen: match &raw.admin.listen {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
+            Some(l) if l.value == "off" => None,
+            Some(l) => l
+                .value
+                .parse()
+                .map_err(|_| {
+                    problems.push(problem_at(
+                        path,
+                        l,
+                        format!("admin.listen: `{}` is not an address:port (or `off`)", l.value),
+                    ))
+                })
+                .ok(),
+        },
+        tokens: raw
+            .admin
+            .tokens
+            .iter()
+            .filter_map(|t| {
+                let t_ = &t.value;
+                let role = match t_.role.value.as_str() {
+                    "read" => super::Role::Read,
+                    "admin" => super::Role::Admin,
+                    other => {
+                        problems.push(problem_at(
+                            path,
+                            &t_.role,
+                            format!("admin.tokens: role `{other}` is neither `read` nor `admin`"),
+                        ));
+                        return None;
+                    }
+                };
+                let file = base.join(&t_.token_file.value);
+                match std::fs::read_to_string(&file) {
+                    Ok(secret) if secret.trim().len() >= 16 => Some(super::Token {
+                        name: t_.name.value.clone(),
+                        role,
+                        secret: secret.trim().to_string(),
+                    }),
+                    Ok(_) => {
+                        problems.push(problem_at(
+                            path,
+                            &t_.token_file,
+                            format!("admin.tokens: {} holds fewer than 16 characters", file.display()),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(problem_at(
+                            path,
+                            &t_.token_file,
+                            format!("admin.tokens: cannot read {}: {e}", file.display()),
+                        ));
+                        None
+                    }
+                }
+            })
+            .collect(),
+    };
     let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
-    let zones = load_zones(&zones_dir, &cx, &mut problems);
+    let zones = load_zones(&zones_dir, &cx, overlay, &mut problems);
 
     if !problems.is_empty() {
         return Err(Problems(problems));
@@ -244,6 +326,8 @@ pub(super) fn load(path: &Path, previous_geo: Option<&Arc<GeoDb>>) -> Result<Con
         },
         log: LogConfig { format, level },
         zones_dir,
+        state_dir,
+        admin,
         zones,
         datacenters,
         geoip,
@@ -262,8 +346,20 @@ pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_zones(dir: &Path, cx: &GslbContext<'_>, problems: &mut Vec<Problem>) -> Vec<Zone> {
-    let files = match zone_files(dir) {
+fn load_zones(dir: &Path, cx: &GslbContext<'_>, overlay: &Overlay, problems: &mut Vec<Problem>) -> Vec<Zone> {
+    let files = zone_files(dir).map(|mut files| {
+        for (p, entry) in &overlay.files {
+            let is_zone = p.parent() == Some(dir) && p.extension().is_some_and(|x| x == "yaml" || x == "yml");
+            match entry {
+                Some(_) if is_zone && !files.contains(p) => files.push(p.clone()),
+                None => files.retain(|f| f != p),
+                _ => {}
+            }
+        }
+        files.sort();
+        files
+    });
+    let files = match files {
         Ok(f) => f,
         Err(e) => {
             problems.push(Problem {
@@ -278,7 +374,7 @@ fn load_zones(dir: &Path, cx: &GslbContext<'_>, problems: &mut Vec<Problem>) -> 
     let mut zones = Vec::new();
     let mut seen: HashMap<Box<[u8]>, Loc> = HashMap::new();
     for file in files {
-        match load_zone(&file, cx) {
+        match load_zone(&file, cx, overlay) {
             Ok((zone, loc)) => {
                 if let Some(first) = seen.get(&zone.origin.key()) {
                     problems.push(loc.problem(format!(
@@ -308,8 +404,8 @@ struct Rec {
 }
 
 /// Reads and validates one zone file; returns the zone and where its `zone:` key is.
-fn load_zone(file: &Path, cx: &GslbContext<'_>) -> Result<(Zone, Loc), Vec<Problem>> {
-    let text = read_text(file).map_err(|p| vec![p])?;
+fn load_zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, Loc), Vec<Problem>> {
+    let text = read_text(file, overlay).map_err(|p| vec![p])?;
     let raw: RawZone = parse_yaml(file, &text).map_err(|p| vec![p])?;
     let zone_loc = Loc::of(file, &raw.zone);
     let mut problems = Vec::new();
@@ -369,7 +465,7 @@ fn load_zone(file: &Path, cx: &GslbContext<'_>) -> Result<(Zone, Loc), Vec<Probl
     }
     if let Some(import) = &raw.import {
         let path = file.parent().unwrap_or(Path::new(".")).join(&import.value);
-        match std::fs::read_to_string(&path) {
+        match read_text(&path, overlay).map_err(|p| p.message) {
             Err(e) => problems.push(problem_at(
                 file,
                 import,
@@ -476,7 +572,10 @@ fn yaml_records(
                     Err(e) => {
                         // Positions inside a one-line value are exact; otherwise the value's own.
                         let col = if e.line == 1 { loc.col + e.col - 1 } else { loc.col };
-                        problems.push(Loc { col, ..loc }.problem(e.message));
+                        problems.push(Loc { col, ..loc }.problem(format!(
+                            "records.{}.{}: {}",
+                            owner_key.value, key.value, e.message
+                        )));
                     }
                 }
             }
@@ -706,6 +805,7 @@ fn build_zone(
 
     Zone {
         origin,
+        source: zone_loc.file.clone(),
         nodes: nodes
             .into_iter()
             .map(|n| Node {

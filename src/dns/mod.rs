@@ -6,6 +6,7 @@ pub mod udp;
 pub mod wire;
 
 use crate::answer::{self, ClientInfo};
+use crate::model::RType;
 use crate::state::Snapshot;
 use std::net::IpAddr;
 use wire::{CLASSIC_UDP_PAYLOAD, EDNS_UDP_PAYLOAD, Reject};
@@ -69,11 +70,13 @@ pub fn handle(
             rcode,
             question,
         }) => {
+            snap.no_zone.count(question.map_or(RType(0), |q| q.qtype), rcode);
             wire::write_error(id, opcode, rd, rcode, question.as_ref(), out);
             return true;
         }
     };
     if query.edns.is_some_and(|e| e.version > 0) {
+        snap.no_zone.count(query.question.qtype, answer::Rcode::BadVers);
         wire::write_badvers(&query, out);
         return true;
     }
@@ -86,6 +89,14 @@ pub fn handle(
         _ => ClientInfo::from_source(peer),
     };
     let resp = answer::respond(&query.question, &client, snap, entropy);
+    resp.zone
+        .map_or(&*snap.no_zone, |z| &*z.counters)
+        .count(query.question.qtype, resp.rcode);
+    if query.edns.is_some_and(|e| e.client_subnet.is_some()) {
+        snap.metrics
+            .ecs_queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let max_len = match (transport, query.edns) {
         (Transport::Tcp, _) => usize::from(u16::MAX),
         (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,

@@ -151,24 +151,63 @@ impl Default for ProbeState {
     }
 }
 
-/// Health as the answer path sees it: configured state, then the probe's.
+/// Health as the answer path sees it: operator overrides first, then the configured state, then
+/// the probe's.
 #[derive(Debug, Default)]
 pub struct HealthView {
     /// Indexed by `EndpointId`; `None` for endpoints without a check.
     pub probes: Vec<Option<std::sync::Arc<ProbeState>>>,
+    /// Data center overrides, indexed by `DcId`.
+    pub dc_overrides: Vec<std::sync::Arc<crate::overrides::Slot>>,
+    /// Endpoint overrides, indexed by `EndpointId`.
+    pub endpoint_overrides: Vec<Option<std::sync::Arc<crate::overrides::Slot>>>,
+}
+
+impl HealthView {
+    /// The probe state of an endpoint, if it has a check.
+    pub fn probe(&self, e: &Endpoint) -> Option<&std::sync::Arc<ProbeState>> {
+        self.probes.get(e.id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// A data center's override.
+    pub fn dc_forced(&self, dc: DcId) -> crate::overrides::Forced {
+        self.dc_overrides
+            .get(usize::from(dc.0))
+            .map(|s| s.get())
+            .unwrap_or_default()
+    }
+
+    /// An endpoint's override.
+    pub fn endpoint_override(&self, e: &Endpoint) -> crate::overrides::Forced {
+        self.endpoint_overrides
+            .get(e.id.0 as usize)
+            .and_then(Option::as_ref)
+            .map(|s| s.get())
+            .unwrap_or_default()
+    }
 }
 
 impl crate::select::Health for HealthView {
     fn endpoint_up(&self, _dc: DcId, e: &Endpoint) -> bool {
-        e.configured_up
-            && self
-                .probes
-                .get(e.id.0 as usize)
-                .and_then(Option::as_ref)
-                .is_none_or(|p| p.is_up())
+        match self.endpoint_override(e).verdict() {
+            Some(v) => v,
+            None => e.configured_up && self.probe(e).is_none_or(|p| p.is_up()),
+        }
+    }
+
+    fn dc_override(&self, dc: DcId) -> Option<bool> {
+        self.dc_forced(dc).verdict()
+    }
+
+    fn dc_weight(&self, dc: DcId) -> Option<u32> {
+        self.dc_overrides.get(usize::from(dc.0)).and_then(|s| s.weight())
     }
 
     fn endpoint_note(&self, _dc: DcId, e: &Endpoint) -> Option<String> {
+        let forced = self.endpoint_override(e);
+        if forced != crate::overrides::Forced::Auto {
+            return Some(format!("override: {}", forced.as_str()));
+        }
         if !e.configured_up {
             return Some("state: down in the configuration".into());
         }

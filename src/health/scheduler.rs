@@ -5,6 +5,7 @@
 use super::probe::{Outcome, Runner, Target, Tls};
 use super::{Counter, HealthView, ProbeState, Status, observe};
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::model::gslb::Datacenter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,11 +95,18 @@ pub struct Scheduler {
     view: Mutex<DcView>,
     /// Probe results so far (a metric).
     pub results: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Scheduler {
-    pub fn new(settings: Settings, events: Arc<Events>, stop: CancellationToken) -> Arc<Scheduler> {
+    pub fn new(
+        settings: Settings,
+        events: Arc<Events>,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Arc<Scheduler> {
         Arc::new(Scheduler {
+            metrics,
             tls: Tls::new(),
             events,
             limit: Arc::new(Semaphore::new(settings.max_concurrent)),
@@ -173,7 +181,10 @@ impl Scheduler {
             keep
         });
         drop(running);
-        let view = Arc::new(HealthView { probes });
+        let view = Arc::new(HealthView {
+            probes,
+            ..HealthView::default()
+        });
         let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
         v.dcs = dcs.to_vec();
         v.health = view.clone();
@@ -304,6 +315,12 @@ impl Scheduler {
     fn record(&self, id: u64, target: &Target, state: &ProbeState, outcome: Outcome) {
         self.results.fetch_add(1, Ordering::Relaxed);
         let check = &target.check;
+        let kind = match check.kind {
+            crate::model::gslb::CheckKind::Tcp => "tcp",
+            crate::model::gslb::CheckKind::Http(_) => "http",
+            crate::model::gslb::CheckKind::Https(_) => "https",
+        };
+        self.metrics.probe(kind, outcome.ok, outcome.latency);
         if outcome.ok {
             self.guard.success(id, &self.events, target);
         }

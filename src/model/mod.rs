@@ -235,6 +235,8 @@ impl Node {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Zone {
     pub origin: Name,
+    /// The YAML file the zone was read from.
+    pub source: std::path::PathBuf,
     /// Nodes in canonical-ish (file) order; the apex is among them.
     pub nodes: Vec<Node>,
 }

@@ -26,6 +26,10 @@ pub trait Health {
     fn dc_override(&self, _dc: DcId) -> Option<bool> {
         None
     }
+    /// A runtime weight set by an operator, replacing the names' configured weights.
+    fn dc_weight(&self, _dc: DcId) -> Option<u32> {
+        None
+    }
 }
 
 /// Health from the configuration alone: `state: down` endpoints are down, the rest up.
@@ -191,7 +195,7 @@ pub fn select(
 
     // 2. Order by policy. 3. Take data centers with endpoints of the family.
     if !up.is_empty() {
-        let (order, scope) = order(name, dcs, &up, client, entropy, trace);
+        let (order, scope) = order(name, dcs, &up, client, health, entropy, trace);
         let sel = take(name, dcs, &order, family, client, health, entropy, true, trace);
         if let Some((s, skipped)) = sel {
             // A data center passed over for want of healthy endpoints of this family is a
@@ -232,7 +236,7 @@ pub fn select(
     };
     match &name.when_all_down {
         WhenAllDown::All => {
-            let (order, scope) = order(name, dcs, &name.candidates, client, entropy, trace);
+            let (order, scope) = order(name, dcs, &name.candidates, client, health, entropy, trace);
             match take(name, dcs, &order, family, client, health, entropy, false, trace) {
                 Some((s, _)) => Selection {
                     ttl,
@@ -262,9 +266,11 @@ fn order(
     dcs: &[Datacenter],
     up: &[DcId],
     client: &Client<'_>,
+    health: &impl Health,
     entropy: u64,
     trace: &mut Trace,
 ) -> (Vec<DcId>, u8) {
+    let weight = |d: DcId| health.dc_weight(d).unwrap_or(name.weight(d).get());
     let dc_name = |id: DcId| &*dcs[usize::from(id.0)].name;
     let sticky_prefix = if client.addr.is_ipv4() {
         STICKY_PREFIX_V4
@@ -273,7 +279,7 @@ fn order(
     };
     let sticky_key = crate::geo::mask(client.addr, sticky_prefix.min(client.source_prefix));
     let weighted = |ids: &[DcId]| -> Vec<DcId> {
-        let items: Vec<(DcId, u32)> = ids.iter().map(|&d| (d, name.weight(d).get())).collect();
+        let items: Vec<(DcId, u32)> = ids.iter().map(|&d| (d, weight(d))).collect();
         if name.sticky {
             weighted::order(&items, |d| weighted::stable_hash(&(sticky_key, dc_name(d))))
         } else {
@@ -293,7 +299,7 @@ fn order(
             trace.note(|| {
                 let w: Vec<String> = up
                     .iter()
-                    .map(|&d| format!("{}={}", dc_name(d), name.weight(d)))
+                    .map(|&d| format!("{}={}", dc_name(d), weight(d)))
                     .collect();
                 format!(
                     "weighted ({}): {} → {}",

@@ -33,7 +33,14 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "info",
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,336 @@
+//! Operator overrides from the admin API: drain, force up or down, runtime weights. They beat
+//! probes, take effect on the next query (the answer path reads atomics), survive restarts
+//! (persisted in `state_dir/overrides.json`), and each change is an event.
+
+use crate::events::Events;
+use crate::model::gslb::Datacenter;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An override's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Forced {
+    /// Probes decide.
+    #[default]
+    Auto,
+    /// Up whatever probes say.
+    Up,
+    /// Down whatever probes say.
+    Down,
+    /// Taken out of answers for maintenance.
+    Drained,
+}
+
+impl Forced {
+    fn to_u8(self) -> u8 {
+        match self {
+            Forced::Auto => 0,
+            Forced::Up => 1,
+            Forced::Down => 2,
+            Forced::Drained => 3,
+        }
+    }
+    fn from_u8(v: u8) -> Forced {
+        match v {
+            1 => Forced::Up,
+            2 => Forced::Down,
+            3 => Forced::Drained,
+            _ => Forced::Auto,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forced::Auto => "auto",
+            Forced::Up => "up",
+            Forced::Down => "down",
+            Forced::Drained => "drained",
+        }
+    }
+    /// `Some(up)` when forced, `None` when probes decide.
+    pub fn verdict(self) -> Option<bool> {
+        match self {
+            Forced::Auto => None,
+            Forced::Up => Some(true),
+            Forced::Down | Forced::Drained => Some(false),
+        }
+    }
+}
+
+/// One live override slot, shared with the answer path.
+#[derive(Debug, Default)]
+pub struct Slot {
+    state: AtomicU8,
+    /// Runtime weight; 0 = the configured one.
+    weight: AtomicU32,
+}
+
+impl Slot {
+    pub fn get(&self) -> Forced {
+        Forced::from_u8(self.state.load(Ordering::Relaxed))
+    }
+    pub fn weight(&self) -> Option<u32> {
+        Some(self.weight.load(Ordering::Relaxed)).filter(|w| *w > 0)
+    }
+}
+
+/// What is persisted.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq, Clone)]
+pub struct Saved {
+    #[serde(default)]
+    pub datacenters: BTreeMap<String, SavedDc>,
+    /// Keyed `dc/address`.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Forced>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq, Clone)]
+pub struct SavedDc {
+    #[serde(default)]
+    pub state: Forced,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// Why an override could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error("no data center `{0}`")]
+    NoDatacenter(String),
+    #[error("no endpoint {1} in data center `{0}`")]
+    NoEndpoint(String, String),
+    #[error("cannot persist overrides in {path}: {source}")]
+    Persist { path: String, source: std::io::Error },
+}
+
+/// All overrides. Slots are keyed by name so they outlive reloads; `slots_for` hands the
+/// answer path the slots of the current data centers, by id.
+#[derive(Debug)]
+pub struct Overrides {
+    path: Option<PathBuf>,
+    dcs: Mutex<BTreeMap<String, Arc<Slot>>>,
+    endpoints: Mutex<BTreeMap<String, Arc<Slot>>>,
+    /// Known names, for 404s: data center → endpoint addresses.
+    known: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Overrides {
+    /// Loads persisted overrides from `state_dir` (none when the file is absent).
+    pub fn load(state_dir: Option<PathBuf>) -> Result<Overrides, String> {
+        let path = state_dir.map(|d| d.join("overrides.json"));
+        let saved: Saved = match &path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            _ => Saved::default(),
+        };
+        let o = Overrides {
+            path,
+            dcs: Mutex::default(),
+            endpoints: Mutex::default(),
+            known: Mutex::default(),
+        };
+        for (name, dc) in saved.datacenters {
+            let slot = o.dc_slot(&name);
+            slot.state.store(dc.state.to_u8(), Ordering::Relaxed);
+            slot.weight.store(dc.weight.unwrap_or(0), Ordering::Relaxed);
+        }
+        for (key, state) in saved.endpoints {
+            o.endpoint_slot(&key)
+                .state
+                .store(state.to_u8(), Ordering::Relaxed);
+        }
+        Ok(o)
+    }
+
+    fn dc_slot(&self, name: &str) -> Arc<Slot> {
+        self.dcs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn endpoint_slot(&self, key: &str) -> Arc<Slot> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Slots for the configured data centers (by `DcId`) and endpoints (by `EndpointId`).
+    pub fn slots_for(&self, dcs: &[Datacenter]) -> (Vec<Arc<Slot>>, Vec<Option<Arc<Slot>>>) {
+        let mut known = BTreeMap::new();
+        let dc_slots = dcs.iter().map(|d| self.dc_slot(&d.name)).collect();
+        let max = dcs
+            .iter()
+            .flat_map(|d| &d.endpoints)
+            .map(|e| e.id.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut ep_slots = vec![None; max];
+        for d in dcs {
+            known.insert(
+                d.name.to_string(),
+                d.endpoints.iter().map(|e| e.address.to_string()).collect(),
+            );
+            for e in &d.endpoints {
+                ep_slots[e.id.0 as usize] = Some(self.endpoint_slot(&format!("{}/{}", d.name, e.address)));
+            }
+        }
+        *self.known.lock().unwrap_or_else(|p| p.into_inner()) = known;
+        (dc_slots, ep_slots)
+    }
+
+    fn check_dc(&self, dc: &str) -> Result<(), OverrideError> {
+        if self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(dc)
+        {
+            Ok(())
+        } else {
+            Err(OverrideError::NoDatacenter(dc.to_string()))
+        }
+    }
+
+    /// Sets a data center's state; returns the previous one.
+    pub fn set_dc(
+        &self,
+        dc: &str,
+        state: Forced,
+        events: &Events,
+        who: &str,
+    ) -> Result<Forced, OverrideError> {
+        self.check_dc(dc)?;
+        let slot = self.dc_slot(dc);
+        let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
+        self.persist()?;
+        if old != state {
+            events.emit(
+                format!("override datacenter {dc}"),
+                old.as_str(),
+                state.as_str(),
+                format!("admin API ({who})"),
+            );
+        }
+        Ok(old)
+    }
+
+    /// Sets a data center's runtime weight (`None`: back to the configured weights).
+    pub fn set_weight(
+        &self,
+        dc: &str,
+        weight: Option<u32>,
+        events: &Events,
+        who: &str,
+    ) -> Result<(), OverrideError> {
+        self.check_dc(dc)?;
+        let slot = self.dc_slot(dc);
+        let old = slot.weight.swap(weight.unwrap_or(0), Ordering::Relaxed);
+        self.persist()?;
+        let show = |w: u32| {
+            if w == 0 {
+                "configured".to_string()
+            } else {
+                w.to_string()
+            }
+        };
+        if old != weight.unwrap_or(0) {
+            events.emit(
+                format!("weight datacenter {dc}"),
+                show(old),
+                show(weight.unwrap_or(0)),
+                format!("admin API ({who})"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets an endpoint's state.
+    pub fn set_endpoint(
+        &self,
+        dc: &str,
+        addr: &str,
+        state: Forced,
+        events: &Events,
+        who: &str,
+    ) -> Result<Forced, OverrideError> {
+        let exists = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(dc)
+            .map(|eps| eps.iter().any(|e| e == addr));
+        match exists {
+            None => return Err(OverrideError::NoDatacenter(dc.to_string())),
+            Some(false) => return Err(OverrideError::NoEndpoint(dc.to_string(), addr.to_string())),
+            Some(true) => {}
+        }
+        let slot = self.endpoint_slot(&format!("{dc}/{addr}"));
+        let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
+        self.persist()?;
+        if old != state {
+            events.emit(
+                format!("override endpoint {dc}/{addr}"),
+                old.as_str(),
+                state.as_str(),
+                format!("admin API ({who})"),
+            );
+        }
+        Ok(old)
+    }
+
+    /// The current overrides, as persisted.
+    pub fn saved(&self) -> Saved {
+        let dcs = self.dcs.lock().unwrap_or_else(|p| p.into_inner());
+        let eps = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        Saved {
+            datacenters: dcs
+                .iter()
+                .filter(|(_, s)| s.get() != Forced::Auto || s.weight().is_some())
+                .map(|(k, s)| {
+                    (
+                        k.clone(),
+                        SavedDc {
+                            state: s.get(),
+                            weight: s.weight(),
+                        },
+                    )
+                })
+                .collect(),
+            endpoints: eps
+                .iter()
+                .filter(|(_, s)| s.get() != Forced::Auto)
+                .map(|(k, s)| (k.clone(), s.get()))
+                .collect(),
+        }
+    }
+
+    /// How many overrides are in force.
+    pub fn active(&self) -> usize {
+        let s = self.saved();
+        s.datacenters.len() + s.endpoints.len()
+    }
+
+    fn persist(&self) -> Result<(), OverrideError> {
+        let Some(path) = &self.path else { return Ok(()) };
+        let err = |source| OverrideError::Persist {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let text = serde_json::to_vec_pretty(&self.saved()).expect("overrides serialize");
+        crate::store::write_atomic(path, &text).map_err(err)
+    }
+}
