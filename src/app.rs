@@ -3,8 +3,6 @@
 use crate::config::Config;
 use crate::control::Control;
 use crate::dns::{tcp, udp};
-use crate::events::Events;
-use crate::health::scheduler::{Scheduler, Settings};
 use crate::state::Store;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 
@@ -79,47 +77,17 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
 pub async fn serve(config: Config) -> Result<(), AppError> {
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
-    let events = Arc::new(Events::default());
-    let metrics = Arc::new(crate::metrics::Metrics::default());
-    let overrides =
-        crate::overrides::Overrides::load(Some(config.state_dir.clone())).map_err(|e| AppError::Setup {
-            what: "overrides",
-            source: std::io::Error::other(e),
-        })?;
-    let scheduler = Scheduler::new(
-        Settings {
-            max_concurrent: config.health.max_concurrent.get(),
-            partition_guard: config.health.partition_guard,
-        },
-        events.clone(),
-        metrics.clone(),
-        stop.child_token(),
-    );
-    let placeholder = Arc::new(crate::health::HealthView::default());
-    let store = Arc::new(Store::new(config.clone(), placeholder, metrics.clone()));
-    let ctl = Arc::new(Control {
-        store: store.clone(),
-        scheduler: scheduler.clone(),
-        overrides: Arc::new(overrides),
-        events: events.clone(),
-        metrics,
-        config_path: config.path.clone(),
-        running: std::sync::Mutex::new(config.clone()),
-        changes: tokio::sync::Mutex::new(()),
-        ready: AtomicBool::new(false),
-    });
-    let health = ctl.health_for(&config);
-    if scheduler.probe_count() > 0 {
-        // The first answers must already reflect health: wait for one round of probes.
-        let wait = config
-            .health
-            .startup_wait
-            .unwrap_or_else(|| longest_timeout(&config) + Duration::from_millis(100));
-        let started = std::time::Instant::now();
-        scheduler.first_round(wait).await;
-        tracing::info!(probes = scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
-    }
-    store.publish(config.clone(), health);
+    let ctl = Control::new(config.clone(), &stop).map_err(|e| AppError::Setup {
+        what: "overrides",
+        source: std::io::Error::other(e),
+    })?;
+    // The first answers must already reflect health: wait for one round of probes.
+    let wait = config
+        .health
+        .startup_wait
+        .unwrap_or_else(|| longest_timeout(&config) + Duration::from_millis(100));
+    ctl.start(wait).await;
+    let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());
 
     let mut udp_threads = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();

@@ -29,6 +29,48 @@ pub struct Control {
 }
 
 impl Control {
+    /// Everything but the listeners, for `config`: overrides loaded from its state_dir, a probe
+    /// scheduler, a store (not yet publishing health: call `start`).
+    pub fn new(config: Config, stop: &tokio_util::sync::CancellationToken) -> Result<Arc<Control>, String> {
+        let events = Arc::new(Events::default());
+        let metrics = Arc::new(Metrics::default());
+        let overrides = Overrides::load(Some(config.state_dir.clone()))?;
+        let scheduler = Scheduler::new(
+            crate::health::scheduler::Settings {
+                max_concurrent: config.health.max_concurrent.get(),
+                partition_guard: config.health.partition_guard,
+            },
+            events.clone(),
+            metrics.clone(),
+            stop.child_token(),
+        );
+        let store = Arc::new(Store::new(config.clone(), Arc::default(), metrics.clone()));
+        Ok(Arc::new(Control {
+            store,
+            scheduler,
+            overrides: Arc::new(overrides),
+            events,
+            metrics,
+            config_path: config.path.clone(),
+            running: Mutex::new(config),
+            changes: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    /// Starts the probes, waits for their first round (at most `wait`), and publishes the
+    /// running configuration with real health.
+    pub async fn start(&self, wait: std::time::Duration) {
+        let config = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let health = self.health_for(&config);
+        if self.scheduler.probe_count() > 0 {
+            let started = std::time::Instant::now();
+            self.scheduler.first_round(wait).await;
+            tracing::info!(probes = self.scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
+        }
+        self.store.publish(config, health);
+    }
+
     /// The answer path's health view for `config`'s data centers: probes (started or stopped as
     /// needed) and overrides.
     pub fn health_for(&self, config: &Config) -> Arc<HealthView> {

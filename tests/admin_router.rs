@@ -1,0 +1,569 @@
+//! The admin router, request by request (`oneshot`): every route, its status codes and error
+//! bodies, and authentication.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use meridian::admin::{openapi, router};
+use meridian::control::Control;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const ADMIN: &str = "admin-secret-0123456789";
+const READ: &str = "read-only-secret-0123456789";
+
+struct Api {
+    ctl: Arc<Control>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api_with(tokens: bool) -> Api {
+    let dir = common::fixture("admin");
+    if !tokens {
+        let p = dir.path().join("meridian.yaml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let cut = text.replace(
+            "  tokens:\n    - { name: ops, role: admin, token_file: secrets/admin.token }\n    - { name: viewer, role: read, token_file: secrets/read.token }\n",
+            "",
+        );
+        std::fs::write(&p, cut).unwrap();
+    }
+    let config = meridian::config::load(&dir.path().join("meridian.yaml")).unwrap();
+    let ctl = Control::new(config, &tokio_util::sync::CancellationToken::new()).unwrap();
+    ctl.start(std::time::Duration::from_millis(100)).await;
+    Api { ctl, _dir: dir }
+}
+
+async fn api() -> Api {
+    api_with(true).await
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(m) = if_match {
+            req = req.header(header::IF_MATCH, m);
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = router(self.ctl.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let etag = resp
+            .headers()
+            .get(header::ETAG)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value, etag)
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value, Option<String>) {
+        self.call("GET", path, Some(READ), None, None).await
+    }
+}
+
+#[tokio::test]
+async fn health_endpoints_and_status() {
+    let a = api().await;
+    assert_eq!(
+        a.call("GET", "/healthz", None, None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.call("GET", "/readyz", None, None, None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    a.ctl.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(a.call("GET", "/readyz", None, None, None).await.0, StatusCode::OK);
+    let (s, v, _) = a.get("/api/v1/status").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["zones"], json!(["example.test."]));
+    assert_eq!(v["partition_guard"], "clear");
+    let (s, v, _) = a.call("GET", "/nope", Some(READ), None, None).await;
+    assert_eq!(
+        (s, v["error"].as_str().unwrap().contains("no such route")),
+        (StatusCode::NOT_FOUND, true)
+    );
+}
+
+#[tokio::test]
+async fn authentication_and_roles() {
+    let a = api().await;
+    // (method, path, token, expected)
+    let cases = [
+        ("GET", "/api/v1/datacenters", None, StatusCode::UNAUTHORIZED),
+        (
+            "GET",
+            "/api/v1/datacenters",
+            Some("wrong-token-0123456789"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("GET", "/api/v1/datacenters", Some(READ), StatusCode::OK),
+        ("GET", "/api/v1/datacenters", Some(ADMIN), StatusCode::OK),
+        (
+            "POST",
+            "/api/v1/datacenters/eu/drain",
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "POST",
+            "/api/v1/datacenters/eu/drain",
+            Some(READ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "POST",
+            "/api/v1/datacenters/eu/drain",
+            Some(ADMIN),
+            StatusCode::OK,
+        ),
+        ("GET", "/metrics", None, StatusCode::UNAUTHORIZED),
+        ("GET", "/healthz", None, StatusCode::OK),
+    ];
+    for (m, p, t, want) in cases {
+        let (s, v, _) = a.call(m, p, t, None, None).await;
+        assert_eq!(s, want, "{m} {p} with {t:?}: {v}");
+        if !s.is_success() {
+            assert!(v["error"].is_string(), "errors are JSON with a message: {v}");
+        }
+    }
+    let (_, v, _) = a
+        .call("POST", "/api/v1/datacenters/eu/drain", Some(READ), None, None)
+        .await;
+    assert!(v["error"].as_str().unwrap().contains("read-only"));
+}
+
+#[tokio::test]
+async fn without_tokens_reads_are_open_and_writes_say_how_to_configure() {
+    let a = api_with(false).await;
+    assert_eq!(
+        a.call("GET", "/api/v1/datacenters", None, None, None).await.0,
+        StatusCode::OK
+    );
+    let (s, v, _) = a
+        .call("POST", "/api/v1/datacenters/eu/drain", None, None, None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(v["error"].as_str().unwrap().contains("admin.tokens"), "{v}");
+}
+
+#[tokio::test]
+async fn overrides_and_their_errors() {
+    let a = api().await;
+    let post = |p: &'static str| (p, "POST", None::<Value>);
+    for (path, method, body) in [
+        post("/api/v1/datacenters/eu/drain"),
+        post("/api/v1/datacenters/eu/undrain"),
+        (
+            "/api/v1/datacenters/eu/override",
+            "PUT",
+            Some(json!({ "state": "down" })),
+        ),
+        (
+            "/api/v1/datacenters/eu/override",
+            "PUT",
+            Some(json!({ "state": "auto" })),
+        ),
+        (
+            "/api/v1/datacenters/eu/weight",
+            "PUT",
+            Some(json!({ "weight": 5 })),
+        ),
+        (
+            "/api/v1/datacenters/eu/weight",
+            "PUT",
+            Some(json!({ "weight": null })),
+        ),
+        post("/api/v1/endpoints/eu/198.51.100.10/drain"),
+        post("/api/v1/endpoints/eu/198.51.100.10/undrain"),
+        (
+            "/api/v1/endpoints/eu/198.51.100.10/override",
+            "PUT",
+            Some(json!({ "state": "up" })),
+        ),
+    ] {
+        let (s, v, _) = a.call(method, path, Some(ADMIN), body, None).await;
+        assert_eq!(s, StatusCode::OK, "{method} {path}: {v}");
+    }
+    // (method, path, body, status, field)
+    let errors = [
+        (
+            "POST",
+            "/api/v1/datacenters/mars/drain",
+            None,
+            StatusCode::NOT_FOUND,
+            "dc",
+        ),
+        (
+            "GET",
+            "/api/v1/datacenters/mars",
+            None,
+            StatusCode::NOT_FOUND,
+            "dc",
+        ),
+        (
+            "POST",
+            "/api/v1/endpoints/eu/10.9.9.9/drain",
+            None,
+            StatusCode::NOT_FOUND,
+            "address",
+        ),
+        (
+            "PUT",
+            "/api/v1/datacenters/eu/override",
+            Some(json!({ "state": "sideways" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "state",
+        ),
+        (
+            "PUT",
+            "/api/v1/datacenters/eu/override",
+            Some(json!({ "nope": 1 })),
+            StatusCode::BAD_REQUEST,
+            "state",
+        ),
+        (
+            "PUT",
+            "/api/v1/datacenters/eu/weight",
+            Some(json!({ "weight": 0 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "weight",
+        ),
+    ];
+    for (m, p, b, want, field) in errors {
+        let (s, v, _) = a.call(m, p, Some(ADMIN), b, None).await;
+        assert_eq!((s, v["field"].as_str()), (want, Some(field)), "{m} {p}: {v}");
+    }
+    // The endpoint override shows; events record every change.
+    let (_, v, _) = a.get("/api/v1/datacenters/eu").await;
+    assert_eq!(v["endpoints"][0]["override"], "up");
+    let (_, events, _) = a.get("/api/v1/events").await;
+    let subjects: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["subject"].as_str())
+        .collect();
+    assert!(
+        subjects.contains(&"override datacenter eu") && subjects.contains(&"weight datacenter eu"),
+        "{subjects:?}"
+    );
+    // Persisted.
+    let saved = std::fs::read_to_string(a._dir.path().join("state/overrides.json")).unwrap();
+    assert!(saved.contains("eu/198.51.100.10"), "{saved}");
+}
+
+#[tokio::test]
+async fn gslb_view_shows_where_rules_send_clients() {
+    let a = api().await;
+    a.call("POST", "/api/v1/datacenters/eu/drain", Some(ADMIN), None, None)
+        .await;
+    let (s, v, _) = a.get("/api/v1/gslb").await;
+    assert_eq!(s, StatusCode::OK);
+    let www = &v[0];
+    assert_eq!(www["name"], "www.example.test.");
+    assert_eq!(www["rules"][0]["now"], "us");
+    assert_eq!(
+        www["rules"][0]["passed_over"][0],
+        json!({ "datacenter": "eu", "why": "drained" })
+    );
+}
+
+#[tokio::test]
+async fn zone_editing() {
+    let a = api().await;
+    let file = a._dir.path().join("zones/example.test.yaml");
+    let (s, zone, etag) = a.get("/api/v1/zones/example.test").await;
+    assert_eq!(s, StatusCode::OK);
+    let etag = etag.expect("ETag");
+    assert_eq!(zone["soa"]["serial"], 10);
+    let (s, list, _) = a.get("/api/v1/zones").await;
+    assert_eq!(
+        (s, list[0]["etag"].as_str()),
+        (StatusCode::OK, Some(etag.as_str()))
+    );
+
+    // Invalid: 422 with the field, and the file untouched.
+    let before = std::fs::read(&file).unwrap();
+    let mut bad = zone.clone();
+    bad["gslb"]["www"]["policy"] = json!("roundrobin");
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test",
+            Some(ADMIN),
+            Some(bad),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("gslb.www.policy")),
+        "{v}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+
+    // Valid: applied, serial raised, new ETag.
+    let mut good = zone.clone();
+    good["records"]["new"] = json!({ "A": ["192.0.2.99"] });
+    let (s, v, new_etag) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test",
+            Some(ADMIN),
+            Some(good.clone()),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["serial"], 11);
+    let new_etag = new_etag.unwrap();
+    assert_ne!(new_etag, etag);
+    // Stale If-Match: 412, nothing changes.
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test",
+            Some(ADMIN),
+            Some(good),
+            Some(&etag),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::PRECONDITION_FAILED, Some("If-Match"))
+    );
+
+    // Per-name: records and gslb.
+    let (s, v, _) = a.get("/api/v1/zones/example.test/records/new").await;
+    assert_eq!((s, v.clone()), (StatusCode::OK, json!({ "A": ["192.0.2.99"] })));
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test/records/mail",
+            Some(ADMIN),
+            Some(json!({ "A": ["192.0.2.25"], "ttl": 60 })),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["serial"].as_u64()), (StatusCode::CREATED, Some(12)), "{v}");
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test/records/mail",
+            Some(ADMIN),
+            Some(json!({ "A": ["300.1.1.1"] })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("records.mail.A")),
+        "{v}"
+    );
+    let (s, _, _) = a
+        .call(
+            "DELETE",
+            "/api/v1/zones/example.test/records/mail",
+            Some(ADMIN),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        a.get("/api/v1/zones/example.test/records/mail").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test/gslb/api",
+            Some(ADMIN),
+            Some(json!({ "policy": "weighted", "datacenters": ["eu", "us"], "sticky": true })),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        a.get("/api/v1/zones/example.test/gslb/api").await.1["policy"],
+        "weighted"
+    );
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test/gslb/api",
+            Some(ADMIN),
+            Some(json!({ "policy": "weighted", "datacenters": ["mars"] })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("gslb.api.datacenters")),
+        "{v}"
+    );
+    assert_eq!(
+        a.call(
+            "DELETE",
+            "/api/v1/zones/example.test/gslb/api",
+            Some(ADMIN),
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        a.call(
+            "DELETE",
+            "/api/v1/zones/example.test/gslb/api",
+            Some(ADMIN),
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(a.get("/api/v1/zones/nope.test").await.0, StatusCode::NOT_FOUND);
+
+    // A new zone, then its deletion.
+    let new_zone = json!({ "soa": { "mname": "ns1.other.test.", "rname": "h.other.test." }, "ns": ["ns1.other.test."], "records": { "ns1": { "A": ["192.0.2.2"] } } });
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/other.test",
+            Some(ADMIN),
+            Some(new_zone),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(a._dir.path().join("zones/other.test.yaml").exists());
+    assert_eq!(
+        a.call("DELETE", "/api/v1/zones/other.test", Some(ADMIN), None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert!(!a._dir.path().join("zones/other.test.yaml").exists());
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/example.test",
+            Some(ADMIN),
+            Some(json!({ "zone": "other.test" })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("zone"))
+    );
+}
+
+#[tokio::test]
+async fn explain_events_reload_metrics_openapi() {
+    let a = api().await;
+    let (s, v, _) = a
+        .get("/api/v1/explain?name=www.example.test&type=A&client=198.51.100.7/24")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["answer"][0].as_str().unwrap().split(' ').next(),
+        Some("www.example.test.")
+    );
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("policy failover"))
+    );
+    let (s, v, _) = a.get("/api/v1/explain?type=A&client=1.2.3.4").await;
+    assert_eq!((s, v["field"].as_str()), (StatusCode::BAD_REQUEST, Some("name")));
+    let (s, v, _) = a
+        .get("/api/v1/explain?name=www.example.test&client=1.2.3.4/40")
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("client"))
+    );
+    assert_eq!(
+        a.call("POST", "/api/v1/reload", Some(ADMIN), None, None).await.0,
+        StatusCode::OK
+    );
+    let (s, v, _) = a.get("/api/v1/events").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.is_array());
+    let (s, m, _) = a.get("/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let m = m.as_str().unwrap();
+    for want in [
+        "meridian_reloads_total 1",
+        "meridian_datacenter_up{datacenter=\"eu\"} 1",
+        "meridian_endpoint_up{",
+        "meridian_overrides_active 0",
+        "meridian_partition_guard_alarms_total 0",
+    ] {
+        assert!(m.contains(want), "missing {want} in\n{m}");
+    }
+    // The OpenAPI document names only routes that exist.
+    let doc = openapi::build();
+    for (method, path, _) in openapi::ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} not in the document"
+        );
+        let concrete = path
+            .replace("{dc}", "eu")
+            .replace("{address}", "198.51.100.10")
+            .replace("{zone}", "example.test")
+            .replace("{name}", "static");
+        let (s, v, _) = a
+            .call(&method.to_uppercase(), &concrete, Some(ADMIN), None, None)
+            .await;
+        let routed = !(s == StatusCode::METHOD_NOT_ALLOWED
+            || (s == StatusCode::NOT_FOUND
+                && v["error"].as_str().is_some_and(|e| e.contains("no such route"))));
+        assert!(routed, "{method} {path} is documented but not routed ({s})");
+    }
+    let (s, page, _) = a.call("GET", "/", None, None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("<h1>Meridian"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let a = api().await;
+    let big = json!({ "records": { "x": { "TXT": ["a".repeat(2 << 20)] } } });
+    let (s, _v, _) = a
+        .call("PUT", "/api/v1/zones/example.test", Some(ADMIN), Some(big), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a body over the limit is refused: {_v}"
+    );
+}
