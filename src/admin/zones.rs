@@ -85,8 +85,15 @@ fn with_etag(body: Value, etag: &str) -> Response {
 }
 
 fn body_of(body: Body) -> Result<Value, ApiError> {
-    body.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("body: {}", e.body_text())))
+    body.map(|Json(v)| v).map_err(|e| {
+        // A body over the limit surfaces as a buffering error whose cause is the limit.
+        let status = if e.body_text().contains("length limit exceeded") {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            e.status()
+        };
+        ApiError::new(status, format!("body: {}", e.body_text()))
+    })
 }
 
 fn serial_of(doc: &Value) -> Option<u64> {
