@@ -116,7 +116,11 @@ fn the_shipped_config_is_valid() {
 
 #[test]
 fn the_compose_demo_config_is_valid() {
-    let out = Command::new(BIN).args(["check", "--config"]).arg(repo_path("compose/meridian.yaml")).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(repo_path("compose/meridian.yaml"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
