@@ -120,17 +120,12 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
                 .put(zones::put_zone)
                 .delete(zones::delete_zone),
         )
+        // `{section}` is `records` (the static RRsets of a name) or `gslb` (a load-balanced name).
         .route(
-            "/zones/{zone}/records/{name}",
-            get(zones::get_record)
-                .put(zones::put_record)
-                .delete(zones::delete_record),
-        )
-        .route(
-            "/zones/{zone}/gslb/{name}",
-            get(zones::get_gslb)
-                .put(zones::put_gslb)
-                .delete(zones::delete_gslb),
+            "/zones/{zone}/{section}/{name}",
+            get(zones::get_named)
+                .put(zones::put_named)
+                .delete(zones::delete_named),
         )
         .route("/explain", get(explain))
         .route("/events", get(events))

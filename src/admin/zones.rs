@@ -317,49 +317,38 @@ async fn put_entry(
     Ok(r)
 }
 
-pub async fn get_record(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
-) -> ApiResult {
-    get_entry(&ctl, &headers, &zone, "records", &name).await
+/// `records` or `gslb`: the two kinds of per-name entries a zone file holds.
+fn section(name: &str) -> Result<&'static str, ApiError> {
+    match name {
+        "records" => Ok("records"),
+        "gslb" => Ok("gslb"),
+        other => {
+            Err(ApiError::not_found(format!("no section `{other}`: use records or gslb")).field("section"))
+        }
+    }
 }
-pub async fn put_record(
+
+type EntryPath = Path<(String, String, String)>;
+
+pub async fn get_named(State(ctl): Ctl, headers: HeaderMap, Path((zone, sec, name)): EntryPath) -> ApiResult {
+    get_entry(&ctl, &headers, &zone, section(&sec)?, &name).await
+}
+
+pub async fn put_named(
     State(ctl): Ctl,
     headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
+    Path((zone, sec, name)): EntryPath,
     body: Body,
 ) -> ApiResult {
+    let sec = section(&sec)?;
     let v = body_of(body)?;
-    put_entry(&ctl, &headers, &zone, "records", &name, Some(v)).await
+    put_entry(&ctl, &headers, &zone, sec, &name, Some(v)).await
 }
-pub async fn delete_record(
+
+pub async fn delete_named(
     State(ctl): Ctl,
     headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
+    Path((zone, sec, name)): EntryPath,
 ) -> ApiResult {
-    put_entry(&ctl, &headers, &zone, "records", &name, None).await
-}
-pub async fn get_gslb(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
-) -> ApiResult {
-    get_entry(&ctl, &headers, &zone, "gslb", &name).await
-}
-pub async fn put_gslb(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
-    body: Body,
-) -> ApiResult {
-    let v = body_of(body)?;
-    put_entry(&ctl, &headers, &zone, "gslb", &name, Some(v)).await
-}
-pub async fn delete_gslb(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((zone, name)): Path<(String, String)>,
-) -> ApiResult {
-    put_entry(&ctl, &headers, &zone, "gslb", &name, None).await
+    put_entry(&ctl, &headers, &zone, section(&sec)?, &name, None).await
 }
