@@ -135,3 +135,60 @@ fn a_missing_config_is_a_clear_error() {
         String::from_utf8_lossy(&out.stdout).contains("/nonexistent/meridian.yaml:1:1: cannot read file")
     );
 }
+
+/// Mutated zone files never panic validation: every outcome is a config or positioned problems.
+#[test]
+fn mutated_zone_files_never_panic_validation() {
+    use meridian::config::{Overlay, load_overlay};
+    let dir = repo_path("tests/fixtures/gslb");
+    let zone = dir.join("zones/example.test.yaml");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    let cfg = dir.join("meridian.yaml");
+    // Without its GeoIP database the fixture fails validation early; use one built from its CSV.
+    let tmp = tempfile::tempdir().unwrap();
+    common::copy_dir(&dir, tmp.path());
+    common::build_geoip(
+        &tmp.path().join("geo.csv"),
+        &tmp.path().join("geo.mmdb"),
+        "maxmind",
+    );
+    let cfg = tmp.path().join(cfg.file_name().unwrap());
+    let zone = tmp.path().join("zones/example.test.yaml");
+    let alphabet: &[u8] = b" \n:[]{},\"'-#@*.0123456789abcdefgnprstwy";
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let (mut ok, mut bad) = (0, 0);
+    for _ in 0..400 {
+        let mut s = text.as_bytes().to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % (s.len() + 1);
+            match next() % 3 {
+                0 if at < s.len() => {
+                    s.remove(at);
+                }
+                1 if at < s.len() => s[at] = alphabet[next() % alphabet.len()],
+                _ => s.insert(at, alphabet[next() % alphabet.len()]),
+            }
+        }
+        let mut overlay = Overlay::default();
+        overlay
+            .files
+            .insert(zone.clone(), Some(String::from_utf8_lossy(&s).into_owned()));
+        match load_overlay(&cfg, None, &overlay) {
+            Ok(_) => ok += 1,
+            Err(p) => {
+                assert!(!p.0.is_empty() && p.0.iter().all(|p| p.line >= 1 && !p.message.is_empty()));
+                bad += 1;
+            }
+        }
+    }
+    assert!(
+        ok > 0 && bad > 0,
+        "mutations both kept and broke the zone ({ok} valid, {bad} invalid)"
+    );
+}

@@ -424,7 +424,8 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
     let mut out = Vec::new();
     for entry in entries(text)? {
         let toks = &entry.tokens;
-        let first = &toks[0];
+        // A line of nothing but parentheses holds no record.
+        let Some(first) = toks.first() else { continue };
         if !first.quoted && first.text.starts_with(b"$") {
             let directive = text_of(first)?.to_ascii_uppercase();
             match directive.as_str() {
@@ -536,5 +537,52 @@ mod tests {
         assert_eq!(parse_ttl("45"), Ok(45));
         assert!(parse_ttl("h").is_err());
         assert!(parse_ttl("1x").is_err());
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    /// Deterministic pseudo-random bytes.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn no_input_panics_the_master_file_reader() {
+        let origin = Name::parse("example.com.", None).unwrap();
+        let seeds = [
+            "$TTL 1h\n@ SOA ns1 h ( 1 2 3 4 5 )\n@ NS ns1\nns1 A 192.0.2.1\n  AAAA ::1\n",
+            "a TXT \"x\\\"y\" z\nb MX 10 a\nc SRV 1 2 3 d\ne CAA 0 issue \"x\"\n$ORIGIN sub\nf CNAME g\n",
+            "( )\n\"\"\n;c\n\\\n$TTL\n$ORIGIN\n@ 1d IN TYPE1 1.2.3.4\n",
+        ];
+        let alphabet: &[u8] = b" \t\n();\"\\$@.0123456789abcdefINASOXTCMRV:";
+        let mut rng = Lcg(42);
+        for seed in seeds {
+            let _ = parse_master(seed, &origin);
+            for _ in 0..3000 {
+                let mut s: Vec<u8> = seed.as_bytes().to_vec();
+                for _ in 0..1 + rng.next() % 6 {
+                    let at = (rng.next() as usize) % (s.len() + 1);
+                    match rng.next() % 3 {
+                        0 if at < s.len() => {
+                            s.remove(at);
+                        }
+                        1 if at < s.len() => s[at] = alphabet[(rng.next() as usize) % alphabet.len()],
+                        _ => s.insert(at, alphabet[(rng.next() as usize) % alphabet.len()]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&s);
+                let _ = parse_master(&text, &origin);
+            }
+        }
     }
 }
