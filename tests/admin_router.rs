@@ -567,3 +567,36 @@ async fn oversized_bodies_are_refused() {
         "a body over the limit is refused: {_v}"
     );
 }
+
+#[tokio::test]
+async fn events_follow_streams_transitions() {
+    let a = api().await;
+    let req = Request::builder()
+        .uri("/api/v1/events?follow=1")
+        .header(header::AUTHORIZATION, format!("Bearer {READ}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(a.ctl.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = resp.into_body();
+    a.call("POST", "/api/v1/datacenters/us/drain", Some(ADMIN), None, None)
+        .await;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !text.contains("\n\n") {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("an event within 5 s");
+        if let Some(Ok(f)) = frame
+            && let Ok(data) = f.into_data()
+        {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(text.starts_with("event: transition\ndata: {"), "{text}");
+    assert!(
+        text.contains("\"subject\":\"override datacenter us\"") && text.contains("\"new\":\"drained\""),
+        "{text}"
+    );
+}

@@ -1,0 +1,94 @@
+//! The command line: version, help, JSON logs, and a clear error for a bad start.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("meridian {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "check", "explain", "geoip"] {
+        assert!(help.contains(cmd), "--help does not list {cmd}:\n{help}");
+    }
+    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--listen",
+        "--admin-listen",
+        "--log-format",
+        "--log-level",
+    ] {
+        assert!(help.contains(flag), "serve --help does not list {flag}");
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = fixture("conformance");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--config",
+        ])
+        .arg(dir.path().join("meridian.yaml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen_ready = false;
+    for _ in 0..10 {
+        let Some(Ok(line)) = lines.next() else { break };
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{v}"
+        );
+        if v["fields"]["message"] == "ready" {
+            seen_ready = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen_ready, "no `ready` line");
+}
+
+#[test]
+fn an_invalid_config_stops_the_start_with_its_problems() {
+    let dir = repo_path("tests/fixtures/check/bad-ipv4");
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--config",
+        ])
+        .arg(dir.join("meridian.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zones/example.test.yaml:6:26") && err.contains("is not an IPv4 address"),
+        "{err}"
+    );
+}
