@@ -484,13 +484,11 @@ pub fn datacenters(
 pub(crate) fn gslb_name(
     file: &Path,
     origin: &Name,
-    default_ttl_hint: u32,
     key: &Spanned<String>,
     raw: &Spanned<RawGslb>,
     cx: &GslbContext<'_>,
     problems: &mut Vec<Problem>,
 ) -> Option<(GslbName, Loc)> {
-    let _ = default_ttl_hint;
     let before = problems.len();
     let owner = match Name::parse(&key.value, Some(origin)) {
         Ok(n) => n,
@@ -829,12 +827,4 @@ fn geo_match(key: &str) -> Option<GeoMatch> {
         "continent" => GeoMatch::Continent(value.to_ascii_uppercase().into()),
         _ => return None,
     })
-}
-
-/// Finds the data center ids by name, for error messages and tests.
-pub fn index(dcs: &[Datacenter]) -> HashMap<&str, DcId> {
-    dcs.iter()
-        .enumerate()
-        .map(|(i, d)| (&*d.name, DcId(i as u16)))
-        .collect()
 }

@@ -496,7 +496,7 @@ fn load_zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zo
         .gslb
         .0
         .iter()
-        .filter_map(|(k, g)| gslb_cfg::gslb_name(file, &origin, default_ttl, k, g, cx, &mut problems))
+        .filter_map(|(k, g)| gslb_cfg::gslb_name(file, &origin, k, g, cx, &mut problems))
         .collect();
 
     let zone = build_zone(origin, default_ttl, recs, gslb, &zone_loc, &mut problems);

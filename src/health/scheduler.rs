@@ -93,8 +93,6 @@ pub struct Scheduler {
     tracker: TaskTracker,
     /// The data centers and endpoint states as of the last `sync`, for data center events.
     view: Mutex<DcView>,
-    /// Probe results so far (a metric).
-    pub results: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -119,7 +117,6 @@ impl Scheduler {
             stop,
             tracker: TaskTracker::new(),
             view: Mutex::new(DcView::default()),
-            results: AtomicU64::new(0),
         })
     }
 
@@ -313,7 +310,6 @@ impl Scheduler {
     }
 
     fn record(&self, id: u64, target: &Target, state: &ProbeState, outcome: Outcome) {
-        self.results.fetch_add(1, Ordering::Relaxed);
         let check = &target.check;
         let kind = match check.kind {
             crate::model::gslb::CheckKind::Tcp => "tcp",

@@ -32,18 +32,6 @@ pub trait Health {
     }
 }
 
-/// Health from the configuration alone: `state: down` endpoints are down, the rest up.
-pub struct ConfiguredHealth;
-
-impl Health for ConfiguredHealth {
-    fn endpoint_up(&self, _dc: DcId, endpoint: &Endpoint) -> bool {
-        endpoint.configured_up
-    }
-    fn endpoint_note(&self, _dc: DcId, endpoint: &Endpoint) -> Option<String> {
-        (!endpoint.configured_up).then(|| "state: down in the configuration".to_string())
-    }
-}
-
 /// Address family asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
