@@ -335,33 +335,34 @@ fn order(
             let rule = geo::matching(&name.geo, Some(client.addr), client.location);
             let mut scope = geo::scope(&name.geo, client.addr, rule, client.geo_prefix);
             let mut o: Vec<DcId> = Vec::with_capacity(up.len());
-            let mut ranks: Vec<&Vec<DcId>> = Vec::new();
-            if let Some(r) = rule {
-                trace.note(|| format!("geo rule {} matched", r.matches));
-                ranks.extend(&r.ranks);
-            } else {
-                trace.note(|| "no geo rule matched".to_string());
+            match rule {
+                Some(r) => trace.note(|| format!("geo rule {} matched", r.matches)),
+                None => trace.note(|| "no geo rule matched".to_string()),
             }
-            if let Some(d) = name
+            let default = name
                 .geo
                 .iter()
-                .find(|r| r.matches == crate::model::gslb::GeoMatch::Default)
-            {
-                ranks.extend(&d.ranks);
-            }
+                .find(|r| r.matches == crate::model::gslb::GeoMatch::Default);
+            let ranks = rule.iter().chain(default.iter()).flat_map(|r| r.ranks.iter());
             for rank in ranks {
-                let live: Vec<DcId> = rank
-                    .iter()
-                    .copied()
-                    .filter(|d| up.contains(d) && !o.contains(d))
-                    .collect();
-                if live.len() > 1 {
-                    scope = scope.max(sticky_scope);
+                let live = |d: &DcId| up.contains(d) && !o.contains(d);
+                match rank.iter().filter(|d| live(d)).count() {
+                    0 => {}
+                    // The common case, without allocating.
+                    1 => o.extend(rank.iter().copied().find(|d| live(d))),
+                    _ => {
+                        scope = scope.max(sticky_scope);
+                        let ids: Vec<DcId> = rank.iter().copied().filter(|d| live(d)).collect();
+                        o.extend(weighted(&ids));
+                    }
                 }
-                o.extend(if live.len() > 1 { weighted(&live) } else { live });
             }
             // Anything up that no rule named still beats when_all_down.
-            o.extend(up.iter().filter(|d| !o.contains(d)).collect::<Vec<_>>());
+            for &d in up {
+                if !o.contains(&d) {
+                    o.push(d);
+                }
+            }
             trace.note(|| format!("geo order: {}", names(&o, dc_name)));
             (o, scope)
         }
@@ -390,26 +391,26 @@ fn take(
     } else {
         name.answer_datacenters.get()
     };
-    let mut chosen = Vec::new();
-    let mut pool: Vec<(IpAddr, u32)> = Vec::new();
+    let mut chosen = Vec::with_capacity(want.min(order.len()));
+    let mut pool: Vec<(IpAddr, u32)> = Vec::with_capacity(8);
     for &id in order {
         if chosen.len() >= want {
             break;
         }
         let d = &dcs[usize::from(id.0)];
-        let eps: Vec<(IpAddr, u32)> = d
-            .endpoints
-            .iter()
-            .filter(|e| family.has(e.address) && (!respect_health || health.endpoint_up(id, e)))
-            .map(|e| (e.address, e.weight.get()))
-            .collect();
-        if eps.is_empty() {
+        let before = pool.len();
+        pool.extend(
+            d.endpoints
+                .iter()
+                .filter(|e| family.has(e.address) && (!respect_health || health.endpoint_up(id, e)))
+                .map(|e| (e.address, e.weight.get())),
+        );
+        if pool.len() == before {
             skipped |= d.endpoints.iter().any(|e| family.has(e.address));
             trace.note(|| format!("{}: no {} endpoint up; next", d.name, family_name(family)));
             continue;
         }
         chosen.push(id);
-        pool.extend(eps);
     }
     if chosen.is_empty() {
         return None;
