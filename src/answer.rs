@@ -317,8 +317,10 @@ fn answer_node<'a>(
     chain: usize,
 ) {
     let (snap, qtype) = (cx.snap, cx.qtype);
+    // A CNAME (or ANY) question at an alias is answered by the CNAME itself, not chased.
     if let Some(cname) = node.get(RType::CNAME)
         && qtype != RType::CNAME
+        && qtype != RType::ANY
     {
         let rdata = &cname.rdatas[0];
         resp.answer.push(Record {

@@ -312,6 +312,20 @@ fn battery() -> Vec<Case> {
             "aa",
         )
         .authority(&[SOA]),
+        case(
+            "ANY at an alias is the CNAME, not chased",
+            ask("alias2.example.test.", T::ANY),
+            NoError,
+            "aa",
+        )
+        .answer(&["alias2.example.test. 300 CNAME alias.example.test."]),
+        case(
+            "ANY at a dangling alias is not NXDOMAIN",
+            ask("dangling.example.test.", T::ANY),
+            NoError,
+            "aa",
+        )
+        .answer(&["dangling.example.test. 300 CNAME missing.example.test."]),
         case("AXFR refused", ask("example.test.", T::AXFR).tcp(), Refused, ""),
         case(
             "class CH refused",
