@@ -124,20 +124,27 @@ pub async fn datacenter(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<Stri
         .ok_or_else(|| ApiError::not_found(format!("no data center `{dc}`")).field("dc"))
 }
 
-fn changed(what: &str, old: Forced, new: Forced) -> Response {
-    Json(json!({ "subject": what, "old": old.as_str(), "new": new.as_str() })).into_response()
+/// Sets a data center's override on behalf of `who` and answers with the change.
+fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
+    let old = ctl.overrides.set_dc(dc, state, &ctl.events, who)?;
+    Ok(Json(json!({ "subject": dc, "old": old.as_str(), "new": state.as_str() })).into_response())
+}
+
+/// Sets an endpoint's override on behalf of `who` and answers with the change.
+fn set_endpoint(ctl: &Control, who: &str, dc: &str, addr: &str, state: Forced) -> ApiResult {
+    let old = ctl.overrides.set_endpoint(dc, addr, state, &ctl.events, who)?;
+    Ok(
+        Json(json!({ "subject": format!("{dc}/{addr}"), "old": old.as_str(), "new": state.as_str() }))
+            .into_response(),
+    )
 }
 
 pub async fn dc_drain(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<String>) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    let old = ctl.overrides.set_dc(&dc, Forced::Drained, &ctl.events, &who)?;
-    Ok(changed(&dc, old, Forced::Drained))
+    set_dc(&ctl, &write(&ctl, &headers)?, &dc, Forced::Drained)
 }
 
 pub async fn dc_undrain(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<String>) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    let old = ctl.overrides.set_dc(&dc, Forced::Auto, &ctl.events, &who)?;
-    Ok(changed(&dc, old, Forced::Auto))
+    set_dc(&ctl, &write(&ctl, &headers)?, &dc, Forced::Auto)
 }
 
 /// `{ "state": "up" | "down" | "auto" }`
@@ -171,9 +178,7 @@ pub async fn dc_override(
     body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let who = write(&ctl, &headers)?;
-    let state = parse_state(body)?;
-    let old = ctl.overrides.set_dc(&dc, state, &ctl.events, &who)?;
-    Ok(changed(&dc, old, state))
+    set_dc(&ctl, &who, &dc, parse_state(body)?)
 }
 
 /// `{ "weight": 1..=1000000 }`, or `null` for the configured weights.
@@ -203,40 +208,24 @@ pub async fn dc_weight(
     Ok(Json(json!({ "subject": dc, "weight": b.weight })).into_response())
 }
 
-pub async fn ep_drain(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((dc, addr)): Path<(String, String)>,
-) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    let old = ctl
-        .overrides
-        .set_endpoint(&dc, &addr, Forced::Drained, &ctl.events, &who)?;
-    Ok(changed(&format!("{dc}/{addr}"), old, Forced::Drained))
+type EndpointPath = Path<(String, String)>;
+
+pub async fn ep_drain(State(ctl): Ctl, headers: HeaderMap, Path((dc, addr)): EndpointPath) -> ApiResult {
+    set_endpoint(&ctl, &write(&ctl, &headers)?, &dc, &addr, Forced::Drained)
 }
 
-pub async fn ep_undrain(
-    State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((dc, addr)): Path<(String, String)>,
-) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    let old = ctl
-        .overrides
-        .set_endpoint(&dc, &addr, Forced::Auto, &ctl.events, &who)?;
-    Ok(changed(&format!("{dc}/{addr}"), old, Forced::Auto))
+pub async fn ep_undrain(State(ctl): Ctl, headers: HeaderMap, Path((dc, addr)): EndpointPath) -> ApiResult {
+    set_endpoint(&ctl, &write(&ctl, &headers)?, &dc, &addr, Forced::Auto)
 }
 
 pub async fn ep_override(
     State(ctl): Ctl,
     headers: HeaderMap,
-    Path((dc, addr)): Path<(String, String)>,
+    Path((dc, addr)): EndpointPath,
     body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let who = write(&ctl, &headers)?;
-    let state = parse_state(body)?;
-    let old = ctl.overrides.set_endpoint(&dc, &addr, state, &ctl.events, &who)?;
-    Ok(changed(&format!("{dc}/{addr}"), old, state))
+    set_endpoint(&ctl, &who, &dc, &addr, parse_state(body)?)
 }
 
 /// For every load-balanced name: where each geo rule (or the policy) currently sends clients,
