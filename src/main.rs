@@ -47,7 +47,8 @@ enum Command {
         /// The configuration file.
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
-        /// Do not probe the endpoints first (health then comes from the configuration alone).
+        /// Do not probe the endpoints first (health then comes from the configuration and the
+        /// overrides persisted in state_dir alone).
         #[arg(long)]
         no_probe: bool,
     },
@@ -171,11 +172,20 @@ fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe:
     };
     let qname = meridian::name::Name::parse(&fqdn, None).with_context(|| format!("bad name `{name}`"))?;
     let client = parse_client(client)?;
-    let health = if probe {
-        probe_once(&config)?
+    let probes = if probe {
+        probe_once(&config)?.probes.clone()
     } else {
-        Default::default()
+        Vec::new()
     };
+    // Overrides a running server persisted (drains, forced states, weights) apply here too.
+    let overrides = meridian::overrides::Overrides::load(Some(config.state_dir.clone()))
+        .map_err(|e| anyhow::anyhow!("overrides: {e}"))?;
+    let (dc_overrides, endpoint_overrides) = overrides.slots_for(&config.datacenters);
+    let health = std::sync::Arc::new(meridian::health::HealthView {
+        probes,
+        dc_overrides,
+        endpoint_overrides,
+    });
     let snap = meridian::state::Snapshot::new(config, health, 1);
     let q = Question {
         name: qname.wire(),

@@ -255,3 +255,28 @@ fn status_page_in_chromium_shows_a_drain() {
         .expect("row for us");
     assert!(us.contains("class=\"up\""), "{us}");
 }
+
+#[test]
+fn cli_explain_sees_a_drain_the_server_persisted() {
+    let dir = fixture("admin");
+    let cfg = dir.path().join("meridian.yaml");
+    let server = Server::start(&cfg);
+    let (status, _, _) = http(
+        server.admin(),
+        "POST",
+        "/api/v1/datacenters/eu/drain",
+        &[("Authorization", ADMIN)],
+        None,
+    );
+    assert_eq!(status, 200);
+    let out = std::process::Command::new(BIN)
+        .args(["explain", "www.example.test", "--client", "192.0.2.1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("eu: drained/forced down by override") && text.contains("192.0.2.10"),
+        "{text}"
+    );
+}
