@@ -92,3 +92,21 @@ fn an_invalid_config_stops_the_start_with_its_problems() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_promptly() {
+    let dir = fixture("conformance");
+    let mut server = Server::start(&dir.path().join("meridian.yaml"));
+    let start = std::time::Instant::now();
+    server.signal(15);
+    let status = server
+        .wait_exit(std::time::Duration::from_secs(5))
+        .expect("exited after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(server.logs().contains("stopping"));
+}

@@ -123,6 +123,18 @@ impl Server {
             .expect("admin address in the log")
     }
 
+    /// Waits (bounded) for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the process without warning (SIGKILL) and waits for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
