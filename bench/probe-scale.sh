@@ -4,7 +4,8 @@
 # rate the target saw.
 #
 #   bench/probe-scale.sh [endpoints, default 10000] [seconds measured, default 20]
-#   CHECK=tcp bench/probe-scale.sh    (TCP connect checks instead of HTTP; each on its own port)
+#   CHECK=tcp bench/probe-scale.sh    (TCP connect checks instead of HTTP)
+#   TARGET=python bench/probe-scale.sh (the target is nginx when installed, else a Python server)
 #
 # Every endpoint has a distinct check (path /p<N>), so none are shared: N endpoints are N probes.
 # Answers use 10.x addresses that are never contacted; probes go to 127.0.100.1 (probe_address).
@@ -17,7 +18,7 @@ secs=${2:-20}
 need python3 dig
 (cd "$root" && cargo build --release --quiet)
 work=$(mktemp -d /tmp/meridian-bench.XXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; pkill -f "$work/nginx/nginx.conf" 2>/dev/null || true; rm -rf "$work"' EXIT
 target_port=18082
 
 check=${CHECK:-http}
@@ -45,7 +46,28 @@ with open(f"{work}/zones/example.com.yaml", "w") as f:
             "records: { ns1: { A: [127.0.0.1] } }\ngslb:\n  www: { policy: failover, datacenters: [dc0, dc1] }\n")
 EOP
 
-# The target: counts requests, answers 200 "ok".
+# The target: answers 200 "ok" and counts requests. nginx (4 workers) when installed: a single
+# Python process saturates before Meridian does.
+target=${TARGET:-$(command -v nginx >/dev/null && echo nginx || echo python)}
+if [ "$target" = nginx ]; then
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<EOC
+worker_processes 4;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log crit;
+events { worker_connections 8192; }
+http {
+  access_log $work/nginx/access.log;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 127.0.100.1:$target_port backlog=8192; location / { return 200 "ok"; } }
+}
+EOC
+  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+  target_pid=$!
+  count_requests() { wc -l < "$work/nginx/access.log" 2>/dev/null || echo 0; }
+  target_ticks() { cpu_ticks "$target_pid $(pgrep -P "$target_pid" | tr '\n' ' ')"; }
+else
 python3 - "$target_port" "$work/count" "$check" <<'EOP' &
 import asyncio, sys, signal
 port, out, CHECK = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -74,7 +96,10 @@ async def main():
         await srv.serve_forever()
 asyncio.run(main())
 EOP
-target_pid=$!
+  target_pid=$!
+  count_requests() { cat "$work/count" 2>/dev/null || echo 0; }
+  target_ticks() { cpu_ticks "$target_pid"; }
+fi
 sleep 1
 start=$(date +%s.%N)
 "$root/target/release/meridian" serve --config "$work/meridian.yaml" &
@@ -83,9 +108,10 @@ wait_ready www.example.com
 ready=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN {printf "%.1f", a - b}')
 sleep 5   # let the probes spread over the interval
 hz=$(getconf CLK_TCK)
-c0=$(cat "$work/count"); t0=$(cpu_ticks "$pid"); p0=$(cpu_ticks "$target_pid"); s0=$(date +%s.%N)
+c0=$(count_requests); t0=$(cpu_ticks "$pid"); p0=$(target_ticks); s0=$(date +%s.%N)
 sleep "$secs"
-c1=$(cat "$work/count"); t1=$(cpu_ticks "$pid"); p1=$(cpu_ticks "$target_pid"); s1=$(date +%s.%N)
+c1=$(count_requests); t1=$(cpu_ticks "$pid"); p1=$(target_ticks); s1=$(date +%s.%N)
+split=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{printf "%d user / %d system ticks since start", $12, $13}')
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 elapsed=$(awk -v a="$s1" -v b="$s0" 'BEGIN {print a - b}')
@@ -97,5 +123,6 @@ echo "|----------:|------------------------:|---------------------------:|------
 awk -v n="$n" -v c="$((c1 - c0))" -v e="$elapsed" -v t="$((t1 - t0))" -v hz="$hz" -v rss="$rss" -v hwm="$hwm" -v ready="$ready" \
   'BEGIN {printf "| %9d | %23.0f | %26.1f | %9.1f | %14.1f | %18s |\n", n, c / e, 100 * t / hz / e, rss / 1024, hwm / 1024, ready}'
 echo
-awk -v t="$((p1 - p0))" -v hz="$hz" -v e="$elapsed" 'BEGIN {printf "(the target itself used %.1f%% of a core; the machine has '"$(nproc)"' cores)\n", 100 * t / hz / e}'
+awk -v t="$((p1 - p0))" -v hz="$hz" -v e="$elapsed" -v who="$target" 'BEGIN {printf "(the target (%s) used %.1f%% of a core; the machine has '"$(nproc)"' cores)\n", who, 100 * t / hz / e}'
+echo "(Meridian: $split)"
 echo "(DNS still answering during the run: www → $answer)"
