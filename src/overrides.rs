@@ -115,6 +115,9 @@ pub struct Overrides {
     endpoints: Mutex<BTreeMap<String, Arc<Slot>>>,
     /// Known names, for 404s: data center → endpoint addresses.
     known: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Held from a change to its persistence, so that the file always holds every change made
+    /// (two writers could otherwise rename their files in the wrong order).
+    changes: Mutex<()>,
 }
 
 impl Overrides {
@@ -133,6 +136,7 @@ impl Overrides {
             dcs: Mutex::default(),
             endpoints: Mutex::default(),
             known: Mutex::default(),
+            changes: Mutex::default(),
         };
         for (name, dc) in saved.datacenters {
             let slot = o.dc_slot(&name);
@@ -212,8 +216,13 @@ impl Overrides {
     ) -> Result<Forced, OverrideError> {
         self.check_dc(dc)?;
         let slot = self.dc_slot(dc);
+        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
-        self.persist()?;
+        if let Err(e) = self.persist() {
+            // Not on disk, so not in force either.
+            slot.state.store(old.to_u8(), Ordering::Relaxed);
+            return Err(e);
+        }
         if old != state {
             events.emit(
                 format!("override datacenter {dc}"),
@@ -235,8 +244,12 @@ impl Overrides {
     ) -> Result<(), OverrideError> {
         self.check_dc(dc)?;
         let slot = self.dc_slot(dc);
+        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let old = slot.weight.swap(weight.unwrap_or(0), Ordering::Relaxed);
-        self.persist()?;
+        if let Err(e) = self.persist() {
+            slot.weight.store(old, Ordering::Relaxed);
+            return Err(e);
+        }
         let show = |w: u32| {
             if w == 0 {
                 "configured".to_string()
@@ -276,8 +289,12 @@ impl Overrides {
             Some(true) => {}
         }
         let slot = self.endpoint_slot(&format!("{dc}/{addr}"));
+        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
-        self.persist()?;
+        if let Err(e) = self.persist() {
+            slot.state.store(old.to_u8(), Ordering::Relaxed);
+            return Err(e);
+        }
         if old != state {
             events.emit(
                 format!("override endpoint {dc}/{addr}"),
@@ -332,5 +349,77 @@ impl Overrides {
         }
         let text = serde_json::to_vec_pretty(&self.saved()).expect("overrides serialize");
         crate::store::write_atomic(path, &text).map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gslb::{DcLocation, Endpoint, EndpointId};
+    use std::num::{NonZeroU32, NonZeroUsize};
+
+    fn dcs() -> Vec<Datacenter> {
+        vec![Datacenter {
+            name: "eu".into(),
+            location: DcLocation::default(),
+            endpoints: vec![Endpoint {
+                id: EndpointId(0),
+                address: "192.0.2.1".parse().unwrap(),
+                weight: NonZeroU32::MIN,
+                configured_up: true,
+                check: None,
+                probe_address: None,
+            }],
+            min_healthy: NonZeroUsize::MIN,
+        }]
+    }
+
+    #[test]
+    fn changes_persist_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Events::new(8);
+        let o = Overrides::load(Some(dir.path().to_path_buf())).unwrap();
+        let (dc_slots, ep_slots) = o.slots_for(&dcs());
+        o.set_dc("eu", Forced::Drained, &events, "t").unwrap();
+        o.set_weight("eu", Some(7), &events, "t").unwrap();
+        o.set_endpoint("eu", "192.0.2.1", Forced::Down, &events, "t")
+            .unwrap();
+        assert_eq!(
+            dc_slots[0].get(),
+            Forced::Drained,
+            "the answer path's slot changed at once"
+        );
+        assert_eq!(ep_slots[0].as_ref().unwrap().get(), Forced::Down);
+        let again = Overrides::load(Some(dir.path().to_path_buf())).unwrap();
+        assert_eq!(again.saved(), o.saved());
+        assert_eq!(events.recent().len(), 3);
+        assert!(matches!(
+            o.set_dc("mars", Forced::Up, &events, "t"),
+            Err(OverrideError::NoDatacenter(_))
+        ));
+        assert!(matches!(
+            o.set_endpoint("eu", "10.0.0.1", Forced::Up, &events, "t"),
+            Err(OverrideError::NoEndpoint(..))
+        ));
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_persisted_is_not_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        // state_dir is a file: nothing can be written under it.
+        let blocker = dir.path().join("state");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let events = Events::new(8);
+        let o = Overrides::load(Some(blocker)).unwrap();
+        let (dc_slots, _) = o.slots_for(&dcs());
+        assert!(matches!(
+            o.set_dc("eu", Forced::Drained, &events, "t"),
+            Err(OverrideError::Persist { .. })
+        ));
+        assert_eq!(dc_slots[0].get(), Forced::Auto, "rolled back");
+        assert!(
+            events.recent().is_empty(),
+            "no event for a change that did not happen"
+        );
     }
 }
