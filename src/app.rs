@@ -82,11 +82,7 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
         source: std::io::Error::other(e),
     })?;
     // The first answers must already reflect health: wait for one round of probes.
-    let wait = config
-        .health
-        .startup_wait
-        .unwrap_or_else(|| longest_timeout(&config) + Duration::from_millis(100));
-    ctl.start(wait).await;
+    ctl.start(config.health.startup_wait).await;
     let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());
 
     let mut udp_threads = Vec::new();
@@ -176,6 +172,13 @@ pub async fn serve(config: Config) -> Result<(), AppError> {
         .await
         .ok();
     Ok(())
+}
+
+/// How long a full round of probes can take: every probe timing out, `max_concurrent` at a
+/// time, plus a little slack.
+pub fn round_bound(config: &Config, probes: usize) -> Duration {
+    let waves = probes.div_ceil(config.health.max_concurrent.get()).max(1) as u32;
+    longest_timeout(config) * waves + Duration::from_millis(100)
 }
 
 /// The longest timeout of any check in use.

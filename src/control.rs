@@ -58,12 +58,13 @@ impl Control {
         }))
     }
 
-    /// Starts the probes, waits for their first round (at most `wait`), and publishes the
-    /// running configuration with real health.
-    pub async fn start(&self, wait: std::time::Duration) {
+    /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
+    /// full round can take), and publishes the running configuration with real health.
+    pub async fn start(&self, wait: Option<std::time::Duration>) {
         let config = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {
+            let wait = wait.unwrap_or_else(|| crate::app::round_bound(&config, self.scheduler.probe_count()));
             let started = std::time::Instant::now();
             self.scheduler.first_round(wait).await;
             tracing::info!(probes = self.scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");

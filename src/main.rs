@@ -250,7 +250,7 @@ fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian
             tokio_util::sync::CancellationToken::new(),
         );
         let view = scheduler.sync(&config.datacenters);
-        let wait = meridian::app::longest_timeout(config) + std::time::Duration::from_millis(100);
+        let wait = meridian::app::round_bound(config, scheduler.probe_count());
         scheduler.first_round(wait).await;
         scheduler.shutdown().await;
         Ok(view)

@@ -33,7 +33,7 @@ async fn api_with(tokens: bool) -> Api {
     }
     let config = meridian::config::load(&dir.path().join("meridian.yaml")).unwrap();
     let ctl = Control::new(config, &tokio_util::sync::CancellationToken::new()).unwrap();
-    ctl.start(std::time::Duration::from_millis(100)).await;
+    ctl.start(Some(std::time::Duration::from_millis(100))).await;
     Api { ctl, _dir: dir }
 }
 

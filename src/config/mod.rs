@@ -93,7 +93,8 @@ pub struct HealthConfig {
     pub max_concurrent: NonZeroUsize,
     /// Hold state when every probe fails at once. Default true.
     pub partition_guard: bool,
-    /// Longest wait at start for the first round of probes. Default: the longest check timeout.
+    /// Longest wait at start for the first round of probes. Default: as long as a full round
+    /// can take (the longest timeout for every `max_concurrent` probes, plus 100 ms).
     pub startup_wait: Option<Duration>,
 }
 
