@@ -95,6 +95,8 @@ pub struct Snapshot {
     pub no_zone: Arc<ZoneCounters>,
     /// Load-balanced answers per data center, by `DcId`.
     pub dc_answers: Vec<Arc<AtomicU64>>,
+    /// This server's identifier for NSID (RFC 5001).
+    pub nsid: Option<Box<[u8]>>,
     /// Increases with every published snapshot.
     pub generation: u64,
 }
@@ -121,6 +123,7 @@ impl Snapshot {
                 (c.origin.key(), c)
             })
             .collect();
+        let nsid = config.dns.nsid.as_ref().map(|n| n.as_bytes().into());
         let dc_answers = config
             .datacenters
             .iter()
@@ -134,6 +137,7 @@ impl Snapshot {
             no_zone: metrics.zone(""),
             metrics,
             dc_answers,
+            nsid,
             generation,
         }
     }
@@ -201,6 +205,7 @@ impl Store {
             metrics: cur.metrics.clone(),
             no_zone: cur.no_zone.clone(),
             dc_answers: cur.dc_answers.clone(),
+            nsid: cur.nsid.clone(),
             generation,
         }));
         generation

@@ -487,3 +487,33 @@ fn client_subnet_is_echoed_with_scope_zero_for_static_data() {
         assert_eq!(m.answers.len(), 1);
     }
 }
+
+#[test]
+fn nsid_is_sent_when_asked() {
+    let dir = fixture("conformance");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    // A query with an empty NSID option (RFC 5001 §2.1), built by hand.
+    let mut q = ask("www.example.test.", T::A).to_bytes(77);
+    // The OPT record is last; append the option and fix its RDLENGTH.
+    let rdlen_at = q.len() - 2;
+    q.extend_from_slice(&[0, 3, 0, 0]);
+    q[rdlen_at..rdlen_at + 2].copy_from_slice(&4u16.to_be_bytes());
+    let m = Message::from_vec(&udp_raw(server.addr, &q).expect("reply")).unwrap();
+    let opt = m.edns.as_ref().expect("OPT");
+    let nsid = opt
+        .option(hickory_proto::rr::rdata::opt::EdnsCode::NSID)
+        .expect("NSID in the reply");
+    assert!(
+        format!("{nsid:?}").contains(&format!("{:?}", b"test-node".to_vec()))
+            || format!("{nsid:?}").contains("test-node"),
+        "{nsid:?}"
+    );
+    // Not asked, not sent.
+    let m = query(server.addr, &ask("www.example.test.", T::A));
+    assert!(
+        m.edns
+            .unwrap()
+            .option(hickory_proto::rr::rdata::opt::EdnsCode::NSID)
+            .is_none()
+    );
+}

@@ -121,6 +121,7 @@ fn dig_against_the_shipped_zone() {
             &["failover.gslb.example.com. 30 IN A 192.0.2.1"],
         ),
         ("pool.gslb.example.com A", &["ANSWER: 4,"]),
+        ("static.gslb.example.com A +nsid", &["; NSID:"]),
     ];
     let mut failures = Vec::new();
     for (args, wants) in checks {

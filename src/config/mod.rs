@@ -84,6 +84,9 @@ pub struct DnsConfig {
     pub tcp_idle_timeout: Duration,
     /// Open TCP connections beyond this are refused at accept. Default: 1024.
     pub tcp_max_connections: NonZeroUsize,
+    /// Sent to clients that ask for it (NSID, RFC 5001), so operators can tell nodes apart.
+    /// Default: none.
+    pub nsid: Option<String>,
 }
 
 /// `health:` settings.

@@ -118,6 +118,8 @@ pub struct RawDns {
     pub udp_workers: Option<Spanned<u64>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<u64>>,
+    /// Server identifier for NSID; `hostname` uses the host's name.
+    pub nsid: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

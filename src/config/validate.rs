@@ -91,6 +91,18 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str
     })
 }
 
+/// This host's name (for `dns.nsid: hostname`).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 /// Reads a duration such as `500ms`, `10s`, `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -167,6 +179,19 @@ pub(super) fn load(
             problems.push(problem_at(path, n, "dns.tcp_max_connections must be at least 1"));
             NonZeroUsize::MIN
         }),
+    };
+    let nsid = match &raw.dns.nsid {
+        None => None,
+        Some(n) if n.value == "hostname" => Some(hostname()),
+        Some(n) if n.value.is_empty() || n.value.len() > 255 => {
+            problems.push(problem_at(
+                path,
+                n,
+                "dns.nsid: between 1 and 255 characters, or `hostname`",
+            ));
+            None
+        }
+        Some(n) => Some(n.value.clone()),
     };
     let format = match raw.log.format.as_ref().map(|f| (f, f.value.as_str())) {
         None | Some((_, "text")) => LogFormat::Text,
@@ -323,6 +348,7 @@ pub(super) fn load(
             udp_workers,
             tcp_idle_timeout,
             tcp_max_connections,
+            nsid,
         },
         log: LogConfig { format, level },
         zones_dir,

@@ -105,6 +105,6 @@ pub fn handle(
             usize::from(e.udp_payload.clamp(CLASSIC_UDP_PAYLOAD as u16, EDNS_UDP_PAYLOAD))
         }
     };
-    wire::write_response(&query, &resp, max_len, out);
+    wire::write_response(&query, &resp, max_len, snap.nsid.as_deref(), out);
     true
 }

@@ -14,6 +14,7 @@ pub const EDNS_UDP_PAYLOAD: u16 = 1232;
 pub const CLASSIC_UDP_PAYLOAD: usize = 512;
 const HEADER_LEN: usize = 12;
 const OPT_CODE_ECS: u16 = 8;
+const OPT_CODE_NSID: u16 = 3;
 
 /// An EDNS Client Subnet option (RFC 7871 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub client_subnet: Option<ClientSubnet>,
+    /// The query asked for the server's identifier (RFC 5001).
+    pub nsid: bool,
 }
 
 /// A query that passed parsing.
@@ -119,11 +122,13 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         if edns.is_some() || packet[name_start] != 0 {
             return Err(formerr);
         }
+        let (client_subnet, nsid) = parse_options(rdata).ok_or(formerr)?;
         edns = Some(Edns {
             udp_payload: class,
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
-            client_subnet: parse_options(rdata).ok_or(formerr)?,
+            client_subnet,
+            nsid,
         });
     }
     if pos != packet.len() {
@@ -139,8 +144,9 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
 }
 
 /// Reads OPT options; only ECS is understood, the rest are ignored (RFC 6891 §6.1.2).
-fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
+fn parse_options(mut rdata: &[u8]) -> Option<(Option<ClientSubnet>, bool)> {
     let mut ecs = None;
+    let mut nsid = false;
     while !rdata.is_empty() {
         let head = rdata.get(..4)?;
         let code = u16::from_be_bytes([head[0], head[1]]);
@@ -153,8 +159,9 @@ fn parse_options(mut rdata: &[u8]) -> Option<Option<ClientSubnet>> {
             }
             ecs = Some(parse_ecs(data)?);
         }
+        nsid |= code == OPT_CODE_NSID;
     }
-    Some(ecs)
+    Some((ecs, nsid))
 }
 
 /// RFC 7871 §6: family, prefixes, and exactly ceil(source/8) address octets with no bits set
@@ -223,10 +230,18 @@ fn skip_name(packet: &[u8], mut pos: usize, pointers: bool) -> Option<usize> {
 
 /// Writes a response into `out` (cleared first), at most `max_len` bytes: when the required
 /// sections do not fit, TC is set and only the question (and OPT) are sent.
-pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, out: &mut Vec<u8>) {
+/// `nsid` is this server's identifier, sent when a query asks for it (RFC 5001).
+pub fn write_response(
+    query: &Query<'_>,
+    resp: &Response<'_>,
+    max_len: usize,
+    nsid: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
     let mut w = Writer::new(out);
     let edns = query.edns.as_ref();
-    let opt_len = edns.map_or(0, opt_size);
+    let nsid = nsid.filter(|_| edns.is_some_and(|e| e.nsid));
+    let opt_len = edns.map_or(0, |e| opt_size(e, nsid));
     let budget = max_len.saturating_sub(opt_len);
     w.header(query.id, query.rd, query.cd, resp.rcode, resp.authoritative);
     w.question(&query.question);
@@ -275,7 +290,7 @@ pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, ou
             // RFC 7871 §7.2.1: the scope of this answer, never beyond what the client gave.
             c.scope_prefix = resp.scope.min(c.source_prefix);
         }
-        w.opt(&e, resp.rcode);
+        w.opt(&e, resp.rcode, nsid);
         counts[2] += 1;
     }
     w.out[6..8].copy_from_slice(&counts[0].to_be_bytes());
@@ -283,10 +298,11 @@ pub fn write_response(query: &Query<'_>, resp: &Response<'_>, max_len: usize, ou
     w.out[10..12].copy_from_slice(&counts[2].to_be_bytes());
 }
 
-fn opt_size(e: &Edns) -> usize {
+fn opt_size(e: &Edns, nsid: Option<&[u8]>) -> usize {
     11 + e
         .client_subnet
         .map_or(0, |c| 8 + usize::from(c.source_prefix).div_ceil(8))
+        + nsid.map_or(0, |n| 4 + n.len())
 }
 
 /// Writes a header-only error response (plus the question when known).
@@ -319,8 +335,9 @@ pub fn write_badvers(query: &Query<'_>, out: &mut Vec<u8>) {
         version: 0,
         dnssec_ok: false,
         client_subnet: None,
+        nsid: false,
     };
-    w.opt(&edns, Rcode::BadVers);
+    w.opt(&edns, Rcode::BadVers, None);
     w.out[10..12].copy_from_slice(&1u16.to_be_bytes());
 }
 
@@ -486,30 +503,39 @@ impl<'o> Writer<'o> {
         }
     }
 
-    fn opt(&mut self, e: &Edns, rcode: Rcode) {
+    fn opt(&mut self, e: &Edns, rcode: Rcode, nsid: Option<&[u8]>) {
         self.out.push(0);
         self.u16(RType::OPT.0);
         self.u16(EDNS_UDP_PAYLOAD);
         let ext = u32::from(rcode.code() >> 4) << 24;
         let flags = if e.dnssec_ok { 0x8000 } else { 0 };
         self.out.extend_from_slice(&(ext | flags).to_be_bytes());
-        match e.client_subnet {
-            None => self.u16(0),
-            Some(c) => {
-                let octets = usize::from(c.source_prefix).div_ceil(8);
-                self.u16((8 + octets) as u16);
-                self.u16(OPT_CODE_ECS);
-                self.u16((4 + octets) as u16);
-                let (family, bytes): (u16, Vec<u8>) = match c.address {
-                    IpAddr::V4(a) => (1, a.octets().to_vec()),
-                    IpAddr::V6(a) => (2, a.octets().to_vec()),
-                };
-                self.u16(family);
-                self.out.push(c.source_prefix);
-                self.out.push(c.scope_prefix);
-                self.out.extend_from_slice(&bytes[..octets]);
-            }
+        let len_at = self.out.len();
+        self.u16(0);
+        if let Some(c) = e.client_subnet {
+            let octets = usize::from(c.source_prefix).div_ceil(8);
+            self.u16(OPT_CODE_ECS);
+            self.u16((4 + octets) as u16);
+            let (family, bytes): (u16, [u8; 16]) = match c.address {
+                IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (1, b)
+                }
+                IpAddr::V6(a) => (2, a.octets()),
+            };
+            self.u16(family);
+            self.out.push(c.source_prefix);
+            self.out.push(c.scope_prefix);
+            self.out.extend_from_slice(&bytes[..octets]);
         }
+        if let Some(id) = nsid {
+            self.u16(OPT_CODE_NSID);
+            self.u16(id.len() as u16);
+            self.out.extend_from_slice(id);
+        }
+        let rdlen = (self.out.len() - len_at - 2) as u16;
+        self.out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
 }
 

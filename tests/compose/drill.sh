@@ -51,6 +51,11 @@ for node in 172.28.0.11 172.28.0.12; do
 done
 scope=$(compose exec -T client dig @172.28.0.11 www.gslb.example.com A "+subnet=$EU_CLIENT" | grep -o 'CLIENT-SUBNET: [^ ]*' || true)
 say "NA→us-east, EU→eu-west, AS→ap-south on ns1 and ns2 ($scope)"
+ids=$(for node in 172.28.0.11 172.28.0.12; do
+  compose exec -T client dig +nsid @$node www.gslb.example.com A | grep -o 'NSID: .*' | sed 's/.*("\(.*\)").*/\1/'
+done | tr '\n' ' ')
+[ "$ids" = "ns1 ns2 " ] || fail "NSID should name ns1 and ns2, got '$ids'"
+say "NSID tells the nodes apart: $ids"
 
 # 2. eu-west's VIP dies: both nodes move EU clients to us-east, each by its own probes.
 compose stop -t 1 dc-eu-west >/dev/null 2>&1
