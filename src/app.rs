@@ -73,14 +73,22 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
     )))
 }
 
+/// Changes the log filter at run time (for `log.level` at reload).
+pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
-pub async fn serve(config: Config) -> Result<(), AppError> {
+/// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
+/// command line).
+pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), AppError> {
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let ctl = Control::new(config.clone(), &stop).map_err(|e| AppError::Setup {
         what: "overrides",
         source: std::io::Error::other(e),
     })?;
+    if let Some(r) = log_reload {
+        *ctl.log_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    }
     // The first answers must already reflect health: wait for one round of probes.
     ctl.start(config.health.startup_wait).await;
     let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());

@@ -26,6 +26,8 @@ pub struct Control {
     pub changes: tokio::sync::Mutex<()>,
     /// Set once the listeners are up.
     pub ready: AtomicBool,
+    /// Applies `log.level` at reload; `None` when the level is fixed by the command line.
+    pub log_reload: Mutex<Option<crate::app::LogReload>>,
 }
 
 impl Control {
@@ -55,6 +57,7 @@ impl Control {
             running: Mutex::new(config),
             changes: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
+            log_reload: Mutex::new(None),
         }))
     }
 
@@ -103,8 +106,20 @@ impl Control {
     /// Publishes a validated configuration. Returns the snapshot generation.
     pub fn apply(&self, new: Config) -> u64 {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if new.dns != running.dns || new.log != running.log || new.admin.listen != running.admin.listen {
-            tracing::warn!("dns, log and admin.listen changes take effect at the next restart");
+        if new.dns != running.dns
+            || new.log.format != running.log.format
+            || new.admin.listen != running.admin.listen
+        {
+            tracing::warn!("dns, log.format and admin.listen changes take effect at the next restart");
+        }
+        if new.log.level != running.log.level {
+            match self.log_reload.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                Some(reload) => match reload(&new.log.level) {
+                    Ok(()) => tracing::info!(level = %new.log.level, "log level changed"),
+                    Err(e) => tracing::error!(error = %e, "log level not changed"),
+                },
+                None => tracing::warn!("log.level changed, but --log-level or RUST_LOG fixes the level"),
+            }
         }
         drop(running);
         let health = self.health_for(&new);

@@ -329,9 +329,11 @@ fn serve(
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => config.log.format,
     };
-    let filter = match log_level.or_else(|| std::env::var("RUST_LOG").ok()) {
+    // The level from --log-level or RUST_LOG is fixed; the configured one follows reloads.
+    let fixed = log_level.or_else(|| std::env::var("RUST_LOG").ok());
+    let filter = match &fixed {
         Some(l) => {
-            tracing_subscriber::EnvFilter::try_new(&l).with_context(|| format!("bad log level `{l}`"))?
+            tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level `{l}`"))?
         }
         None => tracing_subscriber::EnvFilter::new(&config.log.level),
     };
@@ -339,15 +341,31 @@ fn serve(
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let reload: meridian::app::LogReload = match format {
+        LogFormat::Json => {
+            let b = builder.json().with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            std::sync::Arc::new(move |level: &str| {
+                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                handle.reload(f).map_err(|e| e.to_string())
+            })
+        }
+        LogFormat::Text => {
+            let b = builder.with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            std::sync::Arc::new(move |level: &str| {
+                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                handle.reload(f).map_err(|e| e.to_string())
+            })
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("meridian")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(meridian::app::serve(config))?;
+    runtime.block_on(meridian::app::serve(config, fixed.is_none().then_some(reload)))?;
     Ok(())
 }

@@ -110,3 +110,75 @@ fn sigterm_stops_cleanly_and_promptly() {
     );
     assert!(server.logs().contains("stopping"));
 }
+
+#[test]
+fn sighup_applies_a_new_log_level() {
+    let dir = fixture("conformance");
+    let cfg = dir.path().join("meridian.yaml");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap() + "log: { level: info }\n",
+    )
+    .unwrap();
+    // No --log-level: the configured level rules, and follows reloads.
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "off",
+            "--config",
+        ])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with `{needle}`"),
+            }
+        }
+    };
+    let addr_line = wait_for("serving DNS");
+    let addr: std::net::SocketAddr = addr_line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_for("ready");
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("level: info", "level: debug"),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, 1) };
+    wait_for("log level changed");
+    // Debug lines now appear: a TCP connection that ends logs at debug level.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut s, &[0, 5, 1, 2, 3]).unwrap();
+    drop(s);
+    wait_for("DEBUG");
+    let _ = child.kill();
+    let _ = child.wait();
+}
