@@ -215,23 +215,13 @@ impl Overrides {
         who: &str,
     ) -> Result<Forced, OverrideError> {
         self.check_dc(dc)?;
-        let slot = self.dc_slot(dc);
-        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
-        if let Err(e) = self.persist() {
-            // Not on disk, so not in force either.
-            slot.state.store(old.to_u8(), Ordering::Relaxed);
-            return Err(e);
-        }
-        if old != state {
-            events.emit(
-                format!("override datacenter {dc}"),
-                old.as_str(),
-                state.as_str(),
-                format!("admin API ({who})"),
-            );
-        }
-        Ok(old)
+        self.change_state(
+            &self.dc_slot(dc),
+            state,
+            format!("override datacenter {dc}"),
+            events,
+            who,
+        )
     }
 
     /// Sets a data center's runtime weight (`None`: back to the configured weights).
@@ -289,6 +279,25 @@ impl Overrides {
             Some(true) => {}
         }
         let slot = self.endpoint_slot(&format!("{dc}/{addr}"));
+        self.change_state(
+            &slot,
+            state,
+            format!("override endpoint {dc}/{addr}"),
+            events,
+            who,
+        )
+    }
+
+    /// Sets `slot` to `state` and persists it, or puts the old state back when it cannot be
+    /// written (not on disk, so not in force either). An actual change is an event.
+    fn change_state(
+        &self,
+        slot: &Slot,
+        state: Forced,
+        subject: String,
+        events: &Events,
+        who: &str,
+    ) -> Result<Forced, OverrideError> {
         let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
         if let Err(e) = self.persist() {
@@ -297,7 +306,7 @@ impl Overrides {
         }
         if old != state {
             events.emit(
-                format!("override endpoint {dc}/{addr}"),
+                subject,
                 old.as_str(),
                 state.as_str(),
                 format!("admin API ({who})"),
