@@ -102,7 +102,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles the zones of a validated configuration.
+    /// Compiles the zones of a validated configuration, counting into metrics of its own (for
+    /// one-off answers such as `meridian explain`; the server's store keeps one registry).
     pub fn new(config: Config, health: Arc<HealthView>, generation: u64) -> Snapshot {
         Snapshot::with_metrics(config, health, Arc::default(), generation)
     }
@@ -187,8 +188,12 @@ impl Store {
     pub fn publish(&self, config: Config, health: Arc<HealthView>) -> u64 {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.current.load().generation + 1;
-        self.current
-            .store(Arc::new(Snapshot::new(config, health, generation)));
+        self.current.store(Arc::new(Snapshot::with_metrics(
+            config,
+            health,
+            self.metrics.clone(),
+            generation,
+        )));
         generation
     }
 
