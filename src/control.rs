@@ -34,6 +34,7 @@ impl Control {
     /// Everything but the listeners, for `config`: overrides loaded from its state_dir, a probe
     /// scheduler, a store (not yet publishing health: call `start`).
     pub fn new(config: Config, stop: &tokio_util::sync::CancellationToken) -> Result<Arc<Control>, String> {
+        remove_leftovers(&config);
         let events = Arc::new(Events::default());
         let metrics = Arc::new(Metrics::default());
         let overrides = Overrides::load(Some(config.state_dir.clone()))?;
@@ -157,5 +158,24 @@ impl Control {
             .admin
             .tokens
             .clone()
+    }
+}
+
+/// Removes temp files that writes cut short by a crash left where Meridian writes: `zones_dir`,
+/// `state_dir`, and the directories that symlinked zone files point into.
+fn remove_leftovers(config: &Config) {
+    let mut dirs = vec![config.zones_dir.clone(), config.state_dir.clone()];
+    for zone in &config.zones {
+        if let Some(dir) = std::fs::canonicalize(&zone.source)
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+        {
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        crate::store::remove_leftovers(&dir);
     }
 }

@@ -169,6 +169,74 @@ impl Name {
     }
 }
 
+/// Why a name given by an API client was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostnameError {
+    #[error("`{0}` has an empty label")]
+    EmptyLabel(String),
+    #[error("`{0}` has a label longer than 63 octets")]
+    LabelTooLong(String),
+    #[error("`{0}` is longer than 253 characters")]
+    TooLong(String),
+    #[error(
+        "`{text}` has {what}: a name here is letters, digits, `-` and `_` in dot-separated labels \
+         (U-labels are converted to their xn-- form)"
+    )]
+    BadCharacter { text: String, what: String },
+    #[error("`{0}` is not a valid internationalized name")]
+    Idna(String),
+}
+
+/// The canonical text of a name given by an API client (a URL segment, a JSON field): labels of
+/// ASCII letters, digits, `-` and `_`, lowercased; U-labels converted to A-labels (IDNA); one
+/// trailing dot ignored; `*` allowed as a whole first label when `wildcard`. Whatever comes out is
+/// safe to use as a file name stem: no `/`, no NUL, no empty label, never `.` or `..`.
+pub fn canonical_hostname(text: &str, wildcard: bool) -> Result<String, HostnameError> {
+    let bare = text.strip_suffix('.').unwrap_or(text);
+    if bare.is_empty() {
+        return Err(HostnameError::EmptyLabel(text.to_string()));
+    }
+    let mut out = String::with_capacity(bare.len());
+    for (i, label) in bare.split('.').enumerate() {
+        if label.is_empty() {
+            return Err(HostnameError::EmptyLabel(text.to_string()));
+        }
+        let ascii = if label.is_ascii() {
+            label.to_ascii_lowercase()
+        } else {
+            idna::domain_to_ascii(label).map_err(|_| HostnameError::Idna(text.to_string()))?
+        };
+        let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if let Some(bad) = ascii.chars().find(|&c| !ok(c))
+            && !(wildcard && i == 0 && ascii == "*")
+        {
+            let what = match bad {
+                '\0' => "a NUL byte".to_string(),
+                c if c.is_control() => format!("the control character U+{:04X}", u32::from(c)),
+                c => format!("the character `{c}`"),
+            };
+            return Err(HostnameError::BadCharacter {
+                text: text.to_string(),
+                what,
+            });
+        }
+        if ascii.is_empty() {
+            return Err(HostnameError::EmptyLabel(text.to_string()));
+        }
+        if ascii.len() > MAX_LABEL_LEN {
+            return Err(HostnameError::LabelTooLong(text.to_string()));
+        }
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(&ascii);
+    }
+    if out.len() > MAX_NAME_LEN - 2 {
+        return Err(HostnameError::TooLong(text.to_string()));
+    }
+    Ok(out)
+}
+
 fn push_label(wire: &mut Vec<u8>, label: &[u8], text: &str) -> Result<(), NameError> {
     if label.len() > MAX_LABEL_LEN {
         return Err(NameError::LabelTooLong(text.to_string()));
@@ -231,6 +299,40 @@ impl fmt::Debug for Name {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn canonical_hostnames_are_safe_file_stems() {
+        use super::{HostnameError, canonical_hostname as c};
+        assert_eq!(c("Example.TEST.", false).unwrap(), "example.test");
+        assert_eq!(c("_sip._tcp.x", false).unwrap(), "_sip._tcp.x");
+        assert_eq!(c("bücher.example", false).unwrap(), "xn--bcher-kva.example");
+        assert_eq!(c("BÜCHER.example", false).unwrap(), "xn--bcher-kva.example");
+        assert_eq!(c("*.cdn", true).unwrap(), "*.cdn");
+        for bad in [
+            "../meridian",
+            "/tmp/x",
+            "a/b",
+            "a\0b",
+            "a..b",
+            ".",
+            "..",
+            "",
+            ".a",
+            "a\\b",
+            "*.cdn",
+            "a.*",
+            "a b",
+        ] {
+            assert!(c(bad, false).is_err(), "{bad:?}");
+        }
+        assert!(c("a.*", true).is_err());
+        assert!(matches!(
+            c("a\0b", false),
+            Err(HostnameError::BadCharacter { .. })
+        ));
+        assert!(c(&"a".repeat(64), false).is_err());
+        assert!(c(&["a"; 130].join("."), false).is_err());
+    }
+
     use super::*;
 
     fn n(s: &str) -> Name {

@@ -462,7 +462,7 @@ async fn zone_editing() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert!(a._dir.path().join("zones/other.test.yaml").exists());
     assert_eq!(
-        a.call("DELETE", "/api/v1/zones/other.test", Some(ADMIN), None, None)
+        a.call("DELETE", "/api/v1/zones/other.test", Some(ADMIN), None, Some("*"))
             .await
             .0,
         StatusCode::OK

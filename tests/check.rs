@@ -33,6 +33,11 @@ const RULES: &[(&str, &str, &str)] = &[
         "CNAME at www.example.test. cannot sit beside other data (A at",
     ),
     (
+        "duplicate-owner",
+        "zones/example.test.yaml:7:3",
+        "records: `WWW.example.test.` names the same owner as `www` (line 6): one entry per name",
+    ),
+    (
         "duplicate-zone",
         "zones/b.yaml:1:7",
         "zone example.test. is already defined at",

@@ -8,6 +8,7 @@
 use super::{ApiError, auth};
 use crate::config::{Overlay, Role};
 use crate::control::Control;
+use crate::name::{Name, canonical_hostname};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -22,20 +23,77 @@ type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
 type Body = Result<Json<Value>, JsonRejection>;
 
-fn normalize(zone: &str) -> String {
-    zone.trim_end_matches('.').to_ascii_lowercase()
+// === names: every file path comes from a parsed, canonical name, never from URL text ===
+
+/// A zone named by a client: parsed as a DNS name, in canonical text (lowercase, A-labels, no
+/// trailing dot). Only this type leads to a zone file, so no request can name a path.
+struct ZoneRef {
+    name: Name,
+    text: String,
 }
 
-/// The file holding `zone`, and whether it exists.
-fn zone_file(ctl: &Control, zone: &str) -> (PathBuf, bool) {
-    let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
-    let want = normalize(zone);
-    for z in &running.zones {
-        if normalize(&z.origin.to_string()) == want {
-            return (z.source.clone(), true);
-        }
+impl ZoneRef {
+    fn parse(text: &str) -> Result<ZoneRef, ApiError> {
+        let canonical = canonical_hostname(text, false)
+            .map_err(|e| ApiError::bad_request(format!("zone: {e}")).field("zone"))?;
+        let name = Name::parse(&format!("{canonical}."), None)
+            .map_err(|e| ApiError::bad_request(format!("zone: {e}")).field("zone"))?;
+        Ok(ZoneRef {
+            name,
+            text: canonical,
+        })
     }
-    (running.zones_dir.join(format!("{want}.yaml")), false)
+}
+
+/// An owner name inside a zone, from a URL segment: `@`, relative, or absolute inside the zone;
+/// case and spelling do not matter.
+struct OwnerRef {
+    name: Name,
+    /// The key a new entry gets: relative to the zone, lowercase, `@` for the apex.
+    key: String,
+}
+
+impl OwnerRef {
+    fn parse(text: &str, zone: &ZoneRef) -> Result<OwnerRef, ApiError> {
+        let bad = |m: String| ApiError::bad_request(m).field("name");
+        let name = if text == "@" {
+            zone.name.clone()
+        } else {
+            let canonical = canonical_hostname(text, true).map_err(|e| bad(format!("name: {e}")))?;
+            let origin = (!text.ends_with('.')).then_some(&zone.name);
+            let full = if origin.is_some() {
+                canonical
+            } else {
+                format!("{canonical}.")
+            };
+            Name::parse(&full, origin).map_err(|e| bad(format!("name: {e}")))?
+        };
+        if !name.is_subdomain_of(&zone.name) {
+            return Err(bad(format!("name: `{text}` is not inside zone `{}`", zone.text)));
+        }
+        let key = name.relative_to(&zone.name).to_ascii_lowercase();
+        Ok(OwnerRef { name, key })
+    }
+
+    /// Whether a key of the zone file's `records:`/`gslb:` names this owner.
+    fn is(&self, key: &str, origin: &Name) -> bool {
+        Name::parse(key, Some(origin)).is_ok_and(|n| n.key() == self.name.key())
+    }
+}
+
+/// The file holding `zone`, and whether it exists. An existing zone's file is wherever it was
+/// loaded from; a new one's is `<canonical name>.yaml` in `zones_dir`.
+fn zone_file(ctl: &Control, zone: &ZoneRef) -> (PathBuf, bool) {
+    let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
+    let want = zone.name.key();
+    if let Some(z) = running.zones.iter().find(|z| z.origin.key() == want) {
+        return (z.source.clone(), true);
+    }
+    (running.zones_dir.join(format!("{}.yaml", zone.text)), false)
+}
+
+fn no_zone(zone: &ZoneRef) -> ApiError {
+    ApiError::not_found(format!("no zone `{}`", zone.text)).field("zone")
 }
 
 /// The file's text, parsed document and ETag.
@@ -76,6 +134,21 @@ fn check_if_match(headers: &HeaderMap, current: Option<&str>) -> Result<(), ApiE
     }
 }
 
+/// 428 unless the request says which version it means to change: for edits that destroy more
+/// than they name (a whole zone's removal).
+fn require_if_match(headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    if headers.contains_key(header::IF_MATCH) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_REQUIRED,
+        format!(
+            "{what} needs If-Match with the ETag of a GET (or `*`), so that it removes the version you read"
+        ),
+    )
+    .field("If-Match"))
+}
+
 fn with_etag(body: Value, etag: &str) -> Response {
     let mut r = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(etag) {
@@ -96,17 +169,38 @@ fn body_of(body: Body) -> Result<Value, ApiError> {
     })
 }
 
-fn serial_of(doc: &Value) -> Option<u64> {
-    doc.get("soa")?.get("serial")?.as_u64()
+/// The serial a zone file gives (the default when it gives none), if it is one.
+fn serial_of(doc: &Value) -> Option<u32> {
+    match doc.get("soa")?.get("serial") {
+        None => Some(crate::config::DEFAULT_SOA_SERIAL),
+        Some(v) => v.as_u64().and_then(|s| u32::try_from(s).ok()),
+    }
 }
 
-/// Sets the SOA serial above both the old one and the one given.
-fn bump_serial(doc: &mut Value, old: Option<u64>) {
+/// Whether serial `a` follows `b` in RFC 1982 arithmetic (32-bit serials wrap).
+fn serial_after(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// Sets the SOA serial of an edited zone: the one given when it follows the old one (RFC 1982),
+/// else the old one plus one (wrapping past 2^32 - 1). A serial that is no serial is left for
+/// validation to report.
+fn bump_serial(doc: &mut Value, old: Option<u32>) {
     let Some(soa) = doc.get_mut("soa").and_then(Value::as_object_mut) else {
         return;
     };
-    let given = soa.get("serial").and_then(Value::as_u64).unwrap_or(0);
-    let next = given.max(old.map_or(1, |o| o + 1)).min(u64::from(u32::MAX));
+    let given = match soa.get("serial") {
+        None => None,
+        Some(v) => match v.as_u64().and_then(|s| u32::try_from(s).ok()) {
+            Some(s) => Some(s),
+            None => return,
+        },
+    };
+    let next = match (old, given) {
+        (None, g) => g.unwrap_or(crate::config::DEFAULT_SOA_SERIAL),
+        (Some(o), Some(g)) if serial_after(g, o) => g,
+        (Some(o), _) => o.wrapping_add(1),
+    };
     soa.insert("serial".into(), json!(next));
 }
 
@@ -158,9 +252,10 @@ pub async fn list(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
 
 pub async fn get_zone(State(ctl): Ctl, headers: HeaderMap, Path(zone): Path<String>) -> ApiResult {
     auth::check(&headers, &ctl.tokens(), Role::Read)?;
+    let zone = ZoneRef::parse(&zone)?;
     let (path, exists) = zone_file(&ctl, &zone);
     if !exists {
-        return Err(ApiError::not_found(format!("no zone `{zone}`")).field("zone"));
+        return Err(no_zone(&zone));
     }
     let (doc, etag) = read_doc(&path)?;
     Ok(with_etag(doc, &etag))
@@ -173,32 +268,37 @@ pub async fn put_zone(
     body: Body,
 ) -> ApiResult {
     let who = auth::check(&headers, &ctl.tokens(), Role::Admin)?;
+    let zone = ZoneRef::parse(&zone)?;
     let mut doc = body_of(body)?;
     let Some(obj) = doc.as_object_mut() else {
         return Err(ApiError::bad_request(
             "the body is a zone object (zone, soa, ns, records, gslb)",
         ));
     };
-    match obj.get("zone").and_then(Value::as_str) {
-        Some(z) if normalize(z) != normalize(&zone) => {
+    if let Some(given) = obj.get("zone") {
+        let named = given
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request("zone: a name, as text").field("zone"))
+            .and_then(ZoneRef::parse)?;
+        if named.name.key() != zone.name.key() {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("zone `{z}` in the body is not `{zone}` of the path"),
+                format!(
+                    "zone `{}` in the body is not `{}` of the path",
+                    named.text, zone.text
+                ),
             )
             .field("zone"));
         }
-        Some(_) => {}
-        None => {
-            obj.insert("zone".into(), json!(normalize(&zone)));
-        }
     }
+    obj.insert("zone".into(), json!(zone.text));
     let _one = ctl.changes.lock().await;
     let (path, exists) = zone_file(&ctl, &zone);
     let old = if exists { Some(read_doc(&path)?) } else { None };
     check_if_match(&headers, old.as_ref().map(|o| o.1.as_str()))?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
     let text = to_yaml(&doc)?;
-    let generation = commit(&ctl, &path, Some(text.clone()), &normalize(&zone), &who).await?;
+    let generation = commit(&ctl, &path, Some(text.clone()), &zone.text, &who).await?;
     let etag = crate::store::etag(text.as_bytes());
     let status = if exists {
         StatusCode::OK
@@ -206,7 +306,7 @@ pub async fn put_zone(
         StatusCode::CREATED
     };
     let mut r = with_etag(
-        json!({ "zone": normalize(&zone), "serial": serial_of(&doc), "generation": generation }),
+        json!({ "zone": zone.text, "serial": serial_of(&doc), "generation": generation }),
         &etag,
     );
     *r.status_mut() = status;
@@ -215,31 +315,96 @@ pub async fn put_zone(
 
 pub async fn delete_zone(State(ctl): Ctl, headers: HeaderMap, Path(zone): Path<String>) -> ApiResult {
     let who = auth::check(&headers, &ctl.tokens(), Role::Admin)?;
+    let zone = ZoneRef::parse(&zone)?;
     let _one = ctl.changes.lock().await;
     let (path, exists) = zone_file(&ctl, &zone);
     if !exists {
-        return Err(ApiError::not_found(format!("no zone `{zone}`")).field("zone"));
+        return Err(no_zone(&zone));
     }
+    require_if_match(&headers, "deleting a whole zone")?;
     let (_, etag) = read_doc(&path)?;
     check_if_match(&headers, Some(&etag))?;
-    let generation = commit(&ctl, &path, None, &normalize(&zone), &who).await?;
-    Ok(Json(json!({ "deleted": normalize(&zone), "generation": generation })).into_response())
+    let generation = commit(&ctl, &path, None, &zone.text, &who).await?;
+    Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
 }
 
 // === one name inside a zone: `records` (static RRsets) or `gslb` (load-balanced) ===
 
+/// Records of `owner` that the zone's `import:` master file holds, by type, in presentation
+/// format; with the file's name as the zone file gives it. The API shows them and never edits
+/// them.
+fn imported(
+    path: &std::path::Path,
+    doc: &Value,
+    zone: &ZoneRef,
+    owner: &OwnerRef,
+) -> Option<(String, Map<String, Value>)> {
+    let file = doc.get("import")?.as_str()?;
+    let full = path.parent().unwrap_or(std::path::Path::new(".")).join(file);
+    let text = std::fs::read_to_string(full).ok()?;
+    let records = crate::config::zonefile::parse_master(&text, &zone.name).ok()?;
+    let mut by_type = Map::new();
+    for r in records.iter().filter(|r| r.owner.key() == owner.name.key()) {
+        let list = by_type
+            .entry(r.rdata.rtype().to_string())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(items) = list {
+            items.push(Value::String(r.rdata.to_string()));
+        }
+    }
+    (!by_type.is_empty()).then(|| (file.to_string(), by_type))
+}
+
+fn read_only_message(owner: &OwnerRef, file: &str) -> String {
+    format!(
+        "records of `{}` come from the master file {file} (the zone's `import:`), which the API does not edit: \
+         change that file and reload",
+        owner.key
+    )
+}
+
+/// The key of `section` in `doc` that names `owner`, if any.
+fn entry_key(doc: &Value, section: &str, zone: &ZoneRef, owner: &OwnerRef) -> Option<String> {
+    doc.get(section)?
+        .as_object()?
+        .keys()
+        .find(|k| owner.is(k, &zone.name))
+        .cloned()
+}
+
 async fn get_entry(ctl: &Control, headers: &HeaderMap, zone: &str, section: &str, name: &str) -> ApiResult {
     auth::check(headers, &ctl.tokens(), Role::Read)?;
-    let (path, exists) = zone_file(ctl, zone);
+    let zone = ZoneRef::parse(zone)?;
+    let owner = OwnerRef::parse(name, &zone)?;
+    let (path, exists) = zone_file(ctl, &zone);
     if !exists {
-        return Err(ApiError::not_found(format!("no zone `{zone}`")).field("zone"));
+        return Err(no_zone(&zone));
     }
     let (doc, etag) = read_doc(&path)?;
-    let entry = doc.get(section).and_then(|s| s.get(name)).cloned();
-    match entry {
-        Some(e) => Ok(with_etag(e, &etag)),
-        None => {
-            Err(ApiError::not_found(format!("no {section} entry `{name}` in zone `{zone}`")).field("name"))
+    let entry = entry_key(&doc, section, &zone, &owner).and_then(|k| doc[section].get(&k).cloned());
+    let from_master = if section == "records" {
+        imported(&path, &doc, &zone, &owner)
+    } else {
+        None
+    };
+    match (entry, from_master) {
+        (None, None) => Err(ApiError::not_found(format!(
+            "no {section} entry `{}` in zone `{}`",
+            owner.key, zone.text
+        ))
+        .field("name")),
+        (entry, None) => Ok(with_etag(entry.unwrap_or_default(), &etag)),
+        (entry, Some((file, records))) => {
+            let mut body = match entry {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            body.insert(
+                "imported".into(),
+                json!({ "file": file, "records": records, "read_only": true,
+                        "message": read_only_message(&owner, &file) }),
+            );
+            Ok(with_etag(Value::Object(body), &etag))
         }
     }
 }
@@ -253,6 +418,8 @@ async fn put_entry(
     value: Option<Value>,
 ) -> ApiResult {
     let who = auth::check(headers, &ctl.tokens(), Role::Admin)?;
+    let zone = ZoneRef::parse(zone)?;
+    let owner = OwnerRef::parse(name, &zone)?;
     if let Some(v) = &value
         && !v.is_object()
     {
@@ -261,13 +428,19 @@ async fn put_entry(
         )));
     }
     let _one = ctl.changes.lock().await;
-    let (path, exists) = zone_file(ctl, zone);
+    let (path, exists) = zone_file(ctl, &zone);
     if !exists {
-        return Err(ApiError::not_found(format!("no zone `{zone}`")).field("zone"));
+        return Err(no_zone(&zone));
     }
     let (mut doc, etag) = read_doc(&path)?;
     check_if_match(headers, Some(&etag))?;
+    if section == "records"
+        && let Some((file, _)) = imported(&path, &doc, &zone, &owner)
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, read_only_message(&owner, &file)).field("name"));
+    }
     let old_serial = serial_of(&doc);
+    let existing = entry_key(&doc, section, &zone, &owner);
     let Some(root) = doc.as_object_mut() else {
         return Err(ApiError::internal("the zone file is not a mapping"));
     };
@@ -282,18 +455,23 @@ async fn put_entry(
             "`{section}` in the zone file is not a mapping"
         )));
     };
-    let existed = map.contains_key(name);
-    match value {
-        Some(v) => {
-            map.insert(name.to_string(), v);
+    match (value, &existing) {
+        // An existing entry keeps its place and its spelling.
+        (Some(v), Some(key)) => {
+            map.insert(key.clone(), v);
         }
-        None if !existed => {
-            return Err(
-                ApiError::not_found(format!("no {section} entry `{name}` in zone `{zone}`")).field("name"),
-            );
+        (Some(v), None) => {
+            map.insert(owner.key.clone(), v);
         }
-        None => {
-            map.remove(name);
+        (None, Some(key)) => {
+            map.shift_remove(key);
+        }
+        (None, None) => {
+            return Err(ApiError::not_found(format!(
+                "no {section} entry `{}` in zone `{}`",
+                owner.key, zone.text
+            ))
+            .field("name"));
         }
     }
     bump_serial(&mut doc, old_serial);
@@ -302,21 +480,20 @@ async fn put_entry(
         ctl,
         &path,
         Some(text.clone()),
-        &format!("{} {section} {name}", normalize(zone)),
+        &format!("{} {section} {}", zone.text, owner.key),
         &who,
     )
     .await?;
     let new_etag = crate::store::etag(text.as_bytes());
     let mut r = with_etag(
-        json!({ "zone": normalize(zone), section: name, "serial": serial_of(&doc), "generation": generation }),
+        json!({ "zone": zone.text, section: owner.key, "serial": serial_of(&doc), "generation": generation }),
         &new_etag,
     );
-    if !existed {
+    if existing.is_none() {
         *r.status_mut() = StatusCode::CREATED;
     }
     Ok(r)
 }
-
 /// `records` or `gslb`: the two kinds of per-name entries a zone file holds.
 fn section(name: &str) -> Result<&'static str, ApiError> {
     match name {

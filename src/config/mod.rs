@@ -156,7 +156,7 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
     validate::load(path, None, &Overlay::default())
 }
 
-pub use validate::Overlay;
+pub use validate::{DEFAULT_SOA_SERIAL, Overlay};
 
 /// Loads the configuration as it would be with `overlay` applied on top of the files on disk.
 pub fn load_overlay(

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 /// Default zone TTL when a zone file names none.
 pub const DEFAULT_ZONE_TTL: u32 = 3600;
+/// The SOA serial of a zone whose `soa:` gives none.
+pub const DEFAULT_SOA_SERIAL: u32 = 1;
 
 /// A position in a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -465,7 +467,7 @@ fn load_zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zo
             let soa_rdata = Soa {
                 mname,
                 rname,
-                serial: field(&s.serial, 1),
+                serial: field(&s.serial, DEFAULT_SOA_SERIAL),
                 refresh: field(&s.refresh, 3600),
                 retry: field(&s.retry, 600),
                 expire: field(&s.expire, 1_209_600),
@@ -517,6 +519,20 @@ fn load_zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zo
             },
         }
     }
+    one_entry_per_owner(
+        file,
+        &origin,
+        "records",
+        raw.records.0.iter().map(|e| &e.0),
+        &mut problems,
+    );
+    one_entry_per_owner(
+        file,
+        &origin,
+        "gslb",
+        raw.gslb.0.iter().map(|e| &e.0),
+        &mut problems,
+    );
     yaml_records(file, &origin, &raw.records, &mut recs, &mut problems);
     let gslb: Vec<(GslbName, Loc)> = raw
         .gslb
@@ -530,6 +546,38 @@ fn load_zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zo
         Ok((zone, zone_loc))
     } else {
         Err(problems)
+    }
+}
+
+/// Two keys of one section that name the same owner (`www`, `WWW`, `www.example.test.`) would be
+/// merged by DNS but edited apart by the API: refused.
+fn one_entry_per_owner<'a>(
+    file: &Path,
+    origin: &Name,
+    section: &str,
+    keys: impl Iterator<Item = &'a Spanned<String>>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen: HashMap<Box<[u8]>, &Spanned<String>> = HashMap::new();
+    for key in keys {
+        let Ok(owner) = Name::parse(&key.value, Some(origin)) else {
+            continue; // reported where the entry is read
+        };
+        match seen.entry(owner.key()) {
+            std::collections::hash_map::Entry::Occupied(first) => problems.push(problem_at(
+                file,
+                key,
+                format!(
+                    "{section}: `{}` names the same owner as `{}` (line {}): one entry per name",
+                    key.value,
+                    first.get().value,
+                    Loc::of(file, first.get()).line
+                ),
+            )),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(key);
+            }
+        }
     }
 }
 
