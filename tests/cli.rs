@@ -182,3 +182,28 @@ fn sighup_applies_a_new_log_level() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Runs only inside the next test's child process: a test whose tool is missing.
+#[test]
+fn skip_notice_probe() {
+    if std::env::var_os("MERIDIAN_SKIP_PROBE").is_some() {
+        assert!(!have_tool("meridian-no-such-tool"));
+    }
+}
+
+#[test]
+fn skip_notices_reach_the_terminal_without_nocapture() {
+    // `cargo test` captures what tests print; a skipped test must be seen all the same.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "skip_notice_probe", "--test-threads=1"])
+        .env("MERIDIAN_SKIP_PROBE", "1")
+        .env_remove("MERIDIAN_REQUIRE_TOOLS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SKIPPED: `meridian-no-such-tool` is not installed"),
+        "the notice is on the terminal: stderr was {stderr:?}"
+    );
+}

@@ -404,8 +404,13 @@ pub fn have_tool(tool: &str) -> bool {
         if std::env::var_os("MERIDIAN_REQUIRE_TOOLS").is_some() {
             panic!("`{tool}` is required (MERIDIAN_REQUIRE_TOOLS is set) but not installed");
         }
-        eprintln!(
-            "\n!!! SKIPPED: `{tool}` is not installed; install it (see .ci/run) to run this test !!!\n"
+        // Straight to the process's stderr: `eprintln!` would be captured by the test harness and
+        // shown only for failing tests, and a skip must be seen.
+        let _ = std::io::stderr().write_all(
+            format!(
+                "\n!!! SKIPPED: `{tool}` is not installed; install it (see .ci/run) to run this test !!!\n\n"
+            )
+            .as_bytes(),
         );
     }
     found
