@@ -36,6 +36,24 @@ const RCODES: [(Rcode, &str); 7] = [
 ];
 const NR: usize = RCODES.len();
 
+/// A label value as the Prometheus text format requires it: `\\`, `"` and line feeds escaped.
+/// Zone names may hold any byte (RFC 1035 escapes), so every name goes through here.
+pub fn escape_label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 /// Queries answered for one zone, by type and rcode.
 #[derive(Debug)]
 pub struct ZoneCounters {
@@ -130,6 +148,7 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP meridian_queries_total DNS queries answered, by zone, type and rcode.\n# TYPE meridian_queries_total counter\n");
         for (zone, c) in self.zones.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let zone = escape_label(zone);
             for (r, (_, rname)) in RCODES.iter().enumerate() {
                 for (q, qname) in QTYPES.iter().map(|(_, n)| *n).chain(["other"]).enumerate() {
                     let v = c.by[r][q].load(Ordering::Relaxed);
@@ -146,7 +165,8 @@ impl Metrics {
         for (dc, c) in self.datacenters.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(
                 out,
-                "meridian_answers_total{{datacenter=\"{dc}\"}} {}",
+                "meridian_answers_total{{datacenter=\"{}\"}} {}",
+                escape_label(dc),
                 c.load(Ordering::Relaxed)
             );
         }

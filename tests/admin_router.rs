@@ -600,3 +600,346 @@ async fn events_follow_streams_transitions() {
         "{text}"
     );
 }
+
+/// The fixture with `edit` applied to its meridian.yaml.
+async fn api_edited(edit: impl Fn(String) -> String) -> Api {
+    let dir = common::fixture("admin");
+    let p = dir.path().join("meridian.yaml");
+    std::fs::write(&p, edit(std::fs::read_to_string(&p).unwrap())).unwrap();
+    let config = meridian::config::load(&p).unwrap();
+    let ctl = Control::new(config, &tokio_util::sync::CancellationToken::new()).unwrap();
+    ctl.start(Some(std::time::Duration::from_millis(100))).await;
+    Api { ctl, _dir: dir }
+}
+
+fn without_tokens(text: String) -> String {
+    text.replace(
+        "  tokens:\n    - { name: ops, role: admin, token_file: secrets/admin.token }\n    - { name: viewer, role: read, token_file: secrets/read.token }\n",
+        "",
+    )
+}
+
+impl Api {
+    /// Sends a request with exactly these headers and this raw body.
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = router(self.ctl.clone())
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_the_body() {
+    let a = api().await;
+    let big = format!("{{\"A\": [\"{}\"]}}", "1".repeat(2 << 20));
+    let json = ("Content-Type", "application/json");
+    let read = format!("Bearer {READ}");
+    // (path, headers, body): each body is bad in its own way (syntax, type, size).
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let bodies: [Case; 4] = [
+        ("/api/v1/zones/example.test/records/x", vec![json], "{not json"),
+        (
+            "/api/v1/zones/example.test/records/x",
+            vec![("Content-Type", "text/plain")],
+            "{}",
+        ),
+        ("/api/v1/zones/example.test/records/x", vec![json], &big),
+        ("/api/v1/datacenters/eu/override", vec![json], "{not json"),
+    ];
+    for (path, headers, body) in &bodies {
+        let (s, v) = a.raw("PUT", path, headers, body).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "PUT {path} without a token: {v}");
+        assert!(v["error"].is_string(), "{v}");
+        let mut with_read = headers.clone();
+        with_read.push(("Authorization", &read));
+        let (s, v) = a.raw("PUT", path, &with_read, body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "PUT {path} with a read token: {v}");
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let a = api().await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {READ}");
+        let (s, v) = a
+            .raw("GET", "/api/v1/datacenters", &[("Authorization", &auth)], "")
+            .await;
+        assert_eq!(s, StatusCode::OK, "{scheme}: {v}");
+    }
+    let auth = format!("Basic {READ}");
+    let (s, _) = a
+        .raw("GET", "/api/v1/datacenters", &[("Authorization", &auth)], "")
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn endpoint_addresses_are_parsed_as_ips() {
+    let a = api_edited(|t| {
+        t.replace(
+            "{ address: 192.0.2.10 }",
+            "{ address: 192.0.2.10 }, { address: \"2001:db8::1\" }",
+        )
+    })
+    .await;
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/endpoints/us/2001:DB8::0:1/override",
+            Some(ADMIN),
+            Some(json!({ "state": "down" })),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["subject"], "us/2001:db8::1");
+    let (_, us, _) = a.get("/api/v1/datacenters/us").await;
+    let ep = us["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == "2001:db8::1")
+        .unwrap();
+    assert_eq!(ep["override"], "down", "{us}");
+    // Another spelling of the same address drains the same endpoint.
+    let (s, v, _) = a
+        .call(
+            "POST",
+            "/api/v1/endpoints/us/2001:0db8:0:0::1/drain",
+            Some(ADMIN),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((s, v["old"].as_str()), (StatusCode::OK, Some("down")), "{v}");
+    for bad in ["not-an-ip", "192.0.2.010", "2001:db8::g", "192.0.2.10%2F24"] {
+        let (s, v, _) = a
+            .call(
+                "POST",
+                &format!("/api/v1/endpoints/us/{bad}/drain"),
+                Some(ADMIN),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("address")),
+            "{bad}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn weight_without_a_weight_is_refused_not_a_reset() {
+    let a = api().await;
+    let put = |body: Value| {
+        a.call(
+            "PUT",
+            "/api/v1/datacenters/eu/weight",
+            Some(ADMIN),
+            Some(body),
+            None,
+        )
+    };
+    assert_eq!(put(json!({ "weight": 7 })).await.0, StatusCode::OK);
+    let (s, v, _) = put(json!({})).await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("weight")),
+        "{v}"
+    );
+    let (_, eu, _) = a.get("/api/v1/datacenters/eu").await;
+    assert_eq!(eu["weight_override"], 7, "the refused body changed nothing: {eu}");
+    let (s, v, _) = put(json!({ "weight": "heavy" })).await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("weight")),
+        "{v}"
+    );
+    assert_eq!(put(json!({ "weight": null })).await.0, StatusCode::OK);
+    let (_, eu, _) = a.get("/api/v1/datacenters/eu").await;
+    assert!(eu["weight_override"].is_null(), "{eu}");
+}
+
+#[tokio::test]
+async fn duplicate_keys_after_case_folding_are_refused() {
+    let a = api().await;
+    let file = a._dir.path().join("zones/example.test.yaml");
+    let before = std::fs::read(&file).unwrap();
+    let admin = format!("Bearer {ADMIN}");
+    let hdrs = [
+        ("Authorization", admin.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    for (path, body, field) in [
+        (
+            "/api/v1/zones/example.test/records/dup",
+            r#"{"A": ["192.0.2.1"], "a": ["192.0.2.2"]}"#,
+            "a",
+        ),
+        (
+            "/api/v1/zones/example.test/records/dup",
+            r#"{"TXT": ["x"], "TXT": ["y"]}"#,
+            "TXT",
+        ),
+        (
+            "/api/v1/datacenters/eu/override",
+            r#"{"state": "up", "state": "down"}"#,
+            "state",
+        ),
+    ] {
+        let (s, v) = a.raw("PUT", path, &hdrs, body).await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {v}"
+        );
+        assert!(v["error"].as_str().unwrap().contains("duplicate key"), "{v}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before, "nothing was written");
+}
+
+#[tokio::test]
+async fn every_422_names_a_field() {
+    let a = api().await;
+    // A zone without NS records: the problem concerns no path, but the key to add.
+    let (s, v, _) = a
+        .call(
+            "PUT",
+            "/api/v1/zones/other.test",
+            Some(ADMIN),
+            Some(json!({ "soa": { "mname": "ns1.other.test.", "rname": "h.other.test." } })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("ns")),
+        "{v}"
+    );
+    // A reload of a broken file: a problem about no single field.
+    let zone = a._dir.path().join("zones/example.test.yaml");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    let broken = text.replace(
+        "static: { A: [192.0.2.80] }",
+        "static: { A: [192.0.2.80], CNAME: ns1.example.test. }",
+    );
+    assert_ne!(broken, text);
+    std::fs::write(&zone, broken).unwrap();
+    let (s, v, _) = a.call("POST", "/api/v1/reload", Some(ADMIN), None, None).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["field"].is_string(), "422 without a field: {v}");
+    // And axum's own refusals speak JSON too.
+    let (s, v) = a.raw("DELETE", "/api/v1/datacenters", &[], "").await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(v["error"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn without_tokens_only_loopback_and_listed_hosts_are_served() {
+    let a = api_edited(|t| {
+        without_tokens(t).replace(
+            "  listen: \"127.0.0.1:0\"\n",
+            "  listen: \"127.0.0.1:0\"\n  allowed_hosts: [meridian.internal]\n",
+        )
+    })
+    .await;
+    for host in [
+        "localhost:8053",
+        "app.localhost",
+        "127.0.0.1:8053",
+        "[::1]:8053",
+        "meridian.internal:8053",
+    ] {
+        let (s, v) = a
+            .raw("GET", "/api/v1/zones/example.test", &[("Host", host)], "")
+            .await;
+        assert_eq!(s, StatusCode::OK, "{host}: {v}");
+    }
+    for (path, host) in [
+        ("/api/v1/zones/example.test", "evil.example:8053"),
+        ("/api/v1/status", "127.0.0.1.evil.example"),
+        ("/metrics", "rebind.example"),
+        ("/", "rebind.example"),
+    ] {
+        let (s, v) = a.raw("GET", path, &[("Host", host)], "").await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (StatusCode::MISDIRECTED_REQUEST, Some("Host")),
+            "{path} for {host}: {v}"
+        );
+        assert!(
+            v["error"].as_str().unwrap().contains("admin.allowed_hosts"),
+            "{v}"
+        );
+    }
+    // With tokens, a page without the token reads nothing anyway: any name is served.
+    let a = api().await;
+    let auth = format!("Bearer {READ}");
+    let (s, _) = a
+        .raw(
+            "GET",
+            "/api/v1/status",
+            &[("Host", "meridian.example.net"), ("Authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_label_values_are_escaped() {
+    let a = api().await;
+    a.ctl
+        .metrics
+        .zone("we\"ird\\zone\nname.")
+        .count(meridian::model::RType::A, meridian::answer::Rcode::NoError);
+    a.ctl
+        .metrics
+        .datacenter("d\"c")
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (s, m, _) = a.get("/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    let m = m.as_str().unwrap();
+    assert!(!m.contains("we\"ird"), "unescaped label value:\n{m}");
+    if common::have_tool("promtool") {
+        use std::io::Write;
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // promtool exits 3 for lint remarks (naming), 1 for text it cannot parse.
+        assert!(
+            !said.contains("error while linting") && out.status.code() != Some(1),
+            "promtool: {said}\n{m}"
+        );
+    }
+}

@@ -18,6 +18,16 @@ const RULES: &[(&str, &str, &str)] = &[
         "`2001:db8::g` is not an IPv6 address",
     ),
     (
+        "bad-check-name",
+        "meridian.yaml:3:3",
+        "checks.web check: the name `web check` may hold only letters, digits",
+    ),
+    (
+        "bad-datacenter-name",
+        "meridian.yaml:5:3",
+        "the name `eu\"west` may hold only letters, digits",
+    ),
+    (
         "bad-listen",
         "meridian.yaml:2:12",
         "dns.listen: `127.0.0.1` is not an address:port",

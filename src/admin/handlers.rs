@@ -1,7 +1,6 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
-use super::{ApiError, auth};
-use crate::config::Role;
+use super::{AdminAccess, ApiError, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
 use crate::events::rfc3339;
 use crate::model::gslb::{DcId, GeoMatch, Policy};
@@ -9,27 +8,19 @@ use crate::overrides::Forced;
 use crate::select::Health;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
 
-fn read(ctl: &Control, headers: &HeaderMap) -> Result<String, ApiError> {
-    auth::check(headers, &ctl.tokens(), Role::Read)
-}
-
-fn write(ctl: &Control, headers: &HeaderMap) -> Result<String, ApiError> {
-    auth::check(headers, &ctl.tokens(), Role::Admin)
-}
-
-pub async fn status(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn status(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     let snap = ctl.store.load();
     let dcs = datacenter_values(&ctl);
     let down: Vec<&str> = dcs
@@ -110,13 +101,11 @@ fn datacenter_values(ctl: &Control) -> Vec<Value> {
         .collect()
 }
 
-pub async fn datacenters(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     Ok(Json(datacenter_values(&ctl)).into_response())
 }
 
-pub async fn datacenter(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<String>) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     datacenter_values(&ctl)
         .into_iter()
         .find(|d| d["name"] == dc.as_str())
@@ -131,20 +120,22 @@ fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
 }
 
 /// Sets an endpoint's override on behalf of `who` and answers with the change.
-fn set_endpoint(ctl: &Control, who: &str, dc: &str, addr: &str, state: Forced) -> ApiResult {
-    let old = ctl.overrides.set_endpoint(dc, addr, state, &ctl.events, who)?;
+fn set_endpoint(ctl: &Control, who: &str, dc: &str, addr: IpAddr, state: Forced) -> ApiResult {
+    // Endpoints are keyed by the address's canonical text, so every spelling of it names one.
+    let addr = addr.to_string();
+    let old = ctl.overrides.set_endpoint(dc, &addr, state, &ctl.events, who)?;
     Ok(
         Json(json!({ "subject": format!("{dc}/{addr}"), "old": old.as_str(), "new": state.as_str() }))
             .into_response(),
     )
 }
 
-pub async fn dc_drain(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<String>) -> ApiResult {
-    set_dc(&ctl, &write(&ctl, &headers)?, &dc, Forced::Drained)
+pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
+    set_dc(&ctl, &who, &dc, Forced::Drained)
 }
 
-pub async fn dc_undrain(State(ctl): Ctl, headers: HeaderMap, Path(dc): Path<String>) -> ApiResult {
-    set_dc(&ctl, &write(&ctl, &headers)?, &dc, Forced::Auto)
+pub async fn dc_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
+    set_dc(&ctl, &who, &dc, Forced::Auto)
 }
 
 /// `{ "state": "up" | "down" | "auto" }`
@@ -154,11 +145,8 @@ pub struct OverrideBody {
     state: String,
 }
 
-fn parse_state(
-    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Forced, ApiError> {
-    let Json(b) =
-        body.map_err(|e| ApiError::bad_request(format!("body: {}", e.body_text())).field("state"))?;
+fn parse_state(body: Result<JsonBody<OverrideBody>, ApiError>) -> Result<Forced, ApiError> {
+    let JsonBody(b) = body.map_err(|e| e.or_field("state"))?;
     match b.state.as_str() {
         "up" => Ok(Forced::Up),
         "down" => Ok(Forced::Down),
@@ -172,66 +160,91 @@ fn parse_state(
 }
 
 pub async fn dc_override(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
-    headers: HeaderMap,
     Path(dc): Path<String>,
-    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<OverrideBody>, ApiError>,
 ) -> ApiResult {
-    let who = write(&ctl, &headers)?;
     set_dc(&ctl, &who, &dc, parse_state(body)?)
 }
 
-/// `{ "weight": 1..=1000000 }`, or `null` for the configured weights.
+/// `{ "weight": 1..=1000000 }`, or `{ "weight": null }` for the configured weights. The key is
+/// required: `{}` is a mistake, not a reset.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightBody {
-    weight: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    weight: Option<Option<u32>>,
+}
+
+/// `Some(value)` for a key that is present, even as `null` (absent keys take the default, `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
 }
 
 pub async fn dc_weight(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
-    headers: HeaderMap,
     Path(dc): Path<String>,
-    body: Result<Json<WeightBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<WeightBody>, ApiError>,
 ) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    let Json(b) =
-        body.map_err(|e| ApiError::bad_request(format!("body: {}", e.body_text())).field("weight"))?;
-    if b.weight.is_some_and(|w| w == 0 || w > 1_000_000) {
+    let JsonBody(b) = body.map_err(|e| e.or_field("weight"))?;
+    let Some(weight) = b.weight else {
+        return Err(ApiError::bad_request(
+            "the body needs `weight`: a number from 1 to 1000000, or null for the configured weights",
+        )
+        .field("weight"));
+    };
+    if weight.is_some_and(|w| w == 0 || w > 1_000_000) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "weight must be between 1 and 1000000, or null",
         )
         .field("weight"));
     }
-    ctl.overrides.set_weight(&dc, b.weight, &ctl.events, &who)?;
-    Ok(Json(json!({ "subject": dc, "weight": b.weight })).into_response())
+    ctl.overrides.set_weight(&dc, weight, &ctl.events, &who)?;
+    Ok(Json(json!({ "subject": dc, "weight": weight })).into_response())
 }
 
-type EndpointPath = Path<(String, String)>;
-
-pub async fn ep_drain(State(ctl): Ctl, headers: HeaderMap, Path((dc, addr)): EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &write(&ctl, &headers)?, &dc, &addr, Forced::Drained)
+/// `/endpoints/{dc}/{address}`, the address parsed: any spelling of an IP names one endpoint.
+pub struct EndpointPath {
+    dc: String,
+    addr: IpAddr,
 }
 
-pub async fn ep_undrain(State(ctl): Ctl, headers: HeaderMap, Path((dc, addr)): EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &write(&ctl, &headers)?, &dc, &addr, Forced::Auto)
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((dc, address)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let addr = address.parse().map_err(|_| {
+            ApiError::bad_request(format!("`{address}` is not an IPv4 or IPv6 address")).field("address")
+        })?;
+        Ok(EndpointPath { dc, addr })
+    }
+}
+
+pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
+    set_endpoint(&ctl, &who, &p.dc, p.addr, Forced::Drained)
+}
+
+pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
+    set_endpoint(&ctl, &who, &p.dc, p.addr, Forced::Auto)
 }
 
 pub async fn ep_override(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
-    headers: HeaderMap,
-    Path((dc, addr)): EndpointPath,
-    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+    p: EndpointPath,
+    body: Result<JsonBody<OverrideBody>, ApiError>,
 ) -> ApiResult {
-    let who = write(&ctl, &headers)?;
-    set_endpoint(&ctl, &who, &dc, &addr, parse_state(body)?)
+    set_endpoint(&ctl, &who, &p.dc, p.addr, parse_state(body)?)
 }
 
 /// For every load-balanced name: where each geo rule (or the policy) currently sends clients,
 /// and why the data centers passed over were passed over.
-pub async fn gslb_names(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn gslb_names(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     let snap = ctl.store.load();
     let h = &*snap.health;
     let dc_up = |id: DcId| {
@@ -314,9 +327,13 @@ pub struct ExplainQuery {
     client: Option<String>,
 }
 
-pub async fn explain(State(ctl): Ctl, headers: HeaderMap, Query(q): Query<ExplainQuery>) -> ApiResult {
+pub async fn explain(
+    _: ReadAccess,
+    State(ctl): Ctl,
+    q: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     use crate::answer::{self, ClientInfo, Question};
-    read(&ctl, &headers)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("query"))?;
     let name = q
         .name
         .ok_or_else(|| ApiError::bad_request("the query parameter `name` is required").field("name"))?;
@@ -385,15 +402,25 @@ pub struct EventsQuery {
     follow: Option<String>,
 }
 
-pub async fn events(State(ctl): Ctl, headers: HeaderMap, Query(q): Query<EventsQuery>) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn events(
+    _: ReadAccess,
+    State(ctl): Ctl,
+    State(Stopping(stop)): State<Stopping>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("follow"))?;
     if !matches!(q.follow.as_deref(), Some("1" | "true")) {
         let list: Vec<Value> = ctl.events.recent().iter().map(event_json).collect();
         return Ok(Json(list).into_response());
     }
     use tokio_stream::StreamExt;
     let rx = ctl.events.subscribe();
-    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|e| {
+    // The stream ends when the server stops, so a follower never holds up shutdown.
+    let stream = UntilStopped {
+        inner: tokio_stream::wrappers::BroadcastStream::new(rx),
+        stopped: Box::pin(stop.cancelled_owned()),
+    }
+    .filter_map(|e| {
         e.ok().map(|e| {
             Ok::<_, std::convert::Infallible>(
                 SseEvent::default()
@@ -405,16 +432,41 @@ pub async fn events(State(ctl): Ctl, headers: HeaderMap, Query(q): Query<EventsQ
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
-pub async fn reload(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    write(&ctl, &headers)?;
-    match ctl.reload().await {
-        Ok(generation) => Ok(Json(json!({ "reloaded": true, "generation": generation })).into_response()),
-        Err(problems) => Err(ApiError::invalid(problems)),
+/// A stream that ends when the server stops.
+struct UntilStopped<S> {
+    inner: S,
+    stopped: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl<S: tokio_stream::Stream + Unpin> tokio_stream::Stream for UntilStopped<S> {
+    type Item = S::Item;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        if self.stopped.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
     }
 }
 
-pub async fn metrics(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    read(&ctl, &headers)?;
+pub async fn reload(_: AdminAccess, State(ctl): Ctl) -> ApiResult {
+    match ctl.reload().await {
+        Ok(generation) => Ok(Json(json!({ "reloaded": true, "generation": generation })).into_response()),
+        // A reload has no body: a problem about no single field is about the configuration.
+        Err(problems) => {
+            let mut e = ApiError::invalid(problems);
+            if e.field.as_deref() == Some("body") {
+                e.field = Some("config".into());
+            }
+            Err(e)
+        }
+    }
+}
+
+pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
+    use crate::metrics::escape_label;
     use std::fmt::Write as _;
     let mut g = String::new();
     let snap = ctl.store.load();
@@ -425,7 +477,7 @@ pub async fn metrics(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
             let _ = writeln!(
                 g,
                 "meridian_endpoint_up{{datacenter=\"{}\",address=\"{}\"}} {}",
-                d.name,
+                escape_label(&d.name),
                 e.address,
                 u8::from(h.endpoint_up(DcId(i as u16), e))
             );
@@ -436,7 +488,7 @@ pub async fn metrics(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
         let _ = writeln!(
             g,
             "meridian_datacenter_up{{datacenter=\"{}\"}} {}",
-            d["name"].as_str().unwrap_or(""),
+            escape_label(d["name"].as_str().unwrap_or("")),
             u8::from(d["status"] == "up")
         );
     }

@@ -2,17 +2,48 @@
 //! document and a status page. `router` is the whole API, testable with `oneshot`.
 
 pub mod auth;
+mod body;
 mod handlers;
+pub mod listener;
 pub mod openapi;
 mod zones;
 
+pub use auth::{AdminAccess, ReadAccess};
+pub use body::{BodyError, JsonBody, parse_unique};
+
 use crate::control::Control;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::FromRef;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What handlers share: the control plane, and the token that stops the server (event streams
+/// end on it).
+#[derive(Clone)]
+pub struct AdminState {
+    pub ctl: Arc<Control>,
+    pub stop: CancellationToken,
+}
+
+impl FromRef<AdminState> for Arc<Control> {
+    fn from_ref(s: &AdminState) -> Self {
+        s.ctl.clone()
+    }
+}
+
+/// Cancelled when the server stops.
+#[derive(Clone)]
+pub struct Stopping(pub CancellationToken);
+
+impl FromRef<AdminState> for Stopping {
+    fn from_ref(s: &AdminState) -> Self {
+        Stopping(s.stop.clone())
+    }
+}
 
 /// Largest request body accepted (a whole zone file as JSON).
 pub const MAX_BODY: usize = 1 << 20;
@@ -39,6 +70,13 @@ impl ApiError {
         self.field = Some(field.into());
         self
     }
+    /// Sets the field unless one is set, or when it is only the whole `body`.
+    pub fn or_field(mut self, field: impl Into<String>) -> Self {
+        if self.field.as_deref().is_none_or(|f| f == "body") {
+            self.field = Some(field.into());
+        }
+        self
+    }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
@@ -54,9 +92,16 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
-    /// 422 from validation problems; the field is the first problem's field path.
+    /// 422 from validation problems; the field is the first problem's field path, or `body`
+    /// when the problem concerns no single field (the problems list gives its place).
     pub fn invalid(problems: crate::config::Problems) -> Self {
-        let field = problems.0.first().and_then(|p| field_of(&p.message));
+        let field = Some(
+            problems
+                .0
+                .first()
+                .and_then(|p| field_of(&p.message))
+                .unwrap_or_else(|| "body".into()),
+        );
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: problems.0.first().map_or("invalid".into(), |p| p.message.clone()),
@@ -66,10 +111,20 @@ impl ApiError {
     }
 }
 
-/// The `a.b.c` field path a validation message starts with, if any.
+/// The `a.b.c` field path a validation message starts with, or the key it asks to add
+/// (``add an `ns:` list``), if any.
 fn field_of(message: &str) -> Option<String> {
-    let (head, _) = message.split_once(": ")?;
-    (!head.contains(' ') && !head.is_empty()).then(|| head.to_string())
+    if let Some((head, _)) = message.split_once(": ")
+        && !head.contains(' ')
+        && !head.is_empty()
+    {
+        return Some(head.to_string());
+    }
+    let (_, rest) = message
+        .split_once("add a `")
+        .or_else(|| message.split_once("add an `"))?;
+    let (key, _) = rest.split_once(":`")?;
+    (!key.is_empty() && !key.contains(' ')).then(|| key.to_string())
 }
 
 impl IntoResponse for ApiError {
@@ -98,9 +153,26 @@ impl From<crate::overrides::OverrideError> for ApiError {
     }
 }
 
-/// The whole admin API.
+/// The whole admin API, for tests: event streams end only with their client.
 pub fn router(ctl: Arc<Control>) -> axum::Router {
+    router_with(AdminState {
+        ctl,
+        stop: CancellationToken::new(),
+    })
+}
+
+/// The whole admin API.
+pub fn router_with(state: AdminState) -> axum::Router {
+    use axum::middleware::{from_extractor_with_state, from_fn, from_fn_with_state};
     use handlers::*;
+    // Zone handlers still check their token in the body; these layers check it (and refuse
+    // duplicate keys) before any body is read.
+    let read = || from_extractor_with_state::<ReadAccess, _>(state.clone());
+    let admin = || from_extractor_with_state::<AdminAccess, _>(state.clone());
+    let zone_writes = |r: axum::routing::MethodRouter<AdminState>| {
+        r.route_layer(from_fn(body::refuse_duplicate_keys))
+            .route_layer(admin())
+    };
     let api = axum::Router::new()
         .route("/status", get(status))
         .route("/datacenters", get(datacenters))
@@ -117,19 +189,20 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
         .route(
             "/zones/{zone}",
             get(zones::get_zone)
-                .put(zones::put_zone)
-                .delete(zones::delete_zone),
+                .route_layer(read())
+                .merge(zone_writes(put(zones::put_zone).delete(zones::delete_zone))),
         )
         // `{section}` is `records` (the static RRsets of a name) or `gslb` (a load-balanced name).
         .route(
             "/zones/{zone}/{section}/{name}",
             get(zones::get_named)
-                .put(zones::put_named)
-                .delete(zones::delete_named),
+                .route_layer(read())
+                .merge(zone_writes(put(zones::put_named).delete(zones::delete_named))),
         )
         .route("/explain", get(explain))
         .route("/events", get(events))
-        .route("/reload", post(reload));
+        .route("/reload", post(reload))
+        .layer(axum::middleware::map_response(json_errors));
     axum::Router::new()
         .nest("/api/v1", api)
         .route("/api/openapi.json", get(openapi::document))
@@ -139,16 +212,51 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
         .route("/", get(page))
         .fallback(|| async { ApiError::not_found("no such route; see /api/openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(ctl)
+        .layer(from_fn_with_state(state.ctl.clone(), auth::check_host))
+        .with_state(state)
 }
 
-/// Serves the router on `listener` until `stop`.
+/// Errors that axum answers itself (a path that does not decode, a method not allowed) come
+/// as text or empty: give them the API's JSON shape.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, message).into_response()
+}
+
+/// Serves the API on `listener` until `stop`, within the running configuration's
+/// `admin.max_connections`, `header_timeout` and `idle_timeout` (see [`listener`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctl: Arc<Control>,
-    stop: tokio_util::sync::CancellationToken,
+    stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctl))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    let app = router_with(AdminState {
+        ctl: ctl.clone(),
+        stop: stop.clone(),
+    });
+    let limits = move || {
+        let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
+        listener::Limits {
+            max_connections: running.admin.max_connections.get(),
+            header_timeout: running.admin.header_timeout,
+            idle_timeout: running.admin.idle_timeout,
+        }
+    };
+    listener::serve(listener, app, limits, stop).await
 }

@@ -158,6 +158,7 @@ pub fn build() -> Value {
                 "400": { "description": "Bad request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "401": { "description": "Missing or invalid token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
                 "404": { "description": "Not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "421": { "description": "With no tokens configured: a Host that is not loopback, an IP address or in admin.allowed_hosts", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
             },
         });
         if write {
@@ -166,6 +167,8 @@ pub fn build() -> Value {
         }
         if *method == "put" {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+            op["responses"]["413"] = json!({ "description": "Body over 1 MiB", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+            op["responses"]["415"] = json!({ "description": "Body not sent as application/json", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
             if path.contains("/zones/") {
                 op["parameters"].as_array_mut().expect("array").push(
                     json!({ "name": "If-Match", "in": "header", "required": false, "schema": { "type": "string" } }),

@@ -38,6 +38,23 @@ impl GslbContext<'_> {
     }
 }
 
+/// Data center and check names become Prometheus label values, URL path segments and event
+/// subjects: they are kept to `[A-Za-z0-9_.-]`, which none of those needs to escape.
+fn safe_name(file: &Path, key: &Spanned<String>, section: &str, problems: &mut Vec<Problem>) {
+    let name = key.value.as_str();
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
+        problems.push(problem_at(
+            file,
+            key,
+            format!("{section}.{name}: the name `{name}` may hold only letters, digits, `_`, `.` and `-`"),
+        ));
+    }
+}
+
 /// Validates `checks:`.
 pub fn checks(
     file: &Path,
@@ -49,6 +66,7 @@ pub fn checks(
     for (key, c) in raw {
         let before = problems.len();
         let name = key.value.as_str();
+        safe_name(file, key, "checks", problems);
         let at = |s: &str| format!("checks.{name}.{s}");
         let c = &c.value;
         let duration = |v: &Option<Spanned<String>>,
@@ -270,6 +288,7 @@ pub fn datacenters(
     }
     for (key, dc) in raw {
         let name = key.value.as_str();
+        safe_name(file, key, "datacenters", problems);
         let at = |s: &str| format!("datacenters.{name}.{s}");
         let d = &dc.value;
         let mut location = DcLocation::default();

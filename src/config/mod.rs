@@ -129,6 +129,16 @@ pub struct AdminConfig {
     /// Default 127.0.0.1:8053; `None` when `off`.
     pub listen: Option<SocketAddr>,
     pub tokens: Vec<Token>,
+    /// Open admin connections, at most. Default 256.
+    pub max_connections: NonZeroUsize,
+    /// A request head must arrive within this of a connection opening or of its first byte.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Host names (lowercase; `*.suffix` for any subdomain) that may reach the API besides
+    /// loopback names and IP literals, checked while no tokens are configured. Default none.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A whole validated configuration: the server settings and every zone.

@@ -64,6 +64,11 @@ pub struct RawAdmin {
     pub listen: Option<Spanned<String>>,
     #[serde(default)]
     pub tokens: Vec<Spanned<RawToken>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub header_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -336,6 +336,39 @@ pub(super) fn load(
                 }
             })
             .collect(),
+        max_connections: match &raw.admin.max_connections {
+            None => NonZeroUsize::new(256).expect("nonzero"),
+            Some(n) => NonZeroUsize::new(n.value as usize).unwrap_or_else(|| {
+                problems.push(problem_at(path, n, "admin.max_connections must be at least 1"));
+                NonZeroUsize::MIN
+            }),
+        },
+        header_timeout: admin_timeout(path, "header_timeout", &raw.admin.header_timeout, 10, &mut problems),
+        idle_timeout: admin_timeout(path, "idle_timeout", &raw.admin.idle_timeout, 60, &mut problems),
+        allowed_hosts: raw
+            .admin
+            .allowed_hosts
+            .iter()
+            .filter_map(|h| {
+                let name = h.value.trim_end_matches('.').to_ascii_lowercase();
+                let bare = name.strip_prefix("*.").unwrap_or(&name);
+                let ok = !bare.is_empty()
+                    && bare
+                        .split('.')
+                        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                if !ok {
+                    problems.push(problem_at(
+                        path,
+                        h,
+                        format!(
+                            "admin.allowed_hosts: `{}` is not a host name (like meridian.internal or *.example.net)",
+                            h.value
+                        ),
+                    ));
+                }
+                ok.then_some(name)
+            })
+            .collect(),
     };
     let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
     let zones = load_zones(&zones_dir, &cx, overlay, &mut problems);
@@ -889,4 +922,31 @@ fn build_zone(
             })
             .collect(),
     }
+}
+
+/// An `admin.*_timeout` duration above zero, `default_secs` when absent.
+fn admin_timeout(
+    path: &Path,
+    field: &str,
+    value: &Option<Spanned<String>>,
+    default_secs: u64,
+    problems: &mut Vec<Problem>,
+) -> Duration {
+    let Some(v) = value else {
+        return Duration::from_secs(default_secs);
+    };
+    parse_duration(&v.value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .unwrap_or_else(|| {
+            problems.push(problem_at(
+                path,
+                v,
+                format!(
+                    "admin.{field}: `{}` is not a duration above zero (like 10s)",
+                    v.value
+                ),
+            ));
+            Duration::from_secs(default_secs)
+        })
 }
