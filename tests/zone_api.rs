@@ -233,6 +233,19 @@ fn owner_names_are_canonical_one_owner_one_entry() {
     );
     assert_eq!((status, body["field"].as_str()), (400, Some("name")), "{body}");
 
+    // A 422 names the entry when the problem names no field of its own.
+    let (status, _, body) = call(
+        &server,
+        "PUT",
+        "/api/v1/zones/example.test/records/Static",
+        Some(r#"{"A": ["192.0.2.1"], "CNAME": "ns1"}"#),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("records.static")),
+        "{body}"
+    );
+
     // DELETE in any spelling makes DNS stop answering.
     let (status, _, body) = call(
         &server,

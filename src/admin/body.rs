@@ -4,19 +4,17 @@
 //! [...], "a": [...]}` would silently lose one list. [`JsonBody`] refuses a body in which any
 //! object holds two keys that are equal ignoring case, with 400 and the key's path as `field`.
 
-use super::{ApiError, MAX_BODY};
+use super::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
-/// A JSON body (`Content-Type: application/json`, at most [`MAX_BODY`] bytes) without
+/// A JSON body (`Content-Type: application/json`, at most [`super::MAX_BODY`] bytes) without
 /// duplicate keys, deserialized into `T` (`serde_json::Value` for any document). Rejections
 /// are `ApiError`s: 415 (field `Content-Type`), 413, 400 (field `body`, or the duplicate key's
 /// path such as `records.www.a`).
@@ -86,28 +84,6 @@ pub fn parse_unique(bytes: &[u8]) -> Result<Value, BodyError> {
         (Err(_), Some((field, message))) => Err(BodyError::Duplicate { field, message }),
         (Err(e), None) => Err(BodyError::Syntax(e.to_string())),
     }
-}
-
-/// A middleware for routes whose handlers still take a plain JSON body: refuses a JSON body
-/// with duplicate keys before the handler sees it (other bodies pass, for the handler to judge).
-pub async fn refuse_duplicate_keys(req: Request, next: Next) -> Result<Response, ApiError> {
-    if !is_json(req.headers()) {
-        return Ok(next.run(req).await);
-    }
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body: over {MAX_BODY} bytes ({e})"),
-        )
-        .field("body")
-    })?;
-    if let Err(e @ BodyError::Duplicate { .. }) = parse_unique(&bytes) {
-        return Err(e.into_api());
-    }
-    Ok(next
-        .run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await)
 }
 
 /// Builds a `Value` like serde_json does, noting the first duplicate key in `dup`.

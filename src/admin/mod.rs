@@ -163,16 +163,8 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
 
 /// The whole admin API.
 pub fn router_with(state: AdminState) -> axum::Router {
-    use axum::middleware::{from_extractor_with_state, from_fn, from_fn_with_state};
+    use axum::middleware::from_fn_with_state;
     use handlers::*;
-    // Zone handlers still check their token in the body; these layers check it (and refuse
-    // duplicate keys) before any body is read.
-    let read = || from_extractor_with_state::<ReadAccess, _>(state.clone());
-    let admin = || from_extractor_with_state::<AdminAccess, _>(state.clone());
-    let zone_writes = |r: axum::routing::MethodRouter<AdminState>| {
-        r.route_layer(from_fn(body::refuse_duplicate_keys))
-            .route_layer(admin())
-    };
     let api = axum::Router::new()
         .route("/status", get(status))
         .route("/datacenters", get(datacenters))
@@ -189,15 +181,15 @@ pub fn router_with(state: AdminState) -> axum::Router {
         .route(
             "/zones/{zone}",
             get(zones::get_zone)
-                .route_layer(read())
-                .merge(zone_writes(put(zones::put_zone).delete(zones::delete_zone))),
+                .put(zones::put_zone)
+                .delete(zones::delete_zone),
         )
         // `{section}` is `records` (the static RRsets of a name) or `gslb` (a load-balanced name).
         .route(
             "/zones/{zone}/{section}/{name}",
             get(zones::get_named)
-                .route_layer(read())
-                .merge(zone_writes(put(zones::put_named).delete(zones::delete_named))),
+                .put(zones::put_named)
+                .delete(zones::delete_named),
         )
         .route("/explain", get(explain))
         .route("/events", get(events))

@@ -72,12 +72,12 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     (
         "delete",
         "/api/v1/zones/{zone}",
-        "Delete a zone and its file (admin).",
+        "Delete a zone and its file (admin); needs If-Match (428 without it).",
     ),
     (
         "get",
         "/api/v1/zones/{zone}/records/{name}",
-        "The static records of one name.",
+        "The static records of one name; records from the zone's import: master file appear under `imported` (read-only).",
     ),
     (
         "put",
@@ -164,6 +164,20 @@ pub fn build() -> Value {
         if write {
             op["responses"]["403"] = json!({ "description": "Needs an admin token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
             op["responses"]["422"] = json!({ "description": "Invalid: nothing changed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+        }
+        if write && path.starts_with("/api/v1/zones/") {
+            if *method == "delete" {
+                op["parameters"].as_array_mut().expect("array").push(
+                    json!({ "name": "If-Match", "in": "header", "required": !path.contains("{name}"), "schema": { "type": "string" } }),
+                );
+                op["responses"]["412"] = json!({ "description": "The zone changed since it was read", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+            }
+            if !path.contains("{name}") && *method == "delete" {
+                op["responses"]["428"] = json!({ "description": "Deleting a whole zone needs If-Match", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+            }
+            if path.contains("/records/") {
+                op["responses"]["409"] = json!({ "description": "The name's records come from the zone's import: master file (read-only)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+            }
         }
         if *method == "put" {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });

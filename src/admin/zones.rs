@@ -5,12 +5,13 @@
 //! nothing. Every edit raises the zone's SOA serial. Files stay the source of truth: the file is
 //! re-read for every edit, so hand edits (plus SIGHUP or POST /reload) keep working.
 
-use super::{ApiError, auth};
-use crate::config::{Overlay, Role};
+use super::ApiError;
+use super::auth::{AdminAccess, ReadAccess};
+use super::body::JsonBody;
+use crate::config::Overlay;
 use crate::control::Control;
 use crate::name::{Name, canonical_hostname};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,6 @@ use std::sync::atomic::Ordering;
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
-type Body = Result<Json<Value>, JsonRejection>;
 
 // === names: every file path comes from a parsed, canonical name, never from URL text ===
 
@@ -157,18 +157,6 @@ fn with_etag(body: Value, etag: &str) -> Response {
     r
 }
 
-fn body_of(body: Body) -> Result<Value, ApiError> {
-    body.map(|Json(v)| v).map_err(|e| {
-        // A body over the limit surfaces as a buffering error whose cause is the limit.
-        let status = if e.body_text().contains("length limit exceeded") {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            e.status()
-        };
-        ApiError::new(status, format!("body: {}", e.body_text()))
-    })
-}
-
 /// The serial a zone file gives (the default when it gives none), if it is one.
 fn serial_of(doc: &Value) -> Option<u32> {
     match doc.get("soa")?.get("serial") {
@@ -236,8 +224,7 @@ fn to_yaml(doc: &Value) -> Result<String, ApiError> {
     serde_saphyr::to_string(doc).map_err(|e| ApiError::internal(format!("cannot write YAML: {e}")))
 }
 
-pub async fn list(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
-    auth::check(&headers, &ctl.tokens(), Role::Read)?;
+pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
     let list: Vec<Value> = running
         .zones
@@ -250,8 +237,7 @@ pub async fn list(State(ctl): Ctl, headers: HeaderMap) -> ApiResult {
     Ok(Json(list).into_response())
 }
 
-pub async fn get_zone(State(ctl): Ctl, headers: HeaderMap, Path(zone): Path<String>) -> ApiResult {
-    auth::check(&headers, &ctl.tokens(), Role::Read)?;
+pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) -> ApiResult {
     let zone = ZoneRef::parse(&zone)?;
     let (path, exists) = zone_file(&ctl, &zone);
     if !exists {
@@ -262,14 +248,13 @@ pub async fn get_zone(State(ctl): Ctl, headers: HeaderMap, Path(zone): Path<Stri
 }
 
 pub async fn put_zone(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
     headers: HeaderMap,
     Path(zone): Path<String>,
-    body: Body,
+    JsonBody(mut doc): JsonBody<Value>,
 ) -> ApiResult {
-    let who = auth::check(&headers, &ctl.tokens(), Role::Admin)?;
     let zone = ZoneRef::parse(&zone)?;
-    let mut doc = body_of(body)?;
     let Some(obj) = doc.as_object_mut() else {
         return Err(ApiError::bad_request(
             "the body is a zone object (zone, soa, ns, records, gslb)",
@@ -313,8 +298,12 @@ pub async fn put_zone(
     Ok(r)
 }
 
-pub async fn delete_zone(State(ctl): Ctl, headers: HeaderMap, Path(zone): Path<String>) -> ApiResult {
-    let who = auth::check(&headers, &ctl.tokens(), Role::Admin)?;
+pub async fn delete_zone(
+    AdminAccess(who): AdminAccess,
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path(zone): Path<String>,
+) -> ApiResult {
     let zone = ZoneRef::parse(&zone)?;
     let _one = ctl.changes.lock().await;
     let (path, exists) = zone_file(&ctl, &zone);
@@ -372,8 +361,7 @@ fn entry_key(doc: &Value, section: &str, zone: &ZoneRef, owner: &OwnerRef) -> Op
         .cloned()
 }
 
-async fn get_entry(ctl: &Control, headers: &HeaderMap, zone: &str, section: &str, name: &str) -> ApiResult {
-    auth::check(headers, &ctl.tokens(), Role::Read)?;
+async fn get_entry(ctl: &Control, zone: &str, section: &str, name: &str) -> ApiResult {
     let zone = ZoneRef::parse(zone)?;
     let owner = OwnerRef::parse(name, &zone)?;
     let (path, exists) = zone_file(ctl, &zone);
@@ -409,15 +397,16 @@ async fn get_entry(ctl: &Control, headers: &HeaderMap, zone: &str, section: &str
     }
 }
 
+/// Sets (`Some`) or removes (`None`) the entry of one owner; `who` is the caller, for the event.
 async fn put_entry(
     ctl: &Control,
+    who: &str,
     headers: &HeaderMap,
     zone: &str,
     section: &str,
     name: &str,
     value: Option<Value>,
 ) -> ApiResult {
-    let who = auth::check(headers, &ctl.tokens(), Role::Admin)?;
     let zone = ZoneRef::parse(zone)?;
     let owner = OwnerRef::parse(name, &zone)?;
     if let Some(v) = &value
@@ -481,9 +470,10 @@ async fn put_entry(
         &path,
         Some(text.clone()),
         &format!("{} {section} {}", zone.text, owner.key),
-        &who,
+        who,
     )
-    .await?;
+    .await
+    .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;
     let new_etag = crate::store::etag(text.as_bytes());
     let mut r = with_etag(
         json!({ "zone": zone.text, section: owner.key, "serial": serial_of(&doc), "generation": generation }),
@@ -507,25 +497,25 @@ fn section(name: &str) -> Result<&'static str, ApiError> {
 
 type EntryPath = Path<(String, String, String)>;
 
-pub async fn get_named(State(ctl): Ctl, headers: HeaderMap, Path((zone, sec, name)): EntryPath) -> ApiResult {
-    get_entry(&ctl, &headers, &zone, section(&sec)?, &name).await
+pub async fn get_named(_: ReadAccess, State(ctl): Ctl, Path((zone, sec, name)): EntryPath) -> ApiResult {
+    get_entry(&ctl, &zone, section(&sec)?, &name).await
 }
 
 pub async fn put_named(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
     headers: HeaderMap,
     Path((zone, sec, name)): EntryPath,
-    body: Body,
+    JsonBody(v): JsonBody<Value>,
 ) -> ApiResult {
-    let sec = section(&sec)?;
-    let v = body_of(body)?;
-    put_entry(&ctl, &headers, &zone, sec, &name, Some(v)).await
+    put_entry(&ctl, &who, &headers, &zone, section(&sec)?, &name, Some(v)).await
 }
 
 pub async fn delete_named(
+    AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
     headers: HeaderMap,
     Path((zone, sec, name)): EntryPath,
 ) -> ApiResult {
-    put_entry(&ctl, &headers, &zone, section(&sec)?, &name, None).await
+    put_entry(&ctl, &who, &headers, &zone, section(&sec)?, &name, None).await
 }
