@@ -76,12 +76,20 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
 /// Changes the log filter at run time (for `log.level` at reload).
 pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// After the grace period, how long connections get to notice they are cut before their
+/// tasks are aborted outright.
+const ABORT_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
+/// Stopping takes at most `dns.shutdown_grace` (plus a moment to close what is left): UDP
+/// stops and listeners close at once, open TCP connections and admin requests get the grace
+/// period to finish, then they are cut.
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
 /// command line).
 pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), AppError> {
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
     let ctl = Control::new(config.clone(), &stop).map_err(|e| AppError::Setup {
         what: "overrides",
         source: std::io::Error::other(e),
@@ -124,7 +132,11 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
                 source,
             })?,
         );
-        tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
+        let tcp_stop = tcp::Stop {
+            stop: stop.clone(),
+            abort: abort.clone(),
+        };
+        tasks.spawn(tcp::serve(listener, store.clone(), limits, tcp_stop));
         tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
     }
     if let Some(addr) = config.admin.listen {
@@ -170,15 +182,29 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
             _ = int.recv() => break,
         }
     }
-    tracing::info!("stopping");
+    let grace = config.dns.shutdown_grace;
+    tracing::info!(grace = ?grace, "stopping");
+    let stopping = tokio::time::Instant::now();
     ctl.ready.store(false, Ordering::Relaxed);
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
-    while tasks.join_next().await.is_some() {}
-    scheduler.shutdown().await;
+    let drain = async {
+        while tasks.join_next().await.is_some() {}
+        scheduler.shutdown().await;
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(grace = ?grace, "grace period over: closing the connections still open");
+        abort.cancel();
+        let cut = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(ABORT_WAIT, cut).await.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
         .await
         .ok();
+    tracing::info!(took = ?stopping.elapsed(), "stopped");
     Ok(())
 }
 

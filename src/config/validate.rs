@@ -180,6 +180,13 @@ pub(super) fn load(
             NonZeroUsize::MIN
         }),
     };
+    let shutdown_grace = match &raw.dns.shutdown_grace {
+        None => Duration::from_secs(5),
+        Some(t) => parse_duration(&t.value).unwrap_or_else(|m| {
+            problems.push(problem_at(path, t, format!("dns.shutdown_grace: {m}")));
+            Duration::from_secs(5)
+        }),
+    };
     let nsid = match &raw.dns.nsid {
         None => None,
         Some(n) if n.value == "hostname" => Some(hostname()),
@@ -348,6 +355,7 @@ pub(super) fn load(
             udp_workers,
             tcp_idle_timeout,
             tcp_max_connections,
+            shutdown_grace,
             nsid,
         },
         log: LogConfig { format, level },
