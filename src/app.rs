@@ -73,6 +73,37 @@ fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
     )))
 }
 
+/// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
+/// holds a descriptor; the common soft default of 1024 is easily reached). Returns the limit
+/// in force afterwards and the one before.
+fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    let mut target = lim.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // Linux refuses an infinite descriptor limit; its ceiling is fs.nr_open.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1 << 20);
+    }
+    if target > lim.rlim_cur {
+        lim.rlim_cur = target;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((lim.rlim_cur, before))
+}
+
 /// Changes the log filter at run time (for `log.level` at reload).
 pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
@@ -87,6 +118,13 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
 /// command line).
 pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), AppError> {
+    match raise_open_files_limit() {
+        Ok((limit, before)) if limit != before => {
+            tracing::info!(limit, before, "open files limit raised to the hard limit")
+        }
+        Ok((limit, _)) => tracing::info!(limit, "open files limit (already the hard limit)"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
