@@ -2,9 +2,10 @@
 
 use crate::config::Config;
 use crate::control::Control;
+use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
 use crate::state::Store;
-use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::net::SocketAddr;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,62 +16,19 @@ use tokio_util::sync::CancellationToken;
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot bind {addr}: {source}")]
+    /// Said once, whole: the address, which socket, the system's reason and what to do.
+    #[error("cannot bind {what} on {addr}: {error}; {}", socket::bind_hint(*addr, error, option))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        what: &'static str,
+        error: std::io::Error,
+        option: &'static str,
     },
     #[error("cannot set up {what}: {source}")]
     Setup {
         what: &'static str,
         source: std::io::Error,
     },
-}
-
-/// A UDP socket and a TCP listener on the same address.
-struct Bound {
-    addr: SocketAddr,
-    udp: UdpSocket,
-    tcp: StdTcpListener,
-}
-
-/// Receive buffer asked for each UDP socket: room for bursts while a worker is busy. The kernel
-/// caps it at net.core.rmem_max.
-const UDP_RECV_BUFFER: usize = 4 << 20;
-
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    // Best effort: a smaller buffer only means drops under heavier bursts.
-    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
-/// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
-fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
-    let bind_err = |source| AppError::Bind { addr, source };
-    for _ in 0..16 {
-        let udp = bind_udp(addr).map_err(bind_err)?;
-        let local = udp.local_addr().map_err(bind_err)?;
-        match StdTcpListener::bind(local) {
-            Ok(tcp) => {
-                return Ok(Bound {
-                    addr: local,
-                    udp,
-                    tcp,
-                });
-            }
-            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(bind_err(e)),
-        }
-    }
-    Err(bind_err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "no port free for both UDP and TCP",
-    )))
 }
 
 /// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
@@ -135,6 +93,32 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
     if let Some(r) = log_reload {
         *ctl.log_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
+    // Bind every address before anything else, so a bad one fails the start at once.
+    let mut bound = Vec::with_capacity(config.dns.listen.len());
+    for &addr in &config.dns.listen {
+        bound.push(socket::bind(addr).map_err(|(proto, error)| AppError::Bind {
+            addr,
+            what: match proto {
+                Proto::Udp => "DNS over UDP",
+                Proto::Tcp => "DNS over TCP",
+            },
+            error,
+            option: "--listen",
+        })?);
+    }
+    let admin_listener = match config.admin.listen {
+        None => None,
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AppError::Bind {
+                    addr,
+                    what: "the admin API",
+                    error,
+                    option: "--admin-listen",
+                })?,
+        ),
+    };
     // The first answers must already reflect health: wait for one round of probes.
     ctl.start(config.health.startup_wait).await;
     let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());
@@ -145,8 +129,7 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
     };
-    for &addr in &config.dns.listen {
-        let bound = bind(addr)?;
+    for bound in bound {
         bound
             .tcp
             .set_nonblocking(true)
@@ -161,6 +144,7 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
         udp_threads.extend(
             udp::spawn(
                 bound.udp,
+                bound.pktinfo,
                 config.dns.udp_workers.get(),
                 store.clone(),
                 stop_udp.clone(),
@@ -177,13 +161,11 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
         tasks.spawn(tcp::serve(listener, store.clone(), limits, tcp_stop));
         tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
     }
-    if let Some(addr) = config.admin.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| AppError::Bind { addr, source })?;
+    if let Some(listener) = admin_listener {
+        let local = listener.local_addr().map_err(|source| AppError::Setup {
+            what: "admin listener",
+            source,
+        })?;
         let (ctl, stop) = (ctl.clone(), stop.clone());
         tasks.spawn(async move {
             if let Err(e) = crate::admin::serve(listener, ctl, stop).await {

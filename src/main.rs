@@ -312,6 +312,9 @@ fn serve(
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     if !listen.is_empty() {
+        if let Some((_, problem)) = config::validate::listen_problems(&listen).into_iter().next() {
+            anyhow::bail!("--listen: {problem}");
+        }
         config.dns.listen = listen;
     }
     match admin_listen.as_deref() {

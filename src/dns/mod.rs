@@ -1,6 +1,7 @@
 //! The DNS edge: listeners and the wire format. Everything here turns packets into calls of
 //! `answer::respond` and its result back into packets.
 
+pub mod socket;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
