@@ -2,9 +2,10 @@
 
 use crate::config::Config;
 use crate::control::Control;
+use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
 use crate::state::Store;
-use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::net::SocketAddr;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +16,13 @@ use tokio_util::sync::CancellationToken;
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("cannot bind {addr}: {source}")]
+    /// Said once, whole: the address, which socket, the system's reason and what to do.
+    #[error("cannot bind {what} on {addr}: {error}; {}", socket::bind_hint(*addr, error, option))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        what: &'static str,
+        error: std::io::Error,
+        option: &'static str,
     },
     #[error("cannot set up {what}: {source}")]
     Setup {
@@ -27,61 +31,61 @@ pub enum AppError {
     },
 }
 
-/// A UDP socket and a TCP listener on the same address.
-struct Bound {
-    addr: SocketAddr,
-    udp: UdpSocket,
-    tcp: StdTcpListener,
-}
-
-/// Receive buffer asked for each UDP socket: room for bursts while a worker is busy. The kernel
-/// caps it at net.core.rmem_max.
-const UDP_RECV_BUFFER: usize = 4 << 20;
-
-fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
+/// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
+/// holds a descriptor; the common soft default of 1024 is easily reached). Returns the limit
+/// in force afterwards and the one before.
+fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    // Best effort: a smaller buffer only means drops under heavier bursts.
-    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
-/// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
-fn bind(addr: SocketAddr) -> Result<Bound, AppError> {
-    let bind_err = |source| AppError::Bind { addr, source };
-    for _ in 0..16 {
-        let udp = bind_udp(addr).map_err(bind_err)?;
-        let local = udp.local_addr().map_err(bind_err)?;
-        match StdTcpListener::bind(local) {
-            Ok(tcp) => {
-                return Ok(Bound {
-                    addr: local,
-                    udp,
-                    tcp,
-                });
-            }
-            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(bind_err(e)),
+    let before = lim.rlim_cur;
+    let mut target = lim.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // Linux refuses an infinite descriptor limit; its ceiling is fs.nr_open.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1 << 20);
+    }
+    if target > lim.rlim_cur {
+        lim.rlim_cur = target;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
         }
     }
-    Err(bind_err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "no port free for both UDP and TCP",
-    )))
+    Ok((lim.rlim_cur, before))
 }
 
 /// Changes the log filter at run time (for `log.level` at reload).
 pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// After the grace period, how long connections get to notice they are cut before their
+/// tasks are aborted outright.
+const ABORT_WAIT: Duration = Duration::from_millis(500);
+
 /// Serves `config` until SIGTERM or SIGINT. SIGHUP re-reads the file at `config.path`.
+/// Stopping takes at most `dns.shutdown_grace` (plus a moment to close what is left): UDP
+/// stops and listeners close at once, open TCP connections and admin requests get the grace
+/// period to finish, then they are cut.
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
 /// command line).
 pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), AppError> {
+    match raise_open_files_limit() {
+        Ok((limit, before)) if limit != before => {
+            tracing::info!(limit, before, "open files limit raised to the hard limit")
+        }
+        Ok((limit, _)) => tracing::info!(limit, "open files limit (already the hard limit)"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
+    let abort = CancellationToken::new();
     let ctl = Control::new(config.clone(), &stop).map_err(|e| AppError::Setup {
         what: "overrides",
         source: std::io::Error::other(e),
@@ -89,6 +93,32 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
     if let Some(r) = log_reload {
         *ctl.log_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
+    // Bind every address before anything else, so a bad one fails the start at once.
+    let mut bound = Vec::with_capacity(config.dns.listen.len());
+    for &addr in &config.dns.listen {
+        bound.push(socket::bind(addr).map_err(|(proto, error)| AppError::Bind {
+            addr,
+            what: match proto {
+                Proto::Udp => "DNS over UDP",
+                Proto::Tcp => "DNS over TCP",
+            },
+            error,
+            option: "--listen",
+        })?);
+    }
+    let admin_listener = match config.admin.listen {
+        None => None,
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| AppError::Bind {
+                    addr,
+                    what: "the admin API",
+                    error,
+                    option: "--admin-listen",
+                })?,
+        ),
+    };
     // The first answers must already reflect health: wait for one round of probes.
     ctl.start(config.health.startup_wait).await;
     let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());
@@ -99,8 +129,7 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
     };
-    for &addr in &config.dns.listen {
-        let bound = bind(addr)?;
+    for bound in bound {
         bound
             .tcp
             .set_nonblocking(true)
@@ -115,6 +144,7 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
         udp_threads.extend(
             udp::spawn(
                 bound.udp,
+                bound.pktinfo,
                 config.dns.udp_workers.get(),
                 store.clone(),
                 stop_udp.clone(),
@@ -124,16 +154,18 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
                 source,
             })?,
         );
-        tasks.spawn(tcp::serve(listener, store.clone(), limits, stop.clone()));
+        let tcp_stop = tcp::Stop {
+            stop: stop.clone(),
+            abort: abort.clone(),
+        };
+        tasks.spawn(tcp::serve(listener, store.clone(), limits, tcp_stop));
         tracing::info!(addr = %bound.addr, "serving DNS on UDP and TCP");
     }
-    if let Some(addr) = config.admin.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| AppError::Bind { addr, source })?;
+    if let Some(listener) = admin_listener {
+        let local = listener.local_addr().map_err(|source| AppError::Setup {
+            what: "admin listener",
+            source,
+        })?;
         let (ctl, stop) = (ctl.clone(), stop.clone());
         tasks.spawn(async move {
             if let Err(e) = crate::admin::serve(listener, ctl, stop).await {
@@ -170,15 +202,29 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
             _ = int.recv() => break,
         }
     }
-    tracing::info!("stopping");
+    let grace = config.dns.shutdown_grace;
+    tracing::info!(grace = ?grace, "stopping");
+    let stopping = tokio::time::Instant::now();
     ctl.ready.store(false, Ordering::Relaxed);
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
-    while tasks.join_next().await.is_some() {}
-    scheduler.shutdown().await;
+    let drain = async {
+        while tasks.join_next().await.is_some() {}
+        scheduler.shutdown().await;
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(grace = ?grace, "grace period over: closing the connections still open");
+        abort.cancel();
+        let cut = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(ABORT_WAIT, cut).await.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
     tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| _ = t.join()))
         .await
         .ok();
+    tracing::info!(took = ?stopping.elapsed(), "stopped");
     Ok(())
 }
 

@@ -312,6 +312,9 @@ fn serve(
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     if !listen.is_empty() {
+        if let Some((_, problem)) = config::validate::listen_problems(&listen).into_iter().next() {
+            anyhow::bail!("--listen: {problem}");
+        }
         config.dns.listen = listen;
     }
     match admin_listen.as_deref() {
@@ -366,6 +369,10 @@ fn serve(
         .thread_name("meridian")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(meridian::app::serve(config, fixed.is_none().then_some(reload)))?;
+    let served = runtime.block_on(meridian::app::serve(config, fixed.is_none().then_some(reload)));
+    // Tasks still running (connections cut at the end of the grace period) are dropped here;
+    // blocking work still under way does not hold the exit for more than a moment.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    served?;
     Ok(())
 }

@@ -80,10 +80,15 @@ pub struct DnsConfig {
     pub listen: Vec<SocketAddr>,
     /// UDP receive threads per address. Default: the number of CPUs.
     pub udp_workers: NonZeroUsize,
-    /// A TCP connection with no query for this long is closed. Default: 10 s (RFC 7766 §6.2.3).
+    /// A TCP connection with no query for this long is closed, and so is one whose answer
+    /// cannot be written for this long (a client that does not read). Default: 10 s
+    /// (RFC 7766 §6.2.3).
     pub tcp_idle_timeout: Duration,
     /// Open TCP connections beyond this are refused at accept. Default: 1024.
     pub tcp_max_connections: NonZeroUsize,
+    /// After SIGTERM/SIGINT: UDP stops and listeners close at once; open TCP connections and
+    /// admin requests get this long to finish, then the process exits anyway. Default: 5 s.
+    pub shutdown_grace: Duration,
     /// Sent to clients that ask for it (NSID, RFC 5001), so operators can tell nodes apart.
     /// Default: none.
     pub nsid: Option<String>,

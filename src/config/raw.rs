@@ -123,6 +123,8 @@ pub struct RawDns {
     pub udp_workers: Option<Spanned<u64>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<u64>>,
+    /// After SIGTERM, how long open TCP connections (and the admin API) may take to finish.
+    pub shutdown_grace: Option<Spanned<String>>,
     /// Server identifier for NSID; `hostname` uses the host's name.
     pub nsid: Option<Spanned<String>>,
 }

@@ -123,6 +123,50 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 // === config ===
 
+/// Listen lists that cannot bind, found without binding (so `check` may run beside a running
+/// server): an address listed twice, a wildcard and a specific address of the same family on
+/// the same port (the second bind fails), an IPv4-mapped IPv6 address (IPv6 sockets are
+/// IPv6-only). Port 0 takes a free port each time, so it never conflicts. Returns, per
+/// offending entry, its index and the problem.
+pub fn listen_problems(addrs: &[SocketAddr]) -> Vec<(usize, String)> {
+    let mut problems = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        if let std::net::IpAddr::V6(v6) = a.ip()
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            problems.push((
+                i,
+                format!(
+                    "{a} is an IPv4-mapped address: list it as {}",
+                    SocketAddr::from((v4, a.port()))
+                ),
+            ));
+            continue;
+        }
+        if a.port() == 0 {
+            continue;
+        }
+        let earlier = addrs[..i].iter().find(|b| {
+            b.port() == a.port() && b.is_ipv4() == a.is_ipv4() && {
+                b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified()
+            }
+        });
+        match earlier {
+            Some(b) if b.ip() == a.ip() => problems.push((i, format!("{a} is listed twice"))),
+            Some(b) => problems.push((
+                i,
+                format!(
+                    "{a} overlaps {b}: the wildcard address already takes port {} on every address of its \
+                     family, so both cannot bind; list either the wildcard or the specific addresses",
+                    a.port()
+                ),
+            )),
+            None => {}
+        }
+    }
+    problems
+}
+
 /// Files to read from memory instead of disk: `Some(text)` replaces or adds a file, `None`
 /// removes it. Lets an edit be validated as the whole configuration it would produce, before
 /// anything is written.
@@ -155,8 +199,15 @@ pub(super) fn load(
             )),
         }
     }
-    if raw.dns.listen.is_none() {
-        listen.push(SocketAddr::from(([127, 0, 0, 1], 5353)));
+    match &raw.dns.listen {
+        None => listen.push(SocketAddr::from(([127, 0, 0, 1], 5353))),
+        // Conflicts are looked for once every entry parses (indexes then match).
+        Some(entries) if entries.len() == listen.len() => {
+            for (i, message) in listen_problems(&listen) {
+                problems.push(problem_at(path, &entries[i], format!("dns.listen: {message}")));
+            }
+        }
+        Some(_) => {}
     }
     let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
     let udp_workers = match &raw.dns.udp_workers {
@@ -180,6 +231,13 @@ pub(super) fn load(
         Some(n) => NonZeroUsize::new(n.value as usize).unwrap_or_else(|| {
             problems.push(problem_at(path, n, "dns.tcp_max_connections must be at least 1"));
             NonZeroUsize::MIN
+        }),
+    };
+    let shutdown_grace = match &raw.dns.shutdown_grace {
+        None => Duration::from_secs(5),
+        Some(t) => parse_duration(&t.value).unwrap_or_else(|m| {
+            problems.push(problem_at(path, t, format!("dns.shutdown_grace: {m}")));
+            Duration::from_secs(5)
         }),
     };
     let nsid = match &raw.dns.nsid {
@@ -383,6 +441,7 @@ pub(super) fn load(
             udp_workers,
             tcp_idle_timeout,
             tcp_max_connections,
+            shutdown_grace,
             nsid,
         },
         log: LogConfig { format, level },

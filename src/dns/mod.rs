@@ -1,6 +1,7 @@
 //! The DNS edge: listeners and the wire format. Everything here turns packets into calls of
 //! `answer::respond` and its result back into packets.
 
+pub mod socket;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
@@ -69,12 +70,19 @@ pub fn handle(
             rd,
             rcode,
             question,
+            edns,
         }) => {
             snap.no_zone.count(question.map_or(RType(0), |q| q.qtype), rcode);
-            wire::write_error(id, opcode, rd, rcode, question.as_ref(), out);
+            wire::write_error(id, opcode, rd, rcode, question.as_ref(), edns, out);
             return true;
         }
     };
+    // A signed query: no keys are configured, so it cannot be verified (RFC 8945 §5.2).
+    // Not counted: the per-zone counters have no NOTAUTH column.
+    if let Some(tsig) = &query.tsig {
+        wire::write_notauth(&query, tsig, out);
+        return true;
+    }
     if query.edns.is_some_and(|e| e.version > 0) {
         snap.no_zone.count(query.question.qtype, answer::Rcode::BadVers);
         wire::write_badvers(&query, out);

@@ -1,5 +1,5 @@
 //! TCP listener (RFC 7766): length-prefixed messages, pipelined queries answered in order,
-//! an idle timeout, and a bound on open connections.
+//! an idle timeout on reads and writes, and a bound on open connections.
 
 use super::{Entropy, Transport, handle};
 use crate::state::Store;
@@ -14,18 +14,28 @@ use tokio_util::task::TaskTracker;
 /// Settings of one TCP listener.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpLimits {
+    /// Longest wait for the next query, for the rest of a query, and for an answer to be
+    /// written (a client that pipelines and never reads holds a connection no longer).
     pub idle_timeout: Duration,
     pub max_connections: usize,
 }
 
-/// Accepts and serves connections until `stop` is cancelled; then lets open ones finish
-/// their current query.
-pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, stop: CancellationToken) {
+/// The two steps of stopping: `stop` closes the listener and lets each connection finish the
+/// answer it is writing; `abort` (the grace period is over) closes every connection at once.
+#[derive(Clone, Debug)]
+pub struct Stop {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+/// Accepts and serves connections until `stop` is cancelled; then closes the listener and
+/// waits for open connections to finish their current answer (or for `abort`).
+pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, stop: Stop) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -49,16 +59,17 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, 
             }
         });
     }
+    // New clients are refused from here on, not queued in a backlog nobody accepts from.
+    drop(listener);
     tracker.close();
     tracker.wait().await;
 }
 
-async fn connection(
-    stream: TcpStream,
-    store: &Store,
-    idle: Duration,
-    stop: &CancellationToken,
-) -> std::io::Result<()> {
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
+}
+
+async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Stop) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?.ip();
     let mut entropy = Entropy::new();
@@ -66,9 +77,10 @@ async fn connection(
     let mut read = BufReader::new(read);
     let mut msg = vec![0u8; 65_535];
     let mut out = Vec::with_capacity(4096);
+    let mut framed = Vec::with_capacity(4096);
     loop {
         let len = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.stop.cancelled() => return Ok(()),
             r = tokio::time::timeout(idle, read.read_u16()) => match r {
                 Err(_) => return Ok(()), // idle
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
@@ -76,11 +88,12 @@ async fn connection(
             },
         };
         let body = &mut msg[..len];
-        tokio::time::timeout(idle, read.read_exact(body))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "message not completed in time")
-            })??;
+        tokio::select! {
+            _ = stop.abort.cancelled() => return Ok(()),
+            r = tokio::time::timeout(idle, read.read_exact(body)) => {
+                r.map_err(|_| timed_out("message not completed in time"))??;
+            }
+        }
         if !handle(
             body,
             Transport::Tcp,
@@ -91,9 +104,14 @@ async fn connection(
         ) {
             continue;
         }
-        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
         framed.extend_from_slice(&out);
-        write.write_all(&framed).await?;
+        tokio::select! {
+            _ = stop.abort.cancelled() => return Ok(()),
+            r = tokio::time::timeout(idle, write.write_all(&framed)) => {
+                r.map_err(|_| timed_out("answer not taken in time (the client does not read)"))??;
+            }
+        }
     }
 }

@@ -4,6 +4,12 @@
 //! one send, so an executor would only add wake-ups. On Linux each worker receives and sends up
 //! to `BATCH` datagrams per system call (recvmmsg/sendmmsg), which is where most of a query's
 //! cost goes. Workers poll the stop flag between reads.
+//!
+//! A socket bound to a wildcard address learns each datagram's destination (IP_PKTINFO /
+//! IPV6_PKTINFO control messages) and sends the reply from that address, so a host with several
+//! addresses can listen on `0.0.0.0` and clients see the answer come from the address they asked.
+//! Every buffer, header and control block is allocated once per worker: a batch allocates
+//! nothing.
 
 use super::{Entropy, Transport, handle};
 use crate::state::Store;
@@ -21,9 +27,41 @@ const BATCH: usize = 32;
 /// are far smaller.
 const MAX_QUERY: usize = 4096;
 
-/// Starts `workers` threads answering on `socket` until `stop` is set.
+/// Asks the kernel for each datagram's destination address (before bind).
+pub fn enable_pktinfo(socket: &socket2::Socket, ipv6: bool) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (level, name) = if ipv6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO)
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`, which lives across the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, ipv6);
+    Ok(())
+}
+
+/// Starts `workers` threads answering on `socket` until `stop` is set. `pktinfo`: the socket
+/// reports destination addresses (see [`enable_pktinfo`]) and replies are sent from them.
 pub fn spawn(
     socket: UdpSocket,
+    pktinfo: bool,
     workers: usize,
     store: Arc<Store>,
     stop: Arc<AtomicBool>,
@@ -35,7 +73,7 @@ pub fn spawn(
             let (store, stop) = (store.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
-                .spawn(move || serve(&socket, &store, &stop))
+                .spawn(move || serve(&socket, pktinfo, &store, &stop))
         })
         .collect()
 }
@@ -60,7 +98,7 @@ fn idle(e: &std::io::Error) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
+fn serve(socket: &UdpSocket, _pktinfo: bool, store: &Store, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(MAX_QUERY);
     let mut entropy = Entropy::new();
@@ -82,131 +120,303 @@ fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
 }
 
 #[cfg(target_os = "linux")]
-fn serve(socket: &UdpSocket, store: &Store, stop: &AtomicBool) {
+fn serve(socket: &UdpSocket, pktinfo: bool, store: &Store, stop: &AtomicBool) {
     use std::os::fd::AsRawFd;
     let fd = socket.as_raw_fd();
-    let mut bufs = vec![[0u8; MAX_QUERY]; BATCH];
-    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect();
-    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-    let mut peers: Vec<libc::sockaddr_storage> = vec![unsafe { std::mem::zeroed() }; BATCH];
+    let mut batch = mmsg::Batch::new(pktinfo);
     let mut entropy = Entropy::new();
     while !stop.load(Ordering::Relaxed) {
-        let received = match mmsg::recv(fd, &mut bufs, &mut peers) {
-            Ok(r) => r,
+        let received = match batch.recv(fd) {
+            Ok(n) => n,
             Err(e) if idle(&e) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
                 continue;
             }
         };
-        let mut replies: Vec<(usize, bool)> = Vec::with_capacity(received.len());
-        for (i, &(len, truncated)) in received.iter().enumerate() {
-            let Some(peer) = mmsg::to_socket_addr(&peers[i]) else {
-                replies.push((i, false));
+        for i in 0..received {
+            let Some((packet, peer, out)) = batch.datagram(i) else {
                 continue;
             };
-            // A datagram longer than MAX_QUERY arrives cut; answering its head would be wrong.
-            let ok = !truncated && answer(&bufs[i][..len], peer, store, &mut entropy, &mut outs[i]);
-            replies.push((i, ok));
+            if answer(packet, peer, store, &mut entropy, out) {
+                batch.reply(i);
+            }
         }
-        let to_send: Vec<usize> = replies.iter().filter(|r| r.1).map(|r| r.0).collect();
-        if let Err(e) = mmsg::send(fd, &outs, &peers, &to_send) {
+        if let Err(e) = batch.send(fd) {
             tracing::debug!(error = %e, "udp send failed");
         }
     }
 }
 
-/// recvmmsg/sendmmsg, kept to the smallest unsafe surface.
+/// recvmmsg/sendmmsg with destination-address control messages, kept to the smallest unsafe
+/// surface. Every buffer lives in one `Batch`, allocated when the worker starts.
 #[cfg(target_os = "linux")]
 mod mmsg {
+    use super::{BATCH, MAX_QUERY};
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-    /// Receives up to `bufs.len()` datagrams, blocking (up to the socket's read timeout) for the
-    /// first only. Returns (length, cut short) per datagram; `peers[i]` holds each sender.
-    pub fn recv(
-        fd: i32,
-        bufs: &mut [[u8; super::MAX_QUERY]],
-        peers: &mut [libc::sockaddr_storage],
-    ) -> std::io::Result<Vec<(usize, bool)>> {
-        let n = bufs.len().min(peers.len());
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        // SAFETY: an all-zero mmsghdr is valid; every pointer set below refers to `iovs` and
-        // `peers`, which outlive the call, with lengths matching their buffers.
-        let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
-        for i in 0..n {
-            hdrs[i].msg_hdr.msg_name = (&mut peers[i] as *mut libc::sockaddr_storage).cast();
-            hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-            hdrs[i].msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: `hdrs` holds `n` initialised headers whose buffers are valid for writing.
-        let got = unsafe {
-            libc::recvmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                n as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if got < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(hdrs[..got as usize]
-            .iter()
-            .map(|h| (h.msg_len as usize, h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0))
-            .collect())
+    /// Room for one IP_PKTINFO or IPV6_PKTINFO control message (CMSG_SPACE of the larger,
+    /// 40 bytes on 64-bit Linux), aligned as `cmsghdr` must be.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(8))]
+    struct Control([u8; 64]);
+
+    /// Where a datagram was sent: the address to reply from, and the interface it came in on.
+    #[derive(Clone, Copy)]
+    enum Dest {
+        V4(libc::in_addr),
+        V6(libc::in6_addr, u32),
     }
 
-    /// Sends `outs[i]` to `peers[i]` for each i in `which`, as few calls as the kernel allows.
-    /// A datagram the kernel refuses is skipped (UDP promises nothing more).
-    pub fn send(
-        fd: i32,
-        outs: &[Vec<u8>],
-        peers: &[libc::sockaddr_storage],
-        which: &[usize],
-    ) -> std::io::Result<()> {
-        let mut iovs: Vec<libc::iovec> = which
-            .iter()
-            .map(|&i| libc::iovec {
-                iov_base: outs[i].as_ptr() as *mut libc::c_void,
-                iov_len: outs[i].len(),
-            })
-            .collect();
-        // SAFETY: as in `recv`; the kernel only reads through these pointers.
-        let mut hdrs: Vec<libc::mmsghdr> = which.iter().map(|_| unsafe { std::mem::zeroed() }).collect();
-        for (k, &i) in which.iter().enumerate() {
-            hdrs[k].msg_hdr.msg_name =
-                (&peers[i] as *const libc::sockaddr_storage as *mut libc::sockaddr_storage).cast();
-            hdrs[k].msg_hdr.msg_namelen = namelen(&peers[i]);
-            hdrs[k].msg_hdr.msg_iov = &mut iovs[k];
-            hdrs[k].msg_hdr.msg_iovlen = 1;
+    pub struct Batch {
+        pktinfo: bool,
+        bufs: Vec<[u8; MAX_QUERY]>,
+        outs: Vec<Vec<u8>>,
+        peers: Vec<libc::sockaddr_storage>,
+        ctl_in: Vec<Control>,
+        ctl_out: Vec<Control>,
+        iov_in: Vec<libc::iovec>,
+        iov_out: Vec<libc::iovec>,
+        hdr_in: Vec<libc::mmsghdr>,
+        hdr_out: Vec<libc::mmsghdr>,
+        /// Per received datagram: its length, and whether it arrived whole.
+        got: Vec<(usize, bool)>,
+        dests: Vec<Option<Dest>>,
+        /// Indexes of received datagrams that get a reply.
+        replies: Vec<usize>,
+    }
+
+    impl Batch {
+        pub fn new(pktinfo: bool) -> Box<Batch> {
+            // SAFETY: these libc structs are plain data; all-zero is a valid value for each.
+            let zero_storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            let zero_iov = libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            };
+            let mut b = Box::new(Batch {
+                pktinfo,
+                bufs: vec![[0u8; MAX_QUERY]; BATCH],
+                outs: (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect(),
+                peers: vec![zero_storage; BATCH],
+                ctl_in: vec![Control([0; 64]); BATCH],
+                ctl_out: vec![Control([0; 64]); BATCH],
+                iov_in: vec![zero_iov; BATCH],
+                iov_out: vec![zero_iov; BATCH],
+                hdr_in: vec![zero_hdr; BATCH],
+                hdr_out: vec![zero_hdr; BATCH],
+                got: Vec::with_capacity(BATCH),
+                dests: Vec::with_capacity(BATCH),
+                replies: Vec::with_capacity(BATCH),
+            });
+            // The vectors never grow past their first allocation, so these pointers hold for
+            // the batch's life.
+            for i in 0..BATCH {
+                b.iov_in[i] = libc::iovec {
+                    iov_base: b.bufs[i].as_mut_ptr().cast(),
+                    iov_len: MAX_QUERY,
+                };
+                let iov: *mut libc::iovec = &mut b.iov_in[i];
+                let peer: *mut libc::sockaddr_storage = &mut b.peers[i];
+                let ctl: *mut Control = &mut b.ctl_in[i];
+                let h = &mut b.hdr_in[i].msg_hdr;
+                h.msg_iov = iov;
+                h.msg_iovlen = 1;
+                h.msg_name = peer.cast();
+                if pktinfo {
+                    h.msg_control = ctl.cast();
+                }
+            }
+            b
         }
-        let mut done = 0;
-        while done < hdrs.len() {
-            // SAFETY: `hdrs[done..]` are initialised headers over live buffers.
-            let sent =
-                unsafe { libc::sendmmsg(fd, hdrs[done..].as_mut_ptr(), (hdrs.len() - done) as u32, 0) };
-            if sent < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
+
+        /// Receives up to BATCH datagrams, blocking (up to the socket's read timeout) for the
+        /// first only. Returns how many arrived.
+        pub fn recv(&mut self, fd: i32) -> std::io::Result<usize> {
+            for h in &mut self.hdr_in {
+                // The kernel rewrites these lengths on every call.
+                h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+                h.msg_hdr.msg_controllen = if self.pktinfo {
+                    std::mem::size_of::<Control>()
+                } else {
+                    0
+                };
+                h.msg_hdr.msg_flags = 0;
+            }
+            // SAFETY: `hdr_in` holds BATCH headers whose buffers (set up in `new`) are valid
+            // for writing at the lengths given.
+            let got = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.hdr_in.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if got < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let got = got as usize;
+            self.got.clear();
+            self.dests.clear();
+            self.replies.clear();
+            for h in &self.hdr_in[..got] {
+                // A datagram longer than MAX_QUERY arrives cut; answering its head would be wrong.
+                let whole = h.msg_hdr.msg_flags & libc::MSG_TRUNC == 0;
+                self.got.push((h.msg_len as usize, whole));
+                self.dests.push(if self.pktinfo {
+                    destination(&h.msg_hdr)
+                } else {
+                    None
+                });
+            }
+            Ok(got)
+        }
+
+        /// Datagram `i` of the last receive: its bytes, its sender, and the buffer for its reply.
+        /// `None` when it cannot be answered (cut short, unknown sender family, or no
+        /// destination address on a wildcard socket).
+        pub fn datagram(&mut self, i: usize) -> Option<(&[u8], SocketAddr, &mut Vec<u8>)> {
+            let (len, whole) = self.got[i];
+            if !whole || (self.pktinfo && self.dests[i].is_none()) {
+                return None;
+            }
+            let peer = to_socket_addr(&self.peers[i])?;
+            Some((&self.bufs[i][..len], peer, &mut self.outs[i]))
+        }
+
+        /// Marks datagram `i` as answered: its reply goes out with the next `send`.
+        pub fn reply(&mut self, i: usize) {
+            self.replies.push(i);
+        }
+
+        /// Sends the replies marked since the last receive, as few calls as the kernel allows,
+        /// each from the address its query was sent to. A datagram the kernel refuses is
+        /// skipped (UDP promises nothing more).
+        pub fn send(&mut self, fd: i32) -> std::io::Result<()> {
+            let n = self.replies.len();
+            for (k, &i) in self.replies.iter().enumerate() {
+                self.iov_out[k] = libc::iovec {
+                    iov_base: self.outs[i].as_ptr() as *mut libc::c_void,
+                    iov_len: self.outs[i].len(),
+                };
+                let iov: *mut libc::iovec = &mut self.iov_out[k];
+                let peer: *mut libc::sockaddr_storage = &mut self.peers[i];
+                let h = &mut self.hdr_out[k].msg_hdr;
+                h.msg_iov = iov;
+                h.msg_iovlen = 1;
+                h.msg_name = peer.cast();
+                h.msg_namelen = namelen(&self.peers[i]);
+                h.msg_flags = 0;
+                match self.dests[i] {
+                    Some(dest) => {
+                        let len = write_source(&mut self.ctl_out[k], dest);
+                        let h = &mut self.hdr_out[k].msg_hdr;
+                        h.msg_control = self.ctl_out[k].0.as_mut_ptr().cast();
+                        h.msg_controllen = len;
+                    }
+                    None => {
+                        h.msg_control = std::ptr::null_mut();
+                        h.msg_controllen = 0;
+                    }
+                }
+            }
+            let mut done = 0;
+            while done < n {
+                // SAFETY: `hdr_out[done..n]` are initialised headers over live buffers; the
+                // kernel only reads through them.
+                let sent =
+                    unsafe { libc::sendmmsg(fd, self.hdr_out[done..n].as_mut_ptr(), (n - done) as u32, 0) };
+                if sent < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    done += 1; // this datagram is refused; go on with the rest
+                    if done == n {
+                        return Err(e);
+                    }
                     continue;
                 }
-                done += 1; // this datagram is refused; go on with the rest
-                if done == hdrs.len() {
-                    return Err(e);
-                }
-                continue;
+                done += sent as usize;
             }
-            done += sent as usize;
+            Ok(())
         }
-        Ok(())
+    }
+
+    /// The destination address of a received datagram, from its PKTINFO control message.
+    fn destination(h: &libc::msghdr) -> Option<Dest> {
+        // SAFETY: `h` was filled by recvmmsg: its control buffer holds `msg_controllen` valid
+        // bytes of control messages, walked with the kernel's own macros; each payload is read
+        // unaligned at the size its type announces.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                let data = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                        let p = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                        return Some(Dest::V4(p.ipi_addr));
+                    }
+                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                        let p = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                        return Some(Dest::V6(p.ipi6_addr, p.ipi6_ifindex));
+                    }
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
+    }
+
+    /// Writes the control message that sets a reply's source address; returns its length.
+    fn write_source(ctl: &mut Control, dest: Dest) -> usize {
+        ctl.0 = [0; 64];
+        let (level, ty, payload) = match dest {
+            Dest::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                std::mem::size_of::<libc::in_pktinfo>(),
+            ),
+            Dest::V6(..) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                std::mem::size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        // SAFETY: `ctl` is aligned for cmsghdr and larger than CMSG_SPACE(payload) for both
+        // payloads; the header and payload are written inside it.
+        unsafe {
+            let space = libc::CMSG_SPACE(payload as u32) as usize;
+            let c = ctl.0.as_mut_ptr().cast::<libc::cmsghdr>();
+            (*c).cmsg_len = libc::CMSG_LEN(payload as u32) as usize;
+            (*c).cmsg_level = level;
+            (*c).cmsg_type = ty;
+            let data = libc::CMSG_DATA(c);
+            match dest {
+                // The source is the address asked; the route picks the interface.
+                Dest::V4(addr) => std::ptr::write_unaligned(
+                    data.cast::<libc::in_pktinfo>(),
+                    libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: addr,
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    },
+                ),
+                // The interface matters for link-local addresses: reply on the one it came in on.
+                Dest::V6(addr, ifindex) => std::ptr::write_unaligned(
+                    data.cast::<libc::in6_pktinfo>(),
+                    libc::in6_pktinfo {
+                        ipi6_addr: addr,
+                        ipi6_ifindex: ifindex,
+                    },
+                ),
+            }
+            space
+        }
     }
 
     fn namelen(s: &libc::sockaddr_storage) -> u32 {

@@ -15,6 +15,12 @@ pub const CLASSIC_UDP_PAYLOAD: usize = 512;
 const HEADER_LEN: usize = 12;
 const OPT_CODE_ECS: u16 = 8;
 const OPT_CODE_NSID: u16 = 3;
+/// TSIG (RFC 8945), and its error for a key this server does not hold.
+const TYPE_TSIG: u16 = 250;
+const CLASS_ANY: u16 = 255;
+const TSIG_BADKEY: u16 = 17;
+/// NOTAUTH (RFC 8945 §5.2: a signed query this server cannot verify).
+const RCODE_NOTAUTH: u8 = 9;
 
 /// An EDNS Client Subnet option (RFC 7871 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +42,18 @@ pub struct Edns {
     pub nsid: bool,
 }
 
+/// The TSIG record that signs a query (RFC 8945 §4.2): what a reply must copy from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tsig<'p> {
+    /// The key name, uncompressed wire form, as sent.
+    pub key: &'p [u8],
+    /// The algorithm name, uncompressed wire form, as sent.
+    pub algorithm: &'p [u8],
+    /// Time signed (48 bits) and fudge, as sent.
+    pub time_fudge: [u8; 8],
+    pub original_id: u16,
+}
+
 /// A query that passed parsing.
 #[derive(Clone, Copy, Debug)]
 pub struct Query<'p> {
@@ -45,6 +63,8 @@ pub struct Query<'p> {
     pub cd: bool,
     pub question: Question<'p>,
     pub edns: Option<Edns>,
+    /// The query is signed (the TSIG record was last in the additional section).
+    pub tsig: Option<Tsig<'p>>,
 }
 
 /// A packet that cannot be answered normally.
@@ -59,10 +79,14 @@ pub enum Reject<'p> {
         rd: bool,
         rcode: Rcode,
         question: Option<Question<'p>>,
+        /// The query carried one well-formed OPT, so the reply carries one (RFC 6891 §6.1.1).
+        edns: bool,
     },
 }
 
 /// Reads a query. Malformed → FORMERR, other opcodes → NOTIMP, responses → dropped.
+/// Records in the authority section are accepted only in IXFR queries (the client's SOA,
+/// RFC 1995 §3); a TSIG record must be the last additional record (RFC 8945 §5.1).
 pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     if packet.len() < HEADER_LEN {
         return Err(Reject::Drop);
@@ -77,17 +101,19 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     let cd = flags & 0x0010 != 0;
     let count = |i: usize| u16::from_be_bytes([packet[i], packet[i + 1]]);
     let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
+    // Error paths only: whether the query had an OPT the reply must answer with its own.
     let error = |rcode, question| Reject::Error {
         id,
         opcode,
         rd,
         rcode,
         question,
+        edns: has_one_opt(packet, qd, an, ns, ar),
     };
     if opcode != 0 {
         return Err(error(Rcode::NotImp, None));
     }
-    if qd != 1 || an != 0 || ns != 0 {
+    if qd != 1 || an != 0 {
         return Err(error(Rcode::FormErr, None));
     }
     let mut pos = HEADER_LEN;
@@ -102,20 +128,28 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
     };
     pos = name_end + 4;
     let formerr = error(Rcode::FormErr, Some(question));
+    if ns != 0 && question.qtype != RType::IXFR {
+        return Err(formerr);
+    }
+    for _ in 0..ns {
+        pos = skip_record(packet, pos).ok_or(formerr)?.next;
+    }
     let mut edns = None;
-    for _ in 0..ar {
+    let mut tsig = None;
+    for i in 0..ar {
         let name_start = pos;
-        pos = skip_name(packet, pos, true).ok_or(formerr)?;
-        let fixed = packet.get(pos..pos + 10).ok_or(formerr)?;
-        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-        let class = u16::from_be_bytes([fixed[2], fixed[3]]);
-        let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-        pos += 10;
-        let rdata = packet.get(pos..pos + rdlen).ok_or(formerr)?;
-        pos += rdlen;
+        let rec = skip_record(packet, pos).ok_or(formerr)?;
+        pos = rec.next;
+        let (rtype, class, ttl, rdata) = (rec.rtype, rec.class, rec.ttl, rec.rdata);
+        if rtype == TYPE_TSIG {
+            if i + 1 != ar {
+                return Err(formerr);
+            }
+            tsig = Some(parse_tsig(packet, name_start, rdata).ok_or(formerr)?);
+            continue;
+        }
         if RType(rtype) != RType::OPT {
-            // Other additional records (TSIG, SIG(0)) are not acted on.
+            // Other additional records (SIG(0), stray data) are not acted on.
             continue;
         }
         // One OPT, owned by the root (RFC 6891 §6.1.1).
@@ -140,7 +174,84 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         cd,
         question,
         edns,
+        tsig,
     })
+}
+
+/// One resource record's fixed fields, and where the next record starts.
+struct RawRecord<'p> {
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata: &'p [u8],
+    next: usize,
+}
+
+fn skip_record(packet: &[u8], pos: usize) -> Option<RawRecord<'_>> {
+    let pos = skip_name(packet, pos, true)?;
+    let fixed = packet.get(pos..pos + 10)?;
+    let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    Some(RawRecord {
+        rtype: u16::from_be_bytes([fixed[0], fixed[1]]),
+        class: u16::from_be_bytes([fixed[2], fixed[3]]),
+        ttl: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        rdata: packet.get(pos + 10..pos + 10 + rdlen)?,
+        next: pos + 10 + rdlen,
+    })
+}
+
+/// Reads a TSIG record whose owner starts at `owner`. Its names must be uncompressed (so a
+/// reply can copy them as they are; RFC 8945 §4.2 sends them in canonical, uncompressed form)
+/// and its RDATA complete.
+fn parse_tsig<'p>(packet: &'p [u8], owner: usize, rdata: &'p [u8]) -> Option<Tsig<'p>> {
+    let key = &packet[owner..skip_name(packet, owner, false)?];
+    let alg_end = skip_name(rdata, 0, false)?;
+    let fixed = rdata.get(alg_end..alg_end + 10)?;
+    let mac_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let rest = rdata.get(alg_end + 10 + mac_len..)?;
+    let tail = rest.get(..6)?;
+    let other_len = usize::from(u16::from_be_bytes([tail[4], tail[5]]));
+    if rest.len() != 6 + other_len {
+        return None;
+    }
+    Some(Tsig {
+        key,
+        algorithm: &rdata[..alg_end],
+        time_fudge: fixed[..8].try_into().ok()?,
+        original_id: u16::from_be_bytes([tail[0], tail[1]]),
+    })
+}
+
+/// Whether the packet carries exactly one OPT record owned by the root, as far as its
+/// records can be read. Used only to answer a rejected query with an OPT of our own.
+fn has_one_opt(packet: &[u8], qd: u16, an: u16, ns: u16, ar: u16) -> bool {
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd {
+        match skip_name(packet, pos, true) {
+            Some(end) if end + 4 <= packet.len() => pos = end + 4,
+            _ => return false,
+        }
+    }
+    for _ in 0..u32::from(an) + u32::from(ns) {
+        match skip_record(packet, pos) {
+            Some(r) => pos = r.next,
+            None => return false,
+        }
+    }
+    let mut opts = 0;
+    for _ in 0..ar {
+        let Some(r) = skip_record(packet, pos) else {
+            break;
+        };
+        if RType(r.rtype) == RType::OPT {
+            if packet[pos] != 0 {
+                return false;
+            }
+            opts += 1;
+        }
+        pos = r.next;
+    }
+    opts == 1
 }
 
 /// Reads OPT options; only ECS is understood, the rest are ignored (RFC 6891 §6.1.2).
@@ -305,13 +416,24 @@ fn opt_size(e: &Edns, nsid: Option<&[u8]>) -> usize {
         + nsid.map_or(0, |n| 4 + n.len())
 }
 
-/// Writes a header-only error response (plus the question when known).
+/// Our own OPT for replies that do not echo options: payload size, version 0, no flags.
+const PLAIN_EDNS: Edns = Edns {
+    udp_payload: EDNS_UDP_PAYLOAD,
+    version: 0,
+    dnssec_ok: false,
+    client_subnet: None,
+    nsid: false,
+};
+
+/// Writes a header-only error response (plus the question when known, and an OPT when the
+/// query carried one).
 pub fn write_error(
     id: u16,
     opcode: u8,
     rd: bool,
     rcode: Rcode,
     question: Option<&Question<'_>>,
+    edns: bool,
     out: &mut Vec<u8>,
 ) {
     let mut w = Writer::new(out);
@@ -323,6 +445,37 @@ pub fn write_error(
     } else {
         w.out[4..6].copy_from_slice(&0u16.to_be_bytes());
     }
+    if edns {
+        w.opt(&PLAIN_EDNS, rcode, None);
+        w.out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    }
+}
+
+/// Writes NOTAUTH for a signed query while this server holds no keys (RFC 8945 §5.2.1): the
+/// question, an OPT when the query had one, and an unsigned TSIG record (§5.3.2) with the
+/// request's key and algorithm names, its time signed and fudge, MAC size 0 and error BADKEY.
+pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, out: &mut Vec<u8>) {
+    let mut w = Writer::new(out);
+    w.header(query.id, query.rd, query.cd, Rcode::NoError, false);
+    w.out[3] |= RCODE_NOTAUTH;
+    w.question(&query.question);
+    let mut additional = 1u16;
+    if query.edns.is_some() {
+        w.opt(&PLAIN_EDNS, Rcode::NoError, None);
+        additional += 1;
+    }
+    w.out.extend_from_slice(tsig.key);
+    w.u16(TYPE_TSIG);
+    w.u16(CLASS_ANY);
+    w.out.extend_from_slice(&0u32.to_be_bytes());
+    w.u16((tsig.algorithm.len() + 16) as u16);
+    w.out.extend_from_slice(tsig.algorithm);
+    w.out.extend_from_slice(&tsig.time_fudge);
+    w.u16(0); // MAC size
+    w.u16(tsig.original_id);
+    w.u16(TSIG_BADKEY);
+    w.u16(0); // other data
+    w.out[10..12].copy_from_slice(&additional.to_be_bytes());
 }
 
 /// Writes BADVERS (RFC 6891 §6.1.3): question, and an OPT of version 0 with the extended rcode.
@@ -330,14 +483,7 @@ pub fn write_badvers(query: &Query<'_>, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
     w.header(query.id, query.rd, query.cd, Rcode::BadVers, false);
     w.question(&query.question);
-    let edns = Edns {
-        udp_payload: EDNS_UDP_PAYLOAD,
-        version: 0,
-        dnssec_ok: false,
-        client_subnet: None,
-        nsid: false,
-    };
-    w.opt(&edns, Rcode::BadVers, None);
+    w.opt(&PLAIN_EDNS, Rcode::BadVers, None);
     w.out[10..12].copy_from_slice(&1u16.to_be_bytes());
 }
 

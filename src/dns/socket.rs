@@ -1,0 +1,118 @@
+//! Opening the DNS sockets: one UDP socket and one TCP listener per listen address.
+//!
+//! Every IPv6 socket is IPV6_V6ONLY, whatever `net.ipv6.bindv6only` says, so `[::]:P` means
+//! IPv6 only, on UDP and TCP alike, and `0.0.0.0:P` beside it gives dual stack. A wildcard UDP
+//! socket asks for each datagram's destination address (IP_PKTINFO / IPV6_RECVPKTINFO), so
+//! replies leave from the address the query was sent to.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+/// Receive buffer asked for each UDP socket: room for bursts while a worker is busy. The kernel
+/// caps it at net.core.rmem_max.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+/// Pending TCP connections the kernel queues before Meridian accepts them.
+const TCP_BACKLOG: i32 = 1024;
+
+/// Which socket of a listen address could not be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        })
+    }
+}
+
+/// A UDP socket and a TCP listener on the same address.
+pub struct Bound {
+    /// The address bound (the port chosen by the kernel when 0 was asked).
+    pub addr: SocketAddr,
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+    /// The UDP socket reports each datagram's destination (a wildcard address).
+    pub pktinfo: bool,
+}
+
+fn new_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, bool)> {
+    let socket = new_socket(addr, socket2::Type::DGRAM)?;
+    // Best effort: a smaller buffer only means drops under heavier bursts.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+    let pktinfo = addr.ip().is_unspecified();
+    if pktinfo {
+        super::udp::enable_pktinfo(&socket, addr.is_ipv6())?;
+    }
+    socket.bind(&addr.into())?;
+    Ok((socket.into(), pktinfo))
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = new_socket(addr, socket2::Type::STREAM)?;
+    // As the standard library does: a restart may bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
+pub fn bind(addr: SocketAddr) -> Result<Bound, (Proto, std::io::Error)> {
+    for _ in 0..16 {
+        let (udp, pktinfo) = bind_udp(addr).map_err(|e| (Proto::Udp, e))?;
+        let local = udp.local_addr().map_err(|e| (Proto::Udp, e))?;
+        match bind_tcp(local) {
+            Ok(tcp) => {
+                return Ok(Bound {
+                    addr: local,
+                    udp,
+                    tcp,
+                    pktinfo,
+                });
+            }
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err((Proto::Tcp, e)),
+        }
+    }
+    Err((
+        Proto::Tcp,
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "no port free for both UDP and TCP"),
+    ))
+}
+
+/// What to do about a bind error, for the message that reports it. `option` is the command
+/// line option that picks another address.
+pub fn bind_hint(addr: SocketAddr, error: &std::io::Error, option: &str) -> String {
+    use std::io::ErrorKind::*;
+    match error.kind() {
+        AddrInUse => {
+            let mdns = if addr.port() == 5353 {
+                " (5353 is also the mDNS port: avahi-daemon or systemd-resolved may hold it)"
+            } else {
+                ""
+            };
+            format!(
+                "another process holds this port{mdns}; choose another address or port with {option} ADDR:PORT"
+            )
+        }
+        PermissionDenied => format!(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE; or choose another port with {option} ADDR:PORT"
+        ),
+        AddrNotAvailable => {
+            format!("this host has no such address; choose one of its addresses with {option} ADDR:PORT")
+        }
+        _ => format!("choose another address with {option} ADDR:PORT"),
+    }
+}
