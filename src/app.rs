@@ -1,6 +1,6 @@
 //! Wiring: binds listeners, starts the workers, reloads on SIGHUP, stops on SIGTERM/SIGINT.
 
-use crate::config::Config;
+use crate::config::{CommandLine, Config};
 use crate::control::Control;
 use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
@@ -75,7 +75,11 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// period to finish, then they are cut.
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
 /// command line).
-pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), AppError> {
+pub async fn serve(
+    config: Config,
+    command_line: CommandLine,
+    log_reload: Option<LogReload>,
+) -> Result<(), AppError> {
     match raise_open_files_limit() {
         Ok((limit, before)) if limit != before => {
             tracing::info!(limit, before, "open files limit raised to the hard limit")
@@ -86,10 +90,11 @@ pub async fn serve(config: Config, log_reload: Option<LogReload>) -> Result<(), 
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    let ctl = Control::new(config.clone(), &stop).map_err(|e| AppError::Setup {
-        what: "overrides",
-        source: std::io::Error::other(e),
-    })?;
+    let ctl =
+        Control::with_command_line(config.clone(), command_line, &stop).map_err(|e| AppError::Setup {
+            what: "overrides",
+            source: std::io::Error::other(e),
+        })?;
     if let Some(r) = log_reload {
         *ctl.log_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }

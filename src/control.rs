@@ -1,7 +1,7 @@
 //! The one place configuration changes are applied: SIGHUP, `POST /reload` and zone edits all
 //! come through here, one at a time.
 
-use crate::config::{self, Config, Overlay, Problems};
+use crate::config::{self, CommandLine, Config, Overlay, Problems};
 use crate::events::Events;
 use crate::health::HealthView;
 use crate::health::scheduler::Scheduler;
@@ -28,12 +28,24 @@ pub struct Control {
     pub ready: AtomicBool,
     /// Applies `log.level` at reload; `None` when the level is fixed by the command line.
     pub log_reload: Mutex<Option<crate::app::LogReload>>,
+    /// What the command line set, applied to every configuration loaded.
+    command_line: CommandLine,
 }
 
 impl Control {
     /// Everything but the listeners, for `config`: overrides loaded from its state_dir, a probe
     /// scheduler, a store (not yet publishing health: call `start`).
     pub fn new(config: Config, stop: &tokio_util::sync::CancellationToken) -> Result<Arc<Control>, String> {
+        Self::with_command_line(config, CommandLine::default(), stop)
+    }
+
+    /// Like [`Control::new`], for a server whose command line set some settings (`config` has
+    /// them applied already; every later configuration gets them too).
+    pub fn with_command_line(
+        config: Config,
+        command_line: CommandLine,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Arc<Control>, String> {
         remove_leftovers(&config);
         let events = Arc::new(Events::default());
         let metrics = Arc::new(Metrics::default());
@@ -59,6 +71,7 @@ impl Control {
             changes: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
             log_reload: Mutex::new(None),
+            command_line,
         }))
     }
 
@@ -105,7 +118,8 @@ impl Control {
     }
 
     /// Publishes a validated configuration. Returns the snapshot generation.
-    pub fn apply(&self, new: Config) -> u64 {
+    pub fn apply(&self, mut new: Config) -> u64 {
+        self.command_line.apply(&mut new);
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if new.dns != running.dns
             || new.log.format != running.log.format

@@ -311,27 +311,28 @@ fn serve(
 ) -> anyhow::Result<()> {
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    let mut command_line = config::CommandLine::default();
     if !listen.is_empty() {
         if let Some((_, problem)) = config::validate::listen_problems(&listen).into_iter().next() {
             anyhow::bail!("--listen: {problem}");
         }
-        config.dns.listen = listen;
+        command_line.listen = Some(listen);
     }
-    match admin_listen.as_deref() {
-        None => {}
-        Some("off") => config.admin.listen = None,
+    command_line.admin_listen = match admin_listen.as_deref() {
+        None => None,
+        Some("off") => Some(None),
         Some(a) => {
-            config.admin.listen = Some(
-                a.parse()
-                    .with_context(|| format!("--admin-listen: `{a}` is not ADDR:PORT or off"))?,
-            )
+            Some(Some(a.parse().with_context(|| {
+                format!("--admin-listen: `{a}` is not ADDR:PORT or off")
+            })?))
         }
-    }
-    let format = match log_format {
-        Some(LogFormatArg::Json) => LogFormat::Json,
-        Some(LogFormatArg::Text) => LogFormat::Text,
-        None => config.log.format,
     };
+    command_line.log_format = log_format.map(|f| match f {
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Text => LogFormat::Text,
+    });
+    command_line.apply(&mut config);
+    let format = config.log.format;
     // The level from --log-level or RUST_LOG is fixed; the configured one follows reloads.
     let fixed = log_level.or_else(|| std::env::var("RUST_LOG").ok());
     let filter = match &fixed {
@@ -369,7 +370,11 @@ fn serve(
         .thread_name("meridian")
         .build()
         .context("cannot start the async runtime")?;
-    let served = runtime.block_on(meridian::app::serve(config, fixed.is_none().then_some(reload)));
+    let served = runtime.block_on(meridian::app::serve(
+        config,
+        command_line,
+        fixed.is_none().then_some(reload),
+    ));
     // Tasks still running (connections cut at the end of the grace period) are dropped here;
     // blocking work still under way does not hold the exit for more than a moment.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));

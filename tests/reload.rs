@@ -163,3 +163,38 @@ fn tcp_connections_beyond_the_limit_are_refused() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn command_line_listen_addresses_are_not_a_change_at_reload() {
+    // Started with --listen and --admin-listen (as Server::start does), the file's addresses are
+    // not what runs; a reload that changes nothing must not claim a restart is needed.
+    let dir = fixture("admin");
+    let cfg = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .replace(
+            r#"dns: { listen: ["127.0.0.1:0"] }"#,
+            r#"dns: { listen: ["127.0.0.1:53999"] }"#,
+        )
+        .replace(r#"listen: "127.0.0.1:0""#, r#"listen: "127.0.0.1:53998""#);
+    assert!(text.contains("53999") && text.contains("53998"), "{text}");
+    std::fs::write(&cfg, &text).unwrap();
+    let server = Server::start(&cfg);
+    server.signal(SIGHUP);
+    server.wait_log_count("reloaded", 1, Duration::from_secs(5));
+    assert!(
+        !server.logs().contains("next restart"),
+        "spurious restart warning:\n{}",
+        server.logs()
+    );
+    // A real change of a restart-only setting still says so.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("dns: { listen:", "dns: { tcp_idle_timeout: 7s, listen:"),
+    )
+    .unwrap();
+    server.signal(SIGHUP);
+    server.wait_log_count("reloaded", 2, Duration::from_secs(5));
+    assert!(server.logs().contains("next restart"), "{}", server.logs());
+}

@@ -56,6 +56,32 @@ impl fmt::Display for Problems {
     }
 }
 
+/// Settings given on the command line. They beat the file's at start and at every reload, so a
+/// reload compares like with like (a `--listen` address is not a change of `dns.listen`).
+#[derive(Clone, Debug, Default)]
+pub struct CommandLine {
+    /// `--listen` (replaces `dns.listen`).
+    pub listen: Option<Vec<SocketAddr>>,
+    /// `--admin-listen` (`Some(None)`: off).
+    pub admin_listen: Option<Option<SocketAddr>>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl CommandLine {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(listen) = &self.listen {
+            config.dns.listen = listen.clone();
+        }
+        if let Some(admin) = self.admin_listen {
+            config.admin.listen = admin;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LogFormat {
