@@ -24,11 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// After the stop token, requests in flight get this long before their connections are
-/// dropped. Admin requests are short (a reload of a large zone is the longest), and event
-/// streams end on the token themselves, so this only bounds misbehaving clients.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Pause after a failed accept (out of descriptors, say), so the loop waits instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -42,6 +37,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A keep-alive connection with no request for this long is closed.
     pub idle_timeout: Duration,
+    /// After the stop token, requests in flight get this long before their connections are
+    /// dropped (`dns.shutdown_grace`, the bound of the whole stop). Event streams end on the
+    /// token themselves, so this only bounds slow requests and misbehaving clients.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves `router` on `listener` until `stop`, within `limits()`.
@@ -85,7 +84,7 @@ pub async fn serve(
     }
     drop(listener);
     // Idle connections close at once on the token; busy ones finish within the grace period.
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    let drained = tokio::time::timeout(limits().shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;

@@ -248,6 +248,7 @@ pub async fn serve(
             max_connections: running.admin.max_connections.get(),
             header_timeout: running.admin.header_timeout,
             idle_timeout: running.admin.idle_timeout,
+            shutdown_grace: running.dns.shutdown_grace,
         }
     };
     listener::serve(listener, app, limits, stop).await
