@@ -927,3 +927,42 @@ fn build_zone(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod listen_tests {
+    use super::listen_problems;
+    use std::net::SocketAddr;
+
+    fn problems(list: &[&str]) -> Vec<(usize, String)> {
+        let addrs: Vec<SocketAddr> = list.iter().map(|a| a.parse().unwrap()).collect();
+        listen_problems(&addrs)
+    }
+
+    #[test]
+    fn listen_lists_that_cannot_bind() {
+        // (list, index of the offending entry, words of the problem)
+        let bad: &[(&[&str], usize, &str)] = &[
+            (&["127.0.0.1:53", "127.0.0.1:53"], 1, "listed twice"),
+            (&["0.0.0.0:53", "127.0.0.1:53"], 1, "overlaps 0.0.0.0:53"),
+            (&["127.0.0.1:53", "0.0.0.0:53"], 1, "overlaps 127.0.0.1:53"),
+            (&["[::]:53", "[::1]:53"], 1, "overlaps [::]:53"),
+            (&["[::ffff:192.0.2.1]:53"], 0, "list it as 192.0.2.1:53"),
+        ];
+        for (list, index, words) in bad {
+            let p = problems(list);
+            assert_eq!(p.len(), 1, "{list:?}: {p:?}");
+            assert_eq!(p[0].0, *index, "{list:?}");
+            assert!(p[0].1.contains(words), "{list:?}: {}", p[0].1);
+        }
+        let good: &[&[&str]] = &[
+            &["0.0.0.0:53", "[::]:53"],
+            &["0.0.0.0:53", "[::1]:53"],
+            &["127.0.0.1:53", "127.0.0.2:53", "[::1]:53"],
+            &["127.0.0.1:0", "127.0.0.1:0", "0.0.0.0:0"],
+            &["0.0.0.0:53", "127.0.0.1:5353"],
+        ];
+        for list in good {
+            assert_eq!(problems(list), [], "{list:?}");
+        }
+    }
+}
