@@ -71,9 +71,32 @@ fn read_text(path: &Path, overlay: &Overlay) -> Result<String, Problem> {
     })
 }
 
+/// The YAML parser's limits for a file of `len` bytes. serde-saphyr's defaults (250,000 nodes,
+/// 1,000,000 events, 64 MiB of scalars) suit configuration files but stop a zone at about
+/// 50,000 records. Without aliases a document cannot hold more nodes or scalar bytes than it
+/// has bytes (nor more than three events per node), so those limits grow with the file and only
+/// the file's size bounds them; what makes a small file expand (aliases, anchors, nesting)
+/// keeps the parser's defaults.
+fn yaml_budget(len: usize) -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(len);
+    b.max_events = b.max_events.max(len.saturating_mul(3));
+    b.max_total_scalar_bytes = b.max_total_scalar_bytes.max(len);
+    b
+}
+
+/// What to do when a YAML file breaches the parser's limits.
+const BUDGET_ADVICE: &str = "a limit of the YAML parser against alias expansion (at most \
+    50,000 anchors, 50,000 aliases and 10 aliases per anchor past the first 100, nesting 64 \
+    deep; the node and text limits grow with the file, see docs/configuration.md, Large \
+    zones); write repeated data out instead of aliasing it, or move large record sets to an \
+    RFC 1035 master file with `import:`";
+
 /// Parses YAML into `T`, turning a parser error into a positioned problem.
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, Problem> {
-    serde_saphyr::from_str(text).map_err(|e| {
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(yaml_budget(text.len()));
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let (line, col) = e
             .location()
             .map(|l| (l.line() as u32, l.column() as u32))
@@ -83,7 +106,10 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str
         if let Some(cut) = message.rfind(" at line ") {
             message.truncate(cut);
         }
-        let message = message.strip_prefix("error: ").unwrap_or(&message).to_string();
+        let mut message = message.strip_prefix("error: ").unwrap_or(&message).to_string();
+        if message.contains("budget breached") {
+            message = format!("{message}: {BUDGET_ADVICE}");
+        }
         Problem {
             file: file.to_path_buf(),
             line,
@@ -1008,4 +1034,43 @@ fn admin_timeout(
             ));
             Duration::from_secs(default_secs)
         })
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::listen_problems;
+    use std::net::SocketAddr;
+
+    fn problems(list: &[&str]) -> Vec<(usize, String)> {
+        let addrs: Vec<SocketAddr> = list.iter().map(|a| a.parse().unwrap()).collect();
+        listen_problems(&addrs)
+    }
+
+    #[test]
+    fn listen_lists_that_cannot_bind() {
+        // (list, index of the offending entry, words of the problem)
+        let bad: &[(&[&str], usize, &str)] = &[
+            (&["127.0.0.1:53", "127.0.0.1:53"], 1, "listed twice"),
+            (&["0.0.0.0:53", "127.0.0.1:53"], 1, "overlaps 0.0.0.0:53"),
+            (&["127.0.0.1:53", "0.0.0.0:53"], 1, "overlaps 127.0.0.1:53"),
+            (&["[::]:53", "[::1]:53"], 1, "overlaps [::]:53"),
+            (&["[::ffff:192.0.2.1]:53"], 0, "list it as 192.0.2.1:53"),
+        ];
+        for (list, index, words) in bad {
+            let p = problems(list);
+            assert_eq!(p.len(), 1, "{list:?}: {p:?}");
+            assert_eq!(p[0].0, *index, "{list:?}");
+            assert!(p[0].1.contains(words), "{list:?}: {}", p[0].1);
+        }
+        let good: &[&[&str]] = &[
+            &["0.0.0.0:53", "[::]:53"],
+            &["0.0.0.0:53", "[::1]:53"],
+            &["127.0.0.1:53", "127.0.0.2:53", "[::1]:53"],
+            &["127.0.0.1:0", "127.0.0.1:0", "0.0.0.0:0"],
+            &["0.0.0.0:53", "127.0.0.1:5353"],
+        ];
+        for list in good {
+            assert_eq!(problems(list), [], "{list:?}");
+        }
+    }
 }

@@ -276,11 +276,12 @@ mod mmsg {
         }
 
         /// Datagram `i` of the last receive: its bytes, its sender, and the buffer for its reply.
-        /// `None` when it cannot be answered (cut short, unknown sender family, or no
-        /// destination address on a wildcard socket).
+        /// `None` when it cannot be answered (cut short, or an unknown sender family). Without
+        /// a destination address (never seen on a PKTINFO socket) the reply still goes out,
+        /// from the address the kernel picks.
         pub fn datagram(&mut self, i: usize) -> Option<(&[u8], SocketAddr, &mut Vec<u8>)> {
             let (len, whole) = self.got[i];
-            if !whole || (self.pktinfo && self.dests[i].is_none()) {
+            if !whole {
                 return None;
             }
             let peer = to_socket_addr(&self.peers[i])?;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Loading a large YAML zone: time and peak memory (max RSS) for `meridian check` and for
+# `meridian serve` from start to its first answer, with a generated zone of N A records.
+#
+#   bench/big-zone.sh [records, default 1000000]
+#
+# The zone is one YAML file, one name per line (`hN: { A: [10.x.y.z] }`). Needs /usr/bin/time
+# (GNU time) and dig. Traffic stays on 127.0.0.1.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+records=${1:-1000000}
+. "$here/lib.sh"
+need dig python3
+[ -x /usr/bin/time ] || { echo "missing /usr/bin/time (apt-get install time)" >&2; exit 2; }
+(cd "$root" && cargo build --release --quiet)
+bin="$root/target/release/meridian"
+work=$(mktemp -d /tmp/meridian-bench.XXXX)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+mkdir -p "$work/zones"
+python3 - "$records" "$work/zones/big.test.yaml" <<'EOP'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w") as f:
+    f.write("zone: big.test\nsoa: { mname: ns1.big.test., rname: h.big.test., serial: 1 }\n")
+    f.write("ns: [ns1.big.test.]\nrecords:\n  ns1: { A: [192.0.2.1] }\n")
+    for i in range(n):
+        f.write(f"  h{i}: {{ A: [10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}] }}\n")
+EOP
+cat > "$work/meridian.yaml" <<EOC
+dns: { listen: ["127.0.0.1:$port"] }
+admin: { listen: "off" }
+log: { level: warn }
+zones_dir: zones
+EOC
+size=$(du -m "$work/zones/big.test.yaml" | cut -f1)
+echo "zone: $records A records, ${size} MB of YAML"
+
+/usr/bin/time -f "%e %M" -o "$work/check.time" "$bin" check --config "$work/meridian.yaml"
+read -r secs kb < "$work/check.time"
+echo "check: ${secs} s, max RSS $((kb / 1024)) MB"
+
+last=$((records - 1))
+start=$(date +%s.%N)
+"$bin" serve --config "$work/meridian.yaml" &
+pid=$!
+# Until the last record answers (loading a large zone takes longer than wait_ready waits).
+until [ -n "$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" "h$last.big.test" A 2>/dev/null | grep -v '^;')" ]; do
+  kill -0 "$pid" 2>/dev/null || { echo "meridian serve exited" >&2; exit 1; }
+  sleep 0.05
+done
+ready=$(date +%s.%N)
+rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
+hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
+echo "serve: first answer after $(awk -v a="$start" -v b="$ready" 'BEGIN {printf "%.2f", b - a}') s, RSS ${rss} MB serving (peak ${hwm} MB while loading)"
+kill -TERM "$pid"
+wait "$pid"
