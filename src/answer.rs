@@ -20,6 +20,8 @@ pub enum Rcode {
     NxDomain,
     NotImp,
     Refused,
+    /// A signed query this server cannot verify (RFC 8945 §5.2).
+    NotAuth,
     /// Extended rcode 16 (RFC 6891 §6.1.3), sent through OPT.
     BadVers,
 }
@@ -34,6 +36,7 @@ impl Rcode {
             Rcode::NxDomain => 3,
             Rcode::NotImp => 4,
             Rcode::Refused => 5,
+            Rcode::NotAuth => 9,
             Rcode::BadVers => 16,
         }
     }

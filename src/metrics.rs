@@ -25,13 +25,14 @@ const QTYPES: [(RType, &str); 11] = [
     (RType::ANY, "ANY"),
 ];
 const NQ: usize = QTYPES.len() + 1;
-const RCODES: [(Rcode, &str); 7] = [
+const RCODES: [(Rcode, &str); 8] = [
     (Rcode::NoError, "NOERROR"),
     (Rcode::FormErr, "FORMERR"),
     (Rcode::ServFail, "SERVFAIL"),
     (Rcode::NxDomain, "NXDOMAIN"),
     (Rcode::NotImp, "NOTIMP"),
     (Rcode::Refused, "REFUSED"),
+    (Rcode::NotAuth, "NOTAUTH"),
     (Rcode::BadVers, "BADVERS"),
 ];
 const NR: usize = RCODES.len();

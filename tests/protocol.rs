@@ -268,6 +268,13 @@ fn a_tsig_signed_query_without_keys_gets_notauth_badkey() {
         assert_eq!(&tail[12..14], &17u16.to_be_bytes(), "BADKEY");
         assert_eq!(&tail[14..16], &[0, 0], "no other data");
     }
+    // Counted as what they are: 3 replies for each of the two queries.
+    let (status, _, metrics) = http(server.admin(), "GET", "/metrics", &[], None);
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains(r#"meridian_queries_total{zone="",qtype="A",rcode="NOTAUTH"} 6"#),
+        "{metrics}"
+    );
 
     if !have_tool("dig") {
         return;

@@ -78,8 +78,9 @@ pub fn handle(
         }
     };
     // A signed query: no keys are configured, so it cannot be verified (RFC 8945 §5.2).
-    // Not counted: the per-zone counters have no NOTAUTH column.
+    // Counted with the queries answered from no zone: no zone's data was used.
     if let Some(tsig) = &query.tsig {
+        snap.no_zone.count(query.question.qtype, answer::Rcode::NotAuth);
         wire::write_notauth(&query, tsig, out);
         return true;
     }

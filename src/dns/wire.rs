@@ -19,9 +19,6 @@ const OPT_CODE_NSID: u16 = 3;
 const TYPE_TSIG: u16 = 250;
 const CLASS_ANY: u16 = 255;
 const TSIG_BADKEY: u16 = 17;
-/// NOTAUTH (RFC 8945 §5.2: a signed query this server cannot verify).
-const RCODE_NOTAUTH: u8 = 9;
-
 /// An EDNS Client Subnet option (RFC 7871 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientSubnet {
@@ -457,7 +454,7 @@ pub fn write_error(
 pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
     w.header(query.id, query.rd, query.cd, Rcode::NoError, false);
-    w.out[3] |= RCODE_NOTAUTH;
+    w.out[3] |= Rcode::NotAuth.code() as u8;
     w.question(&query.question);
     let mut additional = 1u16;
     if query.edns.is_some() {
