@@ -26,7 +26,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .map_or(0, |d| d.as_nanos())
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // create_new: never write through something already at the temp name (a planted link).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         if let Some(meta) = &existing {
             keep_mode_and_owner(&f, meta)?;
         }

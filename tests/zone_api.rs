@@ -454,3 +454,113 @@ fn api_writes_keep_mode_owner_and_symlinks_and_crash_leftovers_are_removed() {
     );
     assert_eq!(files(&real), vec!["example.test.yaml"]);
 }
+
+#[test]
+fn the_api_never_points_import_at_a_file() {
+    let dir = fixture("admin");
+    let zones = dir.path().join("zones");
+    std::fs::write(zones.join("example.test.zone"), "legacy 600 IN A 192.0.2.44\n").unwrap();
+    let yaml = zones.join("example.test.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, format!("{text}import: example.test.zone\n")).unwrap();
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let before = std::fs::read(&yaml).unwrap();
+    let (_, head, doc) = call(&server, "GET", "/api/v1/zones/example.test", None);
+    for import in ["/etc/passwd", "../meridian.yaml", "/dev/zero", "other.zone"] {
+        let mut changed = doc.clone();
+        changed["import"] = Value::from(import);
+        let (status, _, body) = call_with(
+            &server,
+            "PUT",
+            "/api/v1/zones/example.test",
+            &[("If-Match", &etag_of(&head))],
+            Some(&changed.to_string()),
+        );
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("import")),
+            "{import}: {body}"
+        );
+        let fresh = NEW_ZONE.replace("example.test", "fresh.test").replacen(
+            '{',
+            &format!(r#"{{"import": "{import}","#),
+            1,
+        );
+        let (status, _, body) = call(&server, "PUT", "/api/v1/zones/fresh.test", Some(&fresh));
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("import")),
+            "{import}: {body}"
+        );
+    }
+    assert_eq!(std::fs::read(&yaml).unwrap(), before);
+    assert_eq!(files(&zones), vec!["example.test.yaml", "example.test.zone"]);
+    // Writing the document back as read keeps its import, and that is fine.
+    let (status, _, body) = call_with(
+        &server,
+        "PUT",
+        "/api/v1/zones/example.test",
+        &[("If-Match", &etag_of(&head))],
+        Some(&doc.to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        answer_data(&query(server.addr, &ask("legacy.example.test.", T::A))),
+        vec!["192.0.2.44"]
+    );
+}
+
+#[test]
+fn a_new_zone_never_takes_over_another_file() {
+    let dir = fixture("admin");
+    let zones = dir.path().join("zones");
+    // Zone other.test lives in other.yaml: a zone named `other` would want the same file.
+    let yaml = "zone: other.test\nsoa: { mname: ns1.other.test., rname: h.other.test. }\nns: [ns1.other.test.]\nrecords:\n  ns1: { A: [192.0.2.7] }\n";
+    std::fs::write(zones.join("other.yaml"), yaml).unwrap();
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let body = NEW_ZONE.replace("example.test", "other");
+    let (status, _, resp) = call(&server, "PUT", "/api/v1/zones/other", Some(&body));
+    assert_eq!((status, resp["field"].as_str()), (409, Some("zone")), "{resp}");
+    assert!(resp["error"].as_str().unwrap().contains("other.yaml"), "{resp}");
+    assert_eq!(std::fs::read_to_string(zones.join("other.yaml")).unwrap(), yaml);
+    assert_eq!(
+        answer_data(&query(server.addr, &ask("ns1.other.test.", T::A))),
+        vec!["192.0.2.7"]
+    );
+}
+
+#[test]
+fn a_zone_whose_soa_is_in_its_master_file_is_not_edited_without_its_serial() {
+    let dir = fixture("admin");
+    let zones = dir.path().join("zones");
+    std::fs::write(
+        zones.join("example.test.zone"),
+        "$ORIGIN example.test.\n@ 300 IN SOA ns1 hostmaster 7 3600 600 1209600 60\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.1\n",
+    )
+    .unwrap();
+    let yaml = zones.join("example.test.yaml");
+    std::fs::write(
+        &yaml,
+        "zone: example.test\nimport: example.test.zone\nrecords:\n  static: { A: [192.0.2.80] }\n",
+    )
+    .unwrap();
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    assert_eq!(serial(&server), 7);
+    let before = std::fs::read(&yaml).unwrap();
+    let (status, _, body) = call(
+        &server,
+        "PUT",
+        "/api/v1/zones/example.test/records/static",
+        Some(r#"{"A": ["192.0.2.81"]}"#),
+    );
+    assert_eq!((status, body["field"].as_str()), (409, Some("soa")), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("example.test.zone"),
+        "{body}"
+    );
+    assert_eq!(std::fs::read(&yaml).unwrap(), before);
+    assert_eq!(
+        answer_data(&query(server.addr, &ask("static.example.test.", T::A))),
+        vec!["192.0.2.80"]
+    );
+}

@@ -157,6 +157,40 @@ fn with_etag(body: Value, etag: &str) -> Response {
     r
 }
 
+/// `import:` names a file the server reads; through the API it can only be kept as it is (a
+/// request must not make the server read, serve or echo any file it names).
+fn same_import(new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let before = old.and_then(|d| d.get("import"));
+    match new.get("import") {
+        None => Ok(()),
+        Some(v) if Some(v) == before => Ok(()),
+        Some(_) => Err(ApiError::bad_request(match before {
+            Some(b) => format!(
+                "import: the API keeps a zone's `import:` as it is ({b}); change it in the zone file by hand"
+            ),
+            None => "import: the API does not set `import:`; name a master file in the zone file by hand"
+                .to_string(),
+        })
+        .field("import")),
+    }
+}
+
+/// Every API edit raises the SOA serial, which needs the SOA in the YAML: a zone whose SOA comes
+/// from its `import:` master file is edited by hand (or its SOA moved into `soa:` first).
+fn serial_in_yaml(doc: &Value) -> Result<(), ApiError> {
+    match (doc.get("soa"), doc.get("import").and_then(Value::as_str)) {
+        (None, Some(file)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "this zone's SOA is in its master file {file}, whose serial the API cannot raise: edit that file by \
+                 hand, or move the SOA into the zone file's `soa:` key to edit the zone through the API"
+            ),
+        )
+        .field("soa")),
+        _ => Ok(()),
+    }
+}
+
 /// The serial a zone file gives (the default when it gives none), if it is one.
 fn serial_of(doc: &Value) -> Option<u32> {
     match doc.get("soa")?.get("serial") {
@@ -279,8 +313,22 @@ pub async fn put_zone(
     obj.insert("zone".into(), json!(zone.text));
     let _one = ctl.changes.lock().await;
     let (path, exists) = zone_file(&ctl, &zone);
+    if !exists && std::fs::symlink_metadata(&path).is_ok() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} exists but holds no zone `{}` that is being served: it holds another zone or one not yet \
+                 loaded; rename or remove that file (or reload), then create the zone",
+                path.display(),
+                zone.text
+            ),
+        )
+        .field("zone"));
+    }
     let old = if exists { Some(read_doc(&path)?) } else { None };
     check_if_match(&headers, old.as_ref().map(|o| o.1.as_str()))?;
+    same_import(&doc, old.as_ref().map(|o| &o.0))?;
+    serial_in_yaml(&doc)?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
     let text = to_yaml(&doc)?;
     let generation = commit(&ctl, &path, Some(text.clone()), &zone.text, &who).await?;
@@ -428,6 +476,7 @@ async fn put_entry(
     {
         return Err(ApiError::new(StatusCode::CONFLICT, read_only_message(&owner, &file)).field("name"));
     }
+    serial_in_yaml(&doc)?;
     let old_serial = serial_of(&doc);
     let existing = entry_key(&doc, section, &zone, &owner);
     let Some(root) = doc.as_object_mut() else {

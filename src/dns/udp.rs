@@ -363,7 +363,12 @@ mod mmsg {
                     }
                     (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                         let p = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                        return Some(Dest::V6(p.ipi6_addr, p.ipi6_ifindex));
+                        // The interface matters only for a link-local address (its scope);
+                        // for any other, leaving it 0 lets routing choose, as for IPv4.
+                        let link_local =
+                            p.ipi6_addr.s6_addr[0] == 0xfe && p.ipi6_addr.s6_addr[1] & 0xc0 == 0x80;
+                        let ifindex = if link_local { p.ipi6_ifindex } else { 0 };
+                        return Some(Dest::V6(p.ipi6_addr, ifindex));
                     }
                     _ => {}
                 }

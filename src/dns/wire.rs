@@ -114,35 +114,37 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         return Err(error(Rcode::FormErr, None));
     }
     let mut pos = HEADER_LEN;
-    let name_end = skip_name(packet, pos, false).ok_or(error(Rcode::FormErr, None))?;
+    let name_end = skip_name(packet, pos, false).ok_or_else(|| error(Rcode::FormErr, None))?;
     let fixed = packet
         .get(name_end..name_end + 4)
-        .ok_or(error(Rcode::FormErr, None))?;
+        .ok_or_else(|| error(Rcode::FormErr, None))?;
     let question = Question {
         name: &packet[pos..name_end],
         qtype: RType(u16::from_be_bytes([fixed[0], fixed[1]])),
         qclass: u16::from_be_bytes([fixed[2], fixed[3]]),
     };
     pos = name_end + 4;
-    let formerr = error(Rcode::FormErr, Some(question));
+    // A closure, not a value: building the error walks the packet for an OPT, which only an
+    // error reply needs.
+    let formerr = || error(Rcode::FormErr, Some(question));
     if ns != 0 && question.qtype != RType::IXFR {
-        return Err(formerr);
+        return Err(formerr());
     }
     for _ in 0..ns {
-        pos = skip_record(packet, pos).ok_or(formerr)?.next;
+        pos = skip_record(packet, pos).ok_or_else(formerr)?.next;
     }
     let mut edns = None;
     let mut tsig = None;
     for i in 0..ar {
         let name_start = pos;
-        let rec = skip_record(packet, pos).ok_or(formerr)?;
+        let rec = skip_record(packet, pos).ok_or_else(formerr)?;
         pos = rec.next;
         let (rtype, class, ttl, rdata) = (rec.rtype, rec.class, rec.ttl, rec.rdata);
         if rtype == TYPE_TSIG {
             if i + 1 != ar {
-                return Err(formerr);
+                return Err(formerr());
             }
-            tsig = Some(parse_tsig(packet, name_start, rdata).ok_or(formerr)?);
+            tsig = Some(parse_tsig(packet, name_start, rdata).ok_or_else(formerr)?);
             continue;
         }
         if RType(rtype) != RType::OPT {
@@ -151,9 +153,9 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         }
         // One OPT, owned by the root (RFC 6891 §6.1.1).
         if edns.is_some() || packet[name_start] != 0 {
-            return Err(formerr);
+            return Err(formerr());
         }
-        let (client_subnet, nsid) = parse_options(rdata).ok_or(formerr)?;
+        let (client_subnet, nsid) = parse_options(rdata).ok_or_else(formerr)?;
         edns = Some(Edns {
             udp_payload: class,
             version: (ttl >> 16) as u8,
@@ -163,7 +165,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         });
     }
     if pos != packet.len() {
-        return Err(formerr);
+        return Err(formerr());
     }
     Ok(Query {
         id,
