@@ -299,3 +299,28 @@ fn a_tsig_record_not_last_is_formerr() {
     .concat();
     assert_eq!(rcode(&udp_raw(server.addr, &pkt).unwrap()), 1);
 }
+
+#[test]
+fn a_notauth_reply_too_long_for_udp_is_truncated() {
+    let dir = fixture("conformance");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    // Names of about 190 octets each: question, key and algorithm would make ~620 octets.
+    let long = |tail: &str| format!("{}.{tail}", vec!["a".repeat(60); 3].join("."));
+    let pkt = [
+        header(0x4321, 0x0100, 1, 0, 0, 1),
+        question(&long("example.test"), 1),
+        tsig(&long("key"), &long("alg"), 1, 300, 0x4321),
+    ]
+    .concat();
+    let reply = udp_raw(server.addr, &pkt).expect("a reply");
+    assert!(reply.len() <= 512, "{} octets over UDP without EDNS", reply.len());
+    assert_eq!(rcode(&reply), 9, "NOTAUTH");
+    assert_ne!(reply[2] & 0x02, 0, "TC set");
+    let m = Message::from_vec(&reply).expect("hickory reads the reply");
+    assert!(m.additionals.is_empty(), "{m:?}");
+    // Over TCP it all fits.
+    let reply = tcp_raw(server.addr, &pkt);
+    assert_eq!(reply[2] & 0x02, 0, "no TC over TCP");
+    let m = Message::from_vec(&reply).expect("hickory reads the reply");
+    assert_eq!(m.additionals.last().map(|r| r.record_type()), Some(T::TSIG));
+}

@@ -77,11 +77,19 @@ pub fn handle(
             return true;
         }
     };
+    let max_len = match (transport, query.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
+        // RFC 6891 §6.2.5: values below 512 are treated as 512.
+        (Transport::Udp, Some(e)) => {
+            usize::from(e.udp_payload.clamp(CLASSIC_UDP_PAYLOAD as u16, EDNS_UDP_PAYLOAD))
+        }
+    };
     // A signed query: no keys are configured, so it cannot be verified (RFC 8945 §5.2).
     // Counted with the queries answered from no zone: no zone's data was used.
     if let Some(tsig) = &query.tsig {
         snap.no_zone.count(query.question.qtype, answer::Rcode::NotAuth);
-        wire::write_notauth(&query, tsig, out);
+        wire::write_notauth(&query, tsig, max_len, out);
         return true;
     }
     if query.edns.is_some_and(|e| e.version > 0) {
@@ -106,14 +114,6 @@ pub fn handle(
             .ecs_queries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let max_len = match (transport, query.edns) {
-        (Transport::Tcp, _) => usize::from(u16::MAX),
-        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
-        // RFC 6891 §6.2.5: values below 512 are treated as 512.
-        (Transport::Udp, Some(e)) => {
-            usize::from(e.udp_payload.clamp(CLASSIC_UDP_PAYLOAD as u16, EDNS_UDP_PAYLOAD))
-        }
-    };
     wire::write_response(&query, &resp, max_len, snap.nsid.as_deref(), out);
     true
 }

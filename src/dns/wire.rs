@@ -453,7 +453,9 @@ pub fn write_error(
 /// Writes NOTAUTH for a signed query while this server holds no keys (RFC 8945 §5.2.1): the
 /// question, an OPT when the query had one, and an unsigned TSIG record (§5.3.2) with the
 /// request's key and algorithm names, its time signed and fudge, MAC size 0 and error BADKEY.
-pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, out: &mut Vec<u8>) {
+/// When that does not fit in `max_len` (long names over UDP without EDNS) the TSIG record is left
+/// out and TC set, so the client asks again over TCP.
+pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, max_len: usize, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
     w.header(query.id, query.rd, query.cd, Rcode::NoError, false);
     w.out[3] |= Rcode::NotAuth.code() as u8;
@@ -463,6 +465,7 @@ pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, out: &mut Vec<u8>) {
         w.opt(&PLAIN_EDNS, Rcode::NoError, None);
         additional += 1;
     }
+    let before_tsig = w.out.len();
     w.out.extend_from_slice(tsig.key);
     w.u16(TYPE_TSIG);
     w.u16(CLASS_ANY);
@@ -474,6 +477,11 @@ pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, out: &mut Vec<u8>) {
     w.u16(tsig.original_id);
     w.u16(TSIG_BADKEY);
     w.u16(0); // other data
+    if w.out.len() > max_len {
+        w.out.truncate(before_tsig);
+        w.out[2] |= 0x02; // TC
+        additional -= 1;
+    }
     w.out[10..12].copy_from_slice(&additional.to_be_bytes());
 }
 
