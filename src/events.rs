@@ -75,6 +75,11 @@ impl Events {
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
+
+    /// How many subscribers are listening now.
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
 }
 
 impl Default for Events {

@@ -149,3 +149,86 @@ fn sigterm_ends_an_event_stream_and_the_process() {
     );
     eprintln!("SIGTERM to exit with an event follower: {:?}", started.elapsed());
 }
+
+/// Sends a request for `path` on a connection with a small receive buffer, and never reads.
+fn unread_request(admin: std::net::SocketAddr, path: &str) -> TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&admin.into()).unwrap();
+    let mut s: TcpStream = sock.into();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: {READ}\r\n\r\n"
+    )
+    .unwrap();
+    s
+}
+
+/// The admin fixture plus a zone of `n` records: its JSON is far larger than socket buffers.
+fn with_big_zone(dir: &tempfile::TempDir, n: usize) {
+    let mut z = String::from(
+        "zone: big.test\nsoa: { mname: ns1.big.test., rname: h.big.test. }\nns: [ns1.big.test.]\nrecords:\n  ns1: { A: [192.0.2.1] }\n",
+    );
+    for i in 0..n {
+        z.push_str(&format!(
+            "  host-number-{i}: {{ TXT: [\"{}\"] }}\n",
+            "x".repeat(64)
+        ));
+    }
+    std::fs::write(dir.path().join("zones/big.test.yaml"), z).unwrap();
+}
+
+#[test]
+fn responses_nobody_reads_do_not_hold_connection_slots() {
+    let dir = fixture_with("  max_connections: 2\n  header_timeout: 300ms\n  idle_timeout: 300ms\n");
+    with_big_zone(&dir, 5_000);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let admin = server.admin();
+    // Two requests whose large answers are never read: every slot is busy writing.
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| unread_request(admin, "/api/v1/zones/big.test"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let (status, _, body) = http(admin, "GET", "/api/v1/status", &[("Authorization", READ)], None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered only after {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}
+
+#[test]
+fn event_streams_may_take_half_the_connections_at_most() {
+    let dir = fixture_with("  max_connections: 4\n");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let admin = server.admin();
+    let mut followers = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(admin).unwrap();
+        write!(
+            s,
+            "GET /api/v1/events?follow=1 HTTP/1.1\r\nHost: {admin}\r\nAuthorization: {READ}\r\n\r\n"
+        )
+        .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head).unwrap();
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+        followers.push(s);
+    }
+    let (status, _, body) = http(
+        admin,
+        "GET",
+        "/api/v1/events?follow=1",
+        &[("Authorization", READ)],
+        None,
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("event streams"), "{body}");
+    let (status, _, body) = http(admin, "GET", "/api/v1/status", &[("Authorization", READ)], None);
+    assert_eq!(status, 200, "{body}");
+    drop(followers);
+}

@@ -413,6 +413,27 @@ pub async fn events(
         let list: Vec<Value> = ctl.events.recent().iter().map(event_json).collect();
         return Ok(Json(list).into_response());
     }
+    // A stream holds its connection for as long as it runs: half the connections at most, so
+    // followers can never lock everyone else out.
+    let cap = (ctl
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admin
+        .max_connections
+        .get()
+        / 2)
+    .max(1);
+    if ctl.events.followers() >= cap {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{cap} event streams are open, half of admin.max_connections: close one, or raise \
+                 admin.max_connections"
+            ),
+        )
+        .field("follow"));
+    }
     use tokio_stream::StreamExt;
     let rx = ctl.events.subscribe();
     // The stream ends when the server stops, so a follower never holds up shutdown.

@@ -165,6 +165,9 @@ pub fn build() -> Value {
             op["responses"]["403"] = json!({ "description": "Needs an admin token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
             op["responses"]["422"] = json!({ "description": "Invalid: nothing changed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
         }
+        if *path == "/api/v1/events" {
+            op["responses"]["503"] = json!({ "description": "follow=1 while half of admin.max_connections are event streams already", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+        }
         if write && path.starts_with("/api/v1/zones/") {
             if *method == "delete" {
                 op["parameters"].as_array_mut().expect("array").push(
