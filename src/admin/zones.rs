@@ -96,18 +96,32 @@ fn no_zone(zone: &ZoneRef) -> ApiError {
     ApiError::not_found(format!("no zone `{}`", zone.text)).field("zone")
 }
 
+/// Runs file reading, parsing and rendering off the async threads: a large zone takes seconds,
+/// and those threads also serve DNS over TCP and run the probes.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("zone file task failed: {e}"))))
+}
+
 /// The file's text, parsed document and ETag.
-fn read_doc(path: &std::path::Path) -> Result<(Value, String), ApiError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))?;
-    let doc: Value = serde_saphyr::from_str(&text).map_err(|e| {
-        ApiError::internal(format!(
-            "{} no longer parses: {}",
-            path.display(),
-            e.without_snippet()
-        ))
-    })?;
-    Ok((doc, crate::store::etag(text.as_bytes())))
+async fn read_doc(path: &std::path::Path) -> Result<(Value, String), ApiError> {
+    let path = path.to_path_buf();
+    blocking(move || {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))?;
+        let doc: Value = serde_saphyr::from_str(&text).map_err(|e| {
+            ApiError::internal(format!(
+                "{} no longer parses: {}",
+                path.display(),
+                e.without_snippet()
+            ))
+        })?;
+        Ok((doc, crate::store::etag(text.as_bytes())))
+    })
+    .await
 }
 
 /// 412 when If-Match names another version than the current one (or any version when there is
@@ -254,8 +268,14 @@ async fn commit(
     Ok(generation)
 }
 
-fn to_yaml(doc: &Value) -> Result<String, ApiError> {
-    serde_saphyr::to_string(doc).map_err(|e| ApiError::internal(format!("cannot write YAML: {e}")))
+/// The document as YAML; hands the document back with the text.
+async fn to_yaml(doc: Value) -> Result<(Value, String), ApiError> {
+    blocking(move || {
+        let text = serde_saphyr::to_string(&doc)
+            .map_err(|e| ApiError::internal(format!("cannot write YAML: {e}")))?;
+        Ok((doc, text))
+    })
+    .await
 }
 
 pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
@@ -277,7 +297,7 @@ pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) 
     if !exists {
         return Err(no_zone(&zone));
     }
-    let (doc, etag) = read_doc(&path)?;
+    let (doc, etag) = read_doc(&path).await?;
     Ok(with_etag(doc, &etag))
 }
 
@@ -325,12 +345,16 @@ pub async fn put_zone(
         )
         .field("zone"));
     }
-    let old = if exists { Some(read_doc(&path)?) } else { None };
+    let old = if exists {
+        Some(read_doc(&path).await?)
+    } else {
+        None
+    };
     check_if_match(&headers, old.as_ref().map(|o| o.1.as_str()))?;
     same_import(&doc, old.as_ref().map(|o| &o.0))?;
     serial_in_yaml(&doc)?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
-    let text = to_yaml(&doc)?;
+    let (doc, text) = to_yaml(doc).await?;
     let generation = commit(&ctl, &path, Some(text.clone()), &zone.text, &who).await?;
     let etag = crate::store::etag(text.as_bytes());
     let status = if exists {
@@ -359,7 +383,7 @@ pub async fn delete_zone(
         return Err(no_zone(&zone));
     }
     require_if_match(&headers, "deleting a whole zone")?;
-    let (_, etag) = read_doc(&path)?;
+    let (_, etag) = read_doc(&path).await?;
     check_if_match(&headers, Some(&etag))?;
     let generation = commit(&ctl, &path, None, &zone.text, &who).await?;
     Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
@@ -370,26 +394,33 @@ pub async fn delete_zone(
 /// Records of `owner` that the zone's `import:` master file holds, by type, in presentation
 /// format; with the file's name as the zone file gives it. The API shows them and never edits
 /// them.
-fn imported(
+async fn imported(
     path: &std::path::Path,
     doc: &Value,
     zone: &ZoneRef,
     owner: &OwnerRef,
 ) -> Option<(String, Map<String, Value>)> {
-    let file = doc.get("import")?.as_str()?;
-    let full = path.parent().unwrap_or(std::path::Path::new(".")).join(file);
-    let text = std::fs::read_to_string(full).ok()?;
-    let records = crate::config::zonefile::parse_master(&text, &zone.name).ok()?;
-    let mut by_type = Map::new();
-    for r in records.iter().filter(|r| r.owner.key() == owner.name.key()) {
-        let list = by_type
-            .entry(r.rdata.rtype().to_string())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(items) = list {
-            items.push(Value::String(r.rdata.to_string()));
+    let file = doc.get("import")?.as_str()?.to_string();
+    let full = path.parent().unwrap_or(std::path::Path::new(".")).join(&file);
+    let (origin, key) = (zone.name.clone(), owner.name.key());
+    let by_type = blocking(move || {
+        let text = std::fs::read_to_string(full).map_err(|e| ApiError::internal(e.to_string()))?;
+        let records = crate::config::zonefile::parse_master(&text, &origin)
+            .map_err(|e| ApiError::internal(e.message))?;
+        let mut by_type = Map::new();
+        for r in records.iter().filter(|r| r.owner.key() == key) {
+            let list = by_type
+                .entry(r.rdata.rtype().to_string())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(items) = list {
+                items.push(Value::String(r.rdata.to_string()));
+            }
         }
-    }
-    (!by_type.is_empty()).then(|| (file.to_string(), by_type))
+        Ok(by_type)
+    })
+    .await
+    .ok()?;
+    (!by_type.is_empty()).then_some((file, by_type))
 }
 
 fn read_only_message(owner: &OwnerRef, file: &str) -> String {
@@ -416,10 +447,10 @@ async fn get_entry(ctl: &Control, zone: &str, section: &str, name: &str) -> ApiR
     if !exists {
         return Err(no_zone(&zone));
     }
-    let (doc, etag) = read_doc(&path)?;
+    let (doc, etag) = read_doc(&path).await?;
     let entry = entry_key(&doc, section, &zone, &owner).and_then(|k| doc[section].get(&k).cloned());
     let from_master = if section == "records" {
-        imported(&path, &doc, &zone, &owner)
+        imported(&path, &doc, &zone, &owner).await
     } else {
         None
     };
@@ -469,10 +500,10 @@ async fn put_entry(
     if !exists {
         return Err(no_zone(&zone));
     }
-    let (mut doc, etag) = read_doc(&path)?;
+    let (mut doc, etag) = read_doc(&path).await?;
     check_if_match(headers, Some(&etag))?;
     if section == "records"
-        && let Some((file, _)) = imported(&path, &doc, &zone, &owner)
+        && let Some((file, _)) = imported(&path, &doc, &zone, &owner).await
     {
         return Err(ApiError::new(StatusCode::CONFLICT, read_only_message(&owner, &file)).field("name"));
     }
@@ -513,7 +544,7 @@ async fn put_entry(
         }
     }
     bump_serial(&mut doc, old_serial);
-    let text = to_yaml(&doc)?;
+    let (doc, text) = to_yaml(doc).await?;
     let generation = commit(
         ctl,
         &path,
