@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Static-zone benchmark: the same zone served by Meridian, NSD and gdnsd, one at a time, each
-# pinned to CPU 0 with dnsperf pinned to CPU 1. Reports answered QPS and server CPU µs per
-# query (from /proc/PID/stat), the figure that survives a noisy machine.
+# pinned to CPU 0 with dnsperf pinned to CPU 1. Meridian runs twice: on 127.0.0.1, and on
+# 0.0.0.0 (`meridian_any`: replies sourced from each query's destination address, PKTINFO).
+# Reports answered QPS and server CPU µs per query (from /proc/PID/stat), the figure that
+# survives a noisy machine.
 #
 #   bench/static.sh [seconds per run, default 10]   (ROUNDS=3: servers take turns, medians reported)
 #
@@ -29,7 +31,12 @@ for i in $(seq 1 250); do
   echo "static.example.com A"; echo "www.example.com A"; echo "static.example.com AAAA"; echo "nx$i.example.com A"
 done > "$work/queries"
 
-start_meridian() {
+start_meridian() { meridian_on "127.0.0.1:$port"; }
+# On the wildcard address: every reply's source comes from the query's destination (PKTINFO).
+start_meridian_any() { meridian_on "0.0.0.0:$port"; }
+
+meridian_on() {
+  rm -rf "$work/meridian"
   mkdir -p "$work/meridian/zones"
   printf '%s\n' "$zone" > "$work/meridian/zones/example.com.zone"
   cat > "$work/meridian/zones/example.com.yaml" <<EOC
@@ -37,7 +44,7 @@ zone: example.com
 import: example.com.zone
 EOC
   cat > "$work/meridian/meridian.yaml" <<EOC
-dns: { listen: ["127.0.0.1:$port"], udp_workers: 1 }
+dns: { listen: ["$1"], udp_workers: 1 }
 log: { level: warn }
 zones_dir: zones
 EOC
@@ -89,6 +96,6 @@ rounds=${ROUNDS:-3}
 echo "static zone: ${rounds} rounds of ${secs}s per server, taking turns; medians. Server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
 echo
 for _ in $(seq 1 "$rounds"); do
-  for s in gdnsd nsd meridian; do run $s; done
+  for s in gdnsd nsd meridian meridian_any; do run $s; done
 done
-report gdnsd nsd meridian
+report gdnsd nsd meridian meridian_any

@@ -20,7 +20,8 @@ pub struct Control {
     pub events: Arc<Events>,
     pub metrics: Arc<Metrics>,
     pub config_path: PathBuf,
-    /// The configuration last applied (for its paths and server settings).
+    /// The configuration last applied (for its paths and server settings). Its zones keep their
+    /// origin and file, not their records: those are in the snapshot.
     pub running: Mutex<Config>,
     /// Held by a reload or an edit from validation to publication, so that two never interleave.
     pub changes: tokio::sync::Mutex<()>,
@@ -59,15 +60,17 @@ impl Control {
             metrics.clone(),
             stop.child_token(),
         );
-        let store = Arc::new(Store::new(config.clone(), Arc::default(), metrics.clone()));
+        let mut config = config;
+        let running = without_zone_data(&mut config);
+        let store = Arc::new(Store::new(config, Arc::default(), metrics.clone()));
         Ok(Arc::new(Control {
             store,
             scheduler,
             overrides: Arc::new(overrides),
             events,
             metrics,
-            config_path: config.path.clone(),
-            running: Mutex::new(config),
+            config_path: running.path.clone(),
+            running: Mutex::new(running),
             changes: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
             log_reload: Mutex::new(None),
@@ -76,7 +79,7 @@ impl Control {
     }
 
     /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
-    /// full round can take), and publishes the running configuration with real health.
+    /// full round can take), and publishes the snapshot again with real health.
     pub async fn start(&self, wait: Option<std::time::Duration>) {
         let config = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let health = self.health_for(&config);
@@ -86,7 +89,8 @@ impl Control {
             self.scheduler.first_round(wait).await;
             tracing::info!(probes = self.scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
         }
-        self.store.publish(config, health);
+        self.store.replace_health(health);
+        release_freed_memory();
     }
 
     /// The answer path's health view for `config`'s data centers: probes (started or stopped as
@@ -138,8 +142,10 @@ impl Control {
         }
         drop(running);
         let health = self.health_for(&new);
-        let generation = self.store.publish(new.clone(), health);
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        let running = without_zone_data(&mut new);
+        let generation = self.store.publish(new, health);
+        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = running;
+        release_freed_memory();
         generation
     }
 
@@ -191,5 +197,30 @@ fn remove_leftovers(config: &Config) {
     dirs.dedup();
     for dir in dirs {
         crate::store::remove_leftovers(&dir);
+    }
+}
+
+/// A copy of `config` for `running`: everything but the zones' records, which live in the
+/// published snapshot alone (a second copy doubled the memory of a large zone).
+fn without_zone_data(config: &mut Config) -> Config {
+    let nodes: Vec<_> = config
+        .zones
+        .iter_mut()
+        .map(|z| std::mem::take(&mut z.nodes))
+        .collect();
+    let copy = config.clone();
+    for (zone, nodes) in config.zones.iter_mut().zip(nodes) {
+        zone.nodes = nodes;
+    }
+    copy
+}
+
+/// Hands memory freed by loading (the parsed YAML of a large zone is several times the size of
+/// the compiled zone) back to the system, so the resident size is what is being served.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

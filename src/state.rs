@@ -199,20 +199,46 @@ impl Store {
 
     /// Swaps in a new GeoIP database, keeping everything else.
     pub fn replace_geo(&self, geo: Arc<GeoDb>) -> u64 {
+        self.replace(|cur| Snapshot {
+            geo: Some(geo),
+            ..cur.share()
+        })
+    }
+
+    /// Swaps in a new health view (the first with probe results), keeping everything else.
+    pub fn replace_health(&self, health: Arc<HealthView>) -> u64 {
+        self.replace(|cur| Snapshot {
+            health,
+            ..cur.share()
+        })
+    }
+
+    /// Publishes `change` of the current snapshot, under the writer lock.
+    fn replace(&self, change: impl FnOnce(&Snapshot) -> Snapshot) -> u64 {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let cur = self.current.load_full();
         let generation = cur.generation + 1;
         self.current.store(Arc::new(Snapshot {
-            zones: cur.zones.clone(),
-            datacenters: cur.datacenters.clone(),
-            geo: Some(geo),
-            health: cur.health.clone(),
-            metrics: cur.metrics.clone(),
-            no_zone: cur.no_zone.clone(),
-            dc_answers: cur.dc_answers.clone(),
-            nsid: cur.nsid.clone(),
             generation,
+            ..change(&cur)
         }));
         generation
+    }
+}
+
+impl Snapshot {
+    /// A snapshot sharing this one's tables (cheap: reference counts).
+    fn share(&self) -> Snapshot {
+        Snapshot {
+            zones: self.zones.clone(),
+            datacenters: self.datacenters.clone(),
+            geo: self.geo.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+            no_zone: self.no_zone.clone(),
+            dc_answers: self.dc_answers.clone(),
+            nsid: self.nsid.clone(),
+            generation: self.generation,
+        }
     }
 }
