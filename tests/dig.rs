@@ -4,26 +4,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
-
-fn dig(server: &Server, args: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &server.addr.port().to_string(),
-            "+time=2",
-            "+tries=1",
-        ])
-        .args(args.split_whitespace())
-        .output()
-        .expect("run dig");
-    // dig aligns columns with tabs and spaces; compare with single spaces.
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 #[test]
 fn dig_against_the_shipped_zone() {

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType as T;
-use std::process::Command;
 
 fn header(id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {
     [id, flags, qd, an, ns, ar]
@@ -79,24 +78,6 @@ fn tsig(key: &str, algorithm: &str, time_signed: u64, fudge: u16, original_id: u
 
 fn rcode(reply: &[u8]) -> u8 {
     reply[3] & 0x0f
-}
-
-fn dig(server: &Server, args: &str) -> String {
-    let out = Command::new("dig")
-        .args([
-            "@127.0.0.1",
-            "-p",
-            &server.addr.port().to_string(),
-            "+time=2",
-            "+tries=1",
-        ])
-        .args(args.split_whitespace())
-        .output()
-        .expect("run dig");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]

@@ -392,6 +392,26 @@ pub fn section(records: &[Record]) -> Vec<String> {
     records.iter().map(show).collect()
 }
 
+/// Asks `server` with dig (`args` as on its command line); the output with runs of blanks made
+/// one space (dig aligns columns with tabs and spaces).
+pub fn dig(server: &Server, args: &str) -> String {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &server.addr.port().to_string(),
+            "+time=2",
+            "+tries=1",
+        ])
+        .args(args.split_whitespace())
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether an external tool is on PATH. When it is missing, the test says so loudly and is
 /// skipped, unless MERIDIAN_REQUIRE_TOOLS is set (as `.ci/run` does), where it fails.
 pub fn have_tool(tool: &str) -> bool {
