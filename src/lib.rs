@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod name;
 pub mod overrides;
+pub mod rng;
 pub mod select;
 pub mod state;
 pub mod store;

@@ -138,7 +138,7 @@ pub fn remove_durable(path: &Path) -> std::io::Result<()> {
 
 /// The entity tag of some content: a quoted hash, as HTTP writes it.
 pub fn etag(bytes: &[u8]) -> String {
-    format!("\"{:016x}\"", crate::select::weighted::stable_hash(bytes))
+    format!("\"{:016x}\"", crate::rng::hash(&[bytes]))
 }
 
 #[cfg(test)]

@@ -375,7 +375,7 @@ pub async fn explain(
         qtype,
         qclass: answer::CLASS_IN,
     };
-    let e = answer::explain(&question, &client, &snap, crate::dns::Entropy::new().draw());
+    let e = answer::explain(&question, &client, &snap, crate::rng::Entropy::new().draw());
     let r = &e.response;
     let show = |s: &[answer::Record<'_>]| s.iter().map(|x| x.present(&qname)).collect::<Vec<_>>();
     Ok(Json(json!({

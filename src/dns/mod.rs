@@ -12,38 +12,6 @@ use crate::state::Snapshot;
 use std::net::IpAddr;
 use wire::{CLASSIC_UDP_PAYLOAD, EDNS_UDP_PAYLOAD, Reject};
 
-/// A per-worker random source for load-balancing choices (xorshift64*): fast, unshared, and
-/// seeded from the standard library's per-process random keys.
-pub struct Entropy(u64);
-
-impl Entropy {
-    pub fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-        );
-        Entropy(h.finish() | 1)
-    }
-
-    pub fn draw(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-impl Default for Entropy {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// How the query arrived; decides the response size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {

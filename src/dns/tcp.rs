@@ -1,7 +1,8 @@
 //! TCP listener (RFC 7766): length-prefixed messages, pipelined queries answered in order,
 //! an idle timeout on reads and writes, and a bound on open connections.
 
-use super::{Entropy, Transport, handle};
+use super::{Transport, handle};
+use crate::rng::Entropy;
 use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,8 @@
 //! Every buffer, header and control block is allocated once per worker: a batch allocates
 //! nothing.
 
-use super::{Entropy, Transport, handle};
+use super::{Transport, handle};
+use crate::rng::Entropy;
 use crate::state::Store;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;

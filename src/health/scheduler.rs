@@ -279,16 +279,16 @@ impl Scheduler {
         cancel: CancellationToken,
     ) {
         let interval = runner.target.check.interval;
-        let mut rng = crate::dns::Entropy::new();
+        let mut rng = crate::rng::Entropy::new();
         let mut first = true;
         loop {
             if !first {
                 // Jitter: after the first round, spread probes over the interval, then keep
                 // each within ±10% of it.
                 let factor = if state.detail.lock().unwrap_or_else(|p| p.into_inner()).results == 1 {
-                    crate::select::weighted::unit(rng.draw())
+                    crate::rng::unit(rng.draw())
                 } else {
-                    0.9 + 0.2 * crate::select::weighted::unit(rng.draw())
+                    0.9 + 0.2 * crate::rng::unit(rng.draw())
                 };
                 tokio::select! {
                     _ = cancel.cancelled() => return,

@@ -269,10 +269,10 @@ fn order(
     let weighted = |ids: &[DcId]| -> Vec<DcId> {
         let items: Vec<(DcId, u32)> = ids.iter().map(|&d| (d, weight(d))).collect();
         if name.sticky {
-            weighted::order(&items, |d| weighted::stable_hash(&(sticky_key, dc_name(d))))
+            weighted::order(&items, |d| crate::rng::sticky_draw(sticky_key, dc_name(d)))
         } else {
             weighted::order(&items, |d| {
-                weighted::mix(entropy ^ u64::from(d.0).wrapping_mul(0x9e37_79b9))
+                crate::rng::mix(entropy ^ u64::from(d.0).wrapping_mul(0x9e37_79b9))
             })
         }
     };
@@ -417,7 +417,8 @@ fn take(
     }
     // Weighted rotation: every query draws a fresh order, heavier endpoints first more often.
     let mut addrs = weighted::order(&pool, |a| {
-        weighted::mix(entropy.rotate_left(17) ^ weighted::stable_hash(&a))
+        let (bytes, len) = crate::rng::addr_bytes(a);
+        crate::rng::mix(entropy.rotate_left(17) ^ crate::rng::hash(&[&bytes[..len]]))
     });
     addrs.truncate(name.max_addresses.get());
     trace.note(|| {

@@ -207,7 +207,7 @@ fn weighted_follows_weights() {
     n.weights = vec![NonZeroU32::new(3).unwrap(), NonZeroU32::MIN];
     let mut us = 0;
     for e in 0..4000u64 {
-        let s = run(&n, Family::V4, &client("192.0.2.1", 32), &[], weighted::mix(e));
+        let s = run(&n, Family::V4, &client("192.0.2.1", 32), &[], crate::rng::mix(e));
         assert_eq!(s.scope, 0, "random choice does not depend on the client");
         if s.datacenters == vec![US] {
             us += 1;
@@ -355,7 +355,7 @@ fn geo_rank_splits_by_weight() {
             Family::V4,
             &located("10.30.0.0", 24, &JP, 16),
             &[],
-            weighted::mix(e),
+            crate::rng::mix(e),
         );
         if s.datacenters == vec![AP] {
             ap += 1;
@@ -424,7 +424,7 @@ fn addresses_rotate_and_follow_endpoint_weights() {
             Family::V4,
             &client("192.0.2.1", 32),
             &Down(vec![]),
-            weighted::mix(e),
+            crate::rng::mix(e),
             &mut Trace::off(),
         );
         if addrs(&s) == vec!["192.0.2.10"] {

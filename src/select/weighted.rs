@@ -2,40 +2,7 @@
 //! form, weighted rendezvous hashing, where each (client subnet, data center) pair draws a fixed
 //! key: removing one data center moves only the clients it had.
 
-use std::hash::{Hash, Hasher};
-
-/// A 64-bit mix (SplitMix64 finaliser): turns a seed into a well-spread value.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A uniform value in (0, 1) from 64 random bits.
-pub fn unit(bits: u64) -> f64 {
-    ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-}
-
-/// Stable hash of a key (not randomised per process: sticky answers must survive restarts
-/// and agree between nodes).
-pub fn stable_hash<T: Hash + ?Sized>(key: &T) -> u64 {
-    // FNV-1a feeding a final mix: deterministic across runs and builds.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            mix(self.0)
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    key.hash(&mut h);
-    h.finish()
-}
+use crate::rng::unit;
 
 /// Orders `items` (with weights) by descending key u^(1/w), where u comes from `draw(item)`.
 /// The first item is a weighted choice; the whole order is a weighted draw without replacement.
@@ -59,7 +26,11 @@ mod tests {
         let items = [("a", 3u32), ("b", 1u32)];
         let mut first_a = 0;
         for seed in 0..10_000u64 {
-            if order(&items, |x| mix(seed ^ stable_hash(x)))[0] == "a" {
+            if order(&items, |x: &str| {
+                crate::rng::mix(seed ^ crate::rng::hash(&[x.as_bytes()]))
+            })[0]
+                == "a"
+            {
                 first_a += 1;
             }
         }
@@ -72,7 +43,7 @@ mod tests {
         let all = [("us", 1u32), ("eu", 1), ("ap", 1)];
         let without_eu = [("us", 1u32), ("ap", 1)];
         for client in 0..2_000u32 {
-            let draw = |dc: &str| stable_hash(&(client, dc));
+            let draw = |dc: &str| crate::rng::hash(&[&client.to_be_bytes(), dc.as_bytes()]);
             let before = order(&all, draw)[0];
             let after = order(&without_eu, draw)[0];
             if before != "eu" {
@@ -81,9 +52,29 @@ mod tests {
         }
     }
 
+    /// Which data center each client subnet sticks to, among three of equal weight. Pinned:
+    /// nodes (and versions) must agree, or clients move when they ask another node.
     #[test]
-    fn stable_hash_is_stable() {
-        assert_eq!(stable_hash("meridian"), stable_hash("meridian"));
-        assert_ne!(stable_hash("a"), stable_hash("b"));
+    fn sticky_choices_are_pinned() {
+        let dcs = [("us-east", 1u32), ("eu-west", 1), ("ap-south", 1)];
+        let first = |subnet: &str| order(&dcs, |d| crate::rng::sticky_draw(subnet.parse().unwrap(), d))[0];
+        let got: Vec<&str> = [
+            "10.0.0.0",
+            "10.0.1.0",
+            "10.0.2.0",
+            "192.0.2.0",
+            "198.51.100.0",
+            "2001:db8::",
+            "2001:db8:1::",
+        ]
+        .iter()
+        .map(|s| first(s))
+        .collect();
+        assert_eq!(got, PINNED_STICKY);
     }
+
+    /// Also computed by an independent implementation (Python) of `rng::hash` and this order.
+    const PINNED_STICKY: [&str; 7] = [
+        "ap-south", "ap-south", "us-east", "eu-west", "us-east", "ap-south", "ap-south",
+    ];
 }
