@@ -4,43 +4,12 @@
 //! one immutable snapshot. No lock, no I/O, no await. `dns::wire` turns the model into bytes.
 
 use crate::model::gslb::{GslbName, Policy};
-use crate::model::{Node, RData, RRset, RType};
+use crate::model::{Node, RData, RRset, RType, Rcode};
 use crate::name::{MAX_NAME_LEN, Name, parent_wire};
 use crate::select::{self, Client, Family, Outcome, Trace};
 use crate::state::{CompiledZone, Entry, Snapshot};
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// Response codes Meridian sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rcode {
-    NoError,
-    FormErr,
-    ServFail,
-    NxDomain,
-    NotImp,
-    Refused,
-    /// A signed query this server cannot verify (RFC 8945 §5.2).
-    NotAuth,
-    /// Extended rcode 16 (RFC 6891 §6.1.3), sent through OPT.
-    BadVers,
-}
-
-impl Rcode {
-    /// The full 12-bit code.
-    pub fn code(self) -> u16 {
-        match self {
-            Rcode::NoError => 0,
-            Rcode::FormErr => 1,
-            Rcode::ServFail => 2,
-            Rcode::NxDomain => 3,
-            Rcode::NotImp => 4,
-            Rcode::Refused => 5,
-            Rcode::NotAuth => 9,
-            Rcode::BadVers => 16,
-        }
-    }
-}
 
 /// The class Meridian serves.
 pub const CLASS_IN: u16 = 1;

@@ -2,8 +2,8 @@
 //! atomics it was handed in the snapshot; the registry's mutex is taken when a snapshot is
 //! built and when metrics are scraped, never per query.
 
-use crate::answer::Rcode;
 use crate::model::RType;
+use crate::model::Rcode;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

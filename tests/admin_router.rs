@@ -911,7 +911,7 @@ async fn metrics_label_values_are_escaped() {
     a.ctl
         .metrics
         .zone("we\"ird\\zone\nname.")
-        .count(meridian::model::RType::A, meridian::answer::Rcode::NoError);
+        .count(meridian::model::RType::A, meridian::model::Rcode::NoError);
     a.ctl
         .metrics
         .datacenter("d\"c")

@@ -56,12 +56,14 @@ pub fn handle(
     // A signed query: no keys are configured, so it cannot be verified (RFC 8945 §5.2).
     // Counted with the queries answered from no zone: no zone's data was used.
     if let Some(tsig) = &query.tsig {
-        snap.no_zone.count(query.question.qtype, answer::Rcode::NotAuth);
+        snap.no_zone
+            .count(query.question.qtype, crate::model::Rcode::NotAuth);
         wire::write_notauth(&query, tsig, max_len, out);
         return true;
     }
     if query.edns.is_some_and(|e| e.version > 0) {
-        snap.no_zone.count(query.question.qtype, answer::Rcode::BadVers);
+        snap.no_zone
+            .count(query.question.qtype, crate::model::Rcode::BadVers);
         wire::write_badvers(&query, out);
         return true;
     }

@@ -3,7 +3,8 @@
 //! Queries are read without allocating: the question name is borrowed from the packet.
 //! Responses are written into a reused buffer with name compression and truncation by RRset.
 
-use crate::answer::{Owner, Question, Rcode, Rd, Record, Response};
+use crate::answer::{Owner, Question, Rd, Record, Response};
+use crate::model::Rcode;
 use crate::model::{RData, RType};
 use crate::name::MAX_NAME_LEN;
 use std::net::IpAddr;

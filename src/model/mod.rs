@@ -79,6 +79,37 @@ impl RType {
     }
 }
 
+/// Response codes Meridian sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rcode {
+    NoError,
+    FormErr,
+    ServFail,
+    NxDomain,
+    NotImp,
+    Refused,
+    /// A signed query this server cannot verify (RFC 8945 §5.2).
+    NotAuth,
+    /// Extended rcode 16 (RFC 6891 §6.1.3), sent through OPT.
+    BadVers,
+}
+
+impl Rcode {
+    /// The full 12-bit code.
+    pub fn code(self) -> u16 {
+        match self {
+            Rcode::NoError => 0,
+            Rcode::FormErr => 1,
+            Rcode::ServFail => 2,
+            Rcode::NxDomain => 3,
+            Rcode::NotImp => 4,
+            Rcode::Refused => 5,
+            Rcode::NotAuth => 9,
+            Rcode::BadVers => 16,
+        }
+    }
+}
+
 impl fmt::Display for RType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.mnemonic() {
