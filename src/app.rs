@@ -62,9 +62,6 @@ fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
     Ok((lim.rlim_cur, before))
 }
 
-/// Changes the log filter at run time (for `log.level` at reload).
-pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
-
 /// After the grace period, how long connections get to notice they are cut before their
 /// tasks are aborted outright.
 const ABORT_WAIT: Duration = Duration::from_millis(500);
@@ -78,7 +75,7 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 pub async fn serve(
     config: Config,
     command_line: CommandLine,
-    log_reload: Option<LogReload>,
+    log_reload: Option<crate::control::LogReload>,
 ) -> Result<(), AppError> {
     match raise_open_files_limit() {
         Ok((limit, before)) if limit != before => {
@@ -231,24 +228,6 @@ pub async fn serve(
         .ok();
     tracing::info!(took = ?stopping.elapsed(), "stopped");
     Ok(())
-}
-
-/// How long a full round of probes can take: every probe timing out, `max_concurrent` at a
-/// time, plus a little slack.
-pub fn round_bound(config: &Config, probes: usize) -> Duration {
-    let waves = probes.div_ceil(config.health.max_concurrent.get()).max(1) as u32;
-    longest_timeout(config) * waves + Duration::from_millis(100)
-}
-
-/// The longest timeout of any check in use.
-pub fn longest_timeout(config: &Config) -> Duration {
-    config
-        .datacenters
-        .iter()
-        .flat_map(|d| &d.endpoints)
-        .filter_map(|e| e.check.as_ref().map(|c| c.timeout))
-        .max()
-        .unwrap_or_default()
 }
 
 /// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)

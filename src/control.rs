@@ -12,6 +12,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Changes the log filter at run time (for `log.level` at reload).
+pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Shared runtime state and the operations that change it.
 pub struct Control {
     pub store: Arc<Store>,
@@ -28,7 +31,7 @@ pub struct Control {
     /// Set once the listeners are up.
     pub ready: AtomicBool,
     /// Applies `log.level` at reload; `None` when the level is fixed by the command line.
-    pub log_reload: Mutex<Option<crate::app::LogReload>>,
+    pub log_reload: Mutex<Option<LogReload>>,
     /// What the command line set, applied to every configuration loaded.
     command_line: CommandLine,
 }
@@ -84,7 +87,7 @@ impl Control {
         let config = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {
-            let wait = wait.unwrap_or_else(|| crate::app::round_bound(&config, self.scheduler.probe_count()));
+            let wait = wait.unwrap_or_else(|| config.first_round_bound(self.scheduler.probe_count()));
             let started = std::time::Instant::now();
             self.scheduler.first_round(wait).await;
             tracing::info!(probes = self.scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");

@@ -250,7 +250,7 @@ fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian
             tokio_util::sync::CancellationToken::new(),
         );
         let view = scheduler.sync(&config.datacenters);
-        let wait = meridian::app::round_bound(config, scheduler.probe_count());
+        let wait = config.first_round_bound(scheduler.probe_count());
         scheduler.first_round(wait).await;
         scheduler.shutdown().await;
         Ok(view)
@@ -345,7 +345,7 @@ fn serve(
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let reload: meridian::app::LogReload = match format {
+    let reload: meridian::control::LogReload = match format {
         LogFormat::Json => {
             let b = builder.json().with_filter_reloading();
             let handle = b.reload_handle();

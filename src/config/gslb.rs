@@ -2,7 +2,7 @@
 
 use super::Problem;
 use super::raw::{RawCheck, RawDatacenter, RawGslb, RawValue};
-use super::validate::{Loc, parse_duration, problem_at};
+use super::source::{Loc, parse_duration, problem_at};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
 use crate::model::gslb::{

@@ -5,6 +5,7 @@
 
 pub mod gslb;
 pub mod raw;
+pub mod source;
 pub mod validate;
 pub mod zonefile;
 
@@ -190,6 +191,25 @@ pub struct Config {
     /// How often the database file is checked for replacement. Default 5 s.
     pub geoip_check_interval: Duration,
     pub health: HealthConfig,
+}
+
+impl Config {
+    /// How long a full round of `probes` can take: every probe timing out, `max_concurrent` at
+    /// a time, plus a little slack.
+    pub fn first_round_bound(&self, probes: usize) -> Duration {
+        let waves = probes.div_ceil(self.health.max_concurrent.get()).max(1) as u32;
+        self.longest_check_timeout() * waves + Duration::from_millis(100)
+    }
+
+    /// The longest timeout of any check in use.
+    pub fn longest_check_timeout(&self) -> Duration {
+        self.datacenters
+            .iter()
+            .flat_map(|d| &d.endpoints)
+            .filter_map(|e| e.check.as_ref().map(|c| c.timeout))
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 /// Reads and validates `path` and every file it points at.

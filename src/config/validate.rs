@@ -2,6 +2,7 @@
 
 use super::gslb::{self as gslb_cfg, GslbContext};
 use super::raw::{Entries, RawConfig, RawValue, RawZone};
+use super::source::{Loc, parse_duration, problem_at};
 use super::zonefile::{self, TextError, check_ttl, parse_rdata};
 use super::{Config, DnsConfig, LogConfig, LogFormat, Problem, Problems};
 use crate::geo::GeoDb;
@@ -20,39 +21,6 @@ use std::time::Duration;
 pub const DEFAULT_ZONE_TTL: u32 = 3600;
 /// The SOA serial of a zone whose `soa:` gives none.
 pub const DEFAULT_SOA_SERIAL: u32 = 1;
-
-/// A position in a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Loc {
-    file: PathBuf,
-    line: u32,
-    col: u32,
-}
-
-impl Loc {
-    pub(crate) fn of<T>(file: &Path, s: &Spanned<T>) -> Loc {
-        Loc {
-            file: file.to_path_buf(),
-            line: s.referenced.line() as u32,
-            col: s.referenced.column() as u32,
-        }
-    }
-    pub(crate) fn problem(&self, message: impl Into<String>) -> Problem {
-        Problem {
-            file: self.file.clone(),
-            line: self.line,
-            col: self.col,
-            message: message.into(),
-        }
-    }
-    fn short(&self) -> String {
-        format!("{}:{}:{}", self.file.display(), self.line, self.col)
-    }
-}
-
-pub(crate) fn problem_at<T>(file: &Path, s: &Spanned<T>, message: impl Into<String>) -> Problem {
-    Loc::of(file, s).problem(message)
-}
 
 fn read_text(path: &Path, overlay: &Overlay) -> Result<String, Problem> {
     if let Some(entry) = overlay.files.get(path) {
@@ -129,22 +97,6 @@ fn hostname() -> String {
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// Reads a duration such as `500ms`, `10s`, `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (like 500ms, 10s, 2m)"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" | "" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{text}` has an unknown unit (use ms, s, m or h)")),
-    })
 }
 
 // === config ===
