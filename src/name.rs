@@ -35,11 +35,6 @@ impl Name {
         Name(Box::new([0]))
     }
 
-    /// Wraps wire bytes that are already known to be a valid uncompressed name.
-    pub fn from_wire_unchecked(wire: &[u8]) -> Self {
-        Name(wire.into())
-    }
-
     /// Reads a name in presentation format. A name without a trailing dot is relative to
     /// `origin`; `@` is the origin itself. `\.` and `\DDD` escapes are understood.
     pub fn parse(text: &str, origin: Option<&Name>) -> Result<Name, NameError> {
@@ -133,19 +128,6 @@ impl Name {
         a.len() >= b.len()
             && a[a.len() - b.len()..].eq_ignore_ascii_case(b)
             && label_starts(a).any(|start| start == a.len() - b.len())
-    }
-
-    /// The name one label up; `None` for the root.
-    pub fn parent(&self) -> Option<Name> {
-        parent_wire(&self.0).map(|p| Name(p.into()))
-    }
-
-    /// `*.` + self.
-    pub fn wildcard_child(&self) -> Name {
-        let mut wire = Vec::with_capacity(self.0.len() + 2);
-        wire.extend_from_slice(&[1, b'*']);
-        wire.extend_from_slice(&self.0);
-        Name(wire.into_boxed_slice())
     }
 
     /// Whether the first label is `*`.

@@ -179,11 +179,6 @@ impl Store {
         self.current.load()
     }
 
-    /// A full snapshot for callers that keep it across awaits.
-    pub fn load_full(&self) -> Arc<Snapshot> {
-        self.current.load_full()
-    }
-
     /// Builds a snapshot from `config` and swaps it in whole. Returns its generation.
     pub fn publish(&self, config: Config, health: Arc<HealthView>) -> u64 {
         let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());

@@ -227,8 +227,3 @@ pub fn load_overlay(
 ) -> Result<Config, Problems> {
     validate::load(path, previous, overlay)
 }
-
-/// Like [`load`], but keeps `previous` GeoIP database when its file is unchanged on disk.
-pub fn reload(path: &Path, previous: Option<&Arc<GeoDb>>) -> Result<Config, Problems> {
-    validate::load(path, previous, &Overlay::default())
-}

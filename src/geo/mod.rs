@@ -11,7 +11,6 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Where an address is, as far as the database knows.
@@ -233,9 +232,6 @@ impl GeoDb {
         self.records.is_empty()
     }
 }
-
-/// Shared handle, as the snapshot holds it.
-pub type SharedGeo = Arc<GeoDb>;
 
 /// `addr` with every bit past `len` cleared.
 pub fn mask(addr: IpAddr, len: u8) -> IpAddr {

@@ -50,7 +50,7 @@ pub struct Check {
     pub fall: NonZeroU32,
 }
 
-/// Index of a data center in `Gslb::datacenters`.
+/// Index of a data center in the configuration's `datacenters` (and the snapshot's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DcId(pub u16);
 

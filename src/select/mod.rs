@@ -1,6 +1,6 @@
 //! Picking the addresses for a load-balanced name: pure, synchronous, table-tested.
 //!
-//! The pipeline (DESIGN §4): candidates → drop data centers that are down → order by policy →
+//! The pipeline (docs/configuration.md, "How an answer is chosen"): candidates → drop data centers that are down → order by policy →
 //! take `answer.datacenters` that have endpoints of the family asked → their healthy endpoints,
 //! weighted and rotated, at most `max_addresses`. Nothing left → `when_all_down`.
 //! Randomness comes in as `entropy`; health comes in through [`Health`].
@@ -184,7 +184,7 @@ pub fn select(
     // 2. Order by policy. 3. Take data centers with endpoints of the family.
     if !up.is_empty() {
         let (order, scope) = order(name, dcs, &up, client, health, entropy, trace);
-        let sel = take(name, dcs, &order, family, client, health, entropy, true, trace);
+        let sel = take(name, dcs, &order, family, health, entropy, true, trace);
         if let Some((s, skipped)) = sel {
             // A data center passed over for want of healthy endpoints of this family is a
             // failover too: answer with the short TTL so clients come back soon.
@@ -225,7 +225,7 @@ pub fn select(
     match &name.when_all_down {
         WhenAllDown::All => {
             let (order, scope) = order(name, dcs, &name.candidates, client, health, entropy, trace);
-            match take(name, dcs, &order, family, client, health, entropy, false, trace) {
+            match take(name, dcs, &order, family, health, entropy, false, trace) {
                 Some((s, _)) => Selection {
                     ttl,
                     scope: scope.min(client.source_prefix),
@@ -378,13 +378,11 @@ fn take(
     dcs: &[Datacenter],
     order: &[DcId],
     family: Family,
-    client: &Client<'_>,
     health: &impl Health,
     entropy: u64,
     respect_health: bool,
     trace: &mut Trace,
 ) -> Option<(Selection, bool)> {
-    let _ = client;
     let mut skipped = false;
     let want = if name.policy == Policy::All {
         usize::MAX
