@@ -1,8 +1,9 @@
 //! Picking the addresses for a load-balanced name: pure, synchronous, table-tested.
 //!
-//! The pipeline (docs/configuration.md, "How an answer is chosen"): candidates → drop data centers that are down → order by policy →
-//! take `answer.datacenters` that have endpoints of the family asked → their healthy endpoints,
-//! weighted and rotated, at most `max_addresses`. Nothing left → `when_all_down`.
+//! The pipeline (docs/configuration.md, "How an answer is chosen"): candidates → drop data
+//! centers that are down → order by policy → take `answer.datacenters` that have endpoints of
+//! the family asked → their healthy endpoints, weighted and rotated, at most `max_addresses`.
+//! Nothing left → `when_all_down`.
 //! Randomness comes in as `entropy`; health comes in through [`Health`].
 
 pub mod geo;
