@@ -4,6 +4,7 @@ use crate::config::{CommandLine, Config};
 use crate::control::Control;
 use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
+use crate::lock::LockExt;
 use crate::state::Store;
 use std::net::SocketAddr;
 
@@ -93,7 +94,7 @@ pub async fn serve(
             source: std::io::Error::other(e),
         })?;
     if let Some(r) = log_reload {
-        *ctl.log_reload.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        *ctl.log_reload.locked() = Some(r);
     }
     // Bind every address before anything else, so a bad one fails the start at once.
     let mut bound = Vec::with_capacity(config.dns.listen.len());

@@ -5,6 +5,7 @@ use crate::config::{self, CommandLine, Config, Overlay, Problems};
 use crate::events::Events;
 use crate::health::HealthView;
 use crate::health::scheduler::Scheduler;
+use crate::lock::LockExt;
 use crate::metrics::Metrics;
 use crate::overrides::Overrides;
 use crate::state::Store;
@@ -84,7 +85,7 @@ impl Control {
     /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
     /// full round can take), and publishes the snapshot again with real health.
     pub async fn start(&self, wait: Option<std::time::Duration>) {
-        let config = self.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let config = self.running.locked().clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {
             let wait = wait.unwrap_or_else(|| config.first_round_bound(self.scheduler.probe_count()));
@@ -127,7 +128,7 @@ impl Control {
     /// Publishes a validated configuration. Returns the snapshot generation.
     pub fn apply(&self, mut new: Config) -> u64 {
         self.command_line.apply(&mut new);
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = self.running.locked();
         if new.dns != running.dns
             || new.log.format != running.log.format
             || new.admin.listen != running.admin.listen
@@ -135,7 +136,7 @@ impl Control {
             tracing::warn!("dns, log.format and admin.listen changes take effect at the next restart");
         }
         if new.log.level != running.log.level {
-            match self.log_reload.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            match self.log_reload.locked().as_ref() {
                 Some(reload) => match reload(&new.log.level) {
                     Ok(()) => tracing::info!(level = %new.log.level, "log level changed"),
                     Err(e) => tracing::error!(error = %e, "log level not changed"),
@@ -147,7 +148,7 @@ impl Control {
         let health = self.health_for(&new);
         let running = without_zone_data(&mut new);
         let generation = self.store.publish(new, health);
-        *self.running.lock().unwrap_or_else(|p| p.into_inner()) = running;
+        *self.running.locked() = running;
         release_freed_memory();
         generation
     }
@@ -175,12 +176,7 @@ impl Control {
 
     /// Admin tokens of the running configuration.
     pub fn tokens(&self) -> Vec<config::Token> {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admin
-            .tokens
-            .clone()
+        self.running.locked().admin.tokens.clone()
     }
 }
 

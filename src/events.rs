@@ -1,6 +1,7 @@
 //! Transitions worth telling an operator about, kept in a bounded in-memory log and sent to
 //! subscribers (the admin API's event stream) as they happen.
 
+use crate::lock::LockExt;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -53,7 +54,7 @@ impl Events {
         };
         tracing::info!(subject = %e.subject, old = %e.old, new = %e.new, reason = %e.reason, "transition");
         {
-            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            let mut log = self.log.locked();
             if log.len() == self.capacity {
                 log.pop_front();
             }
@@ -64,12 +65,7 @@ impl Events {
 
     /// The recorded events, oldest first.
     pub fn recent(&self) -> Vec<Event> {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.log.locked().iter().cloned().collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod events;
 pub mod geo;
 pub mod health;
+pub mod lock;
 pub mod metrics;
 pub mod model;
 pub mod name;

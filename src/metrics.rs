@@ -2,6 +2,7 @@
 //! atomics it was handed in the snapshot; the registry's mutex is taken when a snapshot is
 //! built and when metrics are scraped, never per query.
 
+use crate::lock::LockExt;
 use crate::model::RType;
 use crate::model::Rcode;
 use std::collections::BTreeMap;
@@ -105,19 +106,13 @@ pub struct Metrics {
 impl Metrics {
     /// The counters of a zone (`""`: queries for no zone of ours, and unparsable ones).
     pub fn zone(&self, name: &str) -> Arc<ZoneCounters> {
-        self.zones
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+        self.zones.locked().entry(name.to_string()).or_default().clone()
     }
 
     /// The answer counter of a data center.
     pub fn datacenter(&self, name: &str) -> Arc<AtomicU64> {
         self.datacenters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(name.to_string())
             .or_default()
             .clone()
@@ -125,13 +120,7 @@ impl Metrics {
 
     /// Records one probe result.
     pub fn probe(&self, kind: &'static str, ok: bool, latency: Duration) {
-        let h = self
-            .probes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(kind)
-            .or_default()
-            .clone();
+        let h = self.probes.locked().entry(kind).or_default().clone();
         if ok { &h.ok } else { &h.failed }.fetch_add(1, Ordering::Relaxed);
         let secs = latency.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -148,7 +137,7 @@ impl Metrics {
     pub fn render(&self, gauges: &str) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP meridian_queries_total DNS queries answered, by zone, type and rcode.\n# TYPE meridian_queries_total counter\n");
-        for (zone, c) in self.zones.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (zone, c) in self.zones.locked().iter() {
             let zone = escape_label(zone);
             for (r, (_, rname)) in RCODES.iter().enumerate() {
                 for (q, qname) in QTYPES.iter().map(|(_, n)| *n).chain(["other"]).enumerate() {
@@ -163,7 +152,7 @@ impl Metrics {
             }
         }
         out.push_str("# HELP meridian_answers_total Load-balanced answers, by data center.\n# TYPE meridian_answers_total counter\n");
-        for (dc, c) in self.datacenters.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for (dc, c) in self.datacenters.locked().iter() {
             let _ = writeln!(
                 out,
                 "meridian_answers_total{{datacenter=\"{}\"}} {}",
@@ -201,7 +190,7 @@ impl Metrics {
             );
         }
         out.push_str("# HELP meridian_probes_total Health probe results, by check type and result.\n# TYPE meridian_probes_total counter\n");
-        let probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let probes = self.probes.locked();
         for (kind, h) in probes.iter() {
             let _ = writeln!(
                 out,

@@ -3,6 +3,7 @@
 //! (persisted in `state_dir/overrides.json`), and each change is an event.
 
 use crate::events::Events;
+use crate::lock::LockExt;
 use crate::model::gslb::Datacenter;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -152,18 +153,12 @@ impl Overrides {
     }
 
     fn dc_slot(&self, name: &str) -> Arc<Slot> {
-        self.dcs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+        self.dcs.locked().entry(name.to_string()).or_default().clone()
     }
 
     fn endpoint_slot(&self, key: &str) -> Arc<Slot> {
         self.endpoints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .entry(key.to_string())
             .or_default()
             .clone()
@@ -189,17 +184,12 @@ impl Overrides {
                 ep_slots[e.id.0 as usize] = Some(self.endpoint_slot(&format!("{}/{}", d.name, e.address)));
             }
         }
-        *self.known.lock().unwrap_or_else(|p| p.into_inner()) = known;
+        *self.known.locked() = known;
         (dc_slots, ep_slots)
     }
 
     fn check_dc(&self, dc: &str) -> Result<(), OverrideError> {
-        if self
-            .known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(dc)
-        {
+        if self.known.locked().contains_key(dc) {
             Ok(())
         } else {
             Err(OverrideError::NoDatacenter(dc.to_string()))
@@ -234,7 +224,7 @@ impl Overrides {
     ) -> Result<(), OverrideError> {
         self.check_dc(dc)?;
         let slot = self.dc_slot(dc);
-        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.changes.locked();
         let old = slot.weight.swap(weight.unwrap_or(0), Ordering::Relaxed);
         if let Err(e) = self.persist() {
             slot.weight.store(old, Ordering::Relaxed);
@@ -269,8 +259,7 @@ impl Overrides {
     ) -> Result<Forced, OverrideError> {
         let exists = self
             .known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .locked()
             .get(dc)
             .map(|eps| eps.iter().any(|e| e == addr));
         match exists {
@@ -298,7 +287,7 @@ impl Overrides {
         events: &Events,
         who: &str,
     ) -> Result<Forced, OverrideError> {
-        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = self.changes.locked();
         let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
         if let Err(e) = self.persist() {
             slot.state.store(old.to_u8(), Ordering::Relaxed);
@@ -317,8 +306,8 @@ impl Overrides {
 
     /// The current overrides, as persisted.
     pub fn saved(&self) -> Saved {
-        let dcs = self.dcs.lock().unwrap_or_else(|p| p.into_inner());
-        let eps = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let dcs = self.dcs.locked();
+        let eps = self.endpoints.locked();
         Saved {
             datacenters: dcs
                 .iter()

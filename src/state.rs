@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::geo::GeoDb;
 use crate::health::HealthView;
+use crate::lock::LockExt;
 use crate::metrics::{Metrics, ZoneCounters};
 use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
@@ -181,7 +182,7 @@ impl Store {
 
     /// Builds a snapshot from `config` and swaps it in whole. Returns its generation.
     pub fn publish(&self, config: Config, health: Arc<HealthView>) -> u64 {
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.locked();
         let generation = self.current.load().generation + 1;
         self.current.store(Arc::new(Snapshot::with_metrics(
             config,
@@ -210,7 +211,7 @@ impl Store {
 
     /// Publishes `change` of the current snapshot, under the writer lock.
     fn replace(&self, change: impl FnOnce(&Snapshot) -> Snapshot) -> u64 {
-        let _w = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let _w = self.write.locked();
         let cur = self.current.load_full();
         let generation = cur.generation + 1;
         self.current.store(Arc::new(Snapshot {

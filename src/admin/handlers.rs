@@ -3,6 +3,7 @@
 use super::{AdminAccess, ApiError, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
 use crate::events::rfc3339;
+use crate::lock::LockExt;
 use crate::model::gslb::{DcId, GeoMatch, Policy};
 use crate::overrides::Forced;
 use crate::select::Health;
@@ -57,7 +58,7 @@ fn datacenter_values(ctl: &Control) -> Vec<Value> {
                 .iter()
                 .map(|e| {
                     let probe = h.probe(e).map(|p| {
-                        let dt = p.detail.lock().unwrap_or_else(|x| x.into_inner()).clone();
+                        let dt = p.detail.locked().clone();
                         json!({
                             "status": p.status().as_str(),
                             "since": rfc3339(dt.since),
@@ -415,15 +416,7 @@ pub async fn events(
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
     // followers can never lock everyone else out.
-    let cap = (ctl
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .admin
-        .max_connections
-        .get()
-        / 2)
-    .max(1);
+    let cap = (ctl.running.locked().admin.max_connections.get() / 2).max(1);
     if ctl.events.followers() >= cap {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@
 //! the API keeps answering however many clients sit idle; only when every connection is busy
 //! does the loop stop accepting (new clients wait in the kernel's backlog) until one frees.
 
+use crate::lock::LockExt;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
@@ -142,7 +143,7 @@ impl Clock {
 
 impl Table {
     fn len(&self) -> usize {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.conns.locked().len()
     }
 
     fn insert(&self) -> Arc<Conn> {
@@ -155,15 +156,12 @@ impl Table {
             evict: Notify::new(),
             evicting: AtomicBool::new(false),
         });
-        self.conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(conn.id, conn.clone());
+        self.conns.locked().insert(conn.id, conn.clone());
         conn
     }
 
     fn remove(&self, id: u64) {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.conns.locked().remove(&id);
         self.freed.notify_one();
     }
 
@@ -172,7 +170,7 @@ impl Table {
     async fn make_room(&self, max: usize, stop: &CancellationToken) -> bool {
         loop {
             {
-                let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+                let conns = self.conns.locked();
                 if conns.len() < max {
                     return true;
                 }

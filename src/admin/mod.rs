@@ -12,6 +12,7 @@ pub use auth::{AdminAccess, ReadAccess};
 pub use body::{BodyError, JsonBody, parse_unique};
 
 use crate::control::Control;
+use crate::lock::LockExt;
 use axum::Json;
 use axum::extract::FromRef;
 use axum::http::{StatusCode, header};
@@ -243,7 +244,7 @@ pub async fn serve(
         stop: stop.clone(),
     });
     let limits = move || {
-        let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
+        let running = ctl.running.locked();
         listener::Limits {
             max_connections: running.admin.max_connections.get(),
             header_timeout: running.admin.header_timeout,

@@ -10,6 +10,7 @@ use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
 use crate::config::Overlay;
 use crate::control::Control;
+use crate::lock::LockExt;
 use crate::name::{Name, canonical_hostname};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -84,7 +85,7 @@ impl OwnerRef {
 /// The file holding `zone`, and whether it exists. An existing zone's file is wherever it was
 /// loaded from; a new one's is `<canonical name>.yaml` in `zones_dir`.
 fn zone_file(ctl: &Control, zone: &ZoneRef) -> (PathBuf, bool) {
-    let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
+    let running = ctl.running.locked();
     let want = zone.name.key();
     if let Some(z) = running.zones.iter().find(|z| z.origin.key() == want) {
         return (z.source.clone(), true);
@@ -279,7 +280,7 @@ async fn to_yaml(doc: Value) -> Result<(Value, String), ApiError> {
 }
 
 pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    let running = ctl.running.lock().unwrap_or_else(|p| p.into_inner());
+    let running = ctl.running.locked();
     let list: Vec<Value> = running
         .zones
         .iter()

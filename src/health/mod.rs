@@ -6,6 +6,7 @@
 pub mod probe;
 pub mod scheduler;
 
+use crate::lock::LockExt;
 use crate::model::gslb::{DcId, Endpoint};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -141,7 +142,7 @@ impl ProbeState {
 
     /// Whether at least one result has arrived.
     pub fn has_result(&self) -> bool {
-        self.detail.lock().unwrap_or_else(|p| p.into_inner()).results > 0
+        self.detail.locked().results > 0
     }
 }
 
@@ -212,7 +213,7 @@ impl crate::select::Health for HealthView {
             return Some("state: down in the configuration".into());
         }
         let p = self.probes.get(e.id.0 as usize)?.as_ref()?;
-        let d = p.detail.lock().unwrap_or_else(|x| x.into_inner()).clone();
+        let d = p.detail.locked().clone();
         let since = humantime_ago(d.since);
         match d.counter.status {
             Status::Down => Some(format!(

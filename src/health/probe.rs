@@ -1,6 +1,7 @@
 //! One probe of one target: the only network I/O of health checking. It reports what happened;
 //! it decides nothing.
 
+use crate::lock::LockExt;
 use crate::model::gslb::{Check, CheckKind, HttpCheck};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -88,7 +89,7 @@ impl Tls {
         let Some(path) = &http.ca_file else {
             return self.verify.clone();
         };
-        let mut cache = self.by_ca_file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.by_ca_file.locked();
         cache
             .entry(path.clone())
             .or_insert_with(|| {

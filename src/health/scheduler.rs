@@ -5,6 +5,7 @@
 use super::probe::{Outcome, Runner, Target, Tls};
 use super::{Counter, HealthView, ProbeState, Status, observe};
 use crate::events::Events;
+use crate::lock::LockExt;
 use crate::metrics::Metrics;
 use crate::model::gslb::Datacenter;
 use std::collections::HashMap;
@@ -42,10 +43,7 @@ pub struct Guard {
 
 impl Guard {
     fn success(&self, id: u64, events: &Events, target: &Target) {
-        self.last_success
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Instant::now());
+        self.last_success.locked().insert(id, Instant::now());
         if self.engaged.swap(false, Ordering::Relaxed) {
             events.emit(
                 "partition-guard",
@@ -61,7 +59,7 @@ impl Guard {
         if !self.enabled {
             return false;
         }
-        let last = self.last_success.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self.last_success.locked();
         let others = last.keys().filter(|k| **k != id).count();
         // With one target there is nothing to compare with: the guard cannot tell.
         others > 0 && !last.iter().any(|(k, t)| *k != id && *t >= since)
@@ -123,7 +121,7 @@ impl Scheduler {
     /// Makes the running probes match `dcs`: new targets start at once, targets no endpoint
     /// uses any more stop, the rest keep their state. Returns the endpoints' health view.
     pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Arc<HealthView> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.running.locked();
         let mut wanted: HashMap<Target, ()> = HashMap::new();
         let count = dcs.iter().map(|d| d.endpoints.len()).sum::<usize>();
         let mut probes = vec![
@@ -168,11 +166,7 @@ impl Scheduler {
             let keep = wanted.contains_key(target);
             if !keep {
                 r.cancel.cancel();
-                self.guard
-                    .last_success
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&r.id);
+                self.guard.last_success.locked().remove(&r.id);
                 tracing::debug!(%target, "probe stopped");
             }
             keep
@@ -182,7 +176,7 @@ impl Scheduler {
             probes,
             ..HealthView::default()
         });
-        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = self.view.locked();
         v.dcs = dcs.to_vec();
         v.health = view.clone();
         v.up = dc_statuses(&v.dcs, &v.health);
@@ -191,7 +185,7 @@ impl Scheduler {
 
     /// Number of distinct probes running.
     pub fn probe_count(&self) -> usize {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.running.locked().len()
     }
 
     /// Waits until every probe has a first result, or `wait` has passed.
@@ -199,7 +193,7 @@ impl Scheduler {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let pending = {
-                let r = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                let r = self.running.locked();
                 r.values().filter(|p| !p.state.has_result()).count()
             };
             if pending == 0 {
@@ -229,16 +223,11 @@ impl Scheduler {
     /// were held as unknown. If any target answered in the round, they are really down; if none
     /// did, this node is cut off and they stay unknown (treated as up) with the alarm raised.
     fn settle_first_round(&self) {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let any_success = !self
-            .guard
-            .last_success
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty();
+        let running = self.running.locked();
+        let any_success = !self.guard.last_success.locked().is_empty();
         let mut changed = Vec::new();
         for (target, r) in running.iter() {
-            let mut d = r.state.detail.lock().unwrap_or_else(|p| p.into_inner());
+            let mut d = r.state.detail.locked();
             if d.counter.status != Status::Unknown || d.last_ok != Some(false) {
                 continue;
             }
@@ -285,7 +274,7 @@ impl Scheduler {
             if !first {
                 // Jitter: after the first round, spread probes over the interval, then keep
                 // each within ±10% of it.
-                let factor = if state.detail.lock().unwrap_or_else(|p| p.into_inner()).results == 1 {
+                let factor = if state.detail.locked().results == 1 {
                     crate::rng::unit(rng.draw())
                 } else {
                     0.9 + 0.2 * crate::rng::unit(rng.draw())
@@ -320,7 +309,7 @@ impl Scheduler {
         if outcome.ok {
             self.guard.success(id, &self.events, target);
         }
-        let mut d = state.detail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = state.detail.locked();
         d.results += 1;
         d.last_checked = Some(SystemTime::now());
         d.last_latency = Some(outcome.latency);
@@ -372,7 +361,7 @@ impl Scheduler {
 
     /// Emits an event for every data center whose up/down state changed.
     fn datacenter_events(&self) {
-        let mut v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = self.view.locked();
         let now = dc_statuses(&v.dcs, &v.health);
         for (name, up) in &now {
             if v.up.get(name).is_some_and(|was| was != up) {
