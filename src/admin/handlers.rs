@@ -469,13 +469,7 @@ pub async fn reload(_: AdminAccess, State(ctl): Ctl) -> ApiResult {
     match ctl.reload().await {
         Ok(generation) => Ok(Json(json!({ "reloaded": true, "generation": generation })).into_response()),
         // A reload has no body: a problem about no single field is about the configuration.
-        Err(problems) => {
-            let mut e = ApiError::invalid(problems);
-            if e.field.as_deref() == Some("body") {
-                e.field = Some("config".into());
-            }
-            Err(e)
-        }
+        Err(problems) => Err(ApiError::invalid(problems).or_field("config")),
     }
 }
 

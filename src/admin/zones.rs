@@ -97,6 +97,14 @@ fn no_zone(zone: &ZoneRef) -> ApiError {
     ApiError::not_found(format!("no zone `{}`", zone.text)).field("zone")
 }
 
+fn no_entry(section: &str, owner: &OwnerRef, zone: &ZoneRef) -> ApiError {
+    ApiError::not_found(format!(
+        "no {section} entry `{}` in zone `{}`",
+        owner.key, zone.text
+    ))
+    .field("name")
+}
+
 /// Runs file reading, parsing and rendering off the async threads: a large zone takes seconds,
 /// and those threads also serve DNS over TCP and run the probes.
 async fn blocking<T: Send + 'static>(
@@ -105,6 +113,17 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(ApiError::internal(format!("zone file task failed: {e}"))))
+}
+
+/// The file's ETag, without parsing it (a large zone takes seconds to parse).
+async fn read_etag(path: &std::path::Path) -> Result<String, ApiError> {
+    let path = path.to_path_buf();
+    blocking(move || {
+        std::fs::read(&path)
+            .map(|bytes| crate::store::etag(&bytes))
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))
+    })
+    .await
 }
 
 /// The file's text, parsed document and ETag.
@@ -206,11 +225,16 @@ fn serial_in_yaml(doc: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// A JSON value as an SOA serial, if it is one.
+fn as_serial(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|s| u32::try_from(s).ok())
+}
+
 /// The serial a zone file gives (the default when it gives none), if it is one.
 fn serial_of(doc: &Value) -> Option<u32> {
     match doc.get("soa")?.get("serial") {
         None => Some(crate::config::DEFAULT_SOA_SERIAL),
-        Some(v) => v.as_u64().and_then(|s| u32::try_from(s).ok()),
+        Some(v) => as_serial(v),
     }
 }
 
@@ -228,7 +252,7 @@ fn bump_serial(doc: &mut Value, old: Option<u32>) {
     };
     let given = match soa.get("serial") {
         None => None,
-        Some(v) => match v.as_u64().and_then(|s| u32::try_from(s).ok()) {
+        Some(v) => match as_serial(v) {
             Some(s) => Some(s),
             None => return,
         },
@@ -384,8 +408,7 @@ pub async fn delete_zone(
         return Err(no_zone(&zone));
     }
     require_if_match(&headers, "deleting a whole zone")?;
-    let (_, etag) = read_doc(&path).await?;
-    check_if_match(&headers, Some(&etag))?;
+    check_if_match(&headers, Some(&read_etag(&path).await?))?;
     let generation = commit(&ctl, &path, None, &zone.text, &who).await?;
     Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
 }
@@ -456,11 +479,7 @@ async fn get_entry(ctl: &Control, zone: &str, section: &str, name: &str) -> ApiR
         None
     };
     match (entry, from_master) {
-        (None, None) => Err(ApiError::not_found(format!(
-            "no {section} entry `{}` in zone `{}`",
-            owner.key, zone.text
-        ))
-        .field("name")),
+        (None, None) => Err(no_entry(section, &owner, &zone)),
         (entry, None) => Ok(with_etag(entry.unwrap_or_default(), &etag)),
         (entry, Some((file, records))) => {
             let mut body = match entry {
@@ -536,13 +555,7 @@ async fn put_entry(
         (None, Some(key)) => {
             map.shift_remove(key);
         }
-        (None, None) => {
-            return Err(ApiError::not_found(format!(
-                "no {section} entry `{}` in zone `{}`",
-                owner.key, zone.text
-            ))
-            .field("name"));
-        }
+        (None, None) => return Err(no_entry(section, &owner, &zone)),
     }
     bump_serial(&mut doc, old_serial);
     let (doc, text) = to_yaml(doc).await?;
@@ -565,6 +578,7 @@ async fn put_entry(
     }
     Ok(r)
 }
+
 /// `records` or `gslb`: the two kinds of per-name entries a zone file holds.
 fn section(name: &str) -> Result<&'static str, ApiError> {
     match name {

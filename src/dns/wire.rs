@@ -16,8 +16,7 @@ pub const CLASSIC_UDP_PAYLOAD: usize = 512;
 const HEADER_LEN: usize = 12;
 const OPT_CODE_ECS: u16 = 8;
 const OPT_CODE_NSID: u16 = 3;
-/// TSIG (RFC 8945), and its error for a key this server does not hold.
-const TYPE_TSIG: u16 = 250;
+/// TSIG (RFC 8945): its class, and its error for a key this server does not hold.
 const CLASS_ANY: u16 = 255;
 const TSIG_BADKEY: u16 = 17;
 /// An EDNS Client Subnet option (RFC 7871 §6).
@@ -141,7 +140,7 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, Reject<'_>> {
         let rec = skip_record(packet, pos).ok_or_else(formerr)?;
         pos = rec.next;
         let (rtype, class, ttl, rdata) = (rec.rtype, rec.class, rec.ttl, rec.rdata);
-        if rtype == TYPE_TSIG {
+        if RType(rtype) == RType::TSIG {
             if i + 1 != ar {
                 return Err(formerr());
             }
@@ -458,8 +457,7 @@ pub fn write_error(
 /// out and TC set, so the client asks again over TCP.
 pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, max_len: usize, out: &mut Vec<u8>) {
     let mut w = Writer::new(out);
-    w.header(query.id, query.rd, query.cd, Rcode::NoError, false);
-    w.out[3] |= Rcode::NotAuth.code() as u8;
+    w.header(query.id, query.rd, query.cd, Rcode::NotAuth, false);
     w.question(&query.question);
     let mut additional = 1u16;
     if query.edns.is_some() {
@@ -468,7 +466,7 @@ pub fn write_notauth(query: &Query<'_>, tsig: &Tsig<'_>, max_len: usize, out: &m
     }
     let before_tsig = w.out.len();
     w.out.extend_from_slice(tsig.key);
-    w.u16(TYPE_TSIG);
+    w.u16(RType::TSIG.0);
     w.u16(CLASS_ANY);
     w.out.extend_from_slice(&0u32.to_be_bytes());
     w.u16((tsig.algorithm.len() + 16) as u16);

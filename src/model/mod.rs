@@ -24,6 +24,7 @@ impl RType {
     pub const SRV: RType = RType(33);
     pub const OPT: RType = RType(41);
     pub const DS: RType = RType(43);
+    pub const TSIG: RType = RType(250);
     pub const IXFR: RType = RType(251);
     pub const AXFR: RType = RType(252);
     pub const MAILB: RType = RType(253);
