@@ -70,17 +70,17 @@ impl Record<'_> {
 
 /// Who asked: the address answers are chosen for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientInfo {
+pub struct ClientSubnet {
     /// The EDNS Client Subnet address when one came (source prefix > 0), else the packet source.
     pub addr: IpAddr,
     /// Known leading bits of `addr`: the ECS source prefix, else 32 or 128.
     pub source_prefix: u8,
 }
 
-impl ClientInfo {
+impl ClientSubnet {
     /// A client known by its full address (no ECS).
     pub fn from_source(addr: IpAddr) -> Self {
-        ClientInfo {
+        ClientSubnet {
             addr,
             source_prefix: if addr.is_ipv4() { 32 } else { 128 },
         }
@@ -125,7 +125,12 @@ const MAX_CHAIN: usize = 8;
 
 /// Answers one question from `snap`. `entropy` seeds the random choices of load-balanced
 /// names (weighted picks, address rotation).
-pub fn respond<'a>(q: &Question<'_>, client: &ClientInfo, snap: &'a Snapshot, entropy: u64) -> Response<'a> {
+pub fn respond<'a>(
+    q: &Question<'_>,
+    client: &ClientSubnet,
+    snap: &'a Snapshot,
+    entropy: u64,
+) -> Response<'a> {
     answer(q, client, snap, entropy, &RefCell::new(Trace::off()))
 }
 
@@ -139,7 +144,7 @@ pub struct Explanation<'a> {
 /// Answers like [`respond`] and records why.
 pub fn explain<'a>(
     q: &Question<'_>,
-    client: &ClientInfo,
+    client: &ClientSubnet,
     snap: &'a Snapshot,
     entropy: u64,
 ) -> Explanation<'a> {
@@ -153,7 +158,7 @@ pub fn explain<'a>(
 
 fn answer<'a>(
     q: &Question<'_>,
-    client: &ClientInfo,
+    client: &ClientSubnet,
     snap: &'a Snapshot,
     entropy: u64,
     trace: &RefCell<Trace>,
@@ -195,7 +200,7 @@ struct Lookup<'a, 'q> {
     /// The question name, lowercased.
     qkey: &'q [u8],
     qtype: RType,
-    client: &'q ClientInfo,
+    client: &'q ClientSubnet,
     entropy: u64,
     trace: &'q RefCell<Trace>,
 }

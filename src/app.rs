@@ -4,7 +4,6 @@ use crate::config::{CommandLine, Config};
 use crate::control::Control;
 use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
-use crate::lock::LockExt;
 use crate::state::Store;
 use std::net::SocketAddr;
 
@@ -30,6 +29,8 @@ pub enum AppError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("cannot start: {0}")]
+    Control(#[from] crate::control::SetupError),
 }
 
 /// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
@@ -88,13 +89,9 @@ pub async fn serve(
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    let ctl =
-        Control::with_command_line(config.clone(), command_line, &stop).map_err(|e| AppError::Setup {
-            what: "overrides",
-            source: std::io::Error::other(e),
-        })?;
+    let ctl = Control::with_command_line(config.clone(), command_line, &stop)?;
     if let Some(r) = log_reload {
-        *ctl.log_reload.locked() = Some(r);
+        ctl.set_log_reload(r);
     }
     // Bind every address before anything else, so a bad one fails the start at once.
     let mut bound = Vec::with_capacity(config.dns.listen.len());
@@ -124,7 +121,7 @@ pub async fn serve(
     };
     // The first answers must already reflect health: wait for one round of probes.
     ctl.start(config.health.startup_wait).await;
-    let (store, scheduler) = (ctl.store.clone(), ctl.scheduler.clone());
+    let (store, scheduler) = (ctl.store(), ctl.scheduler());
 
     let mut udp_threads = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -188,7 +185,7 @@ pub async fn serve(
             stop.clone(),
         ));
     }
-    ctl.ready.store(true, Ordering::Relaxed);
+    ctl.set_ready(true);
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
     let setup = |source| AppError::Setup {
@@ -208,7 +205,7 @@ pub async fn serve(
     let grace = config.dns.shutdown_grace;
     tracing::info!(grace = ?grace, "stopping");
     let stopping = tokio::time::Instant::now();
-    ctl.ready.store(false, Ordering::Relaxed);
+    ctl.set_ready(false);
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
     let drain = async {

@@ -7,8 +7,10 @@ use crate::health::HealthView;
 use crate::health::scheduler::Scheduler;
 use crate::lock::LockExt;
 use crate::metrics::Metrics;
-use crate::overrides::Overrides;
-use crate::state::Store;
+use crate::model::gslb::{EndpointKey, Forced};
+use crate::name::Name;
+use crate::overrides::{OverrideError, Overrides, Saved};
+use crate::state::{Snapshot, Store};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,31 +18,56 @@ use std::sync::{Arc, Mutex};
 /// Changes the log filter at run time (for `log.level` at reload).
 pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
-/// Shared runtime state and the operations that change it.
+/// Shared runtime state and the operations that change it. Its parts are private: the admin
+/// API and the wiring in `app` go through the methods, which say what each may do.
 pub struct Control {
-    pub store: Arc<Store>,
-    pub scheduler: Arc<Scheduler>,
-    pub overrides: Arc<Overrides>,
-    pub events: Arc<Events>,
-    pub metrics: Arc<Metrics>,
-    pub config_path: PathBuf,
+    store: Arc<Store>,
+    scheduler: Arc<Scheduler>,
+    overrides: Overrides,
+    events: Arc<Events>,
+    metrics: Arc<Metrics>,
+    config_path: PathBuf,
     /// The configuration last applied (for its paths and server settings). Its zones keep their
     /// origin and file, not their records: those are in the snapshot.
-    pub running: Mutex<Config>,
+    running: Mutex<Config>,
     /// Held by a reload or an edit from validation to publication, so that two never interleave.
-    pub changes: tokio::sync::Mutex<()>,
+    changes: tokio::sync::Mutex<()>,
     /// Set once the listeners are up.
-    pub ready: AtomicBool,
+    ready: AtomicBool,
     /// Applies `log.level` at reload; `None` when the level is fixed by the command line.
-    pub log_reload: Mutex<Option<LogReload>>,
+    log_reload: Mutex<Option<LogReload>>,
     /// What the command line set, applied to every configuration loaded.
     command_line: CommandLine,
 }
 
+/// Why `Control` could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Overrides(#[from] OverrideError),
+}
+
+/// Why a file change was not applied. Nothing was written unless the error says so.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The configuration with the change would be invalid: nothing was written.
+    #[error("invalid: {0}")]
+    Invalid(Problems),
+    /// Writing the file failed: the old file and the old configuration stay.
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Held while one change is prepared and applied (see [`Control::begin_change`]).
+pub struct ChangeGuard<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+
 impl Control {
     /// Everything but the listeners, for `config`: overrides loaded from its state_dir, a probe
     /// scheduler, a store (not yet publishing health: call `start`).
-    pub fn new(config: Config, stop: &tokio_util::sync::CancellationToken) -> Result<Arc<Control>, String> {
+    pub fn new(
+        config: Config,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<Arc<Control>, SetupError> {
         Self::with_command_line(config, CommandLine::default(), stop)
     }
 
@@ -50,7 +77,7 @@ impl Control {
         config: Config,
         command_line: CommandLine,
         stop: &tokio_util::sync::CancellationToken,
-    ) -> Result<Arc<Control>, String> {
+    ) -> Result<Arc<Control>, SetupError> {
         remove_leftovers(&config);
         let events = Arc::new(Events::default());
         let metrics = Arc::new(Metrics::default());
@@ -70,7 +97,7 @@ impl Control {
         Ok(Arc::new(Control {
             store,
             scheduler,
-            overrides: Arc::new(overrides),
+            overrides,
             events,
             metrics,
             config_path: running.path.clone(),
@@ -99,18 +126,15 @@ impl Control {
 
     /// The answer path's health view for `config`'s data centers: probes (started or stopped as
     /// needed) and overrides.
-    pub fn health_for(&self, config: &Config) -> Arc<HealthView> {
+    fn health_for(&self, config: &Config) -> Arc<HealthView> {
         let probes = self.scheduler.sync(&config.datacenters);
-        let (dc_overrides, endpoint_overrides) = self.overrides.slots_for(&config.datacenters);
-        Arc::new(HealthView {
-            probes: probes.probes.clone(),
-            dc_overrides,
-            endpoint_overrides,
-        })
+        let health = Arc::new(HealthView::new(probes, &self.overrides, &config.datacenters));
+        self.scheduler.watch(&config.datacenters, health.clone());
+        health
     }
 
     /// Validates the configuration on disk with `overlay` on top, off the async threads.
-    pub async fn validate(&self, overlay: Overlay) -> Result<Config, Problems> {
+    async fn validate(&self, overlay: Overlay) -> Result<Config, Problems> {
         let path = self.config_path.clone();
         let geo = self.store.load().geo.clone();
         tokio::task::spawn_blocking(move || config::load_overlay(&path, geo.as_ref(), &overlay))
@@ -126,7 +150,7 @@ impl Control {
     }
 
     /// Publishes a validated configuration. Returns the snapshot generation.
-    pub fn apply(&self, mut new: Config) -> u64 {
+    fn apply(&self, mut new: Config) -> u64 {
         self.command_line.apply(&mut new);
         let running = self.running.locked();
         if new.dns != running.dns
@@ -155,7 +179,7 @@ impl Control {
 
     /// Re-reads everything from disk and publishes it, or keeps the old on any problem.
     pub async fn reload(&self) -> Result<u64, Problems> {
-        let _one_at_a_time = self.changes.lock().await;
+        let _one_at_a_time = self.begin_change().await;
         match self.validate(Overlay::default()).await {
             Ok(new) => {
                 let zones = new.zones.len();
@@ -178,6 +202,161 @@ impl Control {
     pub fn tokens(&self) -> Vec<config::Token> {
         self.running.locked().admin.tokens.clone()
     }
+
+    /// The admin API's settings as running (they change at restart only, but for tokens).
+    pub fn admin_settings(&self) -> config::AdminConfig {
+        self.running.locked().admin.clone()
+    }
+
+    /// How long a stop waits for work in flight (`dns.shutdown_grace`).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        self.running.locked().dns.shutdown_grace
+    }
+
+    /// The snapshot serving now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        arc_swap::Guard::into_inner(self.store.load())
+    }
+
+    /// Whether the listeners are up and the first health round is done.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the server ready (listeners up) or not (stopping).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Applies `log.level` at reload from now on.
+    pub fn set_log_reload(&self, reload: LogReload) {
+        *self.log_reload.locked() = Some(reload);
+    }
+
+    /// The snapshot store, for the DNS listeners.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// The probe scheduler, for shutdown.
+    pub fn scheduler(&self) -> Arc<Scheduler> {
+        self.scheduler.clone()
+    }
+
+    /// Distinct probes running.
+    pub fn probe_count(&self) -> usize {
+        self.scheduler.probe_count()
+    }
+
+    /// Whether the partition guard holds health now, and how often it has engaged.
+    pub fn partition_guard(&self) -> GuardStatus {
+        GuardStatus {
+            engaged: self.scheduler.guard.is_engaged(),
+            alarms: self.scheduler.guard.alarms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The process's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The overrides in force, as persisted.
+    pub fn overrides(&self) -> Saved {
+        self.overrides.saved()
+    }
+
+    /// Sets a data center's override on behalf of `who`; returns the previous state.
+    pub fn set_dc_override(&self, dc: &str, state: Forced, who: &str) -> Result<Forced, OverrideError> {
+        self.overrides.set_dc(dc, state, &self.events, who)
+    }
+
+    /// Sets an endpoint's override on behalf of `who`; returns the previous state.
+    pub fn set_endpoint_override(
+        &self,
+        key: &EndpointKey,
+        state: Forced,
+        who: &str,
+    ) -> Result<Forced, OverrideError> {
+        self.overrides.set_endpoint(key, state, &self.events, who)
+    }
+
+    /// Sets a data center's runtime weight on behalf of `who` (`None`: the configured weights).
+    pub fn set_dc_weight(&self, dc: &str, weight: Option<u32>, who: &str) -> Result<(), OverrideError> {
+        self.overrides.set_weight(dc, weight, &self.events, who)
+    }
+
+    /// Every zone served, with the file it was loaded from.
+    pub fn zone_files(&self) -> Vec<(Name, PathBuf)> {
+        self.running
+            .locked()
+            .zones
+            .iter()
+            .map(|z| (z.origin.clone(), z.source.clone()))
+            .collect()
+    }
+
+    /// The file of zone `zone`, and whether it is being served: an existing zone's file is the
+    /// one it was loaded from; a new one's is `<stem>.yaml` in `zones_dir`.
+    pub fn zone_file(&self, zone: &Name, stem: &str) -> (PathBuf, bool) {
+        let running = self.running.locked();
+        let want = zone.key();
+        if let Some(z) = running.zones.iter().find(|z| z.origin.key() == want) {
+            return (z.source.clone(), true);
+        }
+        (running.zones_dir.join(format!("{stem}.yaml")), false)
+    }
+
+    /// Waits for any other change (reload or edit) to finish; the change holding the guard is
+    /// the only one until the guard is dropped.
+    pub async fn begin_change(&self) -> ChangeGuard<'_> {
+        ChangeGuard(self.changes.lock().await)
+    }
+
+    /// Validates the configuration with `path` replaced by `text` (or removed, for `None`),
+    /// then writes the file and publishes the result. Counted and logged as an event on behalf
+    /// of `who`; `subject` names what changed. Returns the snapshot generation.
+    pub async fn commit(
+        &self,
+        _change: &ChangeGuard<'_>,
+        path: &std::path::Path,
+        text: Option<String>,
+        subject: &str,
+        who: &str,
+    ) -> Result<u64, CommitError> {
+        let mut overlay = Overlay::default();
+        overlay.files.insert(path.to_path_buf(), text.clone());
+        let config = self.validate(overlay).await.map_err(CommitError::Invalid)?;
+        let io = match &text {
+            Some(t) => crate::files::write_atomic(path, t.as_bytes()),
+            None => crate::files::remove_durable(path),
+        };
+        io.map_err(|source| CommitError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let generation = self.apply(config);
+        self.metrics.zone_edits.fetch_add(1, Ordering::Relaxed);
+        self.events.emit(
+            subject.to_string(),
+            "",
+            if text.is_some() { "edited" } else { "deleted" },
+            format!("admin API ({who})"),
+        );
+        Ok(generation)
+    }
+}
+
+/// The partition guard as the API shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct GuardStatus {
+    pub engaged: bool,
+    pub alarms: u64,
 }
 
 /// Removes temp files that writes cut short by a crash left where Meridian writes: `zones_dir`,
@@ -195,7 +374,7 @@ fn remove_leftovers(config: &Config) {
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
-        crate::store::remove_leftovers(&dir);
+        crate::files::remove_leftovers(&dir);
     }
 }
 

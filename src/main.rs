@@ -160,78 +160,29 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe: bool) -> anyhow::Result<()> {
-    use meridian::answer::{self, Question};
     let config =
         config::load(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-    let qtype =
-        meridian::model::RType::from_mnemonic(qtype).with_context(|| format!("unknown type `{qtype}`"))?;
-    let fqdn = if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    };
-    let qname = meridian::name::Name::parse(&fqdn, None).with_context(|| format!("bad name `{name}`"))?;
-    let client = parse_client(client)?;
-    let probes = if probe {
-        probe_once(&config)?.probes.clone()
-    } else {
-        Vec::new()
-    };
+    let req = meridian::explain::Request::parse(name, qtype, client)?;
+    let probes = if probe { probe_once(&config)? } else { Vec::new() };
     // Overrides a running server persisted (drains, forced states, weights) apply here too.
-    let overrides = meridian::overrides::Overrides::load(Some(config.state_dir.clone()))
-        .map_err(|e| anyhow::anyhow!("overrides: {e}"))?;
-    let (dc_overrides, endpoint_overrides) = overrides.slots_for(&config.datacenters);
-    let health = std::sync::Arc::new(meridian::health::HealthView {
+    let overrides = meridian::overrides::Overrides::load(Some(config.state_dir.clone()))?;
+    let health = std::sync::Arc::new(meridian::health::HealthView::new(
         probes,
-        dc_overrides,
-        endpoint_overrides,
-    });
+        &overrides,
+        &config.datacenters,
+    ));
     let snap = meridian::state::Snapshot::new(config, health, 1);
-    let q = Question {
-        name: qname.wire(),
-        qtype,
-        qclass: answer::CLASS_IN,
-    };
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let e = answer::explain(&q, &client, &snap, seed);
-    let r = &e.response;
-    println!(
-        "{qname} {qtype} for client {}/{}",
-        client.addr, client.source_prefix
+    print!(
+        "{}",
+        meridian::explain::run(&req, &snap, meridian::rng::Entropy::new().draw())
     );
-    println!(
-        "rcode {:?}, {}",
-        r.rcode,
-        if r.authoritative {
-            "authoritative"
-        } else {
-            "not authoritative"
-        }
-    );
-    for (title, section) in [
-        ("answer", &r.answer),
-        ("authority", &r.authority),
-        ("additional", &r.additional),
-    ] {
-        if !section.is_empty() {
-            println!("{title}:");
-            for rec in section.iter() {
-                println!("  {}", rec.present(&qname));
-            }
-        }
-    }
-    println!("ECS scope: /{}", r.scope.min(client.source_prefix));
-    println!("steps:");
-    for (i, s) in e.steps.iter().enumerate() {
-        println!("  {}. {s}", i + 1);
-    }
     Ok(())
 }
 
 /// Runs one round of every health check, as the server does before it answers.
-fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian::health::HealthView>> {
+fn probe_once(
+    config: &config::Config,
+) -> anyhow::Result<Vec<Option<std::sync::Arc<meridian::health::ProbeState>>>> {
     use meridian::health::scheduler::{Scheduler, Settings};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -254,31 +205,6 @@ fn probe_once(config: &config::Config) -> anyhow::Result<std::sync::Arc<meridian
         scheduler.first_round(wait).await;
         scheduler.shutdown().await;
         Ok(view)
-    })
-}
-
-/// `IP` (a resolver's own address) or `IP/PREFIX` (an ECS subnet).
-fn parse_client(text: &str) -> anyhow::Result<meridian::answer::ClientInfo> {
-    use meridian::answer::ClientInfo;
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (text, None),
-    };
-    let addr: std::net::IpAddr = addr
-        .parse()
-        .with_context(|| format!("`{addr}` is not an IP address"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        None => max,
-        Some(p) => p
-            .parse::<u8>()
-            .ok()
-            .filter(|p| *p <= max)
-            .with_context(|| format!("`/{p}` is not a prefix length for {addr}"))?,
-    };
-    Ok(ClientInfo {
-        addr: meridian::geo::mask(addr, prefix),
-        source_prefix: prefix,
     })
 }
 

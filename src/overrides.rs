@@ -4,60 +4,30 @@
 
 use crate::events::Events;
 use crate::lock::LockExt;
-use crate::model::gslb::Datacenter;
+use crate::model::gslb::{Datacenter, EndpointKey, Forced};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// An override's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Forced {
-    /// Probes decide.
-    #[default]
-    Auto,
-    /// Up whatever probes say.
-    Up,
-    /// Down whatever probes say.
-    Down,
-    /// Taken out of answers for maintenance.
-    Drained,
+/// How an override state is kept in a slot's atomic.
+fn to_u8(f: Forced) -> u8 {
+    match f {
+        Forced::Auto => 0,
+        Forced::Up => 1,
+        Forced::Down => 2,
+        Forced::Drained => 3,
+    }
 }
 
-impl Forced {
-    fn to_u8(self) -> u8 {
-        match self {
-            Forced::Auto => 0,
-            Forced::Up => 1,
-            Forced::Down => 2,
-            Forced::Drained => 3,
-        }
-    }
-    fn from_u8(v: u8) -> Forced {
-        match v {
-            1 => Forced::Up,
-            2 => Forced::Down,
-            3 => Forced::Drained,
-            _ => Forced::Auto,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Forced::Auto => "auto",
-            Forced::Up => "up",
-            Forced::Down => "down",
-            Forced::Drained => "drained",
-        }
-    }
-    /// `Some(up)` when forced, `None` when probes decide.
-    pub fn verdict(self) -> Option<bool> {
-        match self {
-            Forced::Auto => None,
-            Forced::Up => Some(true),
-            Forced::Down | Forced::Drained => Some(false),
-        }
+fn from_u8(v: u8) -> Forced {
+    match v {
+        1 => Forced::Up,
+        2 => Forced::Down,
+        3 => Forced::Drained,
+        _ => Forced::Auto,
     }
 }
 
@@ -71,21 +41,32 @@ pub struct Slot {
 
 impl Slot {
     pub fn get(&self) -> Forced {
-        Forced::from_u8(self.state.load(Ordering::Relaxed))
+        from_u8(self.state.load(Ordering::Relaxed))
     }
     pub fn weight(&self) -> Option<u32> {
         Some(self.weight.load(Ordering::Relaxed)).filter(|w| *w > 0)
     }
 }
 
-/// What is persisted.
+/// What is persisted: the overrides in force.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq, Clone)]
 pub struct Saved {
     #[serde(default)]
     pub datacenters: BTreeMap<String, SavedDc>,
     /// Keyed `dc/address`.
     #[serde(default)]
-    pub endpoints: BTreeMap<String, Forced>,
+    pub endpoints: BTreeMap<EndpointKey, Forced>,
+}
+
+impl Saved {
+    /// How many overrides are in force.
+    pub fn len(&self) -> usize {
+        self.datacenters.len() + self.endpoints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq, Clone)]
@@ -101,10 +82,12 @@ pub struct SavedDc {
 pub enum OverrideError {
     #[error("no data center `{0}`")]
     NoDatacenter(String),
-    #[error("no endpoint {1} in data center `{0}`")]
-    NoEndpoint(String, String),
+    #[error("no endpoint {} in data center `{}`", .0.address, .0.dc)]
+    NoEndpoint(EndpointKey),
     #[error("cannot persist overrides in {path}: {source}")]
     Persist { path: String, source: std::io::Error },
+    #[error("cannot read overrides from {path}: {reason}")]
+    Load { path: String, reason: String },
 }
 
 /// All overrides. Slots are keyed by name so they outlive reloads; `slots_for` hands the
@@ -113,9 +96,9 @@ pub enum OverrideError {
 pub struct Overrides {
     path: Option<PathBuf>,
     dcs: Mutex<BTreeMap<String, Arc<Slot>>>,
-    endpoints: Mutex<BTreeMap<String, Arc<Slot>>>,
+    endpoints: Mutex<BTreeMap<EndpointKey, Arc<Slot>>>,
     /// Known names, for 404s: data center → endpoint addresses.
-    known: Mutex<BTreeMap<String, Vec<String>>>,
+    known: Mutex<BTreeMap<String, BTreeSet<IpAddr>>>,
     /// Held from a change to its persistence, so that the file always holds every change made
     /// (two writers could otherwise rename their files in the wrong order).
     changes: Mutex<()>,
@@ -123,12 +106,16 @@ pub struct Overrides {
 
 impl Overrides {
     /// Loads persisted overrides from `state_dir` (none when the file is absent).
-    pub fn load(state_dir: Option<PathBuf>) -> Result<Overrides, String> {
+    pub fn load(state_dir: Option<PathBuf>) -> Result<Overrides, OverrideError> {
         let path = state_dir.map(|d| d.join("overrides.json"));
         let saved: Saved = match &path {
             Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
+                let err = |reason: String| OverrideError::Load {
+                    path: p.display().to_string(),
+                    reason,
+                };
+                let text = std::fs::read_to_string(p).map_err(|e| err(e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
             }
             _ => Saved::default(),
         };
@@ -141,13 +128,11 @@ impl Overrides {
         };
         for (name, dc) in saved.datacenters {
             let slot = o.dc_slot(&name);
-            slot.state.store(dc.state.to_u8(), Ordering::Relaxed);
+            slot.state.store(to_u8(dc.state), Ordering::Relaxed);
             slot.weight.store(dc.weight.unwrap_or(0), Ordering::Relaxed);
         }
         for (key, state) in saved.endpoints {
-            o.endpoint_slot(&key)
-                .state
-                .store(state.to_u8(), Ordering::Relaxed);
+            o.endpoint_slot(&key).state.store(to_u8(state), Ordering::Relaxed);
         }
         Ok(o)
     }
@@ -156,12 +141,8 @@ impl Overrides {
         self.dcs.locked().entry(name.to_string()).or_default().clone()
     }
 
-    fn endpoint_slot(&self, key: &str) -> Arc<Slot> {
-        self.endpoints
-            .locked()
-            .entry(key.to_string())
-            .or_default()
-            .clone()
+    fn endpoint_slot(&self, key: &EndpointKey) -> Arc<Slot> {
+        self.endpoints.locked().entry(key.clone()).or_default().clone()
     }
 
     /// Slots for the configured data centers (by `DcId`) and endpoints (by `EndpointId`).
@@ -178,10 +159,10 @@ impl Overrides {
         for d in dcs {
             known.insert(
                 d.name.to_string(),
-                d.endpoints.iter().map(|e| e.address.to_string()).collect(),
+                d.endpoints.iter().map(|e| e.address).collect(),
             );
             for e in &d.endpoints {
-                ep_slots[e.id.0 as usize] = Some(self.endpoint_slot(&format!("{}/{}", d.name, e.address)));
+                ep_slots[e.id.0 as usize] = Some(self.endpoint_slot(&d.endpoint_key(e)));
             }
         }
         *self.known.locked() = known;
@@ -251,8 +232,7 @@ impl Overrides {
     /// Sets an endpoint's state.
     pub fn set_endpoint(
         &self,
-        dc: &str,
-        addr: &str,
+        key: &EndpointKey,
         state: Forced,
         events: &Events,
         who: &str,
@@ -260,18 +240,17 @@ impl Overrides {
         let exists = self
             .known
             .locked()
-            .get(dc)
-            .map(|eps| eps.iter().any(|e| e == addr));
+            .get(&*key.dc)
+            .map(|eps| eps.contains(&key.address));
         match exists {
-            None => return Err(OverrideError::NoDatacenter(dc.to_string())),
-            Some(false) => return Err(OverrideError::NoEndpoint(dc.to_string(), addr.to_string())),
+            None => return Err(OverrideError::NoDatacenter(key.dc.to_string())),
+            Some(false) => return Err(OverrideError::NoEndpoint(key.clone())),
             Some(true) => {}
         }
-        let slot = self.endpoint_slot(&format!("{dc}/{addr}"));
         self.change_state(
-            &slot,
+            &self.endpoint_slot(key),
             state,
-            format!("override endpoint {dc}/{addr}"),
+            format!("override endpoint {key}"),
             events,
             who,
         )
@@ -288,9 +267,9 @@ impl Overrides {
         who: &str,
     ) -> Result<Forced, OverrideError> {
         let _one = self.changes.locked();
-        let old = Forced::from_u8(slot.state.swap(state.to_u8(), Ordering::Relaxed));
+        let old = from_u8(slot.state.swap(to_u8(state), Ordering::Relaxed));
         if let Err(e) = self.persist() {
-            slot.state.store(old.to_u8(), Ordering::Relaxed);
+            slot.state.store(to_u8(old), Ordering::Relaxed);
             return Err(e);
         }
         if old != state {
@@ -330,12 +309,6 @@ impl Overrides {
         }
     }
 
-    /// How many overrides are in force.
-    pub fn active(&self) -> usize {
-        let s = self.saved();
-        s.datacenters.len() + s.endpoints.len()
-    }
-
     fn persist(&self) -> Result<(), OverrideError> {
         let Some(path) = &self.path else { return Ok(()) };
         let err = |source| OverrideError::Persist {
@@ -346,7 +319,7 @@ impl Overrides {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let text = serde_json::to_vec_pretty(&self.saved()).expect("overrides serialize");
-        crate::store::write_atomic(path, &text).map_err(err)
+        crate::files::write_atomic(path, &text).map_err(err)
     }
 }
 
@@ -372,6 +345,10 @@ mod tests {
         }]
     }
 
+    fn key(text: &str) -> EndpointKey {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn changes_persist_and_reload() {
         let dir = tempfile::tempdir().unwrap();
@@ -380,7 +357,7 @@ mod tests {
         let (dc_slots, ep_slots) = o.slots_for(&dcs());
         o.set_dc("eu", Forced::Drained, &events, "t").unwrap();
         o.set_weight("eu", Some(7), &events, "t").unwrap();
-        o.set_endpoint("eu", "192.0.2.1", Forced::Down, &events, "t")
+        o.set_endpoint(&key("eu/192.0.2.1"), Forced::Down, &events, "t")
             .unwrap();
         assert_eq!(
             dc_slots[0].get(),
@@ -396,7 +373,7 @@ mod tests {
             Err(OverrideError::NoDatacenter(_))
         ));
         assert!(matches!(
-            o.set_endpoint("eu", "10.0.0.1", Forced::Up, &events, "t"),
+            o.set_endpoint(&key("eu/10.0.0.1"), Forced::Up, &events, "t"),
             Err(OverrideError::NoEndpoint(..))
         ));
     }

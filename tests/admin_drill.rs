@@ -276,7 +276,7 @@ fn cli_explain_sees_a_drain_the_server_persisted() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("eu: drained/forced down by override") && text.contains("192.0.2.10"),
+        text.contains("eu: drained by override") && text.contains("192.0.2.10"),
         "{text}"
     );
 }

@@ -91,7 +91,7 @@ async fn health_endpoints_and_status() {
         a.call("GET", "/readyz", None, None, None).await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    a.ctl.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.ctl.set_ready(true);
     assert_eq!(a.call("GET", "/readyz", None, None, None).await.0, StatusCode::OK);
     let (s, v, _) = a.get("/api/v1/status").await;
     assert_eq!(s, StatusCode::OK);
@@ -909,11 +909,11 @@ async fn without_tokens_only_loopback_and_listed_hosts_are_served() {
 async fn metrics_label_values_are_escaped() {
     let a = api().await;
     a.ctl
-        .metrics
+        .metrics()
         .zone("we\"ird\\zone\nname.")
         .count(meridian::model::RType::A, meridian::model::Rcode::NoError);
     a.ctl
-        .metrics
+        .metrics()
         .datacenter("d\"c")
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (s, m, _) = a.get("/metrics").await;

@@ -9,7 +9,6 @@
 use super::ApiError;
 use crate::config::{Role, Token};
 use crate::control::Control;
-use crate::lock::LockExt;
 use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -103,10 +102,10 @@ pub fn check(headers: &HeaderMap, tokens: &[Token], need: Role) -> Result<String
 /// API under any name.
 pub async fn check_host(State(ctl): State<Arc<Control>>, req: Request, next: Next) -> Response {
     let refused = {
-        let running = ctl.running.locked();
-        if running.admin.tokens.is_empty() {
+        let admin = ctl.admin_settings();
+        if admin.tokens.is_empty() {
             host_of(&req)
-                .filter(|h| !host_allowed(h, &running.admin.allowed_hosts))
+                .filter(|h| !host_allowed(h, &admin.allowed_hosts))
                 .map(str::to_string)
         } else {
             None

@@ -1,11 +1,10 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
+use super::views::{DatacenterView, NameView};
 use super::{AdminAccess, ApiError, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
 use crate::events::rfc3339;
-use crate::lock::LockExt;
-use crate::model::gslb::{DcId, GeoMatch, Policy};
-use crate::overrides::Forced;
+use crate::model::gslb::{DcId, EndpointKey, Forced};
 use crate::select::Health;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,119 +13,57 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
 
 pub async fn status(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    let snap = ctl.store.load();
-    let dcs = datacenter_values(&ctl);
+    let snap = ctl.snapshot();
+    let dcs = DatacenterView::all(&snap);
     let down: Vec<&str> = dcs
         .iter()
-        .filter(|d| d["status"] == "down")
-        .filter_map(|d| d["name"].as_str())
+        .filter(|d| d.status == "down")
+        .map(|d| d.name.as_str())
         .collect();
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "generation": snap.generation,
-        "ready": ctl.ready.load(Ordering::Relaxed),
+        "ready": ctl.is_ready(),
         "zones": snap.zones.values().map(|z| z.origin.to_string()).collect::<Vec<_>>(),
         "datacenters": dcs.len(),
         "datacenters_down": down,
-        "probes": ctl.scheduler.probe_count(),
-        "partition_guard": if ctl.scheduler.guard.is_engaged() { "engaged" } else { "clear" },
-        "overrides": ctl.overrides.saved(),
+        "probes": ctl.probe_count(),
+        "partition_guard": if ctl.partition_guard().engaged { "engaged" } else { "clear" },
+        "overrides": ctl.overrides(),
         "geoip": snap.geo.as_ref().map(|g| json!({ "path": g.path.display().to_string(), "type": g.database_type, "locations": g.len() })),
     }))
     .into_response())
 }
 
-/// Every data center with its endpoints' health and overrides.
-fn datacenter_values(ctl: &Control) -> Vec<Value> {
-    let snap = ctl.store.load();
-    let h = &snap.health;
-    snap.datacenters
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let id = DcId(i as u16);
-            let endpoints: Vec<Value> = d
-                .endpoints
-                .iter()
-                .map(|e| {
-                    let probe = h.probe(e).map(|p| {
-                        let dt = p.detail.locked().clone();
-                        json!({
-                            "status": p.status().as_str(),
-                            "since": rfc3339(dt.since),
-                            "last_ok": dt.last_ok,
-                            "last_error": dt.last_error,
-                            "last_checked": dt.last_checked.map(rfc3339),
-                            "last_latency_ms": dt.last_latency.map(|l| l.as_secs_f64() * 1000.0),
-                        })
-                    });
-                    json!({
-                        "address": e.address.to_string(),
-                        "up": h.endpoint_up(id, e),
-                        "weight": e.weight.get(),
-                        "configured": if e.configured_up { "up" } else { "down" },
-                        "override": h.endpoint_override(e).as_str(),
-                        "check": e.check.as_ref().map(|c| c.name.to_string()),
-                        "probe_address": e.probe_address.map(|a| a.to_string()),
-                        "probe": probe,
-                    })
-                })
-                .collect();
-            let healthy = d.endpoints.iter().filter(|e| h.endpoint_up(id, e)).count();
-            let forced = h.dc_forced(id);
-            let up = forced.verdict().unwrap_or(healthy >= d.min_healthy.get());
-            json!({
-                "name": &*d.name,
-                "status": if up { "up" } else { "down" },
-                "override": forced.as_str(),
-                "weight_override": h.dc_weight(id),
-                "healthy_endpoints": healthy,
-                "min_healthy": d.min_healthy.get(),
-                "location": {
-                    "continent": d.location.continent.as_deref(),
-                    "country": d.location.country.as_deref(),
-                    "lat": d.location.coords.map(|c| c.0),
-                    "lon": d.location.coords.map(|c| c.1),
-                },
-                "endpoints": endpoints,
-            })
-        })
-        .collect()
-}
-
 pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    Ok(Json(datacenter_values(&ctl)).into_response())
+    Ok(Json(DatacenterView::all(&ctl.snapshot())).into_response())
 }
 
 pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
-    datacenter_values(&ctl)
+    DatacenterView::all(&ctl.snapshot())
         .into_iter()
-        .find(|d| d["name"] == dc.as_str())
+        .find(|d| d.name == dc)
         .map(|d| Json(d).into_response())
         .ok_or_else(|| ApiError::not_found(format!("no data center `{dc}`")).field("dc"))
 }
 
 /// Sets a data center's override on behalf of `who` and answers with the change.
 fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
-    let old = ctl.overrides.set_dc(dc, state, &ctl.events, who)?;
+    let old = ctl.set_dc_override(dc, state, who)?;
     Ok(Json(json!({ "subject": dc, "old": old.as_str(), "new": state.as_str() })).into_response())
 }
 
 /// Sets an endpoint's override on behalf of `who` and answers with the change.
-fn set_endpoint(ctl: &Control, who: &str, dc: &str, addr: IpAddr, state: Forced) -> ApiResult {
-    // Endpoints are keyed by the address's canonical text, so every spelling of it names one.
-    let addr = addr.to_string();
-    let old = ctl.overrides.set_endpoint(dc, &addr, state, &ctl.events, who)?;
+fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> ApiResult {
+    let old = ctl.set_endpoint_override(key, state, who)?;
     Ok(
-        Json(json!({ "subject": format!("{dc}/{addr}"), "old": old.as_str(), "new": state.as_str() }))
+        Json(json!({ "subject": key.to_string(), "old": old.as_str(), "new": state.as_str() }))
             .into_response(),
     )
 }
@@ -203,15 +140,12 @@ pub async fn dc_weight(
         )
         .field("weight"));
     }
-    ctl.overrides.set_weight(&dc, weight, &ctl.events, &who)?;
+    ctl.set_dc_weight(&dc, weight, &who)?;
     Ok(Json(json!({ "subject": dc, "weight": weight })).into_response())
 }
 
 /// `/endpoints/{dc}/{address}`, the address parsed: any spelling of an IP names one endpoint.
-pub struct EndpointPath {
-    dc: String,
-    addr: IpAddr,
-}
+pub struct EndpointPath(EndpointKey);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
     type Rejection = ApiError;
@@ -222,16 +156,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
         let addr = address.parse().map_err(|_| {
             ApiError::bad_request(format!("`{address}` is not an IPv4 or IPv6 address")).field("address")
         })?;
-        Ok(EndpointPath { dc, addr })
+        Ok(EndpointPath(EndpointKey {
+            dc: dc.into(),
+            address: addr,
+        }))
     }
 }
 
 pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.dc, p.addr, Forced::Drained)
+    set_endpoint(&ctl, &who, &p.0, Forced::Drained)
 }
 
 pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.dc, p.addr, Forced::Auto)
+    set_endpoint(&ctl, &who, &p.0, Forced::Auto)
 }
 
 pub async fn ep_override(
@@ -240,84 +177,13 @@ pub async fn ep_override(
     p: EndpointPath,
     body: Result<JsonBody<OverrideBody>, ApiError>,
 ) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.dc, p.addr, parse_state(body)?)
+    set_endpoint(&ctl, &who, &p.0, parse_state(body)?)
 }
 
 /// For every load-balanced name: where each geo rule (or the policy) currently sends clients,
 /// and why the data centers passed over were passed over.
 pub async fn gslb_names(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    let snap = ctl.store.load();
-    let h = &*snap.health;
-    let dc_up = |id: DcId| {
-        let d = &snap.datacenters[usize::from(id.0)];
-        h.dc_override(id).unwrap_or_else(|| {
-            d.endpoints.iter().filter(|e| h.endpoint_up(id, e)).count() >= d.min_healthy.get()
-        })
-    };
-    let why = |id: DcId| match h.dc_forced(id) {
-        Forced::Drained => "drained",
-        Forced::Down => "forced down",
-        _ => "health checks failing",
-    };
-    let mut out = Vec::new();
-    for z in snap.zones.values() {
-        for entry in z.entries.values() {
-            let Some(g) = entry.node.as_ref().and_then(|n| n.gslb.as_ref()) else {
-                continue;
-            };
-            let name = |id: DcId| snap.datacenters[usize::from(id.0)].name.to_string();
-            let rule_view = |label: String, ranks: Vec<Vec<DcId>>| {
-                let order: Vec<DcId> = ranks.into_iter().flatten().collect();
-                let chosen: Vec<String> = order.iter().copied().filter(|d| dc_up(*d)).map(name).collect();
-                let passed: Vec<Value> = order
-                    .iter()
-                    .copied()
-                    .filter(|d| !dc_up(*d))
-                    .map(|d| json!({ "datacenter": name(d), "why": why(d) }))
-                    .collect();
-                json!({ "rule": label, "order": order.iter().copied().map(name).collect::<Vec<_>>(), "now": chosen.first(), "passed_over": passed })
-            };
-            let rules: Vec<Value> = match g.policy {
-                Policy::Geo => {
-                    let default = g
-                        .geo
-                        .iter()
-                        .find(|r| r.matches == GeoMatch::Default)
-                        .map(|r| r.ranks.clone())
-                        .unwrap_or_default();
-                    g.geo
-                        .iter()
-                        .map(|r| {
-                            let mut ranks = r.ranks.clone();
-                            ranks.extend(default.clone());
-                            ranks.push(g.candidates.clone());
-                            let mut seen = Vec::new();
-                            let ranks = ranks
-                                .into_iter()
-                                .map(|rank| {
-                                    rank.into_iter()
-                                        .filter(|d| {
-                                            if seen.contains(d) {
-                                                false
-                                            } else {
-                                                seen.push(*d);
-                                                true
-                                            }
-                                        })
-                                        .collect()
-                                })
-                                .collect();
-                            rule_view(r.matches.to_string(), ranks)
-                        })
-                        .collect()
-                }
-                p => vec![rule_view(p.as_str().to_string(), vec![g.candidates.clone()])],
-            };
-            out.push(json!({ "name": g.owner.to_string(), "policy": g.policy.as_str(), "rules": rules }));
-        }
-    }
-    out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(Json(out).into_response())
+    Ok(Json(NameView::all(&ctl.snapshot())).into_response())
 }
 
 #[derive(Deserialize)]
@@ -333,65 +199,17 @@ pub async fn explain(
     State(ctl): Ctl,
     q: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
-    use crate::answer::{self, ClientInfo, Question};
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("query"))?;
     let name = q
         .name
         .ok_or_else(|| ApiError::bad_request("the query parameter `name` is required").field("name"))?;
-    let fqdn = if name.ends_with('.') {
-        name.clone()
-    } else {
-        format!("{name}.")
-    };
-    let qname = crate::name::Name::parse(&fqdn, None)
-        .map_err(|e| ApiError::bad_request(format!("name: {e}")).field("name"))?;
-    let qtype_text = q.qtype.unwrap_or_else(|| "A".into());
-    let qtype = crate::model::RType::from_mnemonic(&qtype_text).ok_or_else(|| {
-        ApiError::bad_request(format!("type `{qtype_text}` is not a record type")).field("type")
-    })?;
-    let client_text = q.client.ok_or_else(|| {
+    let client = q.client.ok_or_else(|| {
         ApiError::bad_request("the query parameter `client` is required (IP or IP/prefix)").field("client")
     })?;
-    let (addr, prefix) = match client_text.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (client_text.as_str(), None),
-    };
-    let addr: std::net::IpAddr = addr
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("`{addr}` is not an IP address")).field("client"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        None => max,
-        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
-            ApiError::bad_request(format!("`/{p}` is not a prefix length for {addr}")).field("client")
-        })?,
-    };
-    let client = ClientInfo {
-        addr: crate::geo::mask(addr, prefix),
-        source_prefix: prefix,
-    };
-    let snap = ctl.store.load();
-    let question = Question {
-        name: qname.wire(),
-        qtype,
-        qclass: answer::CLASS_IN,
-    };
-    let e = answer::explain(&question, &client, &snap, crate::rng::Entropy::new().draw());
-    let r = &e.response;
-    let show = |s: &[answer::Record<'_>]| s.iter().map(|x| x.present(&qname)).collect::<Vec<_>>();
-    Ok(Json(json!({
-        "name": qname.to_string(),
-        "type": qtype.to_string(),
-        "client": format!("{}/{}", client.addr, client.source_prefix),
-        "rcode": format!("{:?}", r.rcode).to_uppercase(),
-        "authoritative": r.authoritative,
-        "answer": show(&r.answer),
-        "authority": show(&r.authority),
-        "additional": show(&r.additional),
-        "scope": r.scope.min(client.source_prefix),
-        "steps": e.steps,
-    }))
-    .into_response())
+    let req = crate::explain::Request::parse(&name, q.qtype.as_deref().unwrap_or("A"), &client)
+        .map_err(|e| ApiError::bad_request(e.to_string()).field(e.field()))?;
+    let report = crate::explain::run(&req, &ctl.snapshot(), crate::rng::Entropy::new().draw());
+    Ok(Json(report).into_response())
 }
 
 fn event_json(e: &crate::events::Event) -> Value {
@@ -411,13 +229,13 @@ pub async fn events(
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("follow"))?;
     if !matches!(q.follow.as_deref(), Some("1" | "true")) {
-        let list: Vec<Value> = ctl.events.recent().iter().map(event_json).collect();
+        let list: Vec<Value> = ctl.events().recent().iter().map(event_json).collect();
         return Ok(Json(list).into_response());
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
     // followers can never lock everyone else out.
-    let cap = (ctl.running.locked().admin.max_connections.get() / 2).max(1);
-    if ctl.events.followers() >= cap {
+    let cap = (ctl.admin_settings().max_connections.get() / 2).max(1);
+    if ctl.events().followers() >= cap {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -428,7 +246,7 @@ pub async fn events(
         .field("follow"));
     }
     use tokio_stream::StreamExt;
-    let rx = ctl.events.subscribe();
+    let rx = ctl.events().subscribe();
     // The stream ends when the server stops, so a follower never holds up shutdown.
     let stream = UntilStopped {
         inner: tokio_stream::wrappers::BroadcastStream::new(rx),
@@ -477,7 +295,7 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     use crate::metrics::escape_label;
     use std::fmt::Write as _;
     let mut g = String::new();
-    let snap = ctl.store.load();
+    let snap = ctl.snapshot();
     let h = &*snap.health;
     g.push_str("# HELP meridian_endpoint_up Endpoint health (1 up, 0 down), overrides included.\n# TYPE meridian_endpoint_up gauge\n");
     for (i, d) in snap.datacenters.iter().enumerate() {
@@ -492,40 +310,40 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         }
     }
     g.push_str("# HELP meridian_datacenter_up Data center state (1 up, 0 down).\n# TYPE meridian_datacenter_up gauge\n");
-    for d in datacenter_values(&ctl) {
+    for (i, d) in snap.datacenters.iter().enumerate() {
         let _ = writeln!(
             g,
             "meridian_datacenter_up{{datacenter=\"{}\"}} {}",
-            escape_label(d["name"].as_str().unwrap_or("")),
-            u8::from(d["status"] == "up")
+            escape_label(&d.name),
+            u8::from(h.dc_state(DcId(i as u16), d).up)
         );
     }
     let _ = writeln!(
         g,
         "# HELP meridian_overrides_active Operator overrides in force.\n# TYPE meridian_overrides_active gauge\nmeridian_overrides_active {}",
-        ctl.overrides.active()
+        ctl.overrides().len()
     );
     let _ = writeln!(
         g,
         "# HELP meridian_partition_guard_alarms_total Times the partition guard engaged.\n# TYPE meridian_partition_guard_alarms_total counter\nmeridian_partition_guard_alarms_total {}",
-        ctl.scheduler.guard.alarms.load(Ordering::Relaxed)
+        ctl.partition_guard().alarms
     );
     let _ = writeln!(
         g,
         "# HELP meridian_partition_guard_engaged 1 while the partition guard holds health.\n# TYPE meridian_partition_guard_engaged gauge\nmeridian_partition_guard_engaged {}",
-        u8::from(ctl.scheduler.guard.is_engaged())
+        u8::from(ctl.partition_guard().engaged)
     );
     let _ = writeln!(
         g,
         "# HELP meridian_probe_targets Distinct probes running.\n# TYPE meridian_probe_targets gauge\nmeridian_probe_targets {}",
-        ctl.scheduler.probe_count()
+        ctl.probe_count()
     );
     let _ = writeln!(
         g,
         "# HELP meridian_snapshot_generation Generation of the serving snapshot.\n# TYPE meridian_snapshot_generation gauge\nmeridian_snapshot_generation {}",
         snap.generation
     );
-    let body = ctl.metrics.render(&g);
+    let body = ctl.metrics().render(&g);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,
@@ -538,7 +356,7 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(ctl): Ctl) -> Response {
-    if ctl.ready.load(Ordering::Relaxed) {
+    if ctl.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()

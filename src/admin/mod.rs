@@ -6,13 +6,13 @@ mod body;
 mod handlers;
 pub mod listener;
 pub mod openapi;
+mod views;
 mod zones;
 
 pub use auth::{AdminAccess, ReadAccess};
 pub use body::{BodyError, JsonBody, parse_unique};
 
 use crate::control::Control;
-use crate::lock::LockExt;
 use axum::Json;
 use axum::extract::FromRef;
 use axum::http::{StatusCode, header};
@@ -149,7 +149,7 @@ impl From<crate::overrides::OverrideError> for ApiError {
         match e {
             NoDatacenter(_) => ApiError::not_found(e.to_string()).field("dc"),
             NoEndpoint(..) => ApiError::not_found(e.to_string()).field("address"),
-            Persist { .. } => ApiError::internal(e.to_string()),
+            Persist { .. } | Load { .. } => ApiError::internal(e.to_string()),
         }
     }
 }
@@ -244,12 +244,12 @@ pub async fn serve(
         stop: stop.clone(),
     });
     let limits = move || {
-        let running = ctl.running.locked();
+        let admin = ctl.admin_settings();
         listener::Limits {
-            max_connections: running.admin.max_connections.get(),
-            header_timeout: running.admin.header_timeout,
-            idle_timeout: running.admin.idle_timeout,
-            shutdown_grace: running.dns.shutdown_grace,
+            max_connections: admin.max_connections.get(),
+            header_timeout: admin.header_timeout,
+            idle_timeout: admin.idle_timeout,
+            shutdown_grace: ctl.shutdown_grace(),
         }
     };
     listener::serve(listener, app, limits, stop).await

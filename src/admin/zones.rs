@@ -8,9 +8,7 @@
 use super::ApiError;
 use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
-use crate::config::Overlay;
-use crate::control::Control;
-use crate::lock::LockExt;
+use crate::control::{ChangeGuard, CommitError, Control};
 use crate::name::{Name, canonical_hostname};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -19,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
@@ -82,15 +79,9 @@ impl OwnerRef {
     }
 }
 
-/// The file holding `zone`, and whether it exists. An existing zone's file is wherever it was
-/// loaded from; a new one's is `<canonical name>.yaml` in `zones_dir`.
+/// The file holding `zone`, and whether it exists.
 fn zone_file(ctl: &Control, zone: &ZoneRef) -> (PathBuf, bool) {
-    let running = ctl.running.locked();
-    let want = zone.name.key();
-    if let Some(z) = running.zones.iter().find(|z| z.origin.key() == want) {
-        return (z.source.clone(), true);
-    }
-    (running.zones_dir.join(format!("{}.yaml", zone.text)), false)
+    ctl.zone_file(&zone.name, &zone.text)
 }
 
 fn no_zone(zone: &ZoneRef) -> ApiError {
@@ -120,7 +111,7 @@ async fn read_etag(path: &std::path::Path) -> Result<String, ApiError> {
     let path = path.to_path_buf();
     blocking(move || {
         std::fs::read(&path)
-            .map(|bytes| crate::store::etag(&bytes))
+            .map(|bytes| crate::files::etag(&bytes))
             .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))
     })
     .await
@@ -139,7 +130,7 @@ async fn read_doc(path: &std::path::Path) -> Result<(Value, String), ApiError> {
                 e.without_snippet()
             ))
         })?;
-        Ok((doc, crate::store::etag(text.as_bytes())))
+        Ok((doc, crate::files::etag(text.as_bytes())))
     })
     .await
 }
@@ -265,32 +256,21 @@ fn bump_serial(doc: &mut Value, old: Option<u32>) {
     soa.insert("serial".into(), json!(next));
 }
 
-/// Validates, writes and publishes `path` as `text` (or its removal). The caller holds
-/// `ctl.changes`.
+/// Validates, writes and publishes `path` as `text` (or its removal).
 async fn commit(
     ctl: &Control,
+    change: &ChangeGuard<'_>,
     path: &std::path::Path,
     text: Option<String>,
     what: &str,
     who: &str,
 ) -> Result<u64, ApiError> {
-    let mut overlay = Overlay::default();
-    overlay.files.insert(path.to_path_buf(), text.clone());
-    let config = ctl.validate(overlay).await.map_err(ApiError::invalid)?;
-    let io = match &text {
-        Some(t) => crate::store::write_atomic(path, t.as_bytes()),
-        None => crate::store::remove_durable(path),
-    };
-    io.map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))?;
-    let generation = ctl.apply(config);
-    ctl.metrics.zone_edits.fetch_add(1, Ordering::Relaxed);
-    ctl.events.emit(
-        format!("zone {what}"),
-        "",
-        if text.is_some() { "edited" } else { "deleted" },
-        format!("admin API ({who})"),
-    );
-    Ok(generation)
+    ctl.commit(change, path, text, &format!("zone {what}"), who)
+        .await
+        .map_err(|e| match e {
+            CommitError::Invalid(problems) => ApiError::invalid(problems),
+            e @ CommitError::Write { .. } => ApiError::internal(e.to_string()),
+        })
 }
 
 /// The document as YAML; hands the document back with the text.
@@ -304,15 +284,18 @@ async fn to_yaml(doc: Value) -> Result<(Value, String), ApiError> {
 }
 
 pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    let running = ctl.running.locked();
-    let list: Vec<Value> = running
-        .zones
-        .iter()
-        .map(|z| {
-            let etag = std::fs::read(&z.source).map(|b| crate::store::etag(&b)).ok();
-            json!({ "zone": z.origin.to_string(), "file": z.source.display().to_string(), "etag": etag })
-        })
-        .collect();
+    let zones = ctl.zone_files();
+    // Hashing every file reads it whole: off the async threads, and without holding a lock.
+    let list = blocking(move || {
+        Ok(zones
+            .iter()
+            .map(|(origin, file)| {
+                let etag = std::fs::read(file).map(|b| crate::files::etag(&b)).ok();
+                json!({ "zone": origin.to_string(), "file": file.display().to_string(), "etag": etag })
+            })
+            .collect::<Vec<Value>>())
+    })
+    .await?;
     Ok(Json(list).into_response())
 }
 
@@ -356,7 +339,7 @@ pub async fn put_zone(
         }
     }
     obj.insert("zone".into(), json!(zone.text));
-    let _one = ctl.changes.lock().await;
+    let change = ctl.begin_change().await;
     let (path, exists) = zone_file(&ctl, &zone);
     if !exists && std::fs::symlink_metadata(&path).is_ok() {
         return Err(ApiError::new(
@@ -380,8 +363,8 @@ pub async fn put_zone(
     serial_in_yaml(&doc)?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
     let (doc, text) = to_yaml(doc).await?;
-    let generation = commit(&ctl, &path, Some(text.clone()), &zone.text, &who).await?;
-    let etag = crate::store::etag(text.as_bytes());
+    let generation = commit(&ctl, &change, &path, Some(text.clone()), &zone.text, &who).await?;
+    let etag = crate::files::etag(text.as_bytes());
     let status = if exists {
         StatusCode::OK
     } else {
@@ -402,14 +385,14 @@ pub async fn delete_zone(
     Path(zone): Path<String>,
 ) -> ApiResult {
     let zone = ZoneRef::parse(&zone)?;
-    let _one = ctl.changes.lock().await;
+    let change = ctl.begin_change().await;
     let (path, exists) = zone_file(&ctl, &zone);
     if !exists {
         return Err(no_zone(&zone));
     }
     require_if_match(&headers, "deleting a whole zone")?;
     check_if_match(&headers, Some(&read_etag(&path).await?))?;
-    let generation = commit(&ctl, &path, None, &zone.text, &who).await?;
+    let generation = commit(&ctl, &change, &path, None, &zone.text, &who).await?;
     Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
 }
 
@@ -515,7 +498,7 @@ async fn put_entry(
             "the body is one {section} entry, an object"
         )));
     }
-    let _one = ctl.changes.lock().await;
+    let change = ctl.begin_change().await;
     let (path, exists) = zone_file(ctl, &zone);
     if !exists {
         return Err(no_zone(&zone));
@@ -561,6 +544,7 @@ async fn put_entry(
     let (doc, text) = to_yaml(doc).await?;
     let generation = commit(
         ctl,
+        &change,
         &path,
         Some(text.clone()),
         &format!("{} {section} {}", zone.text, owner.key),
@@ -568,7 +552,7 @@ async fn put_entry(
     )
     .await
     .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;
-    let new_etag = crate::store::etag(text.as_bytes());
+    let new_etag = crate::files::etag(text.as_bytes());
     let mut r = with_etag(
         json!({ "zone": zone.text, section: owner.key, "serial": serial_of(&doc), "generation": generation }),
         &new_etag,

@@ -6,7 +6,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-use crate::answer::{self, ClientInfo};
+use crate::answer::{self, ClientSubnet};
 use crate::model::RType;
 use crate::state::Snapshot;
 use std::net::IpAddr;
@@ -69,11 +69,11 @@ pub fn handle(
     }
     // RFC 7871 §7.1.2: a source prefix of 0 asks that no client address be used.
     let client = match query.edns.and_then(|e| e.client_subnet) {
-        Some(ecs) if ecs.source_prefix > 0 => ClientInfo {
+        Some(ecs) if ecs.source_prefix > 0 => ClientSubnet {
             addr: ecs.address,
             source_prefix: ecs.source_prefix,
         },
-        _ => ClientInfo::from_source(peer),
+        _ => ClientSubnet::from_source(peer),
     };
     let resp = answer::respond(&query.question, &client, snap, entropy);
     resp.zone

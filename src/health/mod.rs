@@ -7,9 +7,10 @@ pub mod probe;
 pub mod scheduler;
 
 use crate::lock::LockExt;
-use crate::model::gslb::{DcId, Endpoint};
-use std::sync::Mutex;
+use crate::model::gslb::{Datacenter, DcId, Endpoint, Forced};
+use crate::overrides::{Overrides, Slot};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// An endpoint's health as probes see it.
@@ -157,29 +158,35 @@ impl Default for ProbeState {
 #[derive(Debug, Default)]
 pub struct HealthView {
     /// Indexed by `EndpointId`; `None` for endpoints without a check.
-    pub probes: Vec<Option<std::sync::Arc<ProbeState>>>,
+    pub probes: Vec<Option<Arc<ProbeState>>>,
     /// Data center overrides, indexed by `DcId`.
-    pub dc_overrides: Vec<std::sync::Arc<crate::overrides::Slot>>,
+    pub dc_overrides: Vec<Arc<Slot>>,
     /// Endpoint overrides, indexed by `EndpointId`.
-    pub endpoint_overrides: Vec<Option<std::sync::Arc<crate::overrides::Slot>>>,
+    pub endpoint_overrides: Vec<Option<Arc<Slot>>>,
 }
 
 impl HealthView {
     /// The probe state of an endpoint, if it has a check.
-    pub fn probe(&self, e: &Endpoint) -> Option<&std::sync::Arc<ProbeState>> {
+    pub fn probe(&self, e: &Endpoint) -> Option<&Arc<ProbeState>> {
         self.probes.get(e.id.0 as usize).and_then(Option::as_ref)
     }
 
-    /// A data center's override.
-    pub fn dc_forced(&self, dc: DcId) -> crate::overrides::Forced {
-        self.dc_overrides
-            .get(usize::from(dc.0))
-            .map(|s| s.get())
-            .unwrap_or_default()
+    /// The view of `dcs`: their probes (indexed by `EndpointId`) and their overrides.
+    pub fn new(
+        probes: Vec<Option<Arc<ProbeState>>>,
+        overrides: &Overrides,
+        dcs: &[Datacenter],
+    ) -> HealthView {
+        let (dc_overrides, endpoint_overrides) = overrides.slots_for(dcs);
+        HealthView {
+            probes,
+            dc_overrides,
+            endpoint_overrides,
+        }
     }
 
     /// An endpoint's override.
-    pub fn endpoint_override(&self, e: &Endpoint) -> crate::overrides::Forced {
+    pub fn endpoint_override(&self, e: &Endpoint) -> Forced {
         self.endpoint_overrides
             .get(e.id.0 as usize)
             .and_then(Option::as_ref)
@@ -196,8 +203,11 @@ impl crate::select::Health for HealthView {
         }
     }
 
-    fn dc_override(&self, dc: DcId) -> Option<bool> {
-        self.dc_forced(dc).verdict()
+    fn dc_forced(&self, dc: DcId) -> Forced {
+        self.dc_overrides
+            .get(usize::from(dc.0))
+            .map(|s| s.get())
+            .unwrap_or_default()
     }
 
     fn dc_weight(&self, dc: DcId) -> Option<u32> {
@@ -206,7 +216,7 @@ impl crate::select::Health for HealthView {
 
     fn endpoint_note(&self, _dc: DcId, e: &Endpoint) -> Option<String> {
         let forced = self.endpoint_override(e);
-        if forced != crate::overrides::Forced::Auto {
+        if forced != Forced::Auto {
             return Some(format!("override: {}", forced.as_str()));
         }
         if !e.configured_up {

@@ -7,7 +7,8 @@ use super::{Counter, HealthView, ProbeState, Status, observe};
 use crate::events::Events;
 use crate::lock::LockExt;
 use crate::metrics::Metrics;
-use crate::model::gslb::Datacenter;
+use crate::model::gslb::{Datacenter, DcId, DcState};
+use crate::select::Health as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,8 +76,8 @@ impl Guard {
 struct DcView {
     dcs: Vec<Datacenter>,
     health: Arc<HealthView>,
-    /// Last known up/down per data center.
-    up: HashMap<Box<str>, bool>,
+    /// Last known state per data center.
+    last: HashMap<Box<str>, DcState>,
 }
 
 /// The probe scheduler. One per process; `sync` is called at start and at every reload.
@@ -119,8 +120,9 @@ impl Scheduler {
     }
 
     /// Makes the running probes match `dcs`: new targets start at once, targets no endpoint
-    /// uses any more stop, the rest keep their state. Returns the endpoints' health view.
-    pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Arc<HealthView> {
+    /// uses any more stop, the rest keep their state. Returns each endpoint's probe, indexed by
+    /// `EndpointId` (`None` without a check).
+    pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Vec<Option<Arc<ProbeState>>> {
         let mut running = self.running.locked();
         let mut wanted: HashMap<Target, ()> = HashMap::new();
         let count = dcs.iter().map(|d| d.endpoints.len()).sum::<usize>();
@@ -171,16 +173,16 @@ impl Scheduler {
             }
             keep
         });
-        drop(running);
-        let view = Arc::new(HealthView {
-            probes,
-            ..HealthView::default()
-        });
+        probes
+    }
+
+    /// The health view (probes and overrides) of `dcs` now serving: data center events compare
+    /// its verdicts from here on.
+    pub fn watch(&self, dcs: &[Datacenter], health: Arc<HealthView>) {
         let mut v = self.view.locked();
         v.dcs = dcs.to_vec();
-        v.health = view.clone();
-        v.up = dc_statuses(&v.dcs, &v.health);
-        view
+        v.health = health;
+        v.last = dc_states(&v.dcs, &v.health);
     }
 
     /// Number of distinct probes running.
@@ -359,29 +361,40 @@ impl Scheduler {
         self.datacenter_events();
     }
 
-    /// Emits an event for every data center whose up/down state changed.
+    /// Emits an event for every data center whose endpoints' health changed its verdict. An
+    /// override in force is named: the answers do not change while it holds.
     fn datacenter_events(&self) {
         let mut v = self.view.locked();
-        let now = dc_statuses(&v.dcs, &v.health);
-        for (name, up) in &now {
-            if v.up.get(name).is_some_and(|was| was != up) {
-                let (old, new) = if *up { ("down", "up") } else { ("up", "down") };
-                self.events
-                    .emit(format!("datacenter {name}"), old, new, "endpoint health changed");
+        let now = dc_states(&v.dcs, &v.health);
+        for (name, state) in &now {
+            let Some(was) = v.last.get(name) else { continue };
+            if was.checks_up() == state.checks_up() {
+                continue;
             }
+            let (old, new) = if state.checks_up() {
+                ("down", "up")
+            } else {
+                ("up", "down")
+            };
+            let mut reason = format!(
+                "endpoint health changed: {} endpoints up, min_healthy {}",
+                state.healthy, state.min_healthy
+            );
+            if state.is_forced() {
+                reason.push_str(&format!(
+                    "; {} by override, so answers do not change",
+                    state.reason.as_str()
+                ));
+            }
+            self.events.emit(format!("datacenter {name}"), old, new, reason);
         }
-        v.up = now;
+        v.last = now;
     }
 }
 
-fn dc_statuses(dcs: &[Datacenter], view: &HealthView) -> HashMap<Box<str>, bool> {
-    use crate::select::Health;
+fn dc_states(dcs: &[Datacenter], view: &HealthView) -> HashMap<Box<str>, DcState> {
     dcs.iter()
         .enumerate()
-        .map(|(i, d)| {
-            let id = crate::model::gslb::DcId(i as u16);
-            let up = d.endpoints.iter().filter(|e| view.endpoint_up(id, e)).count();
-            (d.name.clone(), up >= d.min_healthy.get())
-        })
+        .map(|(i, d)| (d.name.clone(), view.dc_state(DcId(i as u16), d)))
         .collect()
 }

@@ -89,6 +89,158 @@ impl Endpoint {
     }
 }
 
+/// An endpoint named across boundaries (overrides, events, the admin API): its data center's
+/// name and its address. Written `dc/address`, the address in canonical text, so every
+/// spelling of an address names one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub dc: Box<str>,
+    pub address: IpAddr,
+}
+
+impl std::fmt::Display for EndpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.dc, self.address)
+    }
+}
+
+impl std::str::FromStr for EndpointKey {
+    type Err = String;
+    /// `dc/address`: the data center is everything before the last `/`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (dc, addr) = s
+            .rsplit_once('/')
+            .ok_or_else(|| format!("`{s}` is not `datacenter/address`"))?;
+        let address = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` in `{s}` is not an IPv4 or IPv6 address"))?;
+        Ok(EndpointKey {
+            dc: dc.into(),
+            address,
+        })
+    }
+}
+
+impl serde::Serialize for EndpointKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EndpointKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An operator's override of a data center or endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Forced {
+    /// Probes decide.
+    #[default]
+    Auto,
+    /// Up whatever probes say.
+    Up,
+    /// Down whatever probes say.
+    Down,
+    /// Taken out of answers for maintenance.
+    Drained,
+}
+
+impl Forced {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forced::Auto => "auto",
+            Forced::Up => "up",
+            Forced::Down => "down",
+            Forced::Drained => "drained",
+        }
+    }
+    /// `Some(up)` when forced, `None` when probes decide.
+    pub fn verdict(self) -> Option<bool> {
+        match self {
+            Forced::Auto => None,
+            Forced::Up => Some(true),
+            Forced::Down | Forced::Drained => Some(false),
+        }
+    }
+}
+
+/// Whether a data center takes traffic, and why: the one decision the answer path, the admin
+/// API, the metrics and the health events all read (made by [`DcState::decide`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DcState {
+    /// Takes traffic.
+    pub up: bool,
+    pub reason: DcReason,
+    /// Endpoints up (checks, configured state and endpoint overrides folded in).
+    pub healthy: usize,
+    pub min_healthy: usize,
+}
+
+/// Why a data center is up or down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DcReason {
+    /// At least `min_healthy` endpoints are up.
+    Healthy,
+    /// Fewer than `min_healthy` endpoints are up.
+    ChecksFailing,
+    /// An operator forced it up.
+    ForcedUp,
+    /// An operator forced it down.
+    ForcedDown,
+    /// An operator drained it.
+    Drained,
+}
+
+impl DcReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DcReason::Healthy => "healthy",
+            DcReason::ChecksFailing => "health checks failing",
+            DcReason::ForcedUp => "forced up",
+            DcReason::ForcedDown => "forced down",
+            DcReason::Drained => "drained",
+        }
+    }
+}
+
+impl DcState {
+    /// Overrides beat health; without one, the data center is up while `min_healthy` of its
+    /// endpoints are.
+    pub fn decide(forced: Forced, healthy: usize, min_healthy: usize) -> DcState {
+        let checks_up = healthy >= min_healthy;
+        let (up, reason) = match forced {
+            Forced::Up => (true, DcReason::ForcedUp),
+            Forced::Down => (false, DcReason::ForcedDown),
+            Forced::Drained => (false, DcReason::Drained),
+            Forced::Auto if checks_up => (true, DcReason::Healthy),
+            Forced::Auto => (false, DcReason::ChecksFailing),
+        };
+        DcState {
+            up,
+            reason,
+            healthy,
+            min_healthy,
+        }
+    }
+
+    /// What the endpoints' health alone says, overrides aside.
+    pub fn checks_up(&self) -> bool {
+        self.healthy >= self.min_healthy
+    }
+
+    /// Forced by an operator either way.
+    pub fn is_forced(&self) -> bool {
+        matches!(
+            self.reason,
+            DcReason::ForcedUp | DcReason::ForcedDown | DcReason::Drained
+        )
+    }
+}
+
 /// A data center: a location and the endpoints (virtual IPs) it serves on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Datacenter {
@@ -97,6 +249,16 @@ pub struct Datacenter {
     pub endpoints: Vec<Endpoint>,
     /// The data center is up while at least this many endpoints are. Default 1.
     pub min_healthy: NonZeroUsize,
+}
+
+impl Datacenter {
+    /// How `e`, one of this data center's endpoints, is named across boundaries.
+    pub fn endpoint_key(&self, e: &Endpoint) -> EndpointKey {
+        EndpointKey {
+            dc: self.name.clone(),
+            address: e.address,
+        }
+    }
 }
 
 /// How a name orders its candidate data centers.

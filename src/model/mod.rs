@@ -96,6 +96,20 @@ pub enum Rcode {
 }
 
 impl Rcode {
+    /// The mnemonic of RFC 6895 (`NOERROR`, `NXDOMAIN`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rcode::NoError => "NOERROR",
+            Rcode::FormErr => "FORMERR",
+            Rcode::ServFail => "SERVFAIL",
+            Rcode::NxDomain => "NXDOMAIN",
+            Rcode::NotImp => "NOTIMP",
+            Rcode::Refused => "REFUSED",
+            Rcode::NotAuth => "NOTAUTH",
+            Rcode::BadVers => "BADVERS",
+        }
+    }
+
     /// The full 12-bit code.
     pub fn code(self) -> u16 {
         match self {

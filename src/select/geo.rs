@@ -2,8 +2,17 @@
 //! match (the ECS scope).
 
 use crate::geo::Location;
-use crate::model::gslb::{GeoMatch, GeoRule};
+use crate::model::gslb::{DcId, GeoMatch, GeoRule, GslbName};
 use std::net::IpAddr;
+
+/// The ranks a client that `rule` matched is offered, most preferred first: the rule's own, then
+/// the `default` rule's (a data center may appear twice; the first place counts).
+pub fn ranks<'a>(name: &'a GslbName, rule: Option<&'a GeoRule>) -> impl Iterator<Item = &'a [DcId]> {
+    let default = name.geo.iter().find(|r| r.matches == GeoMatch::Default);
+    rule.into_iter()
+        .chain(default)
+        .flat_map(|r| r.ranks.iter().map(Vec::as_slice))
+}
 
 /// The rule that applies: the first (most specific) whose condition holds.
 pub fn matching<'r>(

@@ -11,7 +11,9 @@ pub mod nearest;
 pub mod weighted;
 
 use crate::geo::Location;
-use crate::model::gslb::{Datacenter, DcId, Endpoint, GslbName, Policy, WhenAllDown};
+use crate::model::gslb::{
+    Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy, WhenAllDown,
+};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -23,13 +25,19 @@ pub trait Health {
     fn endpoint_note(&self, _dc: DcId, _endpoint: &Endpoint) -> Option<String> {
         None
     }
-    /// A data-center-wide override: `Some(false)` drained or forced down, `Some(true)` forced up.
-    fn dc_override(&self, _dc: DcId) -> Option<bool> {
-        None
+    /// A data-center-wide override.
+    fn dc_forced(&self, _dc: DcId) -> Forced {
+        Forced::Auto
     }
     /// A runtime weight set by an operator, replacing the names' configured weights.
     fn dc_weight(&self, _dc: DcId) -> Option<u32> {
         None
+    }
+    /// Whether data center `id` (which is `d`) takes traffic, and why: the one place this is
+    /// decided, for answers, the admin API, metrics and events alike.
+    fn dc_state(&self, id: DcId, d: &Datacenter) -> DcState {
+        let healthy = d.endpoints.iter().filter(|e| self.endpoint_up(id, e)).count();
+        DcState::decide(self.dc_forced(id), healthy, d.min_healthy.get())
     }
 }
 
@@ -139,31 +147,17 @@ pub fn select(
     let mut up = Vec::with_capacity(name.candidates.len());
     for &id in &name.candidates {
         let d = dc(id);
-        let healthy = d.endpoints.iter().filter(|e| health.endpoint_up(id, e)).count();
-        let state = match health.dc_override(id) {
-            Some(forced) => {
-                trace.note(|| {
-                    format!(
-                        "{}: {} by override",
-                        d.name,
-                        if forced {
-                            "forced up"
-                        } else {
-                            "drained/forced down"
-                        }
-                    )
-                });
-                forced
-            }
-            None => healthy >= d.min_healthy.get(),
-        };
-        if state {
+        let state = health.dc_state(id, d);
+        if state.up {
             up.push(id);
-        } else if health.dc_override(id).is_none() {
-            trace.note(|| {
+        }
+        match state.reason {
+            DcReason::Healthy => {}
+            DcReason::ChecksFailing => trace.note(|| {
                 let mut why = format!(
-                    "{}: down ({healthy} of {} endpoints up, min_healthy {})",
+                    "{}: down ({} of {} endpoints up, min_healthy {})",
                     d.name,
+                    state.healthy,
                     d.endpoints.len(),
                     d.min_healthy
                 );
@@ -173,7 +167,8 @@ pub fn select(
                     }
                 }
                 why
-            });
+            }),
+            reason => trace.note(|| format!("{}: {} by override", d.name, reason.as_str())),
         }
     }
     let degraded = up.len() < name.candidates.len();
@@ -246,6 +241,18 @@ pub fn select(
             })
         }
     }
+}
+
+/// The data centers a client that `rule` matched (no rule: the candidates' order) prefers, before
+/// health and weights: the order `select` walks, for views of where clients go.
+pub fn preference(name: &GslbName, rule: Option<&GeoRule>) -> Vec<DcId> {
+    let mut o: Vec<DcId> = Vec::with_capacity(name.candidates.len());
+    for &d in geo::ranks(name, rule).flatten().chain(&name.candidates) {
+        if !o.contains(&d) {
+            o.push(d);
+        }
+    }
+    o
 }
 
 /// Orders the data centers in `up` by the name's policy; returns the order and the ECS scope
@@ -340,11 +347,7 @@ fn order(
                 Some(r) => trace.note(|| format!("geo rule {} matched", r.matches)),
                 None => trace.note(|| "no geo rule matched".to_string()),
             }
-            let default = name
-                .geo
-                .iter()
-                .find(|r| r.matches == crate::model::gslb::GeoMatch::Default);
-            let ranks = rule.iter().chain(default.iter()).flat_map(|r| r.ranks.iter());
+            let ranks = geo::ranks(name, rule);
             for rank in ranks {
                 let live = |d: &DcId| up.contains(d) && !o.contains(d);
                 match rank.iter().filter(|d| live(d)).count() {
