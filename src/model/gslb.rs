@@ -364,3 +364,43 @@ impl GslbName {
             .map_or(NonZeroU32::MIN, |i| self.weights[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_beat_health_and_say_why() {
+        use DcReason::*;
+        // (override, healthy, min_healthy) → (up, reason, checks_up)
+        let cases = [
+            (Forced::Auto, 2, 2, true, Healthy, true),
+            (Forced::Auto, 1, 2, false, ChecksFailing, false),
+            (Forced::Auto, 0, 1, false, ChecksFailing, false),
+            (Forced::Up, 0, 1, true, ForcedUp, false),
+            (Forced::Down, 3, 1, false, ForcedDown, true),
+            (Forced::Drained, 3, 1, false, Drained, true),
+            (Forced::Drained, 0, 1, false, Drained, false),
+        ];
+        for (forced, healthy, min, up, reason, checks_up) in cases {
+            let s = DcState::decide(forced, healthy, min);
+            assert_eq!(
+                (s.up, s.reason, s.checks_up(), s.is_forced()),
+                (up, reason, checks_up, forced != Forced::Auto),
+                "{forced:?} {healthy}/{min}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoint_keys_round_trip_in_canonical_text() {
+        let k: EndpointKey = "eu/2001:0db8::0001".parse().unwrap();
+        assert_eq!(k.to_string(), "eu/2001:db8::1");
+        let json = serde_json::to_string(&std::collections::BTreeMap::from([(k.clone(), 1)])).unwrap();
+        assert_eq!(json, r#"{"eu/2001:db8::1":1}"#);
+        let back: std::collections::BTreeMap<EndpointKey, u8> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.keys().next(), Some(&k));
+        assert!("eu".parse::<EndpointKey>().is_err());
+        assert!("eu/not-an-ip".parse::<EndpointKey>().is_err());
+    }
+}
