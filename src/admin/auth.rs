@@ -24,14 +24,21 @@ pub struct ReadAccess(pub String);
 #[derive(Debug)]
 pub struct AdminAccess(pub String);
 
+/// The name of the token in `parts` that grants `role` under the running configuration.
+fn caller<S>(parts: &Parts, state: &S, role: Role) -> Result<String, ApiError>
+where
+    Arc<Control>: FromRef<S>,
+{
+    check(&parts.headers, &Arc::<Control>::from_ref(state).tokens(), role)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ReadAccess
 where
     Arc<Control>: FromRef<S>,
 {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let ctl = Arc::<Control>::from_ref(state);
-        check(&parts.headers, &ctl.tokens(), Role::Read).map(ReadAccess)
+        caller(parts, state, Role::Read).map(ReadAccess)
     }
 }
 
@@ -41,8 +48,7 @@ where
 {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let ctl = Arc::<Control>::from_ref(state);
-        check(&parts.headers, &ctl.tokens(), Role::Admin).map(AdminAccess)
+        caller(parts, state, Role::Admin).map(AdminAccess)
     }
 }
 

@@ -143,6 +143,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::control::CommitError> for ApiError {
+    fn from(e: crate::control::CommitError) -> Self {
+        match e {
+            crate::control::CommitError::Invalid(problems) => ApiError::invalid(problems),
+            e @ crate::control::CommitError::Write { .. } => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::overrides::OverrideError> for ApiError {
     fn from(e: crate::overrides::OverrideError) -> Self {
         use crate::overrides::OverrideError::*;

@@ -8,7 +8,7 @@
 use super::ApiError;
 use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
-use crate::control::{ChangeGuard, CommitError, Control};
+use crate::control::Control;
 use crate::name::{Name, canonical_hostname};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -256,23 +256,6 @@ fn bump_serial(doc: &mut Value, old: Option<u32>) {
     soa.insert("serial".into(), json!(next));
 }
 
-/// Validates, writes and publishes `path` as `text` (or its removal).
-async fn commit(
-    ctl: &Control,
-    change: &ChangeGuard<'_>,
-    path: &std::path::Path,
-    text: Option<String>,
-    what: &str,
-    who: &str,
-) -> Result<u64, ApiError> {
-    ctl.commit(change, path, text, &format!("zone {what}"), who)
-        .await
-        .map_err(|e| match e {
-            CommitError::Invalid(problems) => ApiError::invalid(problems),
-            e @ CommitError::Write { .. } => ApiError::internal(e.to_string()),
-        })
-}
-
 /// The document as YAML; hands the document back with the text.
 async fn to_yaml(doc: Value) -> Result<(Value, String), ApiError> {
     blocking(move || {
@@ -363,7 +346,10 @@ pub async fn put_zone(
     serial_in_yaml(&doc)?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
     let (doc, text) = to_yaml(doc).await?;
-    let generation = commit(&ctl, &change, &path, Some(text.clone()), &zone.text, &who).await?;
+    let subject = format!("zone {}", zone.text);
+    let generation = ctl
+        .commit(&change, &path, Some(text.clone()), &subject, &who)
+        .await?;
     let etag = crate::files::etag(text.as_bytes());
     let status = if exists {
         StatusCode::OK
@@ -392,7 +378,8 @@ pub async fn delete_zone(
     }
     require_if_match(&headers, "deleting a whole zone")?;
     check_if_match(&headers, Some(&read_etag(&path).await?))?;
-    let generation = commit(&ctl, &change, &path, None, &zone.text, &who).await?;
+    let subject = format!("zone {}", zone.text);
+    let generation = ctl.commit(&change, &path, None, &subject, &who).await?;
     Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
 }
 
@@ -542,16 +529,12 @@ async fn put_entry(
     }
     bump_serial(&mut doc, old_serial);
     let (doc, text) = to_yaml(doc).await?;
-    let generation = commit(
-        ctl,
-        &change,
-        &path,
-        Some(text.clone()),
-        &format!("{} {section} {}", zone.text, owner.key),
-        who,
-    )
-    .await
-    .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;
+    let subject = format!("zone {} {section} {}", zone.text, owner.key);
+    let generation = ctl
+        .commit(&change, &path, Some(text.clone()), &subject, who)
+        .await
+        .map_err(ApiError::from)
+        .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;
     let new_etag = crate::files::etag(text.as_bytes());
     let mut r = with_etag(
         json!({ "zone": zone.text, section: owner.key, "serial": serial_of(&doc), "generation": generation }),

@@ -235,25 +235,17 @@ impl GeoDb {
 
 /// `addr` with every bit past `len` cleared.
 pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
+    // The leading `len` of `width` bits, as the top bits of a u128.
+    let keep = |width: u32| match u32::from(len).min(width) {
+        0 => 0,
+        n => u128::MAX << (128 - n),
+    };
     match addr {
         IpAddr::V4(a) => {
-            let bits = u32::from(a);
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len.min(32)))
-            };
-            IpAddr::V4((bits & m).into())
+            let bits = (u128::from(u32::from(a)) << 96) & keep(32);
+            IpAddr::V4(std::net::Ipv4Addr::from((bits >> 96) as u32))
         }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len.min(128)))
-            };
-            IpAddr::V6((bits & m).into())
-        }
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & keep(128)).into()),
     }
 }
 
@@ -261,6 +253,19 @@ pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
 mod tests {
     use super::build::{Row, Schema, build};
     use super::*;
+
+    #[test]
+    fn mask_keeps_the_prefix() {
+        let m = |a: &str, l| mask(a.parse().unwrap(), l).to_string();
+        assert_eq!(m("192.0.2.255", 24), "192.0.2.0");
+        assert_eq!(m("192.0.2.255", 0), "0.0.0.0");
+        assert_eq!(m("192.0.2.255", 32), "192.0.2.255");
+        assert_eq!(m("192.0.2.255", 40), "192.0.2.255");
+        assert_eq!(m("255.255.255.255", 1), "128.0.0.0");
+        assert_eq!(m("2001:db8:ffff::1", 40), "2001:db8:ff00::");
+        assert_eq!(m("2001:db8::1", 128), "2001:db8::1");
+        assert_eq!(m("2001:db8::1", 0), "::");
+    }
 
     fn row(net: &str, country: &str, coords: Option<(f64, f64)>) -> Row {
         Row {
