@@ -53,7 +53,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, bool)> {
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     let pktinfo = addr.ip().is_unspecified();
     if pktinfo {
-        super::udp::enable_pktinfo(&socket, addr.is_ipv6())?;
+        enable_pktinfo(&socket, addr.is_ipv6())?;
     }
     socket.bind(&addr.into())?;
     Ok((socket.into(), pktinfo))
@@ -115,4 +115,34 @@ pub fn bind_hint(addr: SocketAddr, error: &std::io::Error, option: &str) -> Stri
         }
         _ => format!("choose another address with {option} ADDR:PORT"),
     }
+}
+
+/// Asks the kernel for each datagram's destination address (before bind).
+pub fn enable_pktinfo(socket: &socket2::Socket, ipv6: bool) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (level, name) = if ipv6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO)
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`, which lives across the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, ipv6);
+    Ok(())
 }

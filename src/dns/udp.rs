@@ -28,38 +28,8 @@ const BATCH: usize = 32;
 /// are far smaller.
 const MAX_QUERY: usize = 4096;
 
-/// Asks the kernel for each datagram's destination address (before bind).
-pub fn enable_pktinfo(socket: &socket2::Socket, ipv6: bool) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let (level, name) = if ipv6 {
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
-        } else {
-            (libc::IPPROTO_IP, libc::IP_PKTINFO)
-        };
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `on`, which lives across the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                level,
-                name,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (socket, ipv6);
-    Ok(())
-}
-
 /// Starts `workers` threads answering on `socket` until `stop` is set. `pktinfo`: the socket
-/// reports destination addresses (see [`enable_pktinfo`]) and replies are sent from them.
+/// reports destination addresses (see [`super::socket::enable_pktinfo`]) and replies are sent from them.
 pub fn spawn(
     socket: UdpSocket,
     pktinfo: bool,
