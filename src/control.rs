@@ -145,6 +145,7 @@ impl Control {
                     line: 1,
                     col: 1,
                     message: format!("validation task failed: {e}"),
+                    field: None,
                 }]))
             })
     }
@@ -199,7 +200,7 @@ impl Control {
     }
 
     /// Admin tokens of the running configuration.
-    pub fn tokens(&self) -> Vec<config::Token> {
+    pub fn tokens(&self) -> Vec<config::AdminToken> {
         self.running.locked().admin.tokens.clone()
     }
 

@@ -239,7 +239,7 @@ fn serve(
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     let mut command_line = config::CommandLine::default();
     if !listen.is_empty() {
-        if let Some((_, problem)) = config::validate::listen_problems(&listen).into_iter().next() {
+        if let Some((_, problem)) = config::listen_problems(&listen).into_iter().next() {
             anyhow::bail!("--listen: {problem}");
         }
         command_line.listen = Some(listen);

@@ -564,3 +564,36 @@ fn a_zone_whose_soa_is_in_its_master_file_is_not_edited_without_its_serial() {
         vec!["192.0.2.80"]
     );
 }
+
+#[test]
+fn a_422_names_the_field_of_each_problem() {
+    let dir = fixture("admin");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let (status, _, body) = call(
+        &server,
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        Some(r#"{"A": ["192.0.2.300"], "SPF": "v=spf1 -all"}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    let problems = body["problems"].as_array().expect("a problems list");
+    let fields: Vec<Option<&str>> = problems.iter().map(|p| p["field"].as_str()).collect();
+    assert_eq!(
+        fields,
+        [Some("records.fresh.A"), Some("records.fresh.SPF")],
+        "{body}"
+    );
+    assert_eq!(body["field"], "records.fresh.A", "{body}");
+
+    // A problem of the zone as a whole names no field of its own: `null` in the list, while
+    // the answer's field names the entry edited.
+    let (status, _, body) = call(
+        &server,
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        Some(r#"{"A": ["192.0.2.1"], "CNAME": "ns1"}"#),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body["problems"][0]["field"].is_null(), "{body}");
+    assert_eq!(body["field"], "records.fresh", "{body}");
+}

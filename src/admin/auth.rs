@@ -7,7 +7,7 @@
 //! 400, 413 or 415).
 
 use super::ApiError;
-use crate::config::{Role, Token};
+use crate::config::{AdminToken, Role};
 use crate::control::Control;
 use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -61,7 +61,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Who is calling, for event reasons.
-pub fn check(headers: &HeaderMap, tokens: &[Token], need: Role) -> Result<String, ApiError> {
+pub fn check(headers: &HeaderMap, tokens: &[AdminToken], need: Role) -> Result<String, ApiError> {
     let presented = bearer(headers);
     if tokens.is_empty() {
         return match need {
@@ -80,7 +80,7 @@ pub fn check(headers: &HeaderMap, tokens: &[Token], need: Role) -> Result<String
     };
     // Every token is compared, in constant time, so timing tells nothing about which one
     // (or how much of one) matched.
-    let mut found: Option<&Token> = None;
+    let mut found: Option<&AdminToken> = None;
     for t in tokens {
         if constant_time_eq(t.secret.as_bytes(), presented.as_bytes()) {
             found = Some(t);

@@ -96,36 +96,18 @@ impl ApiError {
     /// 422 from validation problems; the field is the first problem's field path, or `body`
     /// when the problem concerns no single field (the problems list gives its place).
     pub fn invalid(problems: crate::config::Problems) -> Self {
-        let field = Some(
-            problems
-                .0
-                .first()
-                .and_then(|p| field_of(&p.message))
-                .unwrap_or_else(|| "body".into()),
-        );
+        let first = problems.0.first();
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: problems.0.first().map_or("invalid".into(), |p| p.message.clone()),
-            field,
+            message: first.map_or("invalid".into(), |p| p.message.clone()),
+            field: Some(
+                first
+                    .and_then(|p| p.field.clone())
+                    .unwrap_or_else(|| "body".into()),
+            ),
             problems: problems.0,
         }
     }
-}
-
-/// The `a.b.c` field path a validation message starts with, or the key it asks to add
-/// (``add an `ns:` list``), if any.
-fn field_of(message: &str) -> Option<String> {
-    if let Some((head, _)) = message.split_once(": ")
-        && !head.contains(' ')
-        && !head.is_empty()
-    {
-        return Some(head.to_string());
-    }
-    let (_, rest) = message
-        .split_once("add a `")
-        .or_else(|| message.split_once("add an `"))?;
-    let (key, _) = rest.split_once(":`")?;
-    (!key.is_empty() && !key.contains(' ')).then(|| key.to_string())
 }
 
 impl IntoResponse for ApiError {
@@ -133,7 +115,15 @@ impl IntoResponse for ApiError {
         let problems: Vec<_> = self
             .problems
             .iter()
-            .map(|p| json!({ "file": p.file.display().to_string(), "line": p.line, "col": p.col, "message": p.message }))
+            .map(|p| {
+                json!({
+                    "file": p.file.display().to_string(),
+                    "line": p.line,
+                    "col": p.col,
+                    "message": p.message,
+                    "field": p.field,
+                })
+            })
             .collect();
         let mut body = json!({ "error": self.message, "field": self.field });
         if !problems.is_empty() {

@@ -1,61 +1,39 @@
 //! Loading `meridian.yaml` and the zone files into validated model types.
 //!
-//! `raw` mirrors the files for serde; `validate` checks them and builds the model. Every problem
-//! carries `file:line:col`; loading reports all problems it can find, not only the first.
+//! One file per part of the configuration, named after its YAML key, each turning its `raw`
+//! mirror into model types: `settings` (`dns:`, `log:`, `health:`, `geoip:`, `admin:`),
+//! `checks`, `datacenters`, `gslb` (load-balanced names in zone files) and `zones` (zone files,
+//! their records and imports). Below them: `source` (reading files, YAML, durations),
+//! `zonefile` (RFC 1035 text), `raw` (serde shapes) and `diagnostics` (problems and the field
+//! each names). Every problem carries `file:line:col`; loading reports all problems it can
+//! find, not only the first.
 
+pub mod checks;
+pub mod datacenters;
+pub mod diagnostics;
 pub mod gslb;
 pub mod raw;
+pub mod settings;
 pub mod source;
-pub mod validate;
 pub mod zonefile;
+pub mod zones;
+
+pub use diagnostics::{Problem, Problems};
+pub use settings::{
+    AdminConfig, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Role, listen_problems,
+};
+pub use source::Overlay;
+pub use zones::DEFAULT_SOA_SERIAL;
 
 use crate::geo::GeoDb;
 use crate::model::Zone;
 use crate::model::gslb::Datacenter;
-use std::fmt;
+use diagnostics::Diagnostics;
+use raw::RawConfig;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One thing wrong in a file, at a position.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: u32,
-    pub col: u32,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.message
-        )
-    }
-}
-
-/// Every problem found while loading; never empty.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Settings given on the command line. They beat the file's at start and at every reload, so a
 /// reload compares like with like (a `--listen` address is not a change of `dns.listen`).
@@ -81,96 +59,6 @@ impl CommandLine {
             config.log.format = format;
         }
     }
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// `log:` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogConfig {
-    /// Default: text.
-    pub format: LogFormat,
-    /// A tracing filter directive; default `info`.
-    pub level: String,
-}
-
-/// `dns:` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DnsConfig {
-    /// UDP and TCP are both served on each address. Default: 127.0.0.1:5353.
-    pub listen: Vec<SocketAddr>,
-    /// UDP receive threads per address. Default: the number of CPUs.
-    pub udp_workers: NonZeroUsize,
-    /// A TCP connection with no query for this long is closed, and so is one whose answer
-    /// cannot be written for this long (a client that does not read). Default: 10 s
-    /// (RFC 7766 §6.2.3).
-    pub tcp_idle_timeout: Duration,
-    /// Open TCP connections beyond this are refused at accept. Default: 1024.
-    pub tcp_max_connections: NonZeroUsize,
-    /// After SIGTERM/SIGINT: UDP stops and listeners close at once; open TCP connections and
-    /// admin requests get this long to finish, then the process exits anyway. Default: 5 s.
-    pub shutdown_grace: Duration,
-    /// Sent to clients that ask for it (NSID, RFC 5001), so operators can tell nodes apart.
-    /// Default: none.
-    pub nsid: Option<String>,
-}
-
-/// `health:` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HealthConfig {
-    /// Probes running at once, at most. Default 256.
-    pub max_concurrent: NonZeroUsize,
-    /// Hold state when every probe fails at once. Default true.
-    pub partition_guard: bool,
-    /// Longest wait at start for the first round of probes. Default: as long as a full round
-    /// can take (the longest timeout for every `max_concurrent` probes, plus 100 ms).
-    pub startup_wait: Option<Duration>,
-}
-
-/// What an admin token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Read,
-    Admin,
-}
-
-/// A bearer token for the admin API, read from its file.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token {
-    pub name: String,
-    pub role: Role,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the secret.
-        write!(f, "Token({}, {:?})", self.name, self.role)
-    }
-}
-
-/// `admin:` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdminConfig {
-    /// Default 127.0.0.1:8053; `None` when `off`.
-    pub listen: Option<SocketAddr>,
-    pub tokens: Vec<Token>,
-    /// Open admin connections, at most. Default 256.
-    pub max_connections: NonZeroUsize,
-    /// A request head must arrive within this of a connection opening or of its first byte.
-    /// Default 10 s.
-    pub header_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed. Default 60 s.
-    pub idle_timeout: Duration,
-    /// Host names (lowercase; `*.suffix` for any subdomain) that may reach the API besides
-    /// loopback names and IP literals, checked while no tokens are configured. Default none.
-    pub allowed_hosts: Vec<String>,
 }
 
 /// A whole validated configuration: the server settings and every zone.
@@ -214,16 +102,94 @@ impl Config {
 
 /// Reads and validates `path` and every file it points at.
 pub fn load(path: &Path) -> Result<Config, Problems> {
-    validate::load(path, None, &Overlay::default())
+    load_overlay(path, None, &Overlay::default())
 }
 
-pub use validate::{DEFAULT_SOA_SERIAL, Overlay};
-
 /// Loads the configuration as it would be with `overlay` applied on top of the files on disk.
+/// `previous` is the GeoIP database in use: kept, not reopened, when its file is unchanged.
 pub fn load_overlay(
     path: &Path,
     previous: Option<&Arc<GeoDb>>,
     overlay: &Overlay,
 ) -> Result<Config, Problems> {
-    validate::load(path, previous, overlay)
+    let text = source::read_text(path, overlay).map_err(|p| Problems(vec![p]))?;
+    let raw: RawConfig = source::parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut d = Diagnostics::new(path);
+
+    // In file order, so problems come out in the order they are written.
+    let dns = settings::dns(&mut d, &raw.dns);
+    let log = settings::log(&mut d, &raw.log);
+    let checks = checks::checks(&mut d, base, &raw.checks.0);
+    let datacenters = datacenters::datacenters(&mut d, &raw.datacenters.0, &checks);
+    let health = settings::health(&mut d, &raw.health);
+    let (geoip, geoip_check_interval) = settings::geoip(&mut d, base, raw.geoip.as_ref(), previous);
+    let state_dir = base.join(raw.state_dir.as_ref().map_or("state", |z| z.value.as_str()));
+    let admin = settings::admin(&mut d, base, &raw.admin);
+    let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
+    let cx = gslb::GslbContext {
+        datacenters: &datacenters,
+        has_geoip: raw.geoip.is_some(),
+    };
+    let zones = zones::zones(&mut d, &zones_dir, &cx, overlay);
+
+    let config = Config {
+        path: path.to_path_buf(),
+        dns,
+        log,
+        zones_dir,
+        state_dir,
+        admin,
+        zones,
+        datacenters,
+        geoip,
+        geoip_check_interval,
+        health,
+    };
+    d.finish(config).map_err(Problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load;
+
+    /// Each problem names its field as data, not only in its message.
+    #[test]
+    fn problems_carry_their_field_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        std::fs::write(
+            dir.path().join("meridian.yaml"),
+            "dns:\n  listen: [\"127.0.0.1\"]\n  udp_workers: 0\n\
+             datacenters:\n  eu:\n    endpoints:\n      - address: 192.0.2.300\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("zones/example.test.yaml"),
+            "zone: example.test\nsoa: { mname: ns1, rname: hostmaster }\n\
+             records:\n  www: { A: [192.0.2.1], SPF: x }\n",
+        )
+        .unwrap();
+        let problems = load(&dir.path().join("meridian.yaml")).unwrap_err().0;
+        let fields: Vec<(Option<&str>, u32)> =
+            problems.iter().map(|p| (p.field.as_deref(), p.line)).collect();
+        assert_eq!(
+            fields,
+            [
+                (Some("dns.listen"), 2),
+                (Some("dns.udp_workers"), 3),
+                (Some("datacenters.eu.endpoints[0].address"), 7),
+                (Some("records.www.SPF"), 4),
+                (Some("ns"), 1),
+            ],
+            "{problems:?}"
+        );
+        // The message still says the field, for people reading `meridian check`.
+        assert!(problems[0].message.starts_with("dns.listen: "), "{}", problems[0]);
+        assert!(
+            problems[4].message.ends_with("add an `ns:` list"),
+            "{}",
+            problems[4]
+        );
+    }
 }

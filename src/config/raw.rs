@@ -1,5 +1,6 @@
 //! Serde mirror of the YAML files. No logic: shapes, spans and unknown-field rejection only.
-//! Everything is checked and turned into model types by `config::validate`.
+//! Everything is checked and turned into model types by the file named after its section
+//! (`settings`, `checks`, `datacenters`, `gslb`, `zones`).
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};

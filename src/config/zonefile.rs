@@ -8,9 +8,9 @@
 use crate::model::{RData, RType, Soa};
 use crate::name::Name;
 
-/// One token of master-file text, with its 1-based position.
+/// One word of master-file text (a quoted string is one word), with its 1-based position.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Token {
+pub struct Word {
     pub text: Vec<u8>,
     pub quoted: bool,
     pub line: u32,
@@ -26,32 +26,32 @@ pub struct TextError {
 }
 
 impl TextError {
-    fn at(token: &Token, message: impl Into<String>) -> Self {
+    fn at(word: &Word, message: impl std::fmt::Display) -> Self {
         TextError {
-            line: token.line,
-            col: token.col,
-            message: message.into(),
+            line: word.line,
+            col: word.col,
+            message: message.to_string(),
         }
     }
 }
 
-/// One logical line: the tokens of one entry, and whether it began with white space
-/// (the owner is then the previous one).
+/// One logical line (parentheses may spread it over several): its words, and whether it began
+/// with white space (the owner is then the previous one).
 #[derive(Debug)]
-pub struct Entry {
-    pub tokens: Vec<Token>,
+pub struct Line {
+    pub words: Vec<Word>,
     pub blank_owner: bool,
     pub line: u32,
     pub col: u32,
 }
 
-/// Splits master-file text into entries.
-pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
+/// Splits master-file text into logical lines.
+pub fn lines(text: &str) -> Result<Vec<Line>, TextError> {
     let bytes = text.as_bytes();
     let (mut line, mut col) = (1u32, 1u32);
     let mut i = 0;
     let mut out = Vec::new();
-    let mut current: Option<Entry> = None;
+    let mut current: Option<Line> = None;
     let mut depth = 0u32;
     let mut at_line_start = true;
     let mut paren_open = (0, 0);
@@ -60,8 +60,8 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
         match b {
             b'\n' => {
                 if depth == 0 {
-                    if let Some(e) = current.take() {
-                        out.push(e);
+                    if let Some(l) = current.take() {
+                        out.push(l);
                     }
                     at_line_start = true;
                 }
@@ -84,8 +84,8 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
             }
             _ => {}
         }
-        let entry = current.get_or_insert_with(|| Entry {
-            tokens: Vec::new(),
+        let logical = current.get_or_insert_with(|| Line {
+            words: Vec::new(),
             blank_owner: !at_line_start,
             line,
             col,
@@ -152,7 +152,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
                         }
                     }
                 }
-                entry.tokens.push(Token {
+                logical.words.push(Word {
                     text: tok,
                     quoted: true,
                     line: start_line,
@@ -177,7 +177,7 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
                     i += 1;
                     col += 1;
                 }
-                entry.tokens.push(Token {
+                logical.words.push(Word {
                     text: tok,
                     quoted: false,
                     line,
@@ -193,8 +193,8 @@ pub fn entries(text: &str) -> Result<Vec<Entry>, TextError> {
             message: "`(` never closed".into(),
         });
     }
-    if let Some(e) = current.take() {
-        out.push(e);
+    if let Some(l) = current.take() {
+        out.push(l);
     }
     Ok(out)
 }
@@ -214,9 +214,18 @@ fn unescape(bytes: &[u8]) -> Option<(u8, usize)> {
     }
 }
 
+/// A TTL that does not read, or is out of range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TtlError {
+    #[error("`{0}` is not a TTL (seconds, or units like 1h30m)")]
+    NotATtl(String),
+    #[error("TTL {0} out of range (0 to {max}, RFC 2181 §8)", max = MAX_TTL)]
+    OutOfRange(u64),
+}
+
 /// Reads a TTL: seconds, or BIND units (`1w2d3h4m5s`). Range per RFC 2181 §8.
-pub fn parse_ttl(text: &str) -> Result<u32, String> {
-    let bad = || format!("`{text}` is not a TTL (seconds, or units like 1h30m)");
+pub fn parse_ttl(text: &str) -> Result<u32, TtlError> {
+    let bad = || TtlError::NotATtl(text.into());
     if text.is_empty() {
         return Err(bad());
     }
@@ -245,44 +254,43 @@ pub fn parse_ttl(text: &str) -> Result<u32, String> {
 pub const MAX_TTL: u64 = 2_147_483_647;
 
 /// Rejects TTLs outside 0..=2^31-1.
-pub fn check_ttl(ttl: u64) -> Result<u32, String> {
+pub fn check_ttl(ttl: u64) -> Result<u32, TtlError> {
     if ttl > MAX_TTL {
-        return Err(format!("TTL {ttl} out of range (0 to {MAX_TTL}, RFC 2181 §8)"));
+        return Err(TtlError::OutOfRange(ttl));
     }
     Ok(ttl as u32)
 }
 
-fn text_of(token: &Token) -> Result<&str, TextError> {
-    std::str::from_utf8(&token.text).map_err(|_| TextError::at(token, "not valid UTF-8"))
+fn text_of(word: &Word) -> Result<&str, TextError> {
+    std::str::from_utf8(&word.text).map_err(|_| TextError::at(word, "not valid UTF-8"))
 }
 
-fn name_of(token: &Token, origin: &Name) -> Result<Name, TextError> {
-    Name::parse(text_of(token)?, Some(origin)).map_err(|e| TextError::at(token, e.to_string()))
+fn name_of(word: &Word, origin: &Name) -> Result<Name, TextError> {
+    Name::parse(text_of(word)?, Some(origin)).map_err(|e| TextError::at(word, e.to_string()))
 }
 
-fn number<T: TryFrom<u64>>(token: &Token, what: &str) -> Result<T, TextError> {
-    let text = text_of(token)?;
+fn number<T: TryFrom<u64>>(word: &Word, what: &str) -> Result<T, TextError> {
+    let text = text_of(word)?;
     text.parse::<u64>()
         .ok()
         .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| TextError::at(token, format!("`{text}` is not a valid {what}")))
+        .ok_or_else(|| TextError::at(word, format!("`{text}` is not a valid {what}")))
 }
 
 /// A character string: at most 255 octets; escapes in unquoted text are read here.
-fn char_string(token: &Token) -> Result<Vec<u8>, TextError> {
-    let bytes = if token.quoted {
-        token.text.clone()
+fn char_string(word: &Word) -> Result<Vec<u8>, TextError> {
+    let bytes = if word.quoted {
+        word.text.clone()
     } else {
-        let mut out = Vec::with_capacity(token.text.len());
+        let mut out = Vec::with_capacity(word.text.len());
         let mut i = 0;
-        while i < token.text.len() {
-            if token.text[i] == b'\\' {
-                let (v, used) =
-                    unescape(&token.text[i..]).ok_or_else(|| TextError::at(token, "bad escape"))?;
+        while i < word.text.len() {
+            if word.text[i] == b'\\' {
+                let (v, used) = unescape(&word.text[i..]).ok_or_else(|| TextError::at(word, "bad escape"))?;
                 out.push(v);
                 i += used;
             } else {
-                out.push(token.text[i]);
+                out.push(word.text[i]);
                 i += 1;
             }
         }
@@ -291,41 +299,36 @@ fn char_string(token: &Token) -> Result<Vec<u8>, TextError> {
     Ok(bytes)
 }
 
-/// Reads the record data of `rtype` from its tokens. `anchor` positions errors when the data
+/// Reads the record data of `rtype` from its words. `anchor` positions errors when the data
 /// is missing altogether.
-pub fn parse_rdata(
-    rtype: RType,
-    tokens: &[Token],
-    origin: &Name,
-    anchor: &Token,
-) -> Result<RData, TextError> {
+pub fn parse_rdata(rtype: RType, words: &[Word], origin: &Name, anchor: &Word) -> Result<RData, TextError> {
     let want = |n: usize, form: &str| -> Result<(), TextError> {
-        if tokens.len() == n {
+        if words.len() == n {
             return Ok(());
         }
-        let at = tokens.get(n).unwrap_or(tokens.last().unwrap_or(anchor));
+        let at = words.get(n).unwrap_or(words.last().unwrap_or(anchor));
         Err(TextError::at(at, format!("{rtype} takes {form}")))
     };
     Ok(match rtype {
         RType::A => {
             want(1, "one IPv4 address")?;
-            let t = text_of(&tokens[0])?;
+            let t = text_of(&words[0])?;
             RData::A(
                 t.parse()
-                    .map_err(|_| TextError::at(&tokens[0], format!("`{t}` is not an IPv4 address")))?,
+                    .map_err(|_| TextError::at(&words[0], format!("`{t}` is not an IPv4 address")))?,
             )
         }
         RType::AAAA => {
             want(1, "one IPv6 address")?;
-            let t = text_of(&tokens[0])?;
+            let t = text_of(&words[0])?;
             RData::Aaaa(
                 t.parse()
-                    .map_err(|_| TextError::at(&tokens[0], format!("`{t}` is not an IPv6 address")))?,
+                    .map_err(|_| TextError::at(&words[0], format!("`{t}` is not an IPv6 address")))?,
             )
         }
         RType::NS | RType::CNAME | RType::PTR => {
             want(1, "one domain name")?;
-            let n = name_of(&tokens[0], origin)?;
+            let n = name_of(&words[0], origin)?;
             match rtype {
                 RType::NS => RData::Ns(n),
                 RType::CNAME => RData::Cname(n),
@@ -335,8 +338,8 @@ pub fn parse_rdata(
         RType::MX => {
             want(2, "a preference and an exchange name (`10 mail.example.com.`)")?;
             RData::Mx {
-                preference: number(&tokens[0], "MX preference")?,
-                exchange: name_of(&tokens[1], origin)?,
+                preference: number(&words[0], "MX preference")?,
+                exchange: name_of(&words[1], origin)?,
             }
         }
         RType::SRV => {
@@ -345,18 +348,18 @@ pub fn parse_rdata(
                 "priority, weight, port and target (`10 5 443 host.example.com.`)",
             )?;
             RData::Srv {
-                priority: number(&tokens[0], "SRV priority")?,
-                weight: number(&tokens[1], "SRV weight")?,
-                port: number(&tokens[2], "SRV port")?,
-                target: name_of(&tokens[3], origin)?,
+                priority: number(&words[0], "SRV priority")?,
+                weight: number(&words[1], "SRV weight")?,
+                port: number(&words[2], "SRV port")?,
+                target: name_of(&words[3], origin)?,
             }
         }
         RType::TXT => {
-            if tokens.is_empty() {
+            if words.is_empty() {
                 return Err(TextError::at(anchor, "TXT takes at least one character string"));
             }
-            let mut strings = Vec::with_capacity(tokens.len());
-            for t in tokens {
+            let mut strings = Vec::with_capacity(words.len());
+            for t in words {
                 let s = char_string(t)?;
                 if s.len() > 255 {
                     return Err(TextError::at(
@@ -370,30 +373,30 @@ pub fn parse_rdata(
         }
         RType::CAA => {
             want(3, "flags, tag and value (`0 issue \"ca.example.net\"`)")?;
-            let tag = text_of(&tokens[1])?;
+            let tag = text_of(&words[1])?;
             if tag.is_empty() || tag.len() > 255 || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(TextError::at(
-                    &tokens[1],
+                    &words[1],
                     format!("`{tag}` is not a CAA tag (letters and digits)"),
                 ));
             }
             RData::Caa {
-                flags: number(&tokens[0], "CAA flags value")?,
+                flags: number(&words[0], "CAA flags value")?,
                 tag: tag.to_ascii_lowercase().into(),
-                value: char_string(&tokens[2])?.into_boxed_slice(),
+                value: char_string(&words[2])?.into_boxed_slice(),
             }
         }
         RType::SOA => {
             want(7, "mname rname serial refresh retry expire minimum")?;
-            let ttl_field = |t: &Token| parse_ttl(text_of(t)?).map_err(|m| TextError::at(t, m));
+            let ttl_field = |t: &Word| parse_ttl(text_of(t)?).map_err(|m| TextError::at(t, m));
             RData::Soa(Box::new(Soa {
-                mname: name_of(&tokens[0], origin)?,
-                rname: name_of(&tokens[1], origin)?,
-                serial: number(&tokens[2], "serial")?,
-                refresh: ttl_field(&tokens[3])?,
-                retry: ttl_field(&tokens[4])?,
-                expire: ttl_field(&tokens[5])?,
-                minimum: ttl_field(&tokens[6])?,
+                mname: name_of(&words[0], origin)?,
+                rname: name_of(&words[1], origin)?,
+                serial: number(&words[2], "serial")?,
+                refresh: ttl_field(&words[3])?,
+                retry: ttl_field(&words[4])?,
+                expire: ttl_field(&words[5])?,
+                minimum: ttl_field(&words[6])?,
             }))
         }
         other => {
@@ -422,16 +425,17 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
     let mut default_ttl: Option<u32> = None;
     let mut last_owner: Option<Name> = None;
     let mut out = Vec::new();
-    for entry in entries(text)? {
-        let toks = &entry.tokens;
+    for line in lines(text)? {
+        let words = &line.words;
         // A line of nothing but parentheses holds no record.
-        let Some(first) = toks.first() else { continue };
+        let Some(first) = words.first() else { continue };
         if !first.quoted && first.text.starts_with(b"$") {
             let directive = text_of(first)?.to_ascii_uppercase();
             match directive.as_str() {
-                "$ORIGIN" if toks.len() == 2 => origin = name_of(&toks[1], &origin)?,
-                "$TTL" if toks.len() == 2 => {
-                    default_ttl = Some(parse_ttl(text_of(&toks[1])?).map_err(|m| TextError::at(&toks[1], m))?)
+                "$ORIGIN" if words.len() == 2 => origin = name_of(&words[1], &origin)?,
+                "$TTL" if words.len() == 2 => {
+                    default_ttl =
+                        Some(parse_ttl(text_of(&words[1])?).map_err(|m| TextError::at(&words[1], m))?)
                 }
                 "$ORIGIN" | "$TTL" => {
                     return Err(TextError::at(first, format!("{directive} takes one argument")));
@@ -449,7 +453,7 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
             continue;
         }
         let mut i = 0;
-        let owner = if entry.blank_owner {
+        let owner = if line.blank_owner {
             last_owner
                 .clone()
                 .ok_or_else(|| TextError::at(first, "the first record needs an owner name"))?
@@ -459,8 +463,8 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
         };
         let mut ttl = None;
         let mut rtype = None;
-        while i < toks.len() {
-            let t = &toks[i];
+        while i < words.len() {
+            let t = &words[i];
             let word = text_of(t)?;
             if ttl.is_none() && word.starts_with(|c: char| c.is_ascii_digit()) {
                 ttl = Some(parse_ttl(word).map_err(|m| TextError::at(t, m))?);
@@ -476,15 +480,15 @@ pub fn parse_master(text: &str, origin: &Name) -> Result<Vec<MasterRecord>, Text
             i += 1;
         }
         let (rtype, at) =
-            rtype.ok_or_else(|| TextError::at(toks.last().unwrap_or(first), "record type missing"))?;
-        let rdata = parse_rdata(rtype, &toks[at + 1..], &origin, &toks[at])?;
+            rtype.ok_or_else(|| TextError::at(words.last().unwrap_or(first), "record type missing"))?;
+        let rdata = parse_rdata(rtype, &words[at + 1..], &origin, &words[at])?;
         last_owner = Some(owner.clone());
         out.push(MasterRecord {
             owner,
             ttl: ttl.or(default_ttl),
             rdata,
-            line: entry.line,
-            col: entry.col,
+            line: line.line,
+            col: line.col,
         });
     }
     Ok(out)

@@ -1,0 +1,478 @@
+//! The server's own settings in `meridian.yaml`: `dns:`, `log:`, `health:`, `geoip:` and
+//! `admin:`, each read into its typed form with its defaults. (`checks:` and `datacenters:`
+//! have their own files.)
+
+use super::diagnostics::Diagnostics;
+use super::raw::{RawAdmin, RawDns, RawGeoip, RawHealth, RawLog};
+use super::source::{parse_duration, positive_duration};
+use crate::geo::GeoDb;
+use serde_saphyr::Spanned;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `dns:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// UDP and TCP are both served on each address. Default: 127.0.0.1:5353.
+    pub listen: Vec<SocketAddr>,
+    /// UDP receive threads per address. Default: the number of CPUs.
+    pub udp_workers: NonZeroUsize,
+    /// A TCP connection with no query for this long is closed, and so is one whose answer
+    /// cannot be written for this long (a client that does not read). Default: 10 s
+    /// (RFC 7766 §6.2.3).
+    pub tcp_idle_timeout: Duration,
+    /// Open TCP connections beyond this are refused at accept. Default: 1024.
+    pub tcp_max_connections: NonZeroUsize,
+    /// After SIGTERM/SIGINT: UDP stops and listeners close at once; open TCP connections and
+    /// admin requests get this long to finish, then the process exits anyway. Default: 5 s.
+    pub shutdown_grace: Duration,
+    /// Sent to clients that ask for it (NSID, RFC 5001), so operators can tell nodes apart.
+    /// Default: none.
+    pub nsid: Option<String>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `log:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Default: text.
+    pub format: LogFormat,
+    /// A tracing filter directive; default `info`.
+    pub level: String,
+}
+
+/// `health:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Probes running at once, at most. Default 256.
+    pub max_concurrent: NonZeroUsize,
+    /// Hold state when every probe fails at once. Default true.
+    pub partition_guard: bool,
+    /// Longest wait at start for the first round of probes. Default: as long as a full round
+    /// can take (the longest timeout for every `max_concurrent` probes, plus 100 ms).
+    pub startup_wait: Option<Duration>,
+}
+
+/// What an admin token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Read,
+    Admin,
+}
+
+/// A bearer token for the admin API, read from its file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret.
+        write!(f, "AdminToken({}, {:?})", self.name, self.role)
+    }
+}
+
+/// `admin:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Default 127.0.0.1:8053; `None` when `off`.
+    pub listen: Option<SocketAddr>,
+    pub tokens: Vec<AdminToken>,
+    /// Open admin connections, at most. Default 256.
+    pub max_connections: NonZeroUsize,
+    /// A request head must arrive within this of a connection opening or of its first byte.
+    /// Default 10 s.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Host names (lowercase; `*.suffix` for any subdomain) that may reach the API besides
+    /// loopback names and IP literals, checked while no tokens are configured. Default none.
+    pub allowed_hosts: Vec<String>,
+}
+
+// === dns ===
+
+/// Reads `dns:`.
+pub(crate) fn dns(d: &mut Diagnostics, raw: &RawDns) -> DnsConfig {
+    let mut listen = Vec::new();
+    for addr in raw.listen.iter().flatten() {
+        match addr.value.parse::<SocketAddr>() {
+            Ok(a) => listen.push(a),
+            Err(_) => d.at(
+                addr,
+                "dns.listen",
+                format_args!(
+                    "`{}` is not an address:port (like 127.0.0.1:53 or [::1]:53)",
+                    addr.value
+                ),
+            ),
+        }
+    }
+    match &raw.listen {
+        None => listen.push(SocketAddr::from(([127, 0, 0, 1], 5353))),
+        // Conflicts are looked for once every entry parses (indexes then match).
+        Some(entries) if entries.len() == listen.len() => {
+            for (i, problem) in listen_problems(&listen) {
+                d.at(&entries[i], "dns.listen", problem);
+            }
+        }
+        Some(_) => {}
+    }
+    let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    DnsConfig {
+        listen,
+        udp_workers: count(d, &raw.udp_workers, "dns.udp_workers", Some(256), cpus),
+        tcp_idle_timeout: duration(d, &raw.tcp_idle_timeout, "dns.tcp_idle_timeout", 10),
+        tcp_max_connections: count(
+            d,
+            &raw.tcp_max_connections,
+            "dns.tcp_max_connections",
+            None,
+            nonzero(1024),
+        ),
+        shutdown_grace: duration(d, &raw.shutdown_grace, "dns.shutdown_grace", 5),
+        nsid: match &raw.nsid {
+            None => None,
+            Some(n) if n.value == "hostname" => Some(hostname()),
+            Some(n) if n.value.is_empty() || n.value.len() > 255 => {
+                d.at(n, "dns.nsid", "between 1 and 255 characters, or `hostname`");
+                None
+            }
+            Some(n) => Some(n.value.clone()),
+        },
+    }
+}
+
+/// Why a listen list cannot bind.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListenProblem {
+    #[error("{0} is an IPv4-mapped address: list it as {1}")]
+    Ipv4Mapped(SocketAddr, SocketAddr),
+    #[error("{0} is listed twice")]
+    Twice(SocketAddr),
+    #[error(
+        "{0} overlaps {1}: the wildcard address already takes port {port} on every address of its \
+         family, so both cannot bind; list either the wildcard or the specific addresses",
+        port = .0.port()
+    )]
+    Overlaps(SocketAddr, SocketAddr),
+}
+
+/// Listen lists that cannot bind, found without binding (so `check` may run beside a running
+/// server): an address listed twice, a wildcard and a specific address of the same family on
+/// the same port (the second bind fails), an IPv4-mapped IPv6 address (IPv6 sockets are
+/// IPv6-only). Port 0 takes a free port each time, so it never conflicts. Returns, per
+/// offending entry, its index and the problem.
+pub fn listen_problems(addrs: &[SocketAddr]) -> Vec<(usize, ListenProblem)> {
+    let mut problems = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        if let IpAddr::V6(v6) = a.ip()
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            problems.push((i, ListenProblem::Ipv4Mapped(*a, SocketAddr::from((v4, a.port())))));
+            continue;
+        }
+        if a.port() == 0 {
+            continue;
+        }
+        let earlier = addrs[..i].iter().find(|b| {
+            b.port() == a.port() && b.is_ipv4() == a.is_ipv4() && {
+                b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified()
+            }
+        });
+        match earlier {
+            Some(b) if b.ip() == a.ip() => problems.push((i, ListenProblem::Twice(*a))),
+            Some(b) => problems.push((i, ListenProblem::Overlaps(*a, *b))),
+            None => {}
+        }
+    }
+    problems
+}
+
+/// This host's name (for `dns.nsid: hostname`).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+// === log ===
+
+/// Reads `log:`.
+pub(crate) fn log(d: &mut Diagnostics, raw: &RawLog) -> LogConfig {
+    let format = match raw.format.as_ref().map(|f| (f, f.value.as_str())) {
+        None | Some((_, "text")) => LogFormat::Text,
+        Some((_, "json")) => LogFormat::Json,
+        Some((f, other)) => {
+            d.at(
+                f,
+                "log.format",
+                format_args!("`{other}` is neither `text` nor `json`"),
+            );
+            LogFormat::Text
+        }
+    };
+    if let Some(l) = &raw.level
+        && tracing_subscriber::EnvFilter::try_new(&l.value).is_err()
+    {
+        d.at(
+            l,
+            "log.level",
+            format_args!("`{}` is not a level or filter (like info, debug)", l.value),
+        );
+    }
+    LogConfig {
+        format,
+        level: raw
+            .level
+            .as_ref()
+            .map_or_else(|| "info".into(), |l| l.value.clone()),
+    }
+}
+
+// === health ===
+
+/// Reads `health:`.
+pub(crate) fn health(d: &mut Diagnostics, raw: &RawHealth) -> HealthConfig {
+    HealthConfig {
+        max_concurrent: count(
+            d,
+            &raw.max_concurrent,
+            "health.max_concurrent",
+            None,
+            nonzero(256),
+        ),
+        partition_guard: raw.partition_guard.as_ref().is_none_or(|g| g.value),
+        startup_wait: raw.startup_wait.as_ref().and_then(|w| {
+            parse_duration(&w.value)
+                .map_err(|e| d.at(w, "health.startup_wait", e))
+                .ok()
+        }),
+    }
+}
+
+// === geoip ===
+
+/// Opens `geoip.database`, or keeps `previous` when it is the same file, unchanged; and
+/// reads how often to look for a replacement (default 5 s).
+pub(crate) fn geoip(
+    d: &mut Diagnostics,
+    base: &Path,
+    raw: Option<&RawGeoip>,
+    previous: Option<&Arc<GeoDb>>,
+) -> (Option<Arc<GeoDb>>, Duration) {
+    let db = raw.and_then(|g| {
+        let file = base.join(&g.database.value);
+        let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        if let Some(prev) =
+            previous.filter(|p| p.path == file && p.modified == modified && modified.is_some())
+        {
+            return Some(prev.clone());
+        }
+        GeoDb::open(&file)
+            .map(Arc::new)
+            .map_err(|e| d.at(&g.database, "geoip.database", e))
+            .ok()
+    });
+    let interval = raw.map_or(&None, |g| &g.check_interval);
+    let interval = positive_duration(d, interval, "geoip.check_interval", "", Duration::from_secs(5));
+    (db, interval)
+}
+
+// === admin ===
+
+/// Reads `admin:`; token files are read relative to `base`.
+pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminConfig {
+    let listen = match &raw.listen {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
+        Some(l) if l.value == "off" => None,
+        Some(l) => l
+            .value
+            .parse()
+            .map_err(|_| {
+                d.at(
+                    l,
+                    "admin.listen",
+                    format_args!("`{}` is not an address:port (or `off`)", l.value),
+                )
+            })
+            .ok(),
+    };
+    let mut tokens = Vec::new();
+    for t in raw.tokens.iter().map(|t| &t.value) {
+        let role = match t.role.value.as_str() {
+            "read" => Role::Read,
+            "admin" => Role::Admin,
+            other => {
+                d.at(
+                    &t.role,
+                    "admin.tokens",
+                    format_args!("role `{other}` is neither `read` nor `admin`"),
+                );
+                continue;
+            }
+        };
+        let file = base.join(&t.token_file.value);
+        match std::fs::read_to_string(&file) {
+            Ok(secret) if secret.trim().len() >= 16 => tokens.push(AdminToken {
+                name: t.name.value.clone(),
+                role,
+                secret: secret.trim().to_string(),
+            }),
+            Ok(_) => d.at(
+                &t.token_file,
+                "admin.tokens",
+                format_args!("{} holds fewer than 16 characters", file.display()),
+            ),
+            Err(e) => d.at(
+                &t.token_file,
+                "admin.tokens",
+                format_args!("cannot read {}: {e}", file.display()),
+            ),
+        }
+    }
+    let max_connections = count(
+        d,
+        &raw.max_connections,
+        "admin.max_connections",
+        None,
+        nonzero(256),
+    );
+    let timeout = |d: &mut Diagnostics, value, field, secs| {
+        positive_duration(d, value, field, " (like 10s)", Duration::from_secs(secs))
+    };
+    AdminConfig {
+        listen,
+        tokens,
+        max_connections,
+        header_timeout: timeout(d, &raw.header_timeout, "admin.header_timeout", 10),
+        idle_timeout: timeout(d, &raw.idle_timeout, "admin.idle_timeout", 60),
+        allowed_hosts: raw
+            .allowed_hosts
+            .iter()
+            .filter_map(|h| {
+                let name = h.value.trim_end_matches('.').to_ascii_lowercase();
+                let bare = name.strip_prefix("*.").unwrap_or(&name);
+                let ok = !bare.is_empty()
+                    && bare.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    });
+                if !ok {
+                    d.at(
+                        h,
+                        "admin.allowed_hosts",
+                        format_args!(
+                            "`{}` is not a host name (like meridian.internal or *.example.net)",
+                            h.value
+                        ),
+                    );
+                }
+                ok.then_some(name)
+            })
+            .collect(),
+    }
+}
+
+// === shared readers ===
+
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).expect("a nonzero default")
+}
+
+/// A count of at least 1 (and at most `max`, if given); `default` when absent (or wrong: a
+/// problem fails the load, so the stand-in is never used).
+fn count(
+    d: &mut Diagnostics,
+    value: &Option<Spanned<u64>>,
+    field: &str,
+    max: Option<usize>,
+    default: NonZeroUsize,
+) -> NonZeroUsize {
+    let Some(v) = value else { return default };
+    let n = NonZeroUsize::new(v.value as usize).filter(|n| max.is_none_or(|m| n.get() <= m));
+    n.unwrap_or_else(|| {
+        match max {
+            Some(m) => d.say(v, Some(field), format_args!("{field} must be between 1 and {m}")),
+            None => d.say(v, Some(field), format_args!("{field} must be at least 1")),
+        }
+        default
+    })
+}
+
+/// Any duration (zero allowed), `default_secs` when absent or unreadable.
+fn duration(
+    d: &mut Diagnostics,
+    value: &Option<Spanned<String>>,
+    field: &str,
+    default_secs: u64,
+) -> Duration {
+    let default = Duration::from_secs(default_secs);
+    let Some(v) = value else { return default };
+    parse_duration(&v.value).unwrap_or_else(|e| {
+        d.at(v, field, e);
+        default
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_problems;
+    use std::net::SocketAddr;
+
+    fn problems(list: &[&str]) -> Vec<(usize, String)> {
+        let addrs: Vec<SocketAddr> = list.iter().map(|a| a.parse().unwrap()).collect();
+        listen_problems(&addrs)
+            .into_iter()
+            .map(|(i, p)| (i, p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn listen_lists_that_cannot_bind() {
+        // (list, index of the offending entry, words of the problem)
+        let bad: &[(&[&str], usize, &str)] = &[
+            (&["127.0.0.1:53", "127.0.0.1:53"], 1, "listed twice"),
+            (&["0.0.0.0:53", "127.0.0.1:53"], 1, "overlaps 0.0.0.0:53"),
+            (&["127.0.0.1:53", "0.0.0.0:53"], 1, "overlaps 127.0.0.1:53"),
+            (&["[::]:53", "[::1]:53"], 1, "overlaps [::]:53"),
+            (&["[::ffff:192.0.2.1]:53"], 0, "list it as 192.0.2.1:53"),
+        ];
+        for (list, index, words) in bad {
+            let p = problems(list);
+            assert_eq!(p.len(), 1, "{list:?}: {p:?}");
+            assert_eq!(p[0].0, *index, "{list:?}");
+            assert!(p[0].1.contains(words), "{list:?}: {}", p[0].1);
+        }
+        let good: &[&[&str]] = &[
+            &["0.0.0.0:53", "[::]:53"],
+            &["0.0.0.0:53", "[::1]:53"],
+            &["127.0.0.1:53", "127.0.0.2:53", "[::1]:53"],
+            &["127.0.0.1:0", "127.0.0.1:0", "0.0.0.0:0"],
+            &["0.0.0.0:53", "127.0.0.1:5353"],
+        ];
+        for list in good {
+            assert!(problems(list).is_empty(), "{list:?}");
+        }
+    }
+}
