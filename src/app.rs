@@ -79,6 +79,16 @@ pub async fn serve(
     command_line: CommandLine,
     log_reload: Option<crate::control::LogReload>,
 ) -> Result<(), AppError> {
+    // Signals first: until a handler is installed, SIGHUP and SIGTERM kill the process outright.
+    // One that arrives while the server starts (the first round of probes can take seconds)
+    // waits here and is handled once it serves.
+    let setup = |source| AppError::Setup {
+        what: "signal handler",
+        source,
+    };
+    let mut hup = signal(SignalKind::hangup()).map_err(setup)?;
+    let mut term = signal(SignalKind::terminate()).map_err(setup)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
     match raise_open_files_limit() {
         Ok((limit, before)) if limit != before => {
             tracing::info!(limit, before, "open files limit raised to the hard limit")
@@ -188,13 +198,6 @@ pub async fn serve(
     ctl.set_ready(true);
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
-    let setup = |source| AppError::Setup {
-        what: "signal handler",
-        source,
-    };
-    let mut hup = signal(SignalKind::hangup()).map_err(setup)?;
-    let mut term = signal(SignalKind::terminate()).map_err(setup)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
     loop {
         tokio::select! {
             _ = hup.recv() => { let _ = ctl.reload().await; }

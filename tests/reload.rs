@@ -198,3 +198,73 @@ fn command_line_listen_addresses_are_not_a_change_at_reload() {
     server.wait_log_count("reloaded", 2, Duration::from_secs(5));
     assert!(server.logs().contains("next restart"), "{}", server.logs());
 }
+
+/// A SIGHUP (logrotate, an operator's reload) that arrives while the server is still starting
+/// (here: waiting for a slow first round of health checks) must not kill it: it is a reload
+/// once the server is up.
+#[test]
+fn a_sighup_during_startup_is_a_reload_not_a_kill() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // A check target that accepts connections and never answers: the first round of probes
+    // takes the check's whole timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("zones")).unwrap();
+    let cfg = dir.path().join("meridian.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dns: {{ listen: [\"127.0.0.1:0\"] }}\nadmin: {{ listen: off }}\nzones_dir: zones\n\
+             checks:\n  slow: {{ type: http, port: {port}, interval: 2s, timeout: 1500ms }}\n\
+             datacenters:\n  eu: {{ endpoints: [{{ address: 127.0.0.1, check: slow }}] }}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("zones/example.test.yaml"),
+        "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\nns: [ns1.example.test.]\n\
+         records: { ns1: { A: [192.0.2.1] } }\ngslb:\n  www: { policy: failover, datacenters: [eu] }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--log-level", "info", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str| loop {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("no log line with `{needle}`:\n{seen}"),
+        }
+    };
+    // Started, and waiting for the first round of probes (the first line `serve` logs).
+    wait_for("open files limit");
+    // SAFETY: kill sends a signal to our own child; it has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, SIGHUP) }, 0);
+    wait_for("ready");
+    wait_for("reloaded");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server died of a SIGHUP sent while it started"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(silent);
+}
