@@ -306,8 +306,7 @@ impl Control {
     /// one it was loaded from; a new one's is `<stem>.yaml` in `zones_dir`.
     pub fn zone_file(&self, zone: &Name, stem: &str) -> (PathBuf, bool) {
         let running = self.running.locked();
-        let want = zone.key();
-        if let Some(z) = running.zones.iter().find(|z| z.origin.key() == want) {
+        if let Some(z) = running.zones.iter().find(|z| z.origin.same_as(zone)) {
             return (z.source.clone(), true);
         }
         (running.zones_dir.join(format!("{stem}.yaml")), false)

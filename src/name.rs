@@ -14,6 +14,30 @@ const MAX_LABEL_LEN: usize = 63;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Name(Box<[u8]>);
 
+/// A name's lookup key: its wire form with ASCII letters lowercased, so that names that differ
+/// only in case find one entry. Tables keyed by it are looked up with a lowercased wire slice
+/// (`&[u8]`), which the query path builds without allocating.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameKey(Box<[u8]>);
+
+impl NameKey {
+    /// The key of the name whose wire form is `wire` (any case).
+    pub fn of_wire(wire: &[u8]) -> NameKey {
+        NameKey(wire.to_ascii_lowercase().into_boxed_slice())
+    }
+
+    /// The lowercased wire bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for NameKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Why text could not be read as a domain name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -110,8 +134,13 @@ impl Name {
     }
 
     /// The lowercased wire form: the key of every lookup table.
-    pub fn key(&self) -> Box<[u8]> {
-        self.0.to_ascii_lowercase().into_boxed_slice()
+    pub fn key(&self) -> NameKey {
+        NameKey::of_wire(&self.0)
+    }
+
+    /// Whether two names are the same name (DNS names compare without ASCII case).
+    pub fn same_as(&self, other: &Name) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
     }
 
     /// Number of labels, the root not counted.
@@ -316,6 +345,22 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn keys_and_sameness_ignore_case_only() {
+        let a = Name::parse("WWW.Example.TEST.", None).unwrap();
+        let b = Name::parse("www.example.test.", None).unwrap();
+        let c = Name::parse("www2.example.test.", None).unwrap();
+        assert!(a.same_as(&b) && !a.same_as(&c));
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key().as_bytes(), b.wire());
+        let table = std::collections::HashMap::from([(a.key(), 1)]);
+        assert_eq!(
+            table.get(b.wire()),
+            Some(&1),
+            "looked up by a lowercased wire slice"
+        );
+    }
 
     fn n(s: &str) -> Name {
         Name::parse(s, None).unwrap()

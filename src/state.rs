@@ -8,7 +8,7 @@ use crate::lock::LockExt;
 use crate::metrics::{Metrics, ZoneCounters};
 use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
-use crate::name::{Name, parent_wire};
+use crate::name::{Name, NameKey, parent_wire};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -26,7 +26,7 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct CompiledZone {
     pub origin: Name,
-    pub entries: HashMap<Box<[u8]>, Entry>,
+    pub entries: HashMap<NameKey, Entry>,
     /// The apex SOA RRset, for negative answers.
     pub soa: RRset,
     /// Queries answered from this zone.
@@ -40,17 +40,17 @@ impl CompiledZone {
         let soa = zone
             .nodes
             .iter()
-            .find(|n| n.name.key() == apex)
+            .find(|n| n.name.same_as(&zone.origin))
             .and_then(|n| n.get(RType::SOA))
             .cloned()
             .expect("validated zone has an apex SOA");
-        let mut entries: HashMap<Box<[u8]>, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
+        let mut entries: HashMap<NameKey, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
         for node in zone.nodes {
             let key = node.name.key();
             // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
-            let mut up = parent_wire(&key);
-            while let Some(p) = up.filter(|p| p.len() >= apex.len()) {
-                entries.entry(p.into()).or_insert(Entry {
+            let mut up = parent_wire(key.as_bytes());
+            while let Some(p) = up.filter(|p| p.len() >= apex.as_bytes().len()) {
+                entries.entry(NameKey::of_wire(p)).or_insert(Entry {
                     node: None,
                     is_cut: false,
                 });
@@ -85,7 +85,7 @@ impl CompiledZone {
 /// Everything a query needs, immutable once published.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub zones: Arc<HashMap<Box<[u8]>, CompiledZone>>,
+    pub zones: Arc<HashMap<NameKey, CompiledZone>>,
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,

@@ -75,7 +75,7 @@ impl OwnerRef {
 
     /// Whether a key of the zone file's `records:`/`gslb:` names this owner.
     fn is(&self, key: &str, origin: &Name) -> bool {
-        Name::parse(key, Some(origin)).is_ok_and(|n| n.key() == self.name.key())
+        Name::parse(key, Some(origin)).is_ok_and(|n| n.same_as(&self.name))
     }
 }
 
@@ -310,7 +310,7 @@ pub async fn put_zone(
             .as_str()
             .ok_or_else(|| ApiError::bad_request("zone: a name, as text").field("zone"))
             .and_then(ZoneRef::parse)?;
-        if named.name.key() != zone.name.key() {
+        if !named.name.same_as(&zone.name) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
@@ -396,13 +396,13 @@ async fn imported(
 ) -> Option<(String, Map<String, Value>)> {
     let file = doc.get("import")?.as_str()?.to_string();
     let full = path.parent().unwrap_or(std::path::Path::new(".")).join(&file);
-    let (origin, key) = (zone.name.clone(), owner.name.key());
+    let (origin, owner_name) = (zone.name.clone(), owner.name.clone());
     let by_type = blocking(move || {
         let text = std::fs::read_to_string(full).map_err(|e| ApiError::internal(e.to_string()))?;
         let records = crate::config::zonefile::parse_master(&text, &origin)
             .map_err(|e| ApiError::internal(e.message))?;
         let mut by_type = Map::new();
-        for r in records.iter().filter(|r| r.owner.key() == key) {
+        for r in records.iter().filter(|r| r.owner.same_as(&owner_name)) {
             let list = by_type
                 .entry(r.rdata.rtype().to_string())
                 .or_insert_with(|| Value::Array(Vec::new()));

@@ -9,7 +9,7 @@ use super::source::{Overlay, parse_yaml, read_text};
 use super::zonefile::{self, TextError, Word, check_ttl, parse_rdata};
 use crate::model::gslb::GslbName;
 use crate::model::{Node, RData, RRset, RType, Soa, Zone};
-use crate::name::Name;
+use crate::name::{Name, NameKey};
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -58,7 +58,7 @@ pub(crate) fn zones(d: &mut Diagnostics, dir: &Path, cx: &GslbContext<'_>, overl
         }
     };
     let mut zones = Vec::new();
-    let mut seen: HashMap<Box<[u8]>, Loc> = HashMap::new();
+    let mut seen: HashMap<NameKey, Loc> = HashMap::new();
     for file in files {
         match zone(&file, cx, overlay) {
             Ok((zone, loc)) => {
@@ -205,7 +205,7 @@ fn one_entry_per_owner<'a>(
     section: &str,
     keys: impl Iterator<Item = &'a Spanned<String>>,
 ) {
-    let mut seen: HashMap<Box<[u8]>, &Spanned<String>> = HashMap::new();
+    let mut seen: HashMap<NameKey, &Spanned<String>> = HashMap::new();
     for key in keys {
         let Ok(owner) = Name::parse(&key.value, Some(origin)) else {
             continue; // reported where the entry is read
@@ -353,7 +353,7 @@ fn build(
     gslb: Vec<(GslbName, Loc)>,
     zone_loc: &Loc,
 ) -> Zone {
-    let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
+    let mut index: HashMap<NameKey, usize> = HashMap::new();
     let mut nodes: Vec<NodeBuild> = Vec::new();
     for rec in recs {
         if !rec.owner.is_subdomain_of(&origin) {
@@ -364,7 +364,7 @@ fn build(
             );
             continue;
         }
-        if rec.rdata.rtype() == RType::SOA && rec.owner.key() != origin.key() {
+        if rec.rdata.rtype() == RType::SOA && !rec.owner.same_as(&origin) {
             d.say(
                 &rec.loc,
                 None,
@@ -495,13 +495,13 @@ fn build(
     // need glue or the child zone cannot be reached.
     let cuts: Vec<&NodeBuild> = nodes
         .iter()
-        .filter(|n| n.name.key() != apex_key && n.sets.iter().any(|(s, _)| s.rtype == RType::NS))
+        .filter(|n| !n.name.same_as(&origin) && n.sets.iter().any(|(s, _)| s.rtype == RType::NS))
         .collect();
     for node in &nodes {
         let Some(cut) = cuts.iter().find(|c| node.name.is_subdomain_of(&c.name)) else {
             continue;
         };
-        let at_cut = node.name.key() == cut.name.key();
+        let at_cut = node.name.same_as(&cut.name);
         if let Some((_, loc)) = &node.gslb {
             d.say(
                 loc,
