@@ -286,6 +286,19 @@ async fn gslb_view_shows_where_rules_send_clients() {
         www["rules"][0]["passed_over"][0],
         json!({ "datacenter": "eu", "why": "drained" })
     );
+    // What select itself answers: us's address, with the degraded TTL (a candidate is down);
+    // no data center has IPv6 endpoints, so AAAA is NODATA.
+    assert_eq!(
+        www["rules"][0]["answers"]["A"],
+        json!({ "outcome": "addresses", "datacenters": ["us"], "addresses": ["192.0.2.10"], "ttl": 30 })
+    );
+    assert_eq!(www["rules"][0]["answers"]["AAAA"]["outcome"], "nodata");
+    // Both down: the name's when_all_down (fail open by default) decides, in the view too.
+    a.call("POST", "/api/v1/datacenters/us/drain", Some(ADMIN), None, None)
+        .await;
+    let (_, v, _) = a.get("/api/v1/gslb").await;
+    assert_eq!(v[0]["rules"][0]["now"], json!(null));
+    assert_eq!(v[0]["rules"][0]["answers"]["A"]["datacenters"], json!(["eu"]));
 }
 
 #[tokio::test]

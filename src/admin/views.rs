@@ -5,8 +5,8 @@
 use crate::events::rfc3339;
 use crate::health::HealthView;
 use crate::lock::LockExt;
-use crate::model::gslb::{Datacenter, DcId, DcState, Endpoint, GslbName, Policy};
-use crate::select::{self, Health};
+use crate::model::gslb::{Datacenter, DcId, DcState, Endpoint, GeoRule, GslbName, Policy};
+use crate::select::{self, Family, Health, Outcome, Selection};
 use crate::state::Snapshot;
 use serde::Serialize;
 
@@ -135,6 +135,48 @@ pub struct RuleView {
     /// The first of them that takes traffic.
     pub now: Option<String>,
     pub passed_over: Vec<PassedOver>,
+    /// What such a client is answered now, for A and for AAAA: `select` itself decides.
+    pub answers: Answers,
+}
+
+#[derive(Serialize)]
+pub struct Answers {
+    #[serde(rename = "A")]
+    pub a: AnswerView,
+    #[serde(rename = "AAAA")]
+    pub aaaa: AnswerView,
+}
+
+/// One answer as `select` makes it.
+#[derive(Serialize)]
+pub struct AnswerView {
+    /// `addresses`, `nodata` (no address of this family, or `when_all_down: none`) or
+    /// `servfail` (`when_all_down: servfail` with every candidate down).
+    pub outcome: &'static str,
+    /// Data centers the addresses come from (none for a fallback).
+    pub datacenters: Vec<String>,
+    pub addresses: Vec<String>,
+    pub ttl: u32,
+}
+
+impl AnswerView {
+    fn new(s: &Selection, snap: &Snapshot) -> AnswerView {
+        let (outcome, addresses) = match &s.outcome {
+            Outcome::Addresses(a) => ("addresses", a.iter().map(ToString::to_string).collect()),
+            Outcome::NoData => ("nodata", Vec::new()),
+            Outcome::ServFail => ("servfail", Vec::new()),
+        };
+        AnswerView {
+            outcome,
+            datacenters: s
+                .datacenters
+                .iter()
+                .map(|id| snap.datacenters[usize::from(id.0)].name.to_string())
+                .collect(),
+            addresses,
+            ttl: s.ttl,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -145,12 +187,21 @@ pub struct PassedOver {
 
 impl NameView {
     pub fn new(g: &GslbName, snap: &Snapshot) -> NameView {
-        let rule = |label: String, order: Vec<DcId>| {
+        let rule = |label: String, rule: Option<&GeoRule>| {
+            let order = select::preference(g, rule);
+            let answer = |family| {
+                let s = select::select_for_rule(g, &snap.datacenters, family, rule, &*snap.health);
+                AnswerView::new(&s, snap)
+            };
             let mut view = RuleView {
                 rule: label,
                 order: Vec::with_capacity(order.len()),
                 now: None,
                 passed_over: Vec::new(),
+                answers: Answers {
+                    a: answer(Family::V4),
+                    aaaa: answer(Family::V6),
+                },
             };
             for id in order {
                 let d = &snap.datacenters[usize::from(id.0)];
@@ -171,9 +222,9 @@ impl NameView {
             Policy::Geo => g
                 .geo
                 .iter()
-                .map(|r| rule(r.matches.to_string(), select::preference(g, Some(r))))
+                .map(|r| rule(r.matches.to_string(), Some(r)))
                 .collect(),
-            p => vec![rule(p.as_str().to_string(), select::preference(g, None))],
+            p => vec![rule(p.as_str().to_string(), None)],
         };
         NameView {
             name: g.owner.to_string(),

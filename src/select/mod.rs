@@ -129,6 +129,48 @@ pub fn select(
     entropy: u64,
     trace: &mut Trace,
 ) -> Selection {
+    let rule = match name.policy {
+        Policy::Geo => geo::matching(&name.geo, Some(client.addr), client.location),
+        _ => None,
+    };
+    pipeline(name, dcs, family, client, rule, health, entropy, trace)
+}
+
+/// What `select` answers a client that geo rule `rule` matches (for other policies, `None`:
+/// any client), as far as it depends on the rule: for views of where clients go now. Sticky
+/// and random choices are made as for a client of address 0 and entropy 0.
+pub fn select_for_rule(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    family: Family,
+    rule: Option<&GeoRule>,
+    health: &impl Health,
+) -> Selection {
+    let addr = match family {
+        Family::V4 => IpAddr::from([0u8; 4]),
+        Family::V6 => IpAddr::from([0u8; 16]),
+    };
+    let anyone = Client {
+        addr,
+        source_prefix: 0,
+        location: None,
+        geo_prefix: 0,
+    };
+    pipeline(name, dcs, family, &anyone, rule, health, 0, &mut Trace::off())
+}
+
+/// The pipeline of `select`, for the geo rule `rule` (already matched, or chosen by a view).
+#[allow(clippy::too_many_arguments)]
+fn pipeline(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    family: Family,
+    client: &Client<'_>,
+    rule: Option<&GeoRule>,
+    health: &impl Health,
+    entropy: u64,
+    trace: &mut Trace,
+) -> Selection {
     let dc = |id: DcId| &dcs[usize::from(id.0)];
     trace.note(|| match name.policy {
         Policy::Geo | Policy::Nearest => {
@@ -179,7 +221,7 @@ pub fn select(
 
     // 2. Order by policy. 3. Take data centers with endpoints of the family.
     if !up.is_empty() {
-        let (order, scope) = order(name, dcs, &up, client, health, entropy, trace);
+        let (order, scope) = order(name, dcs, &up, client, rule, health, entropy, trace);
         let sel = take(name, dcs, &order, family, health, entropy, true, trace);
         if let Some((s, skipped)) = sel {
             // A data center passed over for want of healthy endpoints of this family is a
@@ -220,7 +262,7 @@ pub fn select(
     };
     match &name.when_all_down {
         WhenAllDown::All => {
-            let (order, scope) = order(name, dcs, &name.candidates, client, health, entropy, trace);
+            let (order, scope) = order(name, dcs, &name.candidates, client, rule, health, entropy, trace);
             match take(name, dcs, &order, family, health, entropy, false, trace) {
                 Some((s, _)) => Selection {
                     ttl,
@@ -256,12 +298,14 @@ pub fn preference(name: &GslbName, rule: Option<&GeoRule>) -> Vec<DcId> {
 }
 
 /// Orders the data centers in `up` by the name's policy; returns the order and the ECS scope
-/// the ordering implies.
+/// the ordering implies. `rule` is the geo rule the client matched.
+#[allow(clippy::too_many_arguments)]
 fn order(
     name: &GslbName,
     dcs: &[Datacenter],
     up: &[DcId],
     client: &Client<'_>,
+    rule: Option<&GeoRule>,
     health: &impl Health,
     entropy: u64,
     trace: &mut Trace,
@@ -340,7 +384,6 @@ fn order(
             }
         }
         Policy::Geo => {
-            let rule = geo::matching(&name.geo, Some(client.addr), client.location);
             let mut scope = geo::scope(&name.geo, client.addr, rule, client.geo_prefix);
             let mut o: Vec<DcId> = Vec::with_capacity(up.len());
             match rule {
