@@ -252,8 +252,8 @@ impl Control {
     /// Whether the partition guard holds health now, and how often it has engaged.
     pub fn partition_guard(&self) -> GuardStatus {
         GuardStatus {
-            engaged: self.scheduler.guard.is_engaged(),
-            alarms: self.scheduler.guard.alarms.load(Ordering::Relaxed),
+            engaged: self.scheduler.guard().is_engaged(),
+            alarms: self.scheduler.guard().alarms(),
         }
     }
 

@@ -39,7 +39,7 @@ pub struct Guard {
     last_success: Mutex<HashMap<u64, Instant>>,
     engaged: AtomicBool,
     /// How many times the guard has engaged (a metric).
-    pub alarms: AtomicU64,
+    alarms: AtomicU64,
 }
 
 impl Guard {
@@ -69,6 +69,11 @@ impl Guard {
     pub fn is_engaged(&self) -> bool {
         self.engaged.load(Ordering::Relaxed)
     }
+
+    /// How many times the guard has engaged since the start.
+    pub fn alarms(&self) -> u64 {
+        self.alarms.load(Ordering::Relaxed)
+    }
 }
 
 /// What data center events are computed from.
@@ -85,7 +90,7 @@ pub struct Scheduler {
     tls: Arc<Tls>,
     events: Arc<Events>,
     limit: Arc<Semaphore>,
-    pub guard: Guard,
+    guard: Guard,
     running: Mutex<HashMap<Target, Running>>,
     next_id: AtomicU64,
     stop: CancellationToken,
@@ -183,6 +188,11 @@ impl Scheduler {
         v.dcs = dcs.to_vec();
         v.health = health;
         v.last = dc_states(&v.dcs, &v.health);
+    }
+
+    /// The partition guard.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
     }
 
     /// Number of distinct probes running.
