@@ -332,39 +332,13 @@ fn serve(
         LogFormatArg::Text => LogFormat::Text,
     });
     command_line.apply(&mut config);
-    let format = config.log.format;
     // The level from --log-level or RUST_LOG is fixed; the configured one follows reloads.
     let fixed = log_level.or_else(|| std::env::var("RUST_LOG").ok());
     let filter = match &fixed {
-        Some(l) => {
-            tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level `{l}`"))?
-        }
+        Some(l) => log_filter(l).map_err(|e| anyhow::anyhow!("bad log level `{l}`: {e}"))?,
         None => tracing_subscriber::EnvFilter::new(&config.log.level),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let reload: meridian::control::LogReload = match format {
-        LogFormat::Json => {
-            let b = builder.json().with_filter_reloading();
-            let handle = b.reload_handle();
-            b.init();
-            std::sync::Arc::new(move |level: &str| {
-                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-                handle.reload(f).map_err(|e| e.to_string())
-            })
-        }
-        LogFormat::Text => {
-            let b = builder.with_filter_reloading();
-            let handle = b.reload_handle();
-            b.init();
-            std::sync::Arc::new(move |level: &str| {
-                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-                handle.reload(f).map_err(|e| e.to_string())
-            })
-        }
-    };
+    let reload = init_logging(config.log.format, filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("meridian")
@@ -380,4 +354,39 @@ fn serve(
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     served?;
     Ok(())
+}
+
+/// A log filter from a level or filter directive (like `info` or `meridian=debug`).
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())
+}
+
+/// Installs the process's subscriber (to stderr, colours only on a terminal) and returns the
+/// way to change its filter, as a reload of `log.level` does.
+fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) -> meridian::control::LogReload {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // The two formats are two subscriber types, hence two handle types: one `reloader` each.
+    match format {
+        LogFormat::Json => {
+            let b = builder.json().with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            reloader(handle)
+        }
+        LogFormat::Text => {
+            let b = builder.with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            reloader(handle)
+        }
+    }
+}
+
+fn reloader<S: tracing::Subscriber>(
+    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, S>,
+) -> meridian::control::LogReload {
+    std::sync::Arc::new(move |level: &str| handle.reload(log_filter(level)?).map_err(|e| e.to_string()))
 }
