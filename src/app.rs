@@ -7,6 +7,7 @@ use crate::dns::{tcp, udp};
 use crate::lock::LockExt;
 use crate::state::Store;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +64,27 @@ fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
     Ok((lim.rlim_cur, before))
 }
 
+/// Where a ready server listens, as `serve --ready-file` writes it: one JSON object,
+/// `{"dns": ["127.0.0.1:5353", …], "admin": "127.0.0.1:8053"}` (`admin` is null when the admin
+/// API is off). The actual addresses: port 0 in the configuration shows as the port it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listening {
+    pub dns: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+impl Listening {
+    pub fn to_json(&self) -> String {
+        let text = |a: &SocketAddr| a.to_string();
+        serde_json::json!({
+            "dns": self.dns.iter().map(text).collect::<Vec<_>>(),
+            "admin": self.admin.as_ref().map(text),
+        })
+        .to_string()
+            + "\n"
+    }
+}
+
 /// After the grace period, how long connections get to notice they are cut before their
 /// tasks are aborted outright.
 const ABORT_WAIT: Duration = Duration::from_millis(500);
@@ -72,11 +94,13 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// stops and listeners close at once, open TCP connections and admin requests get the grace
 /// period to finish, then they are cut.
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
-/// command line).
+/// command line). `ready_file`, when given, is written once the server is ready (`Listening`)
+/// and removed when it stops.
 pub async fn serve(
     config: Config,
     command_line: CommandLine,
     log_reload: Option<crate::control::LogReload>,
+    ready_file: Option<PathBuf>,
 ) -> Result<(), AppError> {
     match raise_open_files_limit() {
         Ok((limit, before)) if limit != before => {
@@ -132,7 +156,12 @@ pub async fn serve(
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
     };
+    let mut listening = Listening {
+        dns: Vec::with_capacity(bound.len()),
+        admin: None,
+    };
     for bound in bound {
+        listening.dns.push(bound.addr);
         bound
             .tcp
             .set_nonblocking(true)
@@ -169,6 +198,7 @@ pub async fn serve(
             what: "admin listener",
             source,
         })?;
+        listening.admin = Some(local);
         let (ctl, stop) = (ctl.clone(), stop.clone());
         tasks.spawn(async move {
             if let Err(e) = crate::admin::serve(listener, ctl, stop).await {
@@ -189,6 +219,14 @@ pub async fn serve(
         ));
     }
     ctl.ready.store(true, Ordering::Relaxed);
+    if let Some(path) = &ready_file {
+        crate::store::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {
+            AppError::Setup {
+                what: "the ready file (--ready-file)",
+                source,
+            }
+        })?;
+    }
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
     let setup = |source| AppError::Setup {
@@ -209,6 +247,11 @@ pub async fn serve(
     tracing::info!(grace = ?grace, "stopping");
     let stopping = tokio::time::Instant::now();
     ctl.ready.store(false, Ordering::Relaxed);
+    if let Some(path) = &ready_file
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the ready file");
+    }
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
     let drain = async {

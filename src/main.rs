@@ -33,6 +33,11 @@ enum Command {
         /// Log level or filter (like `info` or `meridian=debug`); overrides log.level and RUST_LOG.
         #[arg(long)]
         log_level: Option<String>,
+        /// Once ready, write the addresses actually bound to this file (JSON:
+        /// {"dns": ["ADDR:PORT", ...], "admin": "ADDR:PORT" or null}); removed at stop. For
+        /// scripts and tests that listen on port 0.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Show the answer a client would get for a name, and every step of the decision.
     Explain {
@@ -145,7 +150,15 @@ fn main() -> ExitCode {
             admin_listen,
             log_format,
             log_level,
-        } => run(serve(config, listen, admin_listen, log_format, log_level)),
+            ready_file,
+        } => run(serve(
+            config,
+            listen,
+            admin_listen,
+            log_format,
+            log_level,
+            ready_file,
+        )),
     }
 }
 
@@ -308,6 +321,7 @@ fn serve(
     admin_listen: Option<String>,
     log_format: Option<LogFormatArg>,
     log_level: Option<String>,
+    ready_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
@@ -348,6 +362,7 @@ fn serve(
         config,
         command_line,
         fixed.is_none().then_some(reload),
+        ready_file,
     ));
     // Tasks still running (connections cut at the end of the grace period) are dropped here;
     // blocking work still under way does not hold the exit for more than a moment.
