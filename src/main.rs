@@ -16,29 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve DNS. SIGHUP reloads config and zones; SIGTERM or SIGINT stops.
-    Serve {
-        /// The configuration file; zones_dir and other paths in it are relative to it.
-        #[arg(short, long, default_value = "meridian.yaml")]
-        config: PathBuf,
-        /// DNS address to serve on (UDP and TCP); repeat for several. Replaces dns.listen.
-        /// Port 0 picks a free port, the same for UDP and TCP.
-        #[arg(short, long, value_name = "ADDR:PORT")]
-        listen: Vec<SocketAddr>,
-        /// Admin API address (`off` to disable); overrides admin.listen. Port 0 picks a free port.
-        #[arg(long, value_name = "ADDR:PORT|off")]
-        admin_listen: Option<String>,
-        /// Log format; overrides log.format.
-        #[arg(long, value_enum)]
-        log_format: Option<LogFormatArg>,
-        /// Log level or filter (like `info` or `meridian=debug`); overrides log.level and RUST_LOG.
-        #[arg(long)]
-        log_level: Option<String>,
-        /// Once ready, write the addresses actually bound to this file (JSON:
-        /// {"dns": ["ADDR:PORT", ...], "admin": "ADDR:PORT" or null}); removed at stop. For
-        /// scripts and tests that listen on port 0.
-        #[arg(long, value_name = "PATH")]
-        ready_file: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// Show the answer a client would get for a name, and every step of the decision.
     Explain {
         /// The name asked, like www.gslb.example.com.
@@ -69,6 +47,32 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+}
+
+/// The options of `meridian serve`.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The configuration file; zones_dir and other paths in it are relative to it.
+    #[arg(short, long, default_value = "meridian.yaml")]
+    config: PathBuf,
+    /// DNS address to serve on (UDP and TCP); repeat for several. Replaces dns.listen.
+    /// Port 0 picks a free port, the same for UDP and TCP.
+    #[arg(short, long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Admin API address (`off` to disable); overrides admin.listen. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    admin_listen: Option<String>,
+    /// Log format; overrides log.format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Log level or filter (like `info` or `meridian=debug`); overrides log.level and RUST_LOG.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Once ready, write the addresses actually bound to this file (JSON:
+    /// {"dns": ["ADDR:PORT", ...], "admin": "ADDR:PORT" or null}); removed at stop. For
+    /// scripts and tests that listen on port 0.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -144,21 +148,7 @@ fn main() -> ExitCode {
             no_probe,
         } => run(explain(&config, &name, &qtype, &client, !no_probe)),
         Command::Geoip { command } => run(geoip(command)),
-        Command::Serve {
-            config,
-            listen,
-            admin_listen,
-            log_format,
-            log_level,
-            ready_file,
-        } => run(serve(
-            config,
-            listen,
-            admin_listen,
-            log_format,
-            log_level,
-            ready_file,
-        )),
+        Command::Serve(args) => run(serve(args)),
     }
 }
 
@@ -316,12 +306,14 @@ fn geoip(command: GeoipCommand) -> anyhow::Result<()> {
 }
 
 fn serve(
-    path: PathBuf,
-    listen: Vec<SocketAddr>,
-    admin_listen: Option<String>,
-    log_format: Option<LogFormatArg>,
-    log_level: Option<String>,
-    ready_file: Option<PathBuf>,
+    ServeArgs {
+        config: path,
+        listen,
+        admin_listen,
+        log_format,
+        log_level,
+        ready_file,
+    }: ServeArgs,
 ) -> anyhow::Result<()> {
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;

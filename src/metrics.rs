@@ -193,7 +193,6 @@ impl Metrics {
     /// values, through a registry made for this scrape (it holds handles and values, so building
     /// it takes no lock the query path could wait on).
     pub fn render(&self, state: StateGauges) -> String {
-        let load = |c: &AtomicU64| ConstCounter::new(c.load(Ordering::Relaxed));
         let mut r = Registry::default();
         // `register` ends each help text with a period itself.
         r.register_collector(Box::new(self.queries.clone()));
@@ -202,26 +201,26 @@ impl Metrics {
             "Load-balanced answers, by data center",
             self.answers.clone(),
         );
-        r.register(
-            "meridian_ecs_queries",
-            "Queries carrying EDNS Client Subnet",
-            load(&self.ecs_queries),
-        );
-        r.register(
-            "meridian_reloads",
-            "Configuration reloads applied",
-            load(&self.reloads),
-        );
-        r.register(
-            "meridian_reload_failures",
-            "Configuration reloads rejected",
-            load(&self.reload_failures),
-        );
-        r.register(
-            "meridian_zone_edits",
-            "Zone edits applied through the admin API",
-            load(&self.zone_edits),
-        );
+        for (name, help, c) in [
+            (
+                "meridian_ecs_queries",
+                "Queries carrying EDNS Client Subnet",
+                &self.ecs_queries,
+            ),
+            ("meridian_reloads", "Configuration reloads applied", &self.reloads),
+            (
+                "meridian_reload_failures",
+                "Configuration reloads rejected",
+                &self.reload_failures,
+            ),
+            (
+                "meridian_zone_edits",
+                "Zone edits applied through the admin API",
+                &self.zone_edits,
+            ),
+        ] {
+            r.register(name, help, ConstCounter::new(c.load(Ordering::Relaxed)));
+        }
         r.register(
             "meridian_probes",
             "Health probe results, by check type and result",
