@@ -393,7 +393,7 @@ fn gslb_answer<'a>(
     resp.scope = resp.scope.max(sel.scope);
     for dc in &sel.datacenters {
         if let Some(c) = snap.dc_answers.get(usize::from(dc.0)) {
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            c.inc();
         }
     }
     cx.note(|| format!("TTL {}, ECS scope /{}", sel.ttl, sel.scope));

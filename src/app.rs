@@ -6,6 +6,7 @@ use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
 use crate::state::Store;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +65,27 @@ fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
     Ok((lim.rlim_cur, before))
 }
 
+/// Where a ready server listens, as `serve --ready-file` writes it: one JSON object,
+/// `{"dns": ["127.0.0.1:5353", …], "admin": "127.0.0.1:8053"}` (`admin` is null when the admin
+/// API is off). The actual addresses: port 0 in the configuration shows as the port it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listening {
+    pub dns: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+impl Listening {
+    pub fn to_json(&self) -> String {
+        let text = |a: &SocketAddr| a.to_string();
+        serde_json::json!({
+            "dns": self.dns.iter().map(text).collect::<Vec<_>>(),
+            "admin": self.admin.as_ref().map(text),
+        })
+        .to_string()
+            + "\n"
+    }
+}
+
 /// After the grace period, how long connections get to notice they are cut before their
 /// tasks are aborted outright.
 const ABORT_WAIT: Duration = Duration::from_millis(500);
@@ -73,11 +95,13 @@ const ABORT_WAIT: Duration = Duration::from_millis(500);
 /// stops and listeners close at once, open TCP connections and admin requests get the grace
 /// period to finish, then they are cut.
 /// `log_reload` applies a changed `log.level` at reload (`None` when the level was fixed on the
-/// command line).
+/// command line). `ready_file`, when given, is written once the server is ready (`Listening`)
+/// and removed when it stops.
 pub async fn serve(
     config: Config,
     command_line: CommandLine,
     log_reload: Option<crate::control::LogReload>,
+    ready_file: Option<PathBuf>,
 ) -> Result<(), AppError> {
     // Signals first: until a handler is installed, SIGHUP and SIGTERM kill the process outright.
     // One that arrives while the server starts (the first round of probes can take seconds)
@@ -139,7 +163,12 @@ pub async fn serve(
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
     };
+    let mut listening = Listening {
+        dns: Vec::with_capacity(bound.len()),
+        admin: None,
+    };
     for bound in bound {
+        listening.dns.push(bound.addr);
         bound
             .tcp
             .set_nonblocking(true)
@@ -176,6 +205,7 @@ pub async fn serve(
             what: "admin listener",
             source,
         })?;
+        listening.admin = Some(local);
         let (ctl, stop) = (ctl.clone(), stop.clone());
         tasks.spawn(async move {
             if let Err(e) = crate::admin::serve(listener, ctl, stop).await {
@@ -196,6 +226,14 @@ pub async fn serve(
         ));
     }
     ctl.set_ready(true);
+    if let Some(path) = &ready_file {
+        crate::files::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {
+            AppError::Setup {
+                what: "the ready file (--ready-file)",
+                source,
+            }
+        })?;
+    }
     tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
 
     loop {
@@ -209,6 +247,11 @@ pub async fn serve(
     tracing::info!(grace = ?grace, "stopping");
     let stopping = tokio::time::Instant::now();
     ctl.set_ready(false);
+    if let Some(path) = &ready_file
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove the ready file");
+    }
     stop.cancel();
     stop_udp.store(true, Ordering::Relaxed);
     let drain = async {

@@ -16,24 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve DNS. SIGHUP reloads config and zones; SIGTERM or SIGINT stops.
-    Serve {
-        /// The configuration file; zones_dir and other paths in it are relative to it.
-        #[arg(short, long, default_value = "meridian.yaml")]
-        config: PathBuf,
-        /// DNS address to serve on (UDP and TCP); repeat for several. Replaces dns.listen.
-        /// Port 0 picks a free port, the same for UDP and TCP.
-        #[arg(short, long, value_name = "ADDR:PORT")]
-        listen: Vec<SocketAddr>,
-        /// Admin API address (`off` to disable); overrides admin.listen. Port 0 picks a free port.
-        #[arg(long, value_name = "ADDR:PORT|off")]
-        admin_listen: Option<String>,
-        /// Log format; overrides log.format.
-        #[arg(long, value_enum)]
-        log_format: Option<LogFormatArg>,
-        /// Log level or filter (like `info` or `meridian=debug`); overrides log.level and RUST_LOG.
-        #[arg(long)]
-        log_level: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Show the answer a client would get for a name, and every step of the decision.
     Explain {
         /// The name asked, like www.gslb.example.com.
@@ -64,6 +47,32 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+}
+
+/// The options of `meridian serve`.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The configuration file; zones_dir and other paths in it are relative to it.
+    #[arg(short, long, default_value = "meridian.yaml")]
+    config: PathBuf,
+    /// DNS address to serve on (UDP and TCP); repeat for several. Replaces dns.listen.
+    /// Port 0 picks a free port, the same for UDP and TCP.
+    #[arg(short, long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// Admin API address (`off` to disable); overrides admin.listen. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    admin_listen: Option<String>,
+    /// Log format; overrides log.format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Log level or filter (like `info` or `meridian=debug`); overrides log.level and RUST_LOG.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Once ready, write the addresses actually bound to this file (JSON:
+    /// {"dns": ["ADDR:PORT", ...], "admin": "ADDR:PORT" or null}); removed at stop. For
+    /// scripts and tests that listen on port 0.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -139,13 +148,7 @@ fn main() -> ExitCode {
             no_probe,
         } => run(explain(&config, &name, &qtype, &client, !no_probe)),
         Command::Geoip { command } => run(geoip(command)),
-        Command::Serve {
-            config,
-            listen,
-            admin_listen,
-            log_format,
-            log_level,
-        } => run(serve(config, listen, admin_listen, log_format, log_level)),
+        Command::Serve(args) => run(serve(args)),
     }
 }
 
@@ -229,11 +232,14 @@ fn geoip(command: GeoipCommand) -> anyhow::Result<()> {
 }
 
 fn serve(
-    path: PathBuf,
-    listen: Vec<SocketAddr>,
-    admin_listen: Option<String>,
-    log_format: Option<LogFormatArg>,
-    log_level: Option<String>,
+    ServeArgs {
+        config: path,
+        listen,
+        admin_listen,
+        log_format,
+        log_level,
+        ready_file,
+    }: ServeArgs,
 ) -> anyhow::Result<()> {
     let mut config =
         config::load(&path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
@@ -258,39 +264,13 @@ fn serve(
         LogFormatArg::Text => LogFormat::Text,
     });
     command_line.apply(&mut config);
-    let format = config.log.format;
     // The level from --log-level or RUST_LOG is fixed; the configured one follows reloads.
     let fixed = log_level.or_else(|| std::env::var("RUST_LOG").ok());
     let filter = match &fixed {
-        Some(l) => {
-            tracing_subscriber::EnvFilter::try_new(l).with_context(|| format!("bad log level `{l}`"))?
-        }
+        Some(l) => log_filter(l).map_err(|e| anyhow::anyhow!("bad log level `{l}`: {e}"))?,
         None => tracing_subscriber::EnvFilter::new(&config.log.level),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let reload: meridian::control::LogReload = match format {
-        LogFormat::Json => {
-            let b = builder.json().with_filter_reloading();
-            let handle = b.reload_handle();
-            b.init();
-            std::sync::Arc::new(move |level: &str| {
-                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-                handle.reload(f).map_err(|e| e.to_string())
-            })
-        }
-        LogFormat::Text => {
-            let b = builder.with_filter_reloading();
-            let handle = b.reload_handle();
-            b.init();
-            std::sync::Arc::new(move |level: &str| {
-                let f = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-                handle.reload(f).map_err(|e| e.to_string())
-            })
-        }
-    };
+    let reload = init_logging(config.log.format, filter);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("meridian")
@@ -300,10 +280,46 @@ fn serve(
         config,
         command_line,
         fixed.is_none().then_some(reload),
+        ready_file,
     ));
     // Tasks still running (connections cut at the end of the grace period) are dropped here;
     // blocking work still under way does not hold the exit for more than a moment.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     served?;
     Ok(())
+}
+
+/// A log filter from a level or filter directive (like `info` or `meridian=debug`).
+fn log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())
+}
+
+/// Installs the process's subscriber (to stderr, colours only on a terminal) and returns the
+/// way to change its filter, as a reload of `log.level` does.
+fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) -> meridian::control::LogReload {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // The two formats are two subscriber types, hence two handle types: one `reloader` each.
+    match format {
+        LogFormat::Json => {
+            let b = builder.json().with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            reloader(handle)
+        }
+        LogFormat::Text => {
+            let b = builder.with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            reloader(handle)
+        }
+    }
+}
+
+fn reloader<S: tracing::Subscriber>(
+    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, S>,
+) -> meridian::control::LogReload {
+    std::sync::Arc::new(move |level: &str| handle.reload(log_filter(level)?).map_err(|e| e.to_string()))
 }

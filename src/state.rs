@@ -10,8 +10,8 @@ use crate::model::gslb::Datacenter;
 use crate::model::{Node, RRset, RType, Zone};
 use crate::name::{Name, NameKey, parent_wire};
 use arc_swap::ArcSwap;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// A name in a compiled zone: a node with data, or an empty non-terminal (RFC 4592 §2.2.2).
@@ -95,7 +95,7 @@ pub struct Snapshot {
     /// Queries for no zone of ours, and unparsable ones.
     pub no_zone: Arc<ZoneCounters>,
     /// Load-balanced answers per data center, by `DcId`.
-    pub dc_answers: Vec<Arc<AtomicU64>>,
+    pub dc_answers: Vec<Counter>,
     /// This server's identifier for NSID (RFC 5001).
     pub nsid: Option<Box<[u8]>>,
     /// Increases with every published snapshot.

@@ -97,6 +97,7 @@ fn an_invalid_config_stops_the_start_with_its_problems() {
 fn sigterm_stops_cleanly_and_promptly() {
     let dir = fixture("conformance");
     let mut server = Server::start(&dir.path().join("meridian.yaml"));
+    assert!(server.ready_file.exists());
     let start = std::time::Instant::now();
     server.signal(15);
     let status = server
@@ -109,6 +110,7 @@ fn sigterm_stops_cleanly_and_promptly() {
         start.elapsed()
     );
     assert!(server.logs().contains("stopping"));
+    assert!(!server.ready_file.exists(), "the ready file outlived the server");
 }
 
 #[test]
@@ -128,8 +130,10 @@ fn sighup_applies_a_new_log_level() {
             "127.0.0.1:0",
             "--admin-listen",
             "off",
-            "--config",
+            "--ready-file",
         ])
+        .arg(dir.path().join("listening.json"))
+        .arg("--config")
         .arg(&cfg)
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
@@ -153,17 +157,19 @@ fn sighup_applies_a_new_log_level() {
             }
         }
     };
-    let addr_line = wait_for("serving DNS");
-    let addr: std::net::SocketAddr = addr_line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    wait_for("ready");
+    // Ready when the ready file appears (the log's own `ready` line is a poor signal: `already`
+    // in an earlier line holds it too).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ready = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.path().join("listening.json")) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let (dns, admin) = listening(&ready);
+    let addr = dns[0];
+    assert_eq!(admin, None, "--admin-listen off");
     std::fs::write(
         &cfg,
         std::fs::read_to_string(&cfg)

@@ -6,6 +6,7 @@ mod common;
 use common::targets::{Mode, Target, free_port};
 use common::*;
 use hickory_proto::rr::RecordType as T;
+use serde_json::json;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -216,15 +217,46 @@ fn partition_guard_holds_state_when_every_target_vanishes() {
         assert_eq!(www(&server), vec![format!("127.{net}.2.1")], "state was not held");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!server.logs().contains("old=up new=down"), "{}", server.logs());
+    // The admin API says the same: the guard is engaged, every probe is failing, and every
+    // endpoint and data center is still up.
+    let status = api(&server, "/api/v1/status");
+    assert_eq!(status["partition_guard"], "engaged", "{status}");
+    assert_eq!(status["datacenters_down"], json!([]), "{status}");
+    for dc in api(&server, "/api/v1/datacenters").as_array().unwrap() {
+        assert_eq!(dc["status"], "up", "{dc}");
+        for e in dc["endpoints"].as_array().unwrap() {
+            assert_eq!(
+                (&e["up"], &e["probe"]["last_ok"]),
+                (&json!(true), &json!(false)),
+                "{dc}"
+            );
+        }
+    }
     // One region comes back: the guard clears, and the others are now seen down for real.
     us.start();
     wait_for(&server, &format!("127.{net}.1.1"), Duration::from_secs(3));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let status = api(&server, "/api/v1/status");
+        assert_eq!(status["partition_guard"], "clear", "{status}");
+        if status["datacenters_down"] == json!(["eu", "ap"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let logs = server.logs();
     assert!(
         logs.contains("subject=partition-guard old=engaged new=clear"),
         "{logs}"
     );
+}
+
+/// A read of the admin API (no tokens configured: reads are open).
+fn api(server: &Server, path: &str) -> serde_json::Value {
+    let (status, _, body) = http(server.admin(), "GET", path, &[], None);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
 #[test]

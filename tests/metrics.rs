@@ -18,7 +18,7 @@ fn sample(metrics: &str, series: &str) -> u64 {
 }
 
 fn scrape(server: &Server) -> String {
-    let (status, _, body) = http(
+    let (status, head, body) = http(
         server.admin(),
         "GET",
         "/metrics",
@@ -26,6 +26,13 @@ fn scrape(server: &Server) -> String {
         None,
     );
     assert_eq!(status, 200, "{body}");
+    // OpenMetrics: Prometheus picks its parser by the content type, and the text must end so.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
     body
 }
 

@@ -292,63 +292,36 @@ pub async fn reload(_: AdminAccess, State(ctl): Ctl) -> ApiResult {
 }
 
 pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    use crate::metrics::escape_label;
-    use std::fmt::Write as _;
-    let mut g = String::new();
+    use crate::metrics::{CONTENT_TYPE, EndpointUp, StateGauges};
     let snap = ctl.snapshot();
     let h = &*snap.health;
-    g.push_str("# HELP meridian_endpoint_up Endpoint health (1 up, 0 down), overrides included.\n# TYPE meridian_endpoint_up gauge\n");
+    let mut endpoints = Vec::new();
     for (i, d) in snap.datacenters.iter().enumerate() {
         for e in &d.endpoints {
-            let _ = writeln!(
-                g,
-                "meridian_endpoint_up{{datacenter=\"{}\",address=\"{}\"}} {}",
-                escape_label(&d.name),
-                e.address,
-                u8::from(h.endpoint_up(DcId(i as u16), e))
-            );
+            endpoints.push(EndpointUp {
+                datacenter: d.name.to_string(),
+                address: e.address,
+                up: u8::from(h.endpoint_up(DcId(i as u16), e)),
+            });
         }
     }
-    g.push_str("# HELP meridian_datacenter_up Data center state (1 up, 0 down).\n# TYPE meridian_datacenter_up gauge\n");
-    for (i, d) in snap.datacenters.iter().enumerate() {
-        let _ = writeln!(
-            g,
-            "meridian_datacenter_up{{datacenter=\"{}\"}} {}",
-            escape_label(&d.name),
-            u8::from(h.dc_state(DcId(i as u16), d).up)
-        );
-    }
-    let _ = writeln!(
-        g,
-        "# HELP meridian_overrides_active Operator overrides in force.\n# TYPE meridian_overrides_active gauge\nmeridian_overrides_active {}",
-        ctl.overrides().len()
-    );
-    let _ = writeln!(
-        g,
-        "# HELP meridian_partition_guard_alarms_total Times the partition guard engaged.\n# TYPE meridian_partition_guard_alarms_total counter\nmeridian_partition_guard_alarms_total {}",
-        ctl.partition_guard().alarms
-    );
-    let _ = writeln!(
-        g,
-        "# HELP meridian_partition_guard_engaged 1 while the partition guard holds health.\n# TYPE meridian_partition_guard_engaged gauge\nmeridian_partition_guard_engaged {}",
-        u8::from(ctl.partition_guard().engaged)
-    );
-    let _ = writeln!(
-        g,
-        "# HELP meridian_probe_targets Distinct probes running.\n# TYPE meridian_probe_targets gauge\nmeridian_probe_targets {}",
-        ctl.probe_count()
-    );
-    let _ = writeln!(
-        g,
-        "# HELP meridian_snapshot_generation Generation of the serving snapshot.\n# TYPE meridian_snapshot_generation gauge\nmeridian_snapshot_generation {}",
-        snap.generation
-    );
-    let body = ctl.metrics().render(&g);
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        body,
-    )
-        .into_response())
+    let datacenters = snap
+        .datacenters
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.to_string(), u8::from(h.dc_state(DcId(i as u16), d).up)))
+        .collect();
+    let guard = ctl.partition_guard();
+    let body = ctl.metrics().render(StateGauges {
+        endpoints,
+        datacenters,
+        overrides_active: ctl.overrides().len(),
+        partition_guard_alarms: guard.alarms,
+        partition_guard_engaged: u8::from(guard.engaged),
+        probe_targets: ctl.probe_count(),
+        snapshot_generation: snap.generation,
+    });
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
 
 pub async fn healthz() -> Response {

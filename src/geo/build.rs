@@ -1,7 +1,8 @@
 //! `meridian geoip build`: writes a MaxMind DB (MMDB format 2.0) from CSV rows, so tests and the
 //! demo use databases the project builds itself.
 //!
-//! CSV: a header naming the columns, then one network per row. `network` is required;
+//! CSV (RFC 4180, read by the `csv` crate: a quoted field may hold commas and `""` quotes): a
+//! header naming the columns, then one network per row. `network` is required;
 //! `continent`, `country`, `subdivision` (ISO 3166-2 code without the country, e.g. `CA`),
 //! `latitude`, `longitude` and `city` are optional. `#` starts a comment line.
 //! More specific networks win over the networks they sit in, whatever the row order.
@@ -66,21 +67,34 @@ pub fn build_file(csv: &Path, out: &Path, schema: Schema) -> Result<usize, Build
     Ok(rows.len())
 }
 
-/// Parses CSV text; errors name the file and line.
+/// Parses CSV text (RFC 4180: fields may be quoted, `""` is a quote inside quotes); errors name
+/// the file and line.
 pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
-    let err = |line: usize, message: String| BuildError::Row {
+    let err = |line: u64, message: String| BuildError::Row {
         file: file.to_string(),
-        line,
+        line: line as usize,
         message,
     };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let (_, header) = lines
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .comment(Some(b'#'))
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // Every record with its line; lines of blanks alone are skipped like empty ones.
+    let mut records = reader.records().filter_map(|r| match r {
+        Ok(r) if r.iter().all(str::is_empty) => None,
+        Ok(r) => Some(Ok((r.position().map_or(0, csv::Position::line), r))),
+        Err(e) => {
+            let line = e.position().map_or(0, csv::Position::line);
+            Some(Err(err(line, e.to_string())))
+        }
+    });
+    let (header_line, header) = records
         .next()
+        .transpose()?
         .ok_or_else(|| err(1, "empty file: a header line is required".into()))?;
-    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let columns: Vec<&str> = header.iter().collect();
     const KNOWN: [&str; 7] = [
         "network",
         "continent",
@@ -93,18 +107,17 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
     for c in &columns {
         if !KNOWN.contains(c) {
             return Err(err(
-                1,
+                header_line,
                 format!("unknown column `{c}` (known: {})", KNOWN.join(", ")),
             ));
         }
     }
     if !columns.contains(&"network") {
-        return Err(err(1, "the header must name a `network` column".into()));
+        return Err(err(header_line, "the header must name a `network` column".into()));
     }
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        let n = i + 1;
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    for record in records {
+        let (n, fields) = record?;
         if fields.len() != columns.len() {
             return Err(err(
                 n,
@@ -115,7 +128,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
             columns
                 .iter()
                 .position(|c| *c == name)
-                .map(|i| fields[i])
+                .and_then(|i| fields.get(i))
                 .filter(|v| !v.is_empty())
         };
         let net = get("network").ok_or_else(|| err(n, "network is empty".into()))?;
@@ -456,4 +469,56 @@ fn control(out: &mut Vec<u8>, ty: u8, size: usize) {
         out.push(ty - 7);
     }
     out.extend_from_slice(&extra);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::GeoDb;
+
+    /// RFC 4180 quoting: a field may hold the delimiter and a doubled quote; the columns after
+    /// it stay where the header put them.
+    #[test]
+    fn quoted_fields_keep_their_commas_and_quotes() {
+        let text = "# cities\n\
+                    network,country,subdivision,city,latitude,longitude\n\
+                    198.51.100.0/24,US,DC,\"Washington, D.C.\",38.9,-77.04\n\
+                    \n\
+                    203.0.113.0/24,US,NY,\"The \"\"Big Apple\"\", NY\",40.71,-74.01\n\
+                    192.0.2.0/24,FR,,Paris,48.86,2.35\n";
+        let rows = parse_csv(text, "cities.csv").unwrap();
+        let cities: Vec<_> = rows.iter().map(|r| r.city.as_deref()).collect();
+        assert_eq!(
+            cities,
+            [
+                Some("Washington, D.C."),
+                Some("The \"Big Apple\", NY"),
+                Some("Paris")
+            ]
+        );
+        assert_eq!(rows[0].coords, Some((38.9, -77.04)));
+        assert_eq!(rows[2].subdivision, None);
+        let db = GeoDb::from_bytes(build(&rows, Schema::MaxMind, "t"), Path::new("t.mmdb"), None).unwrap();
+        let l = db.lookup("203.0.113.9".parse().unwrap()).location.unwrap();
+        assert_eq!(
+            (l.country.as_deref(), l.subdivision.as_deref(), l.coords),
+            (Some("US"), Some("US-NY"), Some((40.71, -74.01)))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse_csv("network,country\n\n10.0.0.0/8,US\n10.1.0.0/16\n", "x.csv").unwrap_err();
+        assert_eq!(e.to_string(), "x.csv:4: 1 fields, the header has 2");
+        let e = parse_csv("network,town\n", "x.csv").unwrap_err();
+        assert!(e.to_string().starts_with("x.csv:1: unknown column `town`"), "{e}");
+        let e = parse_csv("# only a comment\n", "x.csv").unwrap_err();
+        assert!(e.to_string().contains("a header line is required"), "{e}");
+        let e = parse_csv("network\n10.0.0.1/8\n", "x.csv").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.csv:2: `10.0.0.1/8` is not a network"),
+            "{e}"
+        );
+    }
 }

@@ -18,14 +18,10 @@ pub struct Target {
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &self.check.kind {
-            CheckKind::Tcp => "tcp",
-            CheckKind::Http(_) => "http",
-            CheckKind::Https(_) => "https",
-        };
         write!(
             f,
-            "{kind}://{}/ (check {})",
+            "{}://{}/ (check {})",
+            self.check.kind.as_str(),
             SocketAddr::new(self.addr, self.check.port),
             self.check.name
         )

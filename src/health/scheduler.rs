@@ -312,12 +312,8 @@ impl Scheduler {
 
     fn record(&self, id: u64, target: &Target, state: &ProbeState, outcome: Outcome) {
         let check = &target.check;
-        let kind = match check.kind {
-            crate::model::gslb::CheckKind::Tcp => "tcp",
-            crate::model::gslb::CheckKind::Http(_) => "http",
-            crate::model::gslb::CheckKind::Https(_) => "https",
-        };
-        self.metrics.probe(kind, outcome.ok, outcome.latency);
+        self.metrics
+            .probe(check.kind.as_str(), outcome.ok, outcome.latency);
         if outcome.ok {
             self.guard.success(id, &self.events, target);
         }

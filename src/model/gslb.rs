@@ -34,6 +34,18 @@ pub enum CheckKind {
     Https(HttpCheck),
 }
 
+impl CheckKind {
+    /// The name of the kind as `type:` in the configuration spells it (also the URL scheme
+    /// shown for a probe target and the `type` label of the probe metrics).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http(_) => "http",
+            CheckKind::Https(_) => "https",
+        }
+    }
+}
+
 /// A named health check from `checks:`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Check {

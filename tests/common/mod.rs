@@ -20,16 +20,24 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    admin: Option<SocketAddr>,
     logs: Arc<Mutex<String>>,
+    /// The `--ready-file` the server wrote its addresses to, and the directory holding it.
+    pub ready_file: PathBuf,
+    _ready_dir: tempfile::TempDir,
 }
 
 impl Server {
-    /// Starts `meridian serve --config <config>` on 127.0.0.1, port chosen by the server.
+    /// Starts `meridian serve --config <config>` on 127.0.0.1, ports chosen by the server.
     pub fn start(config: &Path) -> Server {
         Self::start_with(config, &[])
     }
 
+    /// Like `start`, with more arguments. Returns once the server is ready: when the file given
+    /// to `--ready-file` appears, holding the addresses the server bound.
     pub fn start_with(config: &Path, extra: &[&str]) -> Server {
+        let ready_dir = tempfile::tempdir().expect("tempdir");
+        let ready_file = ready_dir.path().join("listening.json");
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
@@ -40,7 +48,9 @@ impl Server {
                 "127.0.0.1:0",
                 "--log-level",
                 "info",
+                "--ready-file",
             ])
+            .arg(&ready_file)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -58,18 +68,17 @@ impl Server {
         });
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let found = logs.lock().unwrap().lines().find_map(|l| {
-                let rest = l.split("addr=").nth(1)?;
-                rest.split_whitespace()
-                    .next()?
-                    .trim_matches('"')
-                    .parse::<SocketAddr>()
-                    .ok()
-            });
-            if let Some(addr) = found {
-                let server = Server { child, addr, logs };
-                server.wait_log("ready", Duration::from_secs(10));
-                return server;
+            // Written atomically: once there, it is whole.
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                let (dns, admin) = listening(&text);
+                return Server {
+                    child,
+                    addr: dns[0],
+                    admin,
+                    logs,
+                    ready_file,
+                    _ready_dir: ready_dir,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("meridian exited with {status}:\n{}", logs.lock().unwrap());
@@ -79,7 +88,7 @@ impl Server {
                 "meridian did not start:\n{}",
                 logs.lock().unwrap()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -114,13 +123,9 @@ impl Server {
         self.child.id()
     }
 
-    /// The admin API's address, from the log.
+    /// The admin API's address.
     pub fn admin(&self) -> SocketAddr {
-        self.wait_log("admin=", Duration::from_secs(5));
-        self.logs()
-            .lines()
-            .find_map(|l| l.split("admin=").nth(1)?.split_whitespace().next()?.parse().ok())
-            .expect("admin address in the log")
+        self.admin.expect("the admin API is off")
     }
 
     /// Waits (bounded) for the process to exit on its own.
@@ -140,6 +145,19 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The DNS addresses and the admin address in a `--ready-file`.
+pub fn listening(text: &str) -> (Vec<SocketAddr>, Option<SocketAddr>) {
+    let v: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("ready file `{text}`: {e}"));
+    let addr = |a: &serde_json::Value| a.as_str()?.parse::<SocketAddr>().ok();
+    let dns: Vec<SocketAddr> = v["dns"]
+        .as_array()
+        .map(|a| a.iter().filter_map(addr).collect())
+        .unwrap_or_default();
+    assert!(!dns.is_empty(), "no DNS address in the ready file `{text}`");
+    (dns, addr(&v["admin"]))
 }
 
 /// A minimal HTTP/1.1 client for the admin API: (status, headers, body).
