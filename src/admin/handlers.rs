@@ -1,9 +1,9 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
-use super::views::{DatacenterView, NameView};
-use super::{AdminAccess, ApiError, JsonBody, ReadAccess, Stopping};
+use super::openapi::{ClientNet, IpAddress};
+use super::views::{DatacenterView, EventView, ExplainReportSchema, NameView, StatusView};
+use super::{AdminAccess, ApiError, ErrorBody, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
-use crate::events::rfc3339;
 use crate::model::gslb::{DcId, EndpointKey, Forced};
 use crate::select::Health;
 use axum::Json;
@@ -11,40 +11,33 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
 
+/// Version, snapshot generation, zones, data centers down, probes, partition guard, overrides.
+#[utoipa::path(get, path = "/status", tag = "status",
+    responses((status = 200, body = StatusView), ReadAccess))]
 pub async fn status(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    let snap = ctl.snapshot();
-    let dcs = DatacenterView::all(&snap);
-    let down: Vec<&str> = dcs
-        .iter()
-        .filter(|d| d.status == "down")
-        .map(|d| d.name.as_str())
-        .collect();
-    Ok(Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "generation": snap.generation,
-        "ready": ctl.is_ready(),
-        "zones": snap.zones.values().map(|z| z.origin.to_string()).collect::<Vec<_>>(),
-        "datacenters": dcs.len(),
-        "datacenters_down": down,
-        "probes": ctl.probe_count(),
-        "partition_guard": if ctl.partition_guard().engaged { "engaged" } else { "clear" },
-        "overrides": ctl.overrides(),
-        "geoip": snap.geo.as_ref().map(|g| json!({ "path": g.path.display().to_string(), "type": g.database_type, "locations": g.len() })),
-    }))
-    .into_response())
+    Ok(Json(StatusView::new(&ctl)).into_response())
 }
 
+/// Every data center: state, override, weight, endpoints with probe state, since, last result
+/// and error.
+#[utoipa::path(get, path = "/datacenters", tag = "datacenters",
+    responses((status = 200, body = Vec<DatacenterView>), ReadAccess))]
 pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     Ok(Json(DatacenterView::all(&ctl.snapshot())).into_response())
 }
 
+/// One data center.
+#[utoipa::path(get, path = "/datacenters/{dc}", tag = "datacenters", params(Dc),
+    responses((status = 200, body = DatacenterView), ReadAccess,
+        (status = 404, description = "No such data center", body = ErrorBody)))]
 pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     DatacenterView::all(&ctl.snapshot())
         .into_iter()
@@ -53,34 +46,99 @@ pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) 
         .ok_or_else(|| ApiError::not_found(format!("no data center `{dc}`")).field("dc"))
 }
 
+/// `{dc}`: a data center's name (for the document; handlers take `Path<String>`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct Dc {
+    /// The data center's name, as configured.
+    #[param(example = "eu")]
+    dc: String,
+}
+
+/// `{dc}/{address}`: an endpoint (for the document; handlers take [`EndpointPath`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct EndpointParams {
+    /// The data center's name, as configured.
+    #[param(example = "eu")]
+    dc: String,
+    /// The endpoint's address, in any spelling of the IP.
+    #[param(value_type = IpAddress, example = "198.51.100.10")]
+    address: String,
+}
+
+/// An override changed: of `subject` (a data center, or an endpoint as `dc/address`).
+#[derive(Serialize, ToSchema)]
+pub struct OverrideChange {
+    pub subject: String,
+    /// The override before: `auto`, `up`, `down` or `drained`.
+    pub old: &'static str,
+    /// The override now.
+    pub new: &'static str,
+}
+
+/// A data center's runtime weight changed.
+#[derive(Serialize, ToSchema)]
+pub struct WeightChange {
+    pub subject: String,
+    /// The weight now, or null: the configured weights apply.
+    pub weight: Option<u32>,
+}
+
 /// Sets a data center's override on behalf of `who` and answers with the change.
 fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
     let old = ctl.set_dc_override(dc, state, who)?;
-    Ok(Json(json!({ "subject": dc, "old": old.as_str(), "new": state.as_str() })).into_response())
+    Ok(Json(OverrideChange {
+        subject: dc.to_string(),
+        old: old.as_str(),
+        new: state.as_str(),
+    })
+    .into_response())
 }
 
 /// Sets an endpoint's override on behalf of `who` and answers with the change.
 fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> ApiResult {
     let old = ctl.set_endpoint_override(key, state, who)?;
-    Ok(
-        Json(json!({ "subject": key.to_string(), "old": old.as_str(), "new": state.as_str() }))
-            .into_response(),
-    )
+    Ok(Json(OverrideChange {
+        subject: key.to_string(),
+        old: old.as_str(),
+        new: state.as_str(),
+    })
+    .into_response())
 }
 
+/// Take a data center out of every answer. Persisted; an event.
+#[utoipa::path(post, path = "/datacenters/{dc}/drain", tag = "datacenters", params(Dc),
+    responses((status = 200, body = OverrideChange), AdminAccess,
+        (status = 404, description = "No such data center", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Drained)
 }
 
+/// Give a data center back to its health checks (its override is `auto` again).
+#[utoipa::path(post, path = "/datacenters/{dc}/undrain", tag = "datacenters", params(Dc),
+    responses((status = 200, body = OverrideChange), AdminAccess,
+        (status = 404, description = "No such data center", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Auto)
 }
 
 /// `{ "state": "up" | "down" | "auto" }`
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "state": "down" }))]
 pub struct OverrideBody {
+    /// `up` or `down` forces it; `auto` gives it back to its health checks.
+    #[schema(schema_with = override_states)]
     state: String,
+}
+
+fn override_states() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    serde_json::from_value(json!({ "type": "string", "enum": ["up", "down", "auto"] })).expect("schema")
 }
 
 fn parse_state(body: Result<JsonBody<OverrideBody>, ApiError>) -> Result<Forced, ApiError> {
@@ -97,6 +155,13 @@ fn parse_state(body: Result<JsonBody<OverrideBody>, ApiError>) -> Result<Forced,
     }
 }
 
+/// Force a data center up or down, or back to auto. Persisted; an event.
+#[utoipa::path(put, path = "/datacenters/{dc}/override", tag = "datacenters", params(Dc),
+    request_body = OverrideBody,
+    responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
+        (status = 404, description = "No such data center", body = ErrorBody),
+        (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -108,10 +173,13 @@ pub async fn dc_override(
 
 /// `{ "weight": 1..=1000000 }`, or `{ "weight": null }` for the configured weights. The key is
 /// required: `{}` is a mistake, not a reset.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "weight": 20 }))]
 pub struct WeightBody {
+    /// 1 to 1000000, or null for the configured weights.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, required = true, minimum = 1, maximum = 1000000)]
     weight: Option<Option<u32>>,
 }
 
@@ -120,6 +188,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>
     Option::<u32>::deserialize(d).map(Some)
 }
 
+/// Set a runtime weight for a data center in every name, or null for the configured ones.
+#[utoipa::path(put, path = "/datacenters/{dc}/weight", tag = "datacenters", params(Dc),
+    request_body = WeightBody,
+    responses((status = 200, body = WeightChange), AdminAccess, JsonBody<WeightBody>,
+        (status = 404, description = "No such data center", body = ErrorBody),
+        (status = 422, description = "The weight is out of range", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_weight(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -141,7 +216,7 @@ pub async fn dc_weight(
         .field("weight"));
     }
     ctl.set_dc_weight(&dc, weight, &who)?;
-    Ok(Json(json!({ "subject": dc, "weight": weight })).into_response())
+    Ok(Json(WeightChange { subject: dc, weight }).into_response())
 }
 
 /// `/endpoints/{dc}/{address}`, the address parsed: any spelling of an IP names one endpoint.
@@ -163,14 +238,35 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
     }
 }
 
+/// Take one endpoint out of answers. Persisted; an event.
+#[utoipa::path(post, path = "/endpoints/{dc}/{address}/drain", tag = "endpoints",
+    params(EndpointParams),
+    responses((status = 200, body = OverrideChange), AdminAccess,
+        (status = 400, description = "The address is not an IP address", body = ErrorBody),
+        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Drained)
 }
 
+/// Give an endpoint back to its health check.
+#[utoipa::path(post, path = "/endpoints/{dc}/{address}/undrain", tag = "endpoints",
+    params(EndpointParams),
+    responses((status = 200, body = OverrideChange), AdminAccess,
+        (status = 400, description = "The address is not an IP address", body = ErrorBody),
+        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Auto)
 }
 
+/// Force an endpoint up or down, or back to auto. Persisted; an event.
+#[utoipa::path(put, path = "/endpoints/{dc}/{address}/override", tag = "endpoints",
+    params(EndpointParams), request_body = OverrideBody,
+    responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
+        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
+        (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
+        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn ep_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -182,18 +278,32 @@ pub async fn ep_override(
 
 /// For every load-balanced name: where each geo rule (or the policy) currently sends clients,
 /// and why the data centers passed over were passed over.
+#[utoipa::path(get, path = "/gslb", tag = "gslb",
+    responses((status = 200, body = Vec<NameView>), ReadAccess))]
 pub async fn gslb_names(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     Ok(Json(NameView::all(&ctl.snapshot())).into_response())
 }
 
-#[derive(Deserialize)]
+/// `?name=&type=&client=`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
+    /// The name asked.
+    #[param(required = true, value_type = super::openapi::HostName)]
     name: Option<String>,
+    /// The query type (default `A`): a type name like `AAAA`, or `TYPE65`.
     #[serde(rename = "type")]
+    #[param(value_type = Option<String>, pattern = "^([A-Za-z][A-Za-z0-9]{0,9}|TYPE[0-9]{1,5})$")]
     qtype: Option<String>,
+    /// The client: IP, or IP/prefix as an ECS client subnet.
+    #[param(required = true, value_type = ClientNet)]
     client: Option<String>,
 }
 
+/// The answer a client gets and every step of the decision.
+#[utoipa::path(get, path = "/explain", tag = "gslb", params(ExplainQuery),
+    responses((status = 200, body = ExplainReportSchema), ReadAccess,
+        (status = 400, description = "A parameter is missing or does not parse", body = ErrorBody)))]
 pub async fn explain(
     _: ReadAccess,
     State(ctl): Ctl,
@@ -212,15 +322,26 @@ pub async fn explain(
     Ok(Json(report).into_response())
 }
 
-fn event_json(e: &crate::events::Event) -> Value {
-    json!({ "time": rfc3339(e.time), "subject": e.subject, "old": e.old, "new": e.new, "reason": e.reason })
-}
-
-#[derive(Deserialize)]
+/// `?follow=`
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// `1` or `true` streams transitions as server-sent events; `0` or `false` (the default)
+    /// lists the recent ones.
+    #[param(value_type = Option<String>, pattern = "^(1|true|0|false)$")]
     follow: Option<String>,
 }
 
+/// Recent transitions, oldest first; with `follow=1`, a stream of server-sent events
+/// (`event: transition`, `data:` one event as JSON) until the client or the server stops.
+#[utoipa::path(get, path = "/events", tag = "status", params(EventsQuery),
+    responses(
+        (status = 200, description = "The recent events, or with follow=1 a stream of them",
+            content((Vec<EventView> = "application/json"), (String = "text/event-stream"))),
+        ReadAccess,
+        (status = 400, description = "follow is not 1, true, 0 or false", body = ErrorBody),
+        (status = 503, description = "follow=1 while half of admin.max_connections are event streams already",
+            body = ErrorBody)))]
 pub async fn events(
     _: ReadAccess,
     State(ctl): Ctl,
@@ -228,8 +349,8 @@ pub async fn events(
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("follow"))?;
-    if !matches!(q.follow.as_deref(), Some("1" | "true")) {
-        let list: Vec<Value> = ctl.events().recent().iter().map(event_json).collect();
+    if !follow(q.follow.as_deref())? {
+        let list: Vec<EventView> = ctl.events().recent().iter().map(EventView::from).collect();
         return Ok(Json(list).into_response());
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
@@ -257,11 +378,24 @@ pub async fn events(
             Ok::<_, std::convert::Infallible>(
                 SseEvent::default()
                     .event("transition")
-                    .data(event_json(&e).to_string()),
+                    .json_data(EventView::from(&e))
+                    .expect("an event serializes"),
             )
         })
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Whether `?follow=` asks for a stream. Anything but the four spellings is refused: a typo
+/// (`follow=yes`) would otherwise answer a list where a stream was asked for.
+fn follow(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => {
+            Err(ApiError::bad_request(format!("follow `{other}` is not 1, true, 0 or false")).field("follow"))
+        }
+    }
 }
 
 /// A stream that ends when the server stops.
@@ -283,14 +417,35 @@ impl<S: tokio_stream::Stream + Unpin> tokio_stream::Stream for UntilStopped<S> {
     }
 }
 
+/// A reload's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Reloaded {
+    /// Always true: a failed reload answers 422.
+    pub reloaded: bool,
+    /// The generation now serving.
+    pub generation: u64,
+}
+
+/// Re-read the configuration and zones from disk; nothing changes unless all of it is valid.
+#[utoipa::path(post, path = "/reload", tag = "status",
+    responses((status = 200, body = Reloaded), AdminAccess,
+        (status = 422, description = "The configuration on disk is invalid: the running one stays", body = ErrorBody)))]
 pub async fn reload(_: AdminAccess, State(ctl): Ctl) -> ApiResult {
     match ctl.reload().await {
-        Ok(generation) => Ok(Json(json!({ "reloaded": true, "generation": generation })).into_response()),
+        Ok(generation) => Ok(Json(Reloaded {
+            reloaded: true,
+            generation,
+        })
+        .into_response()),
         // A reload has no body: a problem about no single field is about the configuration.
         Err(problems) => Err(ApiError::invalid(problems).or_field("config")),
     }
 }
 
+/// Prometheus metrics, as OpenMetrics 1.0 text (`metrics::CONTENT_TYPE`).
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"), ReadAccess))]
 pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     use crate::metrics::{CONTENT_TYPE, EndpointUp, StateGauges};
     let snap = ctl.snapshot();
@@ -324,10 +479,17 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
 
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 
+/// Readiness: 200 once serving DNS, 503 before.
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`starting`", body = String, content_type = "text/plain")))]
 pub async fn readyz(State(ctl): Ctl) -> Response {
     if ctl.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
@@ -336,6 +498,9 @@ pub async fn readyz(State(ctl): Ctl) -> Response {
     }
 }
 
+/// The status page.
+#[utoipa::path(get, path = "/", tag = "meta",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html")))]
 pub async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }

@@ -17,10 +17,12 @@ use axum::Json;
 use axum::extract::FromRef;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What handlers share: the control plane, and the token that stops the server (event streams
 /// end on it).
@@ -56,6 +58,36 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub problems: Vec<crate::config::Problem>,
+}
+
+/// The JSON of an [`ApiError`], for the OpenAPI document (`Error`). `into_response` writes it;
+/// a test below reads every kind of answer back through this type, so the two cannot drift.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong and, where there is one, what to do.
+    pub error: String,
+    /// The field at fault: a body key path like `records.www.a`, a path or query parameter, a
+    /// header (`If-Match`, `Content-Type`, `Host`), `body` or `config`.
+    pub field: Option<String>,
+    /// Every validation problem (422), with its place in the files as they would be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemBody>,
+}
+
+/// One validation problem, at a position in a configuration or zone file.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Problem)]
+pub struct ProblemBody {
+    pub file: String,
+    pub line: u64,
+    pub col: u64,
+    pub message: String,
+    /// The field path the problem is about, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -112,23 +144,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problems: Vec<_> = self
+        let problems = self
             .problems
-            .iter()
-            .map(|p| {
-                json!({
-                    "file": p.file.display().to_string(),
-                    "line": p.line,
-                    "col": p.col,
-                    "message": p.message,
-                    "field": p.field,
-                })
+            .into_iter()
+            .map(|p| ProblemBody {
+                file: p.file.display().to_string(),
+                line: p.line.into(),
+                col: p.col.into(),
+                message: p.message,
+                field: p.field,
             })
             .collect();
-        let mut body = json!({ "error": self.message, "field": self.field });
-        if !problems.is_empty() {
-            body["problems"] = json!(problems);
-        }
+        let body = ErrorBody {
+            error: self.message,
+            field: self.field,
+            problems,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -161,47 +192,48 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
     })
 }
 
+/// Every route, with its OpenAPI operation: `routes!` registers both from one handler, so a
+/// route cannot go undocumented (the document is [`openapi::build`]).
+fn routes() -> OpenApiRouter<AdminState> {
+    use handlers::*;
+    let api = OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(datacenters))
+        .routes(routes!(datacenter))
+        .routes(routes!(dc_drain))
+        .routes(routes!(dc_undrain))
+        .routes(routes!(dc_override))
+        .routes(routes!(dc_weight))
+        .routes(routes!(ep_drain))
+        .routes(routes!(ep_undrain))
+        .routes(routes!(ep_override))
+        .routes(routes!(gslb_names))
+        .routes(routes!(zones::list))
+        .routes(routes!(zones::get_zone, zones::put_zone, zones::delete_zone))
+        .routes(routes!(
+            zones::get_records,
+            zones::put_records,
+            zones::delete_records
+        ))
+        .routes(routes!(zones::get_gslb, zones::put_gslb, zones::delete_gslb))
+        .routes(routes!(explain))
+        .routes(routes!(events))
+        .routes(routes!(reload))
+        .layer(axum::middleware::map_response(json_errors));
+    OpenApiRouter::new()
+        .nest("/api/v1", api)
+        .routes(routes!(openapi::document))
+        .routes(routes!(metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(page))
+}
+
 /// The whole admin API.
 pub fn router_with(state: AdminState) -> axum::Router {
     use axum::middleware::from_fn_with_state;
-    use handlers::*;
-    let api = axum::Router::new()
-        .route("/status", get(status))
-        .route("/datacenters", get(datacenters))
-        .route("/datacenters/{dc}", get(datacenter))
-        .route("/datacenters/{dc}/drain", post(dc_drain))
-        .route("/datacenters/{dc}/undrain", post(dc_undrain))
-        .route("/datacenters/{dc}/override", put(dc_override))
-        .route("/datacenters/{dc}/weight", put(dc_weight))
-        .route("/endpoints/{dc}/{address}/drain", post(ep_drain))
-        .route("/endpoints/{dc}/{address}/undrain", post(ep_undrain))
-        .route("/endpoints/{dc}/{address}/override", put(ep_override))
-        .route("/gslb", get(gslb_names))
-        .route("/zones", get(zones::list))
-        .route(
-            "/zones/{zone}",
-            get(zones::get_zone)
-                .put(zones::put_zone)
-                .delete(zones::delete_zone),
-        )
-        // `{section}` is `records` (the static RRsets of a name) or `gslb` (a load-balanced name).
-        .route(
-            "/zones/{zone}/{section}/{name}",
-            get(zones::get_named)
-                .put(zones::put_named)
-                .delete(zones::delete_named),
-        )
-        .route("/explain", get(explain))
-        .route("/events", get(events))
-        .route("/reload", post(reload))
-        .layer(axum::middleware::map_response(json_errors));
-    axum::Router::new()
-        .nest("/api/v1", api)
-        .route("/api/openapi.json", get(openapi::document))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/", get(page))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::not_found("no such route; see /api/openapi.json") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(from_fn_with_state(state.ctl.clone(), auth::check_host))
@@ -252,4 +284,42 @@ pub async fn serve(
         }
     };
     listener::serve(listener, app, limits, stop).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document says what `/metrics` really sends (Schemathesis checks answers against it).
+    #[test]
+    fn the_metrics_content_type_is_documented() {
+        let doc = openapi::build();
+        let content = &doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+        assert!(content.get(crate::metrics::CONTENT_TYPE).is_some(), "{content}");
+    }
+
+    /// Every kind of error answer reads back as [`ErrorBody`] (which refuses unknown keys): the
+    /// document's `Error` schema is the shape `into_response` writes.
+    #[tokio::test]
+    async fn error_answers_read_as_their_schema() {
+        let problem = crate::config::Problem {
+            file: "zones/example.test.yaml".into(),
+            line: 3,
+            col: 5,
+            message: "ttl: not a duration".into(),
+            field: Some("ttl".into()),
+        };
+        for e in [
+            ApiError::not_found("no such thing"),
+            ApiError::bad_request("bad").field("state"),
+            ApiError::invalid(crate::config::Problems(vec![problem])),
+        ] {
+            let bytes = axum::body::to_bytes(e.into_response().into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body: ErrorBody = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|err| panic!("{}: {err}", String::from_utf8_lossy(&bytes)));
+            assert!(!body.error.is_empty());
+        }
+    }
 }

@@ -1,222 +1,264 @@
-//! The OpenAPI 3.1 document served at `/api/openapi.json`, generated from one route table.
-//! `tests` requests every route listed here against the real router, so the document cannot
-//! name a route that does not exist.
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, generated with utoipa from the
+//! handlers' `#[utoipa::path]` attributes and the types they answer with. Routes are registered
+//! through `utoipa_axum::routes!` (see [`super::routes`]), which adds a handler to the router
+//! and its operation to the document in one step, so no route can be undocumented.
+//!
+//! What is said once here instead of on every handler:
+//! - the extractors' answers: [`ReadAccess`] 401, [`AdminAccess`] 401 and 403, [`JsonBody`]
+//!   400, 413 and 415 (their `IntoResponses` impls; a handler lists the extractors it takes);
+//! - the security requirement, read off those answers: 403 documented means an admin token,
+//!   401 a read token, neither `security: []`;
+//! - 421, from the Host check on every route while no tokens are configured.
 
-use axum::Json;
-use serde_json::{Map, Value, json};
+use super::auth::{AdminAccess, ReadAccess};
+use super::body::JsonBody;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use utoipa::openapi::response::Response;
+use utoipa::openapi::{RefOr, schema::Schema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
-/// (method, path, summary, request body schema name, parameters)
-pub const ROUTES: &[(&str, &str, &str)] = &[
-    (
-        "get",
-        "/api/v1/status",
-        "Version, snapshot generation, zones, data centers down, probes, partition guard, overrides.",
-    ),
-    (
-        "get",
-        "/api/v1/datacenters",
-        "Every data center: state, override, weight, endpoints with probe state, since, last result and error.",
-    ),
-    ("get", "/api/v1/datacenters/{dc}", "One data center."),
-    (
-        "post",
-        "/api/v1/datacenters/{dc}/drain",
-        "Take a data center out of every answer (admin). Persisted; an event.",
-    ),
-    (
-        "post",
-        "/api/v1/datacenters/{dc}/undrain",
-        "Give a data center back to its health checks (admin).",
-    ),
-    (
-        "put",
-        "/api/v1/datacenters/{dc}/override",
-        "Force a data center up, down, or back to auto: {\"state\": \"up\"|\"down\"|\"auto\"} (admin).",
-    ),
-    (
-        "put",
-        "/api/v1/datacenters/{dc}/weight",
-        "Set a runtime weight for a data center in every name, or null for the configured ones (admin).",
-    ),
-    (
-        "post",
-        "/api/v1/endpoints/{dc}/{address}/drain",
-        "Take one endpoint out of answers (admin).",
-    ),
-    (
-        "post",
-        "/api/v1/endpoints/{dc}/{address}/undrain",
-        "Give an endpoint back to its health check (admin).",
-    ),
-    (
-        "put",
-        "/api/v1/endpoints/{dc}/{address}/override",
-        "Force an endpoint up, down or auto (admin).",
-    ),
-    (
-        "get",
-        "/api/v1/gslb",
-        "For every load-balanced name and geo rule: the data center clients are sent to now, and why others are passed over.",
-    ),
-    ("get", "/api/v1/zones", "The zones, their files and ETags."),
-    (
-        "get",
-        "/api/v1/zones/{zone}",
-        "A zone file as JSON, with its ETag.",
-    ),
-    (
-        "put",
-        "/api/v1/zones/{zone}",
-        "Replace (or create) a zone; If-Match for optimistic concurrency; the SOA serial is raised (admin).",
-    ),
-    (
-        "delete",
-        "/api/v1/zones/{zone}",
-        "Delete a zone and its file (admin); needs If-Match (428 without it).",
-    ),
-    (
-        "get",
-        "/api/v1/zones/{zone}/records/{name}",
-        "The static records of one name; records from the zone's import: master file appear under `imported` (read-only).",
-    ),
-    (
-        "put",
-        "/api/v1/zones/{zone}/records/{name}",
-        "Replace the static records of one name, like {\"A\": [\"192.0.2.1\"], \"ttl\": 60} (admin).",
-    ),
-    (
-        "delete",
-        "/api/v1/zones/{zone}/records/{name}",
-        "Remove the static records of one name (admin).",
-    ),
-    (
-        "get",
-        "/api/v1/zones/{zone}/gslb/{name}",
-        "A load-balanced name's definition.",
-    ),
-    (
-        "put",
-        "/api/v1/zones/{zone}/gslb/{name}",
-        "Replace or create a load-balanced name (admin).",
-    ),
-    (
-        "delete",
-        "/api/v1/zones/{zone}/gslb/{name}",
-        "Remove a load-balanced name (admin).",
-    ),
-    (
-        "get",
-        "/api/v1/explain",
-        "The answer a client gets and every step of the decision: ?name=&type=&client=IP[/prefix].",
-    ),
-    (
-        "get",
-        "/api/v1/events",
-        "Recent transitions; ?follow=1 streams them as server-sent events.",
-    ),
-    (
-        "post",
-        "/api/v1/reload",
-        "Re-read the configuration and zones from disk (admin).",
-    ),
-    ("get", "/metrics", "Prometheus metrics."),
-    ("get", "/healthz", "Liveness: 200 while the process runs."),
-    ("get", "/readyz", "Readiness: 200 once serving DNS, 503 before."),
-    ("get", "/api/openapi.json", "This document."),
-    ("get", "/", "The status page."),
-];
+/// A utoipa value written as the JSON it serializes to (leaf schemas and error answers read
+/// better so than through builders).
+fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("a valid OpenAPI object")
+}
 
-fn params(path: &str) -> Vec<Value> {
-    let mut out: Vec<Value> = path
-        .split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
-        .collect();
-    if path == "/api/v1/explain" {
-        for (name, required) in [("name", true), ("type", false), ("client", true)] {
-            out.push(
-                json!({ "name": name, "in": "query", "required": required, "schema": { "type": "string" } }),
-            );
+/// An answer with the API's error body.
+fn error(description: &str) -> RefOr<Response> {
+    from_json(json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+    }))
+}
+
+fn answers(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    list.iter().map(|(s, d)| (s.to_string(), error(d))).collect()
+}
+
+impl IntoResponses for ReadAccess {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[(401, "Tokens are configured and none (or an unknown one) was sent")])
+    }
+}
+
+impl IntoResponses for AdminAccess {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[
+            (401, "Tokens are configured and none (or an unknown one) was sent"),
+            (
+                403,
+                "Needs an admin token (a read token was sent, or no tokens are configured)",
+            ),
+        ])
+    }
+}
+
+impl<T> IntoResponses for JsonBody<T> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[
+            (
+                400,
+                "The body is not JSON of the documented shape, or repeats a key (ignoring case)",
+            ),
+            (413, "The body is over 1 MiB"),
+            (415, "The body was not sent as `Content-Type: application/json`"),
+        ])
+    }
+}
+
+// === parameters that are parsed, not just strings ===
+
+/// A DNS name as a client writes it: letters, digits, `-` and `_` in labels, any case, an
+/// optional trailing dot. U-labels are accepted too (converted to A-labels), which the pattern,
+/// written for the A-label form, does not admit: a generator must not take any Unicode text
+/// for a name.
+pub struct HostName;
+
+/// One label of a name: 1 to 63 characters, no `-` at either end.
+const LABEL: &str = "[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
+
+/// 1 to 8 labels (deeper names work; a generator needs a bound below 255 octets).
+fn name_pattern(trailing_dot: bool) -> String {
+    let dot = if trailing_dot { "\\.?" } else { "" };
+    format!("^{LABEL}(\\.{LABEL}){{0,7}}{dot}$")
+}
+
+impl PartialSchema for HostName {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({
+            "type": "string",
+            "pattern": name_pattern(true),
+            "description": "A DNS name, any case, an optional trailing dot; U-labels are accepted \
+                            too and converted to A-labels.",
+        }))
+    }
+}
+impl ToSchema for HostName {}
+
+/// An owner name inside a zone: `@` for the apex, or a name relative to the zone. An absolute
+/// name (trailing dot) is accepted too when it is inside the zone, which a schema cannot say.
+pub struct OwnerName;
+
+impl PartialSchema for OwnerName {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({
+            "anyOf": [
+                { "type": "string", "enum": ["@"] },
+                { "type": "string", "pattern": name_pattern(false) },
+            ],
+            "description": "`@` for the apex, or a name relative to the zone (U-labels are \
+                            accepted too); an absolute name (trailing dot) inside the zone works \
+                            as well.",
+        }))
+    }
+}
+impl ToSchema for OwnerName {}
+
+/// An IPv4 or IPv6 address, in any spelling.
+pub struct IpAddress;
+
+impl PartialSchema for IpAddress {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({
+            "anyOf": [{ "type": "string", "format": "ipv4" }, { "type": "string", "format": "ipv6" }],
+        }))
+    }
+}
+impl ToSchema for IpAddress {}
+
+/// A client: an address, or `address/prefix` (the ECS client subnet).
+pub struct ClientNet;
+
+impl PartialSchema for ClientNet {
+    fn schema() -> RefOr<Schema> {
+        from_json(json!({
+            "anyOf": [
+                { "type": "string", "format": "ipv4" },
+                { "type": "string", "format": "ipv6" },
+                {
+                    "type": "string",
+                    "pattern": r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$",
+                },
+            ],
+            "description": "An IPv4 or IPv6 address, or address/prefix (IPv6 prefixes work too).",
+        }))
+    }
+}
+impl ToSchema for ClientNet {}
+
+// === the document ===
+
+/// Everything the route attributes do not say: title, version, the security scheme, the Error
+/// schema, the answers every route can give, and each operation's security requirement.
+fn finish(mut api: utoipa::openapi::OpenApi) -> Value {
+    api.info.title = "Meridian admin API".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Send `Authorization: Bearer <token>`: a `read` token for reads, an `admin` token for \
+         writes. With no tokens configured, reads are open and writes are refused (403), and \
+         only loopback names, IP addresses and admin.allowed_hosts are served as Host (421)."
+            .into(),
+    );
+    let mut doc = serde_json::to_value(&api).expect("the document serializes");
+    doc["openapi"] = json!("3.1.0");
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token of admin.tokens; the scopes `read` and `admin` name its role.",
+        },
+    });
+    use super::{ErrorBody, ProblemBody};
+    // Schemas only parameters or `IntoResponses` name, which `routes!` does not collect.
+    for (name, schema) in [
+        (ErrorBody::name(), ErrorBody::schema()),
+        (ProblemBody::name(), ProblemBody::schema()),
+        (HostName::name(), HostName::schema()),
+        (OwnerName::name(), OwnerName::schema()),
+        (IpAddress::name(), IpAddress::schema()),
+        (ClientNet::name(), ClientNet::schema()),
+    ] {
+        doc["components"]["schemas"][name.as_ref()] = serde_json::to_value(schema).expect("schema");
+    }
+    let misdirected = serde_json::to_value(error(
+        "No tokens are configured and the Host is not a loopback name, an IP address or in \
+         admin.allowed_hosts",
+    ))
+    .expect("response");
+    for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
+        for op in item.as_object_mut().expect("path item").values_mut() {
+            let responses = op["responses"].as_object_mut().expect("responses");
+            let security = if responses.contains_key("403") {
+                json!([{ "bearer": ["admin"] }])
+            } else if responses.contains_key("401") {
+                json!([{ "bearer": ["read"] }])
+            } else {
+                json!([])
+            };
+            responses.insert("421".into(), misdirected.clone());
+            op["security"] = security;
         }
     }
-    if path == "/api/v1/events" {
-        out.push(json!({ "name": "follow", "in": "query", "required": false, "schema": { "type": "string", "enum": ["1"] } }));
-    }
-    out
+    doc
 }
 
 /// The document.
 pub fn build() -> Value {
-    let mut paths: Map<String, Value> = Map::new();
-    for (method, path, summary) in ROUTES {
-        let write = matches!(*method, "post" | "put" | "delete");
-        let mut op = json!({
-            "summary": summary,
-            "parameters": params(path),
-            "responses": {
-                "200": { "description": "OK" },
-                "400": { "description": "Bad request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "401": { "description": "Missing or invalid token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "404": { "description": "Not found", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                "421": { "description": "With no tokens configured: a Host that is not loopback, an IP address or in admin.allowed_hosts", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-            },
-        });
-        if write {
-            op["responses"]["403"] = json!({ "description": "Needs an admin token", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            op["responses"]["422"] = json!({ "description": "Invalid: nothing changed", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-        }
-        if *path == "/api/v1/events" {
-            op["responses"]["503"] = json!({ "description": "follow=1 while half of admin.max_connections are event streams already", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-        }
-        if write && path.starts_with("/api/v1/zones/") {
-            if *method == "delete" {
-                op["parameters"].as_array_mut().expect("array").push(
-                    json!({ "name": "If-Match", "in": "header", "required": !path.contains("{name}"), "schema": { "type": "string" } }),
-                );
-                op["responses"]["412"] = json!({ "description": "The zone changed since it was read", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            }
-            if !path.contains("{name}") && *method == "delete" {
-                op["responses"]["428"] = json!({ "description": "Deleting a whole zone needs If-Match", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            }
-            if path.contains("/records/") {
-                op["responses"]["409"] = json!({ "description": "The name's records come from the zone's import: master file (read-only)", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            }
-        }
-        if *method == "put" {
-            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
-            op["responses"]["413"] = json!({ "description": "Body over 1 MiB", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            op["responses"]["415"] = json!({ "description": "Body not sent as application/json", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            if path.contains("/zones/") {
-                op["parameters"].as_array_mut().expect("array").push(
-                    json!({ "name": "If-Match", "in": "header", "required": false, "schema": { "type": "string" } }),
-                );
-                op["responses"]["412"] = json!({ "description": "The zone changed since it was read", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-            }
-        }
-        paths.entry(path.to_string()).or_insert_with(|| json!({}))[method] = op;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "Meridian admin API", "version": env!("CARGO_PKG_VERSION") },
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": { "type": "string" },
-                        "field": { "type": ["string", "null"] },
-                        "problems": { "type": "array", "items": { "type": "object" } },
-                    },
-                },
-            },
-        },
-        "security": [{ "bearer": [] }],
-    })
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| finish(super::routes().split_for_parts().1))
+        .clone()
 }
 
-pub async fn document() -> Json<Value> {
-    Json(build())
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+pub async fn document() -> axum::Json<Value> {
+    axum::Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = build();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .expect("a schema reference");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn security_follows_the_extractors() {
+        let doc = build();
+        let op = |m: &str, p: &str| doc["paths"][p][m]["security"].clone();
+        assert_eq!(op("get", "/healthz"), json!([]));
+        assert_eq!(op("get", "/api/openapi.json"), json!([]));
+        assert_eq!(op("get", "/api/v1/status"), json!([{ "bearer": ["read"] }]));
+        assert_eq!(op("post", "/api/v1/reload"), json!([{ "bearer": ["admin"] }]));
+    }
 }

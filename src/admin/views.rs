@@ -1,25 +1,36 @@
 //! What the read-only endpoints answer, as types: data centers and their endpoints, where each
-//! load-balanced name sends clients now, and the server's status. Every verdict comes from
-//! [`Health::dc_state`] and [`Health::endpoint_up`], the functions the answer path uses.
+//! load-balanced name sends clients now, the server's status, events and explain reports. Every
+//! verdict comes from [`Health::dc_state`] and [`Health::endpoint_up`], the functions the answer
+//! path uses. Each type derives `ToSchema`: the OpenAPI document describes what is serialized.
 
+use crate::control::Control;
+use crate::events::Event;
 use crate::events::rfc3339;
 use crate::health::HealthView;
 use crate::lock::LockExt;
-use crate::model::gslb::{Datacenter, DcId, DcState, Endpoint, GeoRule, GslbName, Policy};
+use crate::model::gslb::{Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy};
+use crate::overrides::Saved;
 use crate::select::{self, Family, Health, Outcome, Selection};
 use crate::state::Snapshot;
 use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
 
 /// A data center as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DatacenterView {
     pub name: String,
     /// `up` or `down`: whether it takes traffic now.
+    #[schema(schema_with = up_or_down)]
     pub status: &'static str,
     /// Why: `healthy`, `health checks failing`, `forced up`, `forced down` or `drained`.
+    #[schema(schema_with = dc_reason)]
     pub reason: &'static str,
     /// The operator's override: `auto`, `up`, `down` or `drained`.
     #[serde(rename = "override")]
+    #[schema(schema_with = forced)]
     pub forced: &'static str,
     pub weight_override: Option<u32>,
     pub healthy_endpoints: usize,
@@ -28,7 +39,7 @@ pub struct DatacenterView {
     pub endpoints: Vec<EndpointView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LocationView {
     pub continent: Option<String>,
     pub country: Option<String>,
@@ -36,15 +47,18 @@ pub struct LocationView {
     pub lon: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EndpointView {
     pub address: String,
     /// In answers now (checks, configured state and overrides folded in).
     pub up: bool,
     pub weight: u32,
     /// The configured `state`: `up` or `down`.
+    #[schema(schema_with = up_or_down)]
     pub configured: &'static str,
+    /// The operator's override: `auto`, `up`, `down` or `drained`.
     #[serde(rename = "override")]
+    #[schema(schema_with = forced)]
     pub forced: &'static str,
     /// The check's name, when it has one.
     pub check: Option<String>,
@@ -53,10 +67,12 @@ pub struct EndpointView {
 }
 
 /// What the endpoint's probe last saw.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProbeView {
     /// `unknown`, `up` or `down`.
+    #[schema(schema_with = probe_status)]
     pub status: &'static str,
+    /// RFC 3339.
     pub since: String,
     pub last_ok: Option<bool>,
     pub last_error: Option<String>,
@@ -119,14 +135,15 @@ impl EndpointView {
 }
 
 /// A load-balanced name: where each geo rule (or the policy) sends clients now.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct NameView {
     pub name: String,
+    #[schema(schema_with = policy)]
     pub policy: &'static str,
     pub rules: Vec<RuleView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct RuleView {
     /// The geo rule's condition, or the policy's name.
     pub rule: String,
@@ -139,7 +156,7 @@ pub struct RuleView {
     pub answers: Answers,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Answers {
     #[serde(rename = "A")]
     pub a: AnswerView,
@@ -148,10 +165,11 @@ pub struct Answers {
 }
 
 /// One answer as `select` makes it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AnswerView {
     /// `addresses`, `nodata` (no address of this family, or `when_all_down: none`) or
     /// `servfail` (`when_all_down: servfail` with every candidate down).
+    #[schema(schema_with = outcome)]
     pub outcome: &'static str,
     /// Data centers the addresses come from (none for a fallback).
     pub datacenters: Vec<String>,
@@ -179,9 +197,11 @@ impl AnswerView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PassedOver {
     pub datacenter: String,
+    /// The data center's reason for being down.
+    #[schema(schema_with = dc_reason)]
     pub why: &'static str,
 }
 
@@ -256,4 +276,281 @@ fn dcs(snap: &Snapshot) -> impl Iterator<Item = (DcId, &Datacenter)> {
 
 fn up_down(up: bool) -> &'static str {
     if up { "up" } else { "down" }
+}
+
+// === status, events, explain ===
+
+/// `GET /status`.
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
+    pub version: String,
+    /// The serving snapshot's generation: one more for every published change.
+    pub generation: u64,
+    /// Serving DNS (the listeners are bound and the first probes have run).
+    pub ready: bool,
+    /// Zone origins, absolute.
+    pub zones: Vec<String>,
+    /// How many data centers are configured.
+    pub datacenters: usize,
+    /// The names of those down now.
+    pub datacenters_down: Vec<String>,
+    /// Distinct probes running.
+    pub probes: usize,
+    /// `engaged` while the partition guard holds health, else `clear`.
+    #[schema(schema_with = guard)]
+    pub partition_guard: &'static str,
+    pub overrides: OverridesView,
+    /// The GeoIP database in use, if any.
+    pub geoip: Option<GeoipView>,
+}
+
+/// The overrides in force, as persisted in `state_dir`.
+#[derive(Serialize, ToSchema)]
+pub struct OverridesView {
+    /// By data center name.
+    pub datacenters: BTreeMap<String, DcOverrideView>,
+    /// By `dc/address`: `up`, `down` or `drained`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub endpoints: BTreeMap<String, &'static str>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DcOverrideView {
+    /// `auto`, `up`, `down` or `drained` (`auto` with a weight override only).
+    #[schema(schema_with = forced)]
+    pub state: &'static str,
+    /// The runtime weight for this data center in every name, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+impl From<&Saved> for OverridesView {
+    fn from(s: &Saved) -> OverridesView {
+        OverridesView {
+            datacenters: s
+                .datacenters
+                .iter()
+                .map(|(name, d)| {
+                    let view = DcOverrideView {
+                        state: d.state.as_str(),
+                        weight: d.weight,
+                    };
+                    (name.clone(), view)
+                })
+                .collect(),
+            endpoints: s
+                .endpoints
+                .iter()
+                .map(|(k, f)| (k.to_string(), f.as_str()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GeoipView {
+    pub path: String,
+    /// The database's type, like `GeoLite2-City`.
+    #[serde(rename = "type")]
+    pub database_type: String,
+    /// Networks with a location.
+    pub locations: usize,
+}
+
+impl StatusView {
+    pub fn new(ctl: &Control) -> StatusView {
+        let snap = ctl.snapshot();
+        let dcs = DatacenterView::all(&snap);
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").into(),
+            generation: snap.generation,
+            ready: ctl.is_ready(),
+            zones: snap.zones.values().map(|z| z.origin.to_string()).collect(),
+            datacenters: dcs.len(),
+            datacenters_down: dcs
+                .into_iter()
+                .filter(|d| d.status == "down")
+                .map(|d| d.name)
+                .collect(),
+            probes: ctl.probe_count(),
+            partition_guard: if ctl.partition_guard().engaged {
+                "engaged"
+            } else {
+                "clear"
+            },
+            overrides: OverridesView::from(&ctl.overrides()),
+            geoip: snap.geo.as_ref().map(|g| GeoipView {
+                path: g.path.display().to_string(),
+                database_type: g.database_type.clone(),
+                locations: g.len(),
+            }),
+        }
+    }
+}
+
+/// A transition: of an endpoint's probe, a data center, an override, the partition guard, a
+/// reload or a zone edit.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    /// RFC 3339.
+    pub time: String,
+    /// Like `endpoint eu/198.51.100.10`, `datacenter eu`, `override datacenter eu`.
+    pub subject: String,
+    pub old: String,
+    pub new: String,
+    pub reason: String,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> EventView {
+        EventView {
+            time: rfc3339(e.time),
+            subject: e.subject.clone(),
+            old: e.old.clone(),
+            new: e.new.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+/// The schema of [`crate::explain::Report`], which the API serializes as it is: the report is
+/// shared with the `explain` command, so it stays free of the API's schema derive, and this
+/// mirror is checked against it field by field (`explain_report_matches_its_schema`).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ExplainReport)]
+pub struct ExplainReportSchema {
+    /// The name asked, absolute.
+    pub name: String,
+    /// The query type, like `A`.
+    #[serde(rename = "type")]
+    pub qtype: String,
+    /// `address/prefix`.
+    pub client: String,
+    /// `NOERROR`, `NXDOMAIN`, `REFUSED`, …
+    pub rcode: String,
+    pub authoritative: bool,
+    /// Records in presentation format.
+    pub answer: Vec<String>,
+    pub authority: Vec<String>,
+    pub additional: Vec<String>,
+    /// The ECS scope prefix the answer would carry.
+    pub scope: u8,
+    /// The decision, one step a line.
+    pub steps: Vec<String>,
+}
+
+// === enumerated strings: the `as_str` names of model enums ===
+
+fn strings(values: &[&str]) -> RefOr<Schema> {
+    serde_json::from_value(json!({ "type": "string", "enum": values })).expect("schema")
+}
+
+fn up_or_down() -> RefOr<Schema> {
+    strings(&["up", "down"])
+}
+
+fn forced() -> RefOr<Schema> {
+    use Forced::*;
+    strings(&[Auto, Up, Down, Drained].map(Forced::as_str))
+}
+
+fn dc_reason() -> RefOr<Schema> {
+    use DcReason::*;
+    strings(&[Healthy, ChecksFailing, ForcedUp, ForcedDown, Drained].map(DcReason::as_str))
+}
+
+fn probe_status() -> RefOr<Schema> {
+    strings(&["unknown", "up", "down"])
+}
+
+fn policy() -> RefOr<Schema> {
+    use Policy::*;
+    strings(&[Failover, Weighted, Geo, Nearest, All].map(Policy::as_str))
+}
+
+fn outcome() -> RefOr<Schema> {
+    strings(&["addresses", "nodata", "servfail"])
+}
+
+fn guard() -> RefOr<Schema> {
+    strings(&["engaged", "clear"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// Every variant is in its schema's list: a new variant fails to compile here (the matches
+    /// are exhaustive) until the list above names it.
+    #[test]
+    fn enumerations_name_every_variant() {
+        let names = |s: RefOr<Schema>| serde_json::to_value(s).unwrap()["enum"].clone();
+        for f in [Forced::Auto, Forced::Up, Forced::Down, Forced::Drained] {
+            match f {
+                Forced::Auto | Forced::Up | Forced::Down | Forced::Drained => {}
+            }
+            assert!(names(forced()).as_array().unwrap().contains(&json!(f.as_str())));
+        }
+        for r in [
+            DcReason::Healthy,
+            DcReason::ChecksFailing,
+            DcReason::ForcedUp,
+            DcReason::ForcedDown,
+            DcReason::Drained,
+        ] {
+            match r {
+                DcReason::Healthy
+                | DcReason::ChecksFailing
+                | DcReason::ForcedUp
+                | DcReason::ForcedDown
+                | DcReason::Drained => {}
+            }
+            assert!(
+                names(dc_reason())
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(r.as_str()))
+            );
+        }
+        for p in [
+            Policy::Failover,
+            Policy::Weighted,
+            Policy::Geo,
+            Policy::Nearest,
+            Policy::All,
+        ] {
+            match p {
+                Policy::Failover | Policy::Weighted | Policy::Geo | Policy::Nearest | Policy::All => {}
+            }
+            assert!(names(policy()).as_array().unwrap().contains(&json!(p.as_str())));
+        }
+    }
+
+    /// The mirror schema names exactly the keys a report serializes to.
+    #[test]
+    fn explain_report_matches_its_schema() {
+        let report = crate::explain::Report {
+            name: "www.example.test.".into(),
+            qtype: "A".into(),
+            client: "192.0.2.1/32".into(),
+            rcode: "NOERROR",
+            authoritative: true,
+            answer: vec![],
+            authority: vec![],
+            additional: vec![],
+            scope: 0,
+            steps: vec![],
+        };
+        let keys = |v: serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let schema = serde_json::to_value(ExplainReportSchema::schema()).unwrap();
+        assert_eq!(
+            keys(serde_json::to_value(&report).unwrap()),
+            keys(schema["properties"].clone())
+        );
+    }
 }

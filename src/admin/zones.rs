@@ -5,18 +5,21 @@
 //! nothing. Every edit raises the zone's SOA serial. Files stay the source of truth: the file is
 //! re-read for every edit, so hand edits (plus SIGHUP or POST /reload) keep working.
 
-use super::ApiError;
 use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
+use super::openapi::{HostName, OwnerName};
+use super::{ApiError, ErrorBody};
 use crate::control::Control;
 use crate::name::{Name, canonical_hostname};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
@@ -174,7 +177,7 @@ fn require_if_match(headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
     .field("If-Match"))
 }
 
-fn with_etag(body: Value, etag: &str) -> Response {
+fn with_etag(body: impl Serialize, etag: &str) -> Response {
     let mut r = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(etag) {
         r.headers_mut().insert(header::ETAG, v);
@@ -266,6 +269,120 @@ async fn to_yaml(doc: Value) -> Result<(Value, String), ApiError> {
     .await
 }
 
+// === what the zone routes take and answer ===
+
+/// `{zone}` (for the document; handlers parse a [`ZoneRef`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ZoneParam {
+    /// The zone's name, with or without the trailing dot; any case; U-labels or A-labels.
+    #[param(value_type = HostName, example = "example.test")]
+    zone: String,
+}
+
+/// `{zone}/…/{name}` (for the document; handlers parse an [`OwnerRef`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct EntryParams {
+    /// The zone's name, with or without the trailing dot; any case; U-labels or A-labels.
+    #[param(value_type = HostName, example = "example.test")]
+    zone: String,
+    /// The owner: `@` for the apex, a name relative to the zone, or an absolute name (trailing
+    /// dot) inside it.
+    #[param(value_type = OwnerName, example = "www")]
+    name: String,
+}
+
+/// An ETag for optimistic concurrency: the one a GET answered, or `*` (any version).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatch {
+    /// Change only this version of the zone file (412 if it changed since).
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
+/// `If-Match` required: deleting a whole zone.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchRequired {
+    /// The ETag of a GET of the zone, or `*`: delete only the version read (428 without it).
+    #[param(rename = "If-Match")]
+    if_match: String,
+}
+
+/// A zone file as JSON: the YAML file's keys (`zone`, `ttl`, `soa`, `ns`, `records`, `gslb`,
+/// `import`, …) as in the file. Free-form here: the configuration's validation is the schema
+/// (an invalid document is answered 422 with every problem, and nothing changes).
+#[derive(ToSchema)]
+#[schema(as = ZoneDocument, value_type = Object)]
+#[allow(dead_code)]
+pub struct ZoneDocument(Value);
+
+/// The static records of one name: record type to values in presentation format (a list, or
+/// one value), and optionally `ttl`, like `{"A": ["192.0.2.1"], "ttl": 60}`. On GET, records
+/// from the zone's `import:` master file appear under `imported` (read-only).
+#[derive(ToSchema)]
+#[schema(as = RecordsEntry, value_type = Object)]
+#[allow(dead_code)]
+pub struct RecordsEntry(Value);
+
+/// A load-balanced name's definition as in the zone file: `policy`, `datacenters`, `ttl`,
+/// `geo`, `check`, `when_all_down`, ….
+#[derive(ToSchema)]
+#[schema(as = GslbEntry, value_type = Object)]
+#[allow(dead_code)]
+pub struct GslbEntry(Value);
+
+/// A zone and its file.
+#[derive(Serialize, ToSchema)]
+pub struct ZoneFile {
+    /// The origin, absolute.
+    pub zone: String,
+    pub file: String,
+    /// The file's ETag; null if it cannot be read now.
+    pub etag: Option<String>,
+}
+
+/// A zone was written.
+#[derive(Serialize, ToSchema)]
+pub struct ZoneWritten {
+    pub zone: String,
+    /// The SOA serial now.
+    pub serial: Option<u32>,
+    /// The generation now serving.
+    pub generation: u64,
+}
+
+/// A zone was deleted.
+#[derive(Serialize, ToSchema)]
+pub struct ZoneDeleted {
+    pub deleted: String,
+    pub generation: u64,
+}
+
+/// One name's entry was written or removed: `records` or `gslb` names it (relative key).
+#[derive(Serialize, ToSchema)]
+pub struct EntryWritten {
+    pub zone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gslb: Option<String>,
+    pub serial: Option<u32>,
+    pub generation: u64,
+}
+
+// === the zone routes ===
+
+/// The zones, their files and ETags.
+#[utoipa::path(get, path = "/zones", tag = "zones",
+    responses((status = 200, body = Vec<ZoneFile>), ReadAccess,
+        (status = 500, description = "The files could not be listed", body = ErrorBody)))]
 pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     let zones = ctl.zone_files();
     // Hashing every file reads it whole: off the async threads, and without holding a lock.
@@ -274,14 +391,25 @@ pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
             .iter()
             .map(|(origin, file)| {
                 let etag = std::fs::read(file).map(|b| crate::files::etag(&b)).ok();
-                json!({ "zone": origin.to_string(), "file": file.display().to_string(), "etag": etag })
+                ZoneFile {
+                    zone: origin.to_string(),
+                    file: file.display().to_string(),
+                    etag,
+                }
             })
-            .collect::<Vec<Value>>())
+            .collect::<Vec<ZoneFile>>())
     })
     .await?;
     Ok(Json(list).into_response())
 }
 
+/// A zone file as JSON, with its ETag.
+#[utoipa::path(get, path = "/zones/{zone}", tag = "zones", params(ZoneParam),
+    responses((status = 200, body = ZoneDocument, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        ReadAccess,
+        (status = 400, description = "The zone is not a DNS name", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
 pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) -> ApiResult {
     let zone = ZoneRef::parse(&zone)?;
     let (path, exists) = zone_file(&ctl, &zone);
@@ -292,6 +420,18 @@ pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) 
     Ok(with_etag(doc, &etag))
 }
 
+/// Replace (or create) a zone; the SOA serial is raised. Optimistic concurrency with If-Match.
+#[utoipa::path(put, path = "/zones/{zone}", tag = "zones", params(ZoneParam, IfMatch),
+    request_body = ZoneDocument,
+    responses(
+        (status = 200, description = "Replaced", body = ZoneWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        (status = 201, description = "Created", body = ZoneWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        AdminAccess, JsonBody<ZoneDocument>,
+        (status = 409, description = "The SOA is in the import: master file, or the file exists holding another zone",
+            body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
 pub async fn put_zone(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -356,14 +496,26 @@ pub async fn put_zone(
     } else {
         StatusCode::CREATED
     };
-    let mut r = with_etag(
-        json!({ "zone": zone.text, "serial": serial_of(&doc), "generation": generation }),
-        &etag,
-    );
+    let written = ZoneWritten {
+        zone: zone.text,
+        serial: serial_of(&doc),
+        generation,
+    };
+    let mut r = with_etag(&written, &etag);
     *r.status_mut() = status;
     Ok(r)
 }
 
+/// Delete a zone and its file. Needs If-Match (428 without it).
+#[utoipa::path(delete, path = "/zones/{zone}", tag = "zones", params(ZoneParam, IfMatchRequired),
+    responses((status = 200, body = ZoneDeleted), AdminAccess,
+        (status = 400, description = "The zone is not a DNS name", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid without it: nothing changed",
+            body = ErrorBody),
+        (status = 428, description = "No If-Match", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or removed", body = ErrorBody)))]
 pub async fn delete_zone(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -380,7 +532,11 @@ pub async fn delete_zone(
     check_if_match(&headers, Some(&read_etag(&path).await?))?;
     let subject = format!("zone {}", zone.text);
     let generation = ctl.commit(&change, &path, None, &subject, &who).await?;
-    Ok(Json(json!({ "deleted": zone.text, "generation": generation })).into_response())
+    Ok(Json(ZoneDeleted {
+        deleted: zone.text,
+        generation,
+    })
+    .into_response())
 }
 
 // === one name inside a zone: `records` (static RRsets) or `gslb` (load-balanced) ===
@@ -536,48 +692,135 @@ async fn put_entry(
         .map_err(ApiError::from)
         .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;
     let new_etag = crate::files::etag(text.as_bytes());
-    let mut r = with_etag(
-        json!({ "zone": zone.text, section: owner.key, "serial": serial_of(&doc), "generation": generation }),
-        &new_etag,
-    );
+    let (records, gslb) = match section {
+        "records" => (Some(owner.key), None),
+        _ => (None, Some(owner.key)),
+    };
+    let written = EntryWritten {
+        zone: zone.text,
+        records,
+        gslb,
+        serial: serial_of(&doc),
+        generation,
+    };
+    let mut r = with_etag(&written, &new_etag);
     if existing.is_none() {
         *r.status_mut() = StatusCode::CREATED;
     }
     Ok(r)
 }
 
-/// `records` or `gslb`: the two kinds of per-name entries a zone file holds.
-fn section(name: &str) -> Result<&'static str, ApiError> {
-    match name {
-        "records" => Ok("records"),
-        "gslb" => Ok("gslb"),
-        other => {
-            Err(ApiError::not_found(format!("no section `{other}`: use records or gslb")).field("section"))
-        }
-    }
+type EntryPath = Path<(String, String)>;
+
+/// The static records of one name; records from the zone's `import:` master file appear under
+/// `imported` (read-only).
+#[utoipa::path(get, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams),
+    responses((status = 200, body = RecordsEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        ReadAccess,
+        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
+            body = ErrorBody),
+        (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
+pub async fn get_records(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): EntryPath) -> ApiResult {
+    get_entry(&ctl, &zone, "records", &name).await
 }
 
-type EntryPath = Path<(String, String, String)>;
-
-pub async fn get_named(_: ReadAccess, State(ctl): Ctl, Path((zone, sec, name)): EntryPath) -> ApiResult {
-    get_entry(&ctl, &zone, section(&sec)?, &name).await
-}
-
-pub async fn put_named(
+/// Replace (or create) the static records of one name, like `{"A": ["192.0.2.1"], "ttl": 60}`.
+#[utoipa::path(put, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams, IfMatch),
+    request_body = RecordsEntry,
+    responses(
+        (status = 200, description = "Replaced", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        (status = 201, description = "Created", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        AdminAccess, JsonBody<RecordsEntry>,
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 409, description = "The name's records come from the import: master file, or the zone's SOA does",
+            body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+pub async fn put_records(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
     headers: HeaderMap,
-    Path((zone, sec, name)): EntryPath,
+    Path((zone, name)): EntryPath,
     JsonBody(v): JsonBody<Value>,
 ) -> ApiResult {
-    put_entry(&ctl, &who, &headers, &zone, section(&sec)?, &name, Some(v)).await
+    put_entry(&ctl, &who, &headers, &zone, "records", &name, Some(v)).await
 }
 
-pub async fn delete_named(
+/// Remove the static records of one name.
+#[utoipa::path(delete, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams, IfMatch),
+    responses(
+        (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        AdminAccess,
+        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
+            body = ErrorBody),
+        (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
+        (status = 409, description = "The name's records come from the import: master file, or the zone's SOA does",
+            body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+pub async fn delete_records(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
     headers: HeaderMap,
-    Path((zone, sec, name)): EntryPath,
+    Path((zone, name)): EntryPath,
 ) -> ApiResult {
-    put_entry(&ctl, &who, &headers, &zone, section(&sec)?, &name, None).await
+    put_entry(&ctl, &who, &headers, &zone, "records", &name, None).await
+}
+
+/// A load-balanced name's definition.
+#[utoipa::path(get, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams),
+    responses((status = 200, body = GslbEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        ReadAccess,
+        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
+            body = ErrorBody),
+        (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
+pub async fn get_gslb(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): EntryPath) -> ApiResult {
+    get_entry(&ctl, &zone, "gslb", &name).await
+}
+
+/// Replace (or create) a load-balanced name.
+#[utoipa::path(put, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams, IfMatch),
+    request_body = GslbEntry,
+    responses(
+        (status = 200, description = "Replaced", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        (status = 201, description = "Created", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        AdminAccess, JsonBody<GslbEntry>,
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 409, description = "The zone's SOA is in its import: master file", body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+pub async fn put_gslb(
+    AdminAccess(who): AdminAccess,
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path((zone, name)): EntryPath,
+    JsonBody(v): JsonBody<Value>,
+) -> ApiResult {
+    put_entry(&ctl, &who, &headers, &zone, "gslb", &name, Some(v)).await
+}
+
+/// Remove a load-balanced name.
+#[utoipa::path(delete, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams, IfMatch),
+    responses(
+        (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        AdminAccess,
+        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
+            body = ErrorBody),
+        (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),
+        (status = 409, description = "The zone's SOA is in its import: master file", body = ErrorBody),
+        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
+        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
+        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+pub async fn delete_gslb(
+    AdminAccess(who): AdminAccess,
+    State(ctl): Ctl,
+    headers: HeaderMap,
+    Path((zone, name)): EntryPath,
+) -> ApiResult {
+    put_entry(&ctl, &who, &headers, &zone, "gslb", &name, None).await
 }
