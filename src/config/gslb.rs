@@ -333,7 +333,7 @@ fn geo_match(key: &str) -> Option<GeoMatch> {
     let (kind, value) = key.split_once(':')?;
     Some(match kind {
         "net" => {
-            let (addr, len) = crate::geo::build::parse_cidr(value)?;
+            let (addr, len) = crate::geo::parse_cidr(value)?;
             GeoMatch::Net { addr, len }
         }
         "subdivision" => {

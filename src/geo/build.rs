@@ -132,8 +132,8 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
                 .filter(|v| !v.is_empty())
         };
         let net = get("network").ok_or_else(|| err(n, "network is empty".into()))?;
-        let network =
-            parse_cidr(net).ok_or_else(|| err(n, format!("`{net}` is not a network (like 192.0.2.0/24)")))?;
+        let network = super::parse_cidr(net)
+            .ok_or_else(|| err(n, format!("`{net}` is not a network (like 192.0.2.0/24)")))?;
         let country = get("country").map(str::to_ascii_uppercase);
         if let Some(c) = &country
             && !countries::is_country(c)
@@ -181,15 +181,6 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
         });
     }
     Ok(rows)
-}
-
-/// Reads `addr/len` with no host bits set.
-pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = text.split_once('/')?;
-    let addr: IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max && super::mask(addr, len) == addr).then_some((addr, len))
 }
 
 /// A value in the MMDB data section.

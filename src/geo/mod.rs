@@ -233,6 +233,15 @@ impl GeoDb {
     }
 }
 
+/// Reads `addr/len` with no host bits set.
+pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: IpAddr = addr.parse().ok()?;
+    let len: u8 = len.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max && mask(addr, len) == addr).then_some((addr, len))
+}
+
 /// `addr` with every bit past `len` cleared.
 pub fn mask(addr: IpAddr, len: u8) -> IpAddr {
     // The leading `len` of `width` bits, as the top bits of a u128.
@@ -269,7 +278,7 @@ mod tests {
 
     fn row(net: &str, country: &str, coords: Option<(f64, f64)>) -> Row {
         Row {
-            network: build::parse_cidr(net).unwrap(),
+            network: parse_cidr(net).unwrap(),
             country: Some(country.into()),
             continent: countries::continent_of(country).map(String::from),
             coords,

@@ -28,9 +28,9 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// One result.
+/// What one probe saw (it decides nothing: the scheduler's rise/fall machine does).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Report {
     pub ok: bool,
     pub latency: Duration,
     /// Why it failed.
@@ -184,14 +184,14 @@ impl Runner {
     }
 
     /// Runs the probe once, within the check's timeout.
-    pub async fn run(&self) -> Outcome {
+    pub async fn run(&self) -> Report {
         let start = Instant::now();
         let timeout = self.target.check.timeout;
         let result = match tokio::time::timeout(timeout, self.attempt()).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
-        Outcome {
+        Report {
             ok: result.is_ok(),
             latency: start.elapsed(),
             error: result.err(),

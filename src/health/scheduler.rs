@@ -2,7 +2,7 @@
 //! results into state through `observe`. Probes of removed endpoints stop at reload; new ones
 //! start at once. Nothing here is on the DNS path: the answer path only reads atomics.
 
-use super::probe::{Outcome, Runner, Target, Tls};
+use super::probe::{Report, Runner, Target, Tls};
 use super::{Counter, HealthView, ProbeState, Status, observe};
 use crate::events::Events;
 use crate::lock::LockExt;
@@ -301,36 +301,35 @@ impl Scheduler {
                 _ = cancel.cancelled() => return,
                 p = self.limit.clone().acquire_owned() => p,
             };
-            let outcome = tokio::select! {
+            let report = tokio::select! {
                 _ = cancel.cancelled() => return,
                 o = runner.run() => o,
             };
             drop(permit);
-            self.record(id, &runner.target, &state, outcome);
+            self.record(id, &runner.target, &state, report);
         }
     }
 
-    fn record(&self, id: u64, target: &Target, state: &ProbeState, outcome: Outcome) {
+    fn record(&self, id: u64, target: &Target, state: &ProbeState, report: Report) {
         let check = &target.check;
-        self.metrics
-            .probe(check.kind.as_str(), outcome.ok, outcome.latency);
-        if outcome.ok {
+        self.metrics.probe(check.kind.as_str(), report.ok, report.latency);
+        if report.ok {
             self.guard.success(id, &self.events, target);
         }
         let mut d = state.detail.locked();
         d.results += 1;
         d.last_checked = Some(SystemTime::now());
-        d.last_latency = Some(outcome.latency);
-        d.last_ok = Some(outcome.ok);
-        if outcome.ok {
+        d.last_latency = Some(report.latency);
+        d.last_ok = Some(report.ok);
+        if report.ok {
             d.failing_since = None;
         } else {
-            d.last_error = outcome.error.clone();
+            d.last_error = report.error.clone();
             d.failing_since.get_or_insert_with(Instant::now);
         }
         let old = d.counter;
         let mut next = d.counter;
-        let Some(new) = observe(&mut next, outcome.ok, check.rise.get(), check.fall.get()) else {
+        let Some(new) = observe(&mut next, report.ok, check.rise.get(), check.fall.get()) else {
             d.counter = next;
             return;
         };
@@ -351,7 +350,7 @@ impl Scheduler {
         d.counter = next;
         d.since = SystemTime::now();
         state.publish(new);
-        let reason = match (new, &outcome.error) {
+        let reason = match (new, &report.error) {
             (Status::Down, Some(e)) => e.clone(),
             (Status::Up, _) if old.status == Status::Unknown => "first probe succeeded".to_string(),
             (Status::Down, None) => "failed".to_string(),
