@@ -4,7 +4,6 @@ use crate::config::{CommandLine, Config};
 use crate::control::Control;
 use crate::dns::socket::{self, Proto};
 use crate::dns::{tcp, udp};
-use crate::state::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -32,37 +31,6 @@ pub enum AppError {
     },
     #[error("cannot start: {0}")]
     Control(#[from] crate::control::SetupError),
-}
-
-/// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
-/// holds a descriptor; the common soft default of 1024 is easily reached). Returns the limit
-/// in force afterwards and the one before.
-fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let before = lim.rlim_cur;
-    let mut target = lim.rlim_max;
-    if target == libc::RLIM_INFINITY {
-        // Linux refuses an infinite descriptor limit; its ceiling is fs.nr_open.
-        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(1 << 20);
-    }
-    if target > lim.rlim_cur {
-        lim.rlim_cur = target;
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok((lim.rlim_cur, before))
 }
 
 /// Where a ready server listens, as `serve --ready-file` writes it: one JSON object,
@@ -113,7 +81,7 @@ pub async fn serve(
     let mut hup = signal(SignalKind::hangup()).map_err(setup)?;
     let mut term = signal(SignalKind::terminate()).map_err(setup)?;
     let mut int = signal(SignalKind::interrupt()).map_err(setup)?;
-    match raise_open_files_limit() {
+    match socket::raise_open_files_limit() {
         Ok((limit, before)) if limit != before => {
             tracing::info!(limit, before, "open files limit raised to the hard limit")
         }
@@ -219,11 +187,7 @@ pub async fn serve(
         }
     }
     if config.geoip.is_some() {
-        tasks.spawn(watch_geoip(
-            store.clone(),
-            config.geoip_check_interval,
-            stop.clone(),
-        ));
+        tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
     }
     ctl.set_ready(true);
     if let Some(path) = &ready_file {
@@ -272,39 +236,4 @@ pub async fn serve(
         .ok();
     tracing::info!(took = ?stopping.elapsed(), "stopped");
     Ok(())
-}
-
-/// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)
-/// without a reload. A file that cannot be read keeps the old database serving.
-async fn watch_geoip(store: Arc<Store>, every: std::time::Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failed_at = None;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Some(current) = store.load().geo.clone() else {
-            return;
-        };
-        let modified = std::fs::metadata(&current.path).and_then(|m| m.modified()).ok();
-        if modified.is_none() || modified == current.modified || modified == failed_at {
-            continue;
-        }
-        let path = current.path.clone();
-        match tokio::task::spawn_blocking(move || crate::geo::GeoDb::open(&path)).await {
-            Ok(Ok(db)) => {
-                let records = db.len();
-                let generation = store.replace_geo(Arc::new(db));
-                failed_at = None;
-                tracing::info!(path = %current.path.display(), records, generation, "GeoIP database reloaded");
-            }
-            Ok(Err(e)) => {
-                failed_at = modified;
-                tracing::error!(error = %e, "GeoIP database not reloaded; still using the previous one");
-            }
-            Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),
-        }
-    }
 }

@@ -199,6 +199,47 @@ impl Control {
         }
     }
 
+    /// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)
+    /// without a reload. A file that cannot be read keeps the old database serving.
+    pub async fn watch_geoip(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failed_at = None;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(current) = self.store.load().geo.clone() else {
+                return;
+            };
+            let modified = std::fs::metadata(&current.path).and_then(|m| m.modified()).ok();
+            if modified.is_none() || modified == current.modified || modified == failed_at {
+                continue;
+            }
+            let path = current.path.clone();
+            match tokio::task::spawn_blocking(move || crate::geo::GeoDb::open(&path)).await {
+                Ok(Ok(db)) => {
+                    let records = db.len();
+                    // A change like any other: never in the middle of a reload or an edit.
+                    let _one_at_a_time = self.begin_change().await;
+                    let generation = self.store.replace_geo(Arc::new(db));
+                    failed_at = None;
+                    tracing::info!(path = %current.path.display(), records, generation, "GeoIP database reloaded");
+                }
+                Ok(Err(e)) => {
+                    failed_at = modified;
+                    tracing::error!(error = %e, "GeoIP database not reloaded; still using the previous one");
+                }
+                Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),
+            }
+        }
+    }
+
     /// Admin tokens of the running configuration.
     pub fn tokens(&self) -> Vec<config::AdminToken> {
         self.running.locked().admin.tokens.clone()

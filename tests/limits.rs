@@ -25,9 +25,12 @@ fn limits_of(pid: u32) -> (String, String) {
 #[test]
 fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
     let dir = fixture("conformance");
+    let ready = dir.path().join("listening.json");
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--config"])
         .arg(dir.path().join("meridian.yaml"))
+        .arg("--ready-file")
+        .arg(&ready)
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -66,12 +69,17 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
     });
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut logs = String::new();
-    while !logs.contains(" ready") {
-        assert!(Instant::now() < deadline, "no ready:\n{logs}");
-        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+    // Ready: the server wrote the addresses it bound.
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "not ready:\n{logs}");
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(5)) {
             logs.push_str(&l);
             logs.push('\n');
         }
+    }
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
+        logs.push_str(&l);
+        logs.push('\n');
     }
     let (soft, hard) = limits_of(pid);
     let _ = child.kill();

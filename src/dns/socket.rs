@@ -146,3 +146,34 @@ pub fn enable_pktinfo(socket: &socket2::Socket, ipv6: bool) -> std::io::Result<(
     let _ = (socket, ipv6);
     Ok(())
 }
+
+/// Raises the soft limit on open files to the hard limit (every TCP connection, DNS or admin,
+/// holds a descriptor; the common soft default of 1024 is easily reached). Returns the limit
+/// in force afterwards and the one before.
+pub fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    let mut target = lim.rlim_max;
+    if target == libc::RLIM_INFINITY {
+        // Linux refuses an infinite descriptor limit; its ceiling is fs.nr_open.
+        target = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(1 << 20);
+    }
+    if target > lim.rlim_cur {
+        lim.rlim_cur = target;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((lim.rlim_cur, before))
+}
