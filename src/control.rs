@@ -16,7 +16,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Changes the log filter at run time (for `log.level` at reload).
-pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub type LogReload = Arc<dyn Fn(&str) -> Result<(), LogLevelError> + Send + Sync>;
+
+/// Why a new log level was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LogLevelError {
+    /// Not a filter `tracing` understands (validation checks this first).
+    #[error("`{level}` is not a log filter: {reason}")]
+    Invalid { level: String, reason: String },
+    /// The logger is gone (the process is stopping).
+    #[error("the log filter cannot be changed: {0}")]
+    Reload(String),
+}
 
 /// Shared runtime state and the operations that change it. Its parts are private: the admin
 /// API and the wiring in `app` go through the methods, which say what each may do.

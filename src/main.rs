@@ -321,5 +321,14 @@ fn init_logging(format: LogFormat, filter: tracing_subscriber::EnvFilter) -> mer
 fn reloader<S: tracing::Subscriber>(
     handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, S>,
 ) -> meridian::control::LogReload {
-    std::sync::Arc::new(move |level: &str| handle.reload(log_filter(level)?).map_err(|e| e.to_string()))
+    use meridian::control::LogLevelError;
+    std::sync::Arc::new(move |level: &str| {
+        let filter = log_filter(level).map_err(|reason| LogLevelError::Invalid {
+            level: level.to_string(),
+            reason,
+        })?;
+        handle
+            .reload(filter)
+            .map_err(|e| LogLevelError::Reload(e.to_string()))
+    })
 }
