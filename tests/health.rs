@@ -333,3 +333,56 @@ fn reload_stops_removed_probes_and_starts_new_ones_at_once() {
         "kept probes go on"
     );
 }
+
+/// A drained region whose checks start failing: answers do not move (the drain already took it
+/// out), and the event says both what the checks saw and that the override holds.
+#[test]
+fn a_health_event_under_a_drain_names_the_drain() {
+    let (net, port) = (26, free_port());
+    let mut eu = Target::http(addr(net, 2, port));
+    let _us = Target::http(addr(net, 1, port));
+    let _ap = Target::http(addr(net, 3, port));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), net, port, "type: http, path: /healthz", "");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/overrides.json"),
+        r#"{ "datacenters": { "eu": { "state": "drained" } } }"#,
+    )
+    .unwrap();
+    let server = Server::start(&cfg);
+    assert_eq!(www(&server), vec![format!("127.{net}.1.1")], "eu is drained");
+    eu.stop();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let event = loop {
+        let events = api(&server, "/api/v1/events");
+        let found = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["subject"] == "datacenter eu")
+            .cloned();
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no event for eu: {events}");
+        std::thread::sleep(INTERVAL);
+    };
+    assert_eq!(
+        (event["old"].as_str(), event["new"].as_str()),
+        (Some("up"), Some("down")),
+        "{event}"
+    );
+    let reason = event["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("0 endpoints up, min_healthy 1") && reason.contains("drained by override"),
+        "{reason}"
+    );
+    let dc = api(&server, "/api/v1/datacenters/eu");
+    assert_eq!(
+        (dc["status"].as_str(), dc["reason"].as_str()),
+        (Some("down"), Some("drained")),
+        "{dc}"
+    );
+    assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
+}
