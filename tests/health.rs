@@ -338,7 +338,7 @@ fn reload_stops_removed_probes_and_starts_new_ones_at_once() {
 /// out), and the event says both what the checks saw and that the override holds.
 #[test]
 fn a_health_event_under_a_drain_names_the_drain() {
-    let (net, port) = (26, free_port());
+    let (net, port) = (29, free_port());
     let mut eu = Target::http(addr(net, 2, port));
     let _us = Target::http(addr(net, 1, port));
     let _ap = Target::http(addr(net, 3, port));
