@@ -68,6 +68,60 @@ impl<T> IntoResponses for JsonBody<T> {
     }
 }
 
+/// What every zone edit can meet once its request is understood: 412, 422, 500.
+pub struct EditRefused;
+
+impl IntoResponses for EditRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[
+            (412, "The zone changed since it was read (If-Match)"),
+            (422, "The configuration would be invalid: nothing changed"),
+            (500, "The zone file cannot be read or written"),
+        ])
+    }
+}
+
+/// A zone file that cannot be read back: 500.
+pub struct ReadFailed;
+
+impl IntoResponses for ReadFailed {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[(500, "The zone file cannot be read or no longer parses")])
+    }
+}
+
+/// A zone and owner name in the path that are no DNS names, or an owner outside the zone: 400.
+pub struct BadEntryPath;
+
+impl IntoResponses for BadEntryPath {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[(
+            400,
+            "The zone or name is not a DNS name, or the name is outside the zone",
+        )])
+    }
+}
+
+/// A write's answer `T` (its schema inline) with the zone file's new ETag: 200 when it
+/// replaced, 201 when it created.
+pub struct Written<T>(std::marker::PhantomData<T>);
+
+impl<T: ToSchema> IntoResponses for Written<T> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let answer = |description: &str| {
+            from_json(json!({
+                "description": description,
+                "headers": { "ETag": { "description": "The zone file's ETag, for If-Match", "schema": { "type": "string" } } },
+                "content": { "application/json": { "schema": T::schema() } },
+            }))
+        };
+        BTreeMap::from([
+            ("200".to_string(), answer("Replaced")),
+            ("201".to_string(), answer("Created")),
+        ])
+    }
+}
+
 // === parameters that are parsed, not just strings ===
 
 /// A DNS name as a client writes it: letters, digits, `-` and `_` in labels, any case, an

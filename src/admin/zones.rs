@@ -7,7 +7,7 @@
 
 use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
-use super::openapi::{HostName, OwnerName};
+use super::openapi::{BadEntryPath, EditRefused, HostName, OwnerName, ReadFailed, Written};
 use super::{ApiError, ErrorBody};
 use crate::control::Control;
 use crate::name::{Name, canonical_hostname};
@@ -409,7 +409,7 @@ pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         ReadAccess,
         (status = 400, description = "The zone is not a DNS name", body = ErrorBody),
         (status = 404, description = "No such zone", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
+        ReadFailed))]
 pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) -> ApiResult {
     let zone = ZoneRef::parse(&zone)?;
     let (path, exists) = zone_file(&ctl, &zone);
@@ -424,14 +424,11 @@ pub async fn get_zone(_: ReadAccess, State(ctl): Ctl, Path(zone): Path<String>) 
 #[utoipa::path(put, path = "/zones/{zone}", tag = "zones", params(ZoneParam, IfMatch),
     request_body = ZoneDocument,
     responses(
-        (status = 200, description = "Replaced", body = ZoneWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
-        (status = 201, description = "Created", body = ZoneWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        Written<ZoneWritten>,
         AdminAccess, JsonBody<ZoneDocument>,
         (status = 409, description = "The SOA is in the import: master file, or the file exists holding another zone",
             body = ErrorBody),
-        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
-        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+        EditRefused))]
 pub async fn put_zone(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -717,10 +714,9 @@ type EntryPath = Path<(String, String)>;
 #[utoipa::path(get, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams),
     responses((status = 200, body = RecordsEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
         ReadAccess,
-        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
-            body = ErrorBody),
+        BadEntryPath,
         (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
+        ReadFailed))]
 pub async fn get_records(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): EntryPath) -> ApiResult {
     get_entry(&ctl, &zone, "records", &name).await
 }
@@ -729,15 +725,12 @@ pub async fn get_records(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): Ent
 #[utoipa::path(put, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams, IfMatch),
     request_body = RecordsEntry,
     responses(
-        (status = 200, description = "Replaced", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
-        (status = 201, description = "Created", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        Written<EntryWritten>,
         AdminAccess, JsonBody<RecordsEntry>,
         (status = 404, description = "No such zone", body = ErrorBody),
         (status = 409, description = "The name's records come from the import: master file, or the zone's SOA does",
             body = ErrorBody),
-        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
-        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+        EditRefused))]
 pub async fn put_records(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -753,14 +746,11 @@ pub async fn put_records(
     responses(
         (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
         AdminAccess,
-        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
-            body = ErrorBody),
+        BadEntryPath,
         (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
         (status = 409, description = "The name's records come from the import: master file, or the zone's SOA does",
             body = ErrorBody),
-        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
-        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+        EditRefused))]
 pub async fn delete_records(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -774,10 +764,9 @@ pub async fn delete_records(
 #[utoipa::path(get, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams),
     responses((status = 200, body = GslbEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
         ReadAccess,
-        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
-            body = ErrorBody),
+        BadEntryPath,
         (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or no longer parses", body = ErrorBody)))]
+        ReadFailed))]
 pub async fn get_gslb(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): EntryPath) -> ApiResult {
     get_entry(&ctl, &zone, "gslb", &name).await
 }
@@ -786,14 +775,11 @@ pub async fn get_gslb(_: ReadAccess, State(ctl): Ctl, Path((zone, name)): EntryP
 #[utoipa::path(put, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams, IfMatch),
     request_body = GslbEntry,
     responses(
-        (status = 200, description = "Replaced", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
-        (status = 201, description = "Created", body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        Written<EntryWritten>,
         AdminAccess, JsonBody<GslbEntry>,
         (status = 404, description = "No such zone", body = ErrorBody),
         (status = 409, description = "The zone's SOA is in its import: master file", body = ErrorBody),
-        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
-        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+        EditRefused))]
 pub async fn put_gslb(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -809,13 +795,10 @@ pub async fn put_gslb(
     responses(
         (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
         AdminAccess,
-        (status = 400, description = "The zone or name is not a DNS name, or the name is outside the zone",
-            body = ErrorBody),
+        BadEntryPath,
         (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),
         (status = 409, description = "The zone's SOA is in its import: master file", body = ErrorBody),
-        (status = 412, description = "The zone changed since it was read (If-Match)", body = ErrorBody),
-        (status = 422, description = "The configuration would be invalid: nothing changed", body = ErrorBody),
-        (status = 500, description = "The zone file cannot be read or written", body = ErrorBody)))]
+        EditRefused))]
 pub async fn delete_gslb(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
