@@ -87,26 +87,24 @@ pub struct WeightChange {
     pub weight: Option<u32>,
 }
 
+/// The answer to an override set on `subject`: from `old` to `new`.
+fn changed(subject: String, old: Forced, new: Forced) -> ApiResult {
+    let (old, new) = (old.as_str(), new.as_str());
+    Ok(Json(OverrideChange { subject, old, new }).into_response())
+}
+
 /// Sets a data center's override on behalf of `who` and answers with the change.
 fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
-    let old = ctl.set_dc_override(dc, state, who)?;
-    Ok(Json(OverrideChange {
-        subject: dc.to_string(),
-        old: old.as_str(),
-        new: state.as_str(),
-    })
-    .into_response())
+    changed(dc.to_string(), ctl.set_dc_override(dc, state, who)?, state)
 }
 
 /// Sets an endpoint's override on behalf of `who` and answers with the change.
 fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> ApiResult {
-    let old = ctl.set_endpoint_override(key, state, who)?;
-    Ok(Json(OverrideChange {
-        subject: key.to_string(),
-        old: old.as_str(),
-        new: state.as_str(),
-    })
-    .into_response())
+    changed(
+        key.to_string(),
+        ctl.set_endpoint_override(key, state, who)?,
+        state,
+    )
 }
 
 /// Take a data center out of every answer. Persisted; an event.
