@@ -27,30 +27,31 @@ use std::time::Duration;
 /// The content type of `Metrics::render`'s text. Prometheus picks its parser by it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Query types counted by name; the rest count as `other`.
-const QTYPES: [(RType, &str); 11] = [
-    (RType::A, "A"),
-    (RType::AAAA, "AAAA"),
-    (RType::CNAME, "CNAME"),
-    (RType::MX, "MX"),
-    (RType::TXT, "TXT"),
-    (RType::SRV, "SRV"),
-    (RType::CAA, "CAA"),
-    (RType::PTR, "PTR"),
-    (RType::NS, "NS"),
-    (RType::SOA, "SOA"),
-    (RType::ANY, "ANY"),
+/// Query types counted by name (their mnemonics); the rest count as `other`.
+const QTYPES: [RType; 11] = [
+    RType::A,
+    RType::AAAA,
+    RType::CNAME,
+    RType::MX,
+    RType::TXT,
+    RType::SRV,
+    RType::CAA,
+    RType::PTR,
+    RType::NS,
+    RType::SOA,
+    RType::ANY,
 ];
 const NQ: usize = QTYPES.len() + 1;
-const RCODES: [(Rcode, &str); 8] = [
-    (Rcode::NoError, "NOERROR"),
-    (Rcode::FormErr, "FORMERR"),
-    (Rcode::ServFail, "SERVFAIL"),
-    (Rcode::NxDomain, "NXDOMAIN"),
-    (Rcode::NotImp, "NOTIMP"),
-    (Rcode::Refused, "REFUSED"),
-    (Rcode::NotAuth, "NOTAUTH"),
-    (Rcode::BadVers, "BADVERS"),
+/// Every response code, counted by its mnemonic.
+const RCODES: [Rcode; 8] = [
+    Rcode::NoError,
+    Rcode::FormErr,
+    Rcode::ServFail,
+    Rcode::NxDomain,
+    Rcode::NotImp,
+    Rcode::Refused,
+    Rcode::NotAuth,
+    Rcode::BadVers,
 ];
 const NR: usize = RCODES.len();
 
@@ -70,8 +71,8 @@ impl Default for ZoneCounters {
 
 impl ZoneCounters {
     pub fn count(&self, qtype: RType, rcode: Rcode) {
-        let q = QTYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(NQ - 1);
-        let r = RCODES.iter().position(|(c, _)| *c == rcode).unwrap_or(0);
+        let q = QTYPES.iter().position(|t| *t == qtype).unwrap_or(NQ - 1);
+        let r = RCODES.iter().position(|c| *c == rcode).unwrap_or(0);
         self.by[r][q].fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -113,8 +114,9 @@ impl Collector for QueryCounters {
             MetricType::Counter,
         )?;
         for (zone, c) in self.zones.locked().iter() {
-            for (r, (_, rcode)) in RCODES.iter().enumerate() {
-                for (q, qtype) in QTYPES.iter().map(|(_, n)| *n).chain(["other"]).enumerate() {
+            for (r, rcode) in RCODES.iter().map(|c| c.as_str()).enumerate() {
+                let qtypes = QTYPES.iter().map(|t| t.mnemonic().unwrap_or("other"));
+                for (q, qtype) in qtypes.chain(["other"]).enumerate() {
                     let v = c.by[r][q].load(Ordering::Relaxed);
                     if v > 0 {
                         let labels = [("zone", zone.as_str()), ("qtype", qtype), ("rcode", rcode)];
