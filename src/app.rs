@@ -186,9 +186,8 @@ pub async fn serve(
             tracing::info!(admin = %local, tokens = config.admin.tokens.len(), "admin API listening");
         }
     }
-    if config.geoip.is_some() {
-        tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
-    }
+    // Always watched: a reload may configure a GeoIP database the start had none of.
+    tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
     ctl.set_ready(true);
     if let Some(path) = &ready_file {
         crate::files::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {

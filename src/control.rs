@@ -140,7 +140,8 @@ impl Control {
     fn health_for(&self, config: &Config) -> Arc<HealthView> {
         let probes = self.scheduler.sync(&config.datacenters);
         let health = Arc::new(HealthView::new(probes, &self.overrides, &config.datacenters));
-        self.scheduler.watch(&config.datacenters, health.clone());
+        let events_view = Arc::new(health.without_endpoint_overrides());
+        self.scheduler.watch(&config.datacenters, events_view);
         health
     }
 
@@ -225,8 +226,9 @@ impl Control {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            // Without a database now (geoip: removed, or not configured yet), wait for one.
             let Some(current) = self.store.load().geo.clone() else {
-                return;
+                continue;
             };
             let modified = std::fs::metadata(&current.path).and_then(|m| m.modified()).ok();
             if modified.is_none() || modified == current.modified || modified == failed_at {
@@ -236,11 +238,15 @@ impl Control {
             match tokio::task::spawn_blocking(move || crate::geo::GeoDb::open(&path)).await {
                 Ok(Ok(db)) => {
                     let records = db.len();
-                    // A change like any other: never in the middle of a reload or an edit.
-                    let _one_at_a_time = self.begin_change().await;
-                    let generation = self.store.replace_geo(Arc::new(db));
                     failed_at = None;
-                    tracing::info!(path = %current.path.display(), records, generation, "GeoIP database reloaded");
+                    match self.replace_geo(&current, db).await {
+                        Some(generation) => {
+                            tracing::info!(path = %current.path.display(), records, generation, "GeoIP database reloaded")
+                        }
+                        None => {
+                            tracing::info!(path = %current.path.display(), "GeoIP file changed, but a reload replaced the database meanwhile: kept the reload's")
+                        }
+                    }
                 }
                 Ok(Err(e)) => {
                     failed_at = modified;
@@ -249,6 +255,16 @@ impl Control {
                 Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),
             }
         }
+    }
+
+    /// Swaps `db` in for `current`, the database it was read to replace, as a change like any
+    /// other (never in the middle of a reload or an edit). When a reload has replaced or removed
+    /// `current` meanwhile, the reload's choice stands: nothing is swapped (`None`).
+    async fn replace_geo(&self, current: &Arc<crate::geo::GeoDb>, db: crate::geo::GeoDb) -> Option<u64> {
+        let _one_at_a_time = self.begin_change().await;
+        let now = self.store.load().geo.clone();
+        now.is_some_and(|now| Arc::ptr_eq(&now, current))
+            .then(|| self.store.replace_geo(Arc::new(db)))
     }
 
     /// Admin tokens of the running configuration.
@@ -452,5 +468,60 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::build::{Row, Schema, build};
+
+    fn write_config(dir: &std::path::Path, geoip: bool) -> PathBuf {
+        let path = dir.join("meridian.yaml");
+        let geo = if geoip {
+            "geoip: { database: geo.mmdb }\n"
+        } else {
+            ""
+        };
+        std::fs::write(&path, format!("zones_dir: zones\n{geo}")).unwrap();
+        path
+    }
+
+    /// The GeoIP watcher read the file to replace the database it saw; a reload that removed
+    /// or replaced that database meanwhile wins.
+    #[tokio::test]
+    async fn a_geoip_swap_never_undoes_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        let row = Row {
+            network: crate::geo::parse_cidr("10.0.0.0/8").unwrap(),
+            continent: Some("EU".into()),
+            country: Some("DE".into()),
+            subdivision: None,
+            coords: None,
+            city: None,
+        };
+        let db = dir.path().join("geo.mmdb");
+        std::fs::write(&db, build(&[row], Schema::MaxMind, "test")).unwrap();
+        let open = || crate::geo::GeoDb::open(&db).unwrap();
+        let path = write_config(dir.path(), true);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ctl = Control::new(config::load(&path).unwrap(), &stop).unwrap();
+        let seen = ctl.snapshot().geo.clone().expect("a database");
+
+        // A reload drops geoip: while the watcher was reading the file.
+        write_config(dir.path(), false);
+        ctl.reload().await.unwrap();
+        assert_eq!(ctl.replace_geo(&seen, open()).await, None);
+        assert!(ctl.snapshot().geo.is_none(), "the reload's choice stands");
+
+        // Configured again: the watcher's swap of what it saw goes through.
+        write_config(dir.path(), true);
+        ctl.reload().await.unwrap();
+        let seen = ctl.snapshot().geo.clone().expect("a database");
+        assert!(ctl.replace_geo(&seen, open()).await.is_some());
+        let now = ctl.snapshot().geo.clone().expect("a database");
+        assert!(!Arc::ptr_eq(&now, &seen), "swapped");
+        stop.cancel();
     }
 }

@@ -386,3 +386,44 @@ fn a_health_event_under_a_drain_names_the_drain() {
     );
     assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
 }
+
+/// Draining an endpoint is an override event, not a health event: when a probe elsewhere
+/// changes later, no data center event blames the drain on its checks.
+#[test]
+fn an_endpoint_drain_is_no_health_event_later() {
+    let (net, port) = (30, free_port());
+    let _eu = Target::http(addr(net, 2, port));
+    let mut us = Target::http(addr(net, 1, port));
+    let _ap = Target::http(addr(net, 3, port));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), "admin-secret-0123456789\n").unwrap();
+    let admin = "admin:\n  tokens: [{ name: ops, role: admin, token_file: admin.token }]";
+    let cfg = config(dir.path(), net, port, "type: http, path: /healthz", admin);
+    let server = Server::start(&cfg);
+    let auth = [("Authorization", "Bearer admin-secret-0123456789")];
+    let path = format!("/api/v1/endpoints/eu/127.{net}.2.1/drain");
+    let (status, _, body) = http(server.admin(), "POST", &path, &auth, None);
+    assert_eq!(status, 200, "{body}");
+    us.stop();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let subjects = loop {
+        let (_, _, body) = http(server.admin(), "GET", "/api/v1/events", &auth, None);
+        let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let subjects: Vec<String> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["subject"].as_str().map(String::from))
+            .collect();
+        if subjects.iter().any(|s| s == "datacenter us") {
+            break subjects;
+        }
+        assert!(Instant::now() < deadline, "no event for us: {subjects:?}");
+        std::thread::sleep(INTERVAL);
+    };
+    assert!(
+        subjects.contains(&format!("override endpoint eu/127.{net}.2.1")),
+        "{subjects:?}"
+    );
+    assert!(!subjects.contains(&"datacenter eu".to_string()), "{subjects:?}");
+}

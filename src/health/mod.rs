@@ -185,6 +185,17 @@ impl HealthView {
         }
     }
 
+    /// The same view without endpoint overrides, for health events: an operator's drain of an
+    /// endpoint is an event of its own, not a change of health. Data center overrides stay, so
+    /// that an event can say one holds.
+    pub fn without_endpoint_overrides(&self) -> HealthView {
+        HealthView {
+            probes: self.probes.clone(),
+            dc_overrides: self.dc_overrides.clone(),
+            endpoint_overrides: Vec::new(),
+        }
+    }
+
     /// An endpoint's override.
     pub fn endpoint_override(&self, e: &Endpoint) -> Forced {
         self.endpoint_overrides

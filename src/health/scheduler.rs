@@ -181,8 +181,9 @@ impl Scheduler {
         probes
     }
 
-    /// The health view (probes and overrides) of `dcs` now serving: data center events compare
-    /// its verdicts from here on.
+    /// The health view of `dcs` now serving (probes and data center overrides; without endpoint
+    /// overrides, which are events of their own): data center events compare its verdicts from
+    /// here on.
     pub fn watch(&self, dcs: &[Datacenter], health: Arc<HealthView>) {
         let mut v = self.view.locked();
         v.dcs = dcs.to_vec();
