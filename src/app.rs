@@ -121,9 +121,14 @@ pub async fn serve(
                 })?,
         ),
     };
-    // The first answers must already reflect health: wait for one round of probes.
-    ctl.start(config.health.startup_wait).await;
+    // The first answers must already reflect health: wait for one round of probes. A stop asked
+    // for meanwhile is a stop: nothing serves yet, so there is nothing to drain.
     let (store, scheduler) = (ctl.store(), ctl.scheduler());
+    tokio::select! {
+        _ = ctl.start(config.health.startup_wait) => {}
+        _ = term.recv() => return stopped_while_starting(&scheduler).await,
+        _ = int.recv() => return stopped_while_starting(&scheduler).await,
+    }
 
     let mut udp_threads = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -234,5 +239,13 @@ pub async fn serve(
         .await
         .ok();
     tracing::info!(took = ?stopping.elapsed(), "stopped");
+    Ok(())
+}
+
+/// A SIGTERM or SIGINT before the server was ready: the probes stop and the process exits
+/// cleanly.
+async fn stopped_while_starting(scheduler: &crate::health::scheduler::Scheduler) -> Result<(), AppError> {
+    tracing::info!("stopped before ready");
+    scheduler.shutdown().await;
     Ok(())
 }

@@ -199,72 +199,132 @@ fn command_line_listen_addresses_are_not_a_change_at_reload() {
     assert!(server.logs().contains("next restart"), "{}", server.logs());
 }
 
+/// A server still starting: its one check target accepts connections and never answers, so
+/// the first round of probes takes the check's whole timeout (1.5 s).
+struct SlowStart {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+    _dir: tempfile::TempDir,
+    _silent: std::net::TcpListener,
+}
+
+impl SlowStart {
+    /// Spawns the server and waits until it is starting: its first log line is written after
+    /// the signal handlers are installed and before the first round of probes.
+    fn spawn() -> SlowStart {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("zones")).unwrap();
+        let cfg = dir.path().join("meridian.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "dns: {{ listen: [\"127.0.0.1:0\"] }}\nadmin: {{ listen: off }}\nzones_dir: zones\n\
+                 checks:\n  slow: {{ type: http, port: {port}, interval: 2s, timeout: 1500ms }}\n\
+                 datacenters:\n  eu: {{ endpoints: [{{ address: 127.0.0.1, check: slow }}] }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("zones/example.test.yaml"),
+            "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\nns: [ns1.example.test.]\n\
+             records: { ns1: { A: [192.0.2.1] } }\ngslb:\n  www: { policy: failover, datacenters: [eu] }\n",
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+            .args(["serve", "--log-level", "info", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut s = SlowStart {
+            child,
+            lines,
+            seen: String::new(),
+            _dir: dir,
+            _silent: silent,
+        };
+        s.wait_for("open files limit");
+        s
+    }
+
+    fn wait_for(&mut self, needle: &str) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if line.contains(needle) {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no log line with `{needle}`:\n{}", self.seen),
+            }
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill sends a signal to our own child; it has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+}
+
+impl Drop for SlowStart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A SIGHUP (logrotate, an operator's reload) that arrives while the server is still starting
-/// (here: waiting for a slow first round of health checks) must not kill it: it is a reload
-/// once the server is up.
+/// must not kill it: it is a reload once the server is up.
 #[test]
 fn a_sighup_during_startup_is_a_reload_not_a_kill() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    // A check target that accepts connections and never answers: the first round of probes
-    // takes the check's whole timeout.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("zones")).unwrap();
-    let cfg = dir.path().join("meridian.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "dns: {{ listen: [\"127.0.0.1:0\"] }}\nadmin: {{ listen: off }}\nzones_dir: zones\n\
-             checks:\n  slow: {{ type: http, port: {port}, interval: 2s, timeout: 1500ms }}\n\
-             datacenters:\n  eu: {{ endpoints: [{{ address: 127.0.0.1, check: slow }}] }}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("zones/example.test.yaml"),
-        "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\nns: [ns1.example.test.]\n\
-         records: { ns1: { A: [192.0.2.1] } }\ngslb:\n  www: { policy: failover, datacenters: [eu] }\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["serve", "--log-level", "info", "--config"])
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = String::new();
-    let mut wait_for = |needle: &str| loop {
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) => {
-                seen.push_str(&line);
-                seen.push('\n');
-                if line.contains(needle) {
-                    return line;
-                }
-            }
-            Err(_) => panic!("no log line with `{needle}`:\n{seen}"),
-        }
-    };
-    // Started, and waiting for the first round of probes (the first line `serve` logs).
-    wait_for("open files limit");
-    // SAFETY: kill sends a signal to our own child; it has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, SIGHUP) }, 0);
-    wait_for("ready");
-    wait_for("reloaded");
+    let mut s = SlowStart::spawn();
+    s.signal(SIGHUP);
+    s.wait_for("ready");
+    s.wait_for("reloaded");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        s.child.try_wait().unwrap().is_none(),
         "the server died of a SIGHUP sent while it started"
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(silent);
+}
+
+/// A SIGTERM while the server starts stops it at once and cleanly: it does not wait for the
+/// first round of probes to end first.
+#[test]
+fn a_sigterm_during_startup_stops_at_once() {
+    let mut s = SlowStart::spawn();
+    let sent = std::time::Instant::now();
+    s.signal(15);
+    s.wait_for("stopped before ready");
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "still running:\n{}",
+            s.seen
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}:\n{}", s.seen);
+    assert!(
+        sent.elapsed() < Duration::from_millis(1000),
+        "took {:?}: waited for the probes (1.5 s)",
+        sent.elapsed()
+    );
+    assert!(!s.seen.contains("app: ready"), "never ready:\n{}", s.seen);
 }
