@@ -62,121 +62,125 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
-/// Every path written after `prefix` (`crate::` or `super::`), as its `::`-separated words.
+/// Every path written after `prefix` (`crate::` or `super::`), as its `::`-separated words;
+/// a group (`crate::a::{b::C, d}`) gives one path per member.
 fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
-    let mut rest = code;
-    while let Some(i) = rest.find(prefix) {
-        let boundary =
-            i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric() && rest.as_bytes()[i - 1] != b'_';
-        rest = &rest[i + prefix.len()..];
-        if !boundary {
-            continue;
+    let bytes = code.as_bytes();
+    let mut from = 0;
+    while let Some(i) = code[from..].find(prefix).map(|i| i + from) {
+        from = i + prefix.len();
+        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if boundary {
+            expand(&code[from..], Vec::new(), &mut out);
         }
-        let end = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(rest.len());
-        let words: Vec<String> = rest[..end]
-            .split("::")
-            .filter(|w| !w.is_empty())
-            .map(String::from)
-            .collect();
-        out.push(words);
     }
     out
 }
 
-#[test]
-fn imports_point_down_the_layers_and_never_in_a_cycle() {
-    let layers = layers();
-    let src = Path::new(ROOT).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    let modules: BTreeSet<String> = files.iter().map(|f| module_of(&src, f)).collect();
-    let tops: BTreeSet<String> = modules
-        .iter()
-        .filter(|m| !m.contains("::") && *m != "lib" && *m != "main")
-        .cloned()
-        .collect();
-    let drawn: BTreeSet<String> = layers.keys().cloned().collect();
-    assert_eq!(
-        tops, drawn,
-        "the layers block names every top-level module, and only those"
+/// Reads the path at the start of `rest` (after `prefix` words) into `out`, groups expanded.
+fn expand(rest: &str, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .unwrap_or(rest.len());
+    let mut words = prefix;
+    words.extend(
+        rest[..end]
+            .split("::")
+            .filter(|w| !w.is_empty())
+            .map(String::from),
     );
+    let head = &rest[..end];
+    if (head.is_empty() || head.ends_with("::")) && rest[end..].starts_with('{') {
+        // The members of the group, split at its top-level commas.
+        let group = &rest[end + 1..];
+        let (mut depth, mut start) = (0, 0);
+        for (j, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    expand(group[start..j].trim_start(), words.clone(), out);
+                    return;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    expand(group[start..j].trim_start(), words.clone(), out);
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+    } else if !words.is_empty() {
+        out.push(words);
+    }
+}
 
+/// One source file: its module path, whether it is a `mod.rs`, and its code.
+struct File {
+    module: String,
+    is_mod_rs: bool,
+    code: String,
+}
+
+/// What breaks the picture: imports that point up or across layers, and a cycle among the
+/// files of one module (the first found).
+fn violations(files: &[File], layers: &BTreeMap<String, usize>) -> Vec<String> {
+    let modules: BTreeSet<&str> = files.iter().map(|f| f.module.as_str()).collect();
     // The longest known module a path names.
     let resolve = |words: &[String]| -> Option<String> {
         (1..=words.len())
             .rev()
             .map(|n| words[..n].join("::"))
-            .find(|m| modules.contains(m))
+            .find(|m| modules.contains(m.as_str()))
     };
     let mut wrong = Vec::new();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in &files {
-        let module = module_of(&src, file);
+    for file in files {
+        let module = &file.module;
         if module == "lib" || module == "main" {
             continue;
         }
-        let top = module.split("::").next().unwrap().to_string();
-        let text = code(&std::fs::read_to_string(file).unwrap());
-        let is_mod_rs = file.file_name().is_some_and(|n| n == "mod.rs");
-        let mut targets: Vec<String> = paths_after(&text, "crate::")
+        let top = module.split("::").next().unwrap();
+        let mut targets: Vec<String> = paths_after(&file.code, "crate::")
             .iter()
             .filter_map(|w| resolve(w))
             .collect();
         // `super::x` from `a/b.rs` is `a::x`; from `a/b/mod.rs` (module `a::b`) also `a::x`.
-        let parent: Vec<String> = {
-            let mut p: Vec<String> = module.split("::").map(String::from).collect();
-            if !is_mod_rs || p.len() > 1 {
-                p.pop();
-            }
-            p
-        };
-        for w in paths_after(&text, "super::") {
+        let mut parent: Vec<String> = module.split("::").map(String::from).collect();
+        if !file.is_mod_rs || parent.len() > 1 {
+            parent.pop();
+        }
+        for w in paths_after(&file.code, "super::") {
             let mut full = parent.clone();
             full.extend(w);
             targets.extend(resolve(&full));
         }
         for target in targets {
-            let target_top = target.split("::").next().unwrap().to_string();
+            let target_top = target.split("::").next().unwrap();
             if target_top != top {
-                if layers[&target_top] >= layers[&top] {
+                let (from, to) = (layers.get(top), layers.get(target_top));
+                if from.is_none() || to.is_none() || to >= from {
                     wrong.push(format!(
-                        "{} (layer {}) imports {target} (layer {})",
-                        file.strip_prefix(ROOT).unwrap().display(),
-                        layers[&top],
-                        layers[&target_top]
+                        "{module} (layer {from:?}) imports {target} (layer {to:?})"
                     ));
                 }
-            } else if target != module && !module.starts_with(&format!("{target}::")) {
+            } else if target != *module && !module.starts_with(&format!("{target}::")) {
                 // Inside one module: a parent's own items are shared with its children;
                 // imports between siblings must not go round in a cycle.
                 edges.entry(module.clone()).or_default().insert(target);
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "imports that point up or across:\n{}",
-        wrong.join("\n")
-    );
-
-    // No cycles among the files of one module (depth-first search).
     fn visit<'a>(
         m: &'a str,
         edges: &'a BTreeMap<String, BTreeSet<String>>,
         path: &mut Vec<&'a str>,
         done: &mut BTreeSet<&'a str>,
-    ) -> Option<Vec<String>> {
+    ) -> Option<String> {
         if let Some(i) = path.iter().position(|p| *p == m) {
-            return Some(
-                path[i..]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .chain([m.to_string()])
-                    .collect(),
-            );
+            let mut cycle: Vec<&str> = path[i..].to_vec();
+            cycle.push(m);
+            return Some(format!("an import cycle: {}", cycle.join(" → ")));
         }
         if !done.insert(m) {
             return None;
@@ -193,24 +197,91 @@ fn imports_point_down_the_layers_and_never_in_a_cycle() {
     let mut done = BTreeSet::new();
     for m in edges.keys() {
         if let Some(cycle) = visit(m, &edges, &mut Vec::new(), &mut done) {
-            panic!("an import cycle: {}", cycle.join(" → "));
+            wrong.push(cycle);
+            break;
         }
     }
+    wrong
+}
+
+#[test]
+fn imports_point_down_the_layers_and_never_in_a_cycle() {
+    let layers = layers();
+    let src = Path::new(ROOT).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: Vec<File> = paths
+        .iter()
+        .map(|p| File {
+            module: module_of(&src, p),
+            is_mod_rs: p.file_name().is_some_and(|n| n == "mod.rs"),
+            code: code(&std::fs::read_to_string(p).unwrap()),
+        })
+        .collect();
+    let tops: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.module.clone())
+        .filter(|m| !m.contains("::") && m != "lib" && m != "main")
+        .collect();
+    let drawn: BTreeSet<String> = layers.keys().cloned().collect();
+    assert_eq!(
+        tops, drawn,
+        "the layers block names every top-level module, and only those"
+    );
+    let wrong = violations(&files, &layers);
+    assert!(
+        wrong.is_empty(),
+        "the code leaves the picture:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
 fn the_checker_sees_upward_imports_and_cycles() {
-    // The parts the test above relies on, on made-up text: a test that cannot fail is a defect.
+    // The checker on made-up files: a test that cannot fail is a defect.
     let text = code(
-        "use crate::state::Snapshot; // crate::admin\nfn f() { super::x::y(); }\n#[cfg(test)]\nmod tests { use crate::app; }",
+        "use crate::state::Snapshot; // crate::admin\nuse crate::{a::B, c::{d, e::F}};\nfn f() { super::x::y(); }\n#[cfg(test)]\nmod tests { use crate::app; }",
     );
+    let w = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
         paths_after(&text, "crate::"),
-        vec![vec!["state".to_string(), "Snapshot".to_string()]]
+        vec![
+            w(&["state", "Snapshot"]),
+            w(&["a", "B"]),
+            w(&["c", "d"]),
+            w(&["c", "e", "F"])
+        ]
     );
-    assert_eq!(
-        paths_after(&text, "super::"),
-        vec![vec!["x".to_string(), "y".to_string()]]
-    );
+    assert_eq!(paths_after(&text, "super::"), vec![w(&["x", "y"])]);
     assert!(paths_after("my_crate::a", "crate::").is_empty());
+
+    let file = |module: &str, is_mod_rs: bool, code: &str| File {
+        module: module.into(),
+        is_mod_rs,
+        code: code.into(),
+    };
+    let layers = BTreeMap::from([("low".to_string(), 0), ("high".to_string(), 1)]);
+    let fine = [
+        file("low", true, ""),
+        file("low::a", false, "use super::b::X;"),
+        file("low::b", false, ""),
+        file("high", false, "use crate::low::{a, b};"),
+    ];
+    assert!(
+        violations(&fine, &layers).is_empty(),
+        "{:?}",
+        violations(&fine, &layers)
+    );
+    let upward = [
+        file("low", false, "use crate::{high::Y};"),
+        file("high", false, ""),
+    ];
+    assert_eq!(violations(&upward, &layers).len(), 1, "an import pointing up");
+    let cycle = [
+        file("low", true, ""),
+        file("low::a", false, "use super::b::X;"),
+        file("low::b", false, "fn f() { crate::low::a::g(); }"),
+    ];
+    let found = violations(&cycle, &layers);
+    assert!(found.iter().any(|v| v.contains("cycle")), "{found:?}");
 }
