@@ -70,7 +70,11 @@ pub enum CommitError {
 }
 
 /// Held while one change is prepared and applied (see [`Control::begin_change`]).
-pub struct ChangeGuard<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+pub struct ChangeGuard<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+    /// Whose changes it holds.
+    of: &'a Control,
+}
 
 impl Control {
     /// Everything but the listeners, for `config`: overrides loaded from its state_dir, a probe
@@ -383,7 +387,10 @@ impl Control {
     /// Waits for any other change (reload or edit) to finish; the change holding the guard is
     /// the only one until the guard is dropped.
     pub async fn begin_change(&self) -> ChangeGuard<'_> {
-        ChangeGuard(self.changes.lock().await)
+        ChangeGuard {
+            _held: self.changes.lock().await,
+            of: self,
+        }
     }
 
     /// Validates the configuration with `path` replaced by `text` (or removed, for `None`),
@@ -391,12 +398,13 @@ impl Control {
     /// of `who`; `subject` names what changed. Returns the snapshot generation.
     pub async fn commit(
         &self,
-        _change: &ChangeGuard<'_>,
+        change: &ChangeGuard<'_>,
         path: &std::path::Path,
         text: Option<String>,
         subject: &str,
         who: &str,
     ) -> Result<u64, CommitError> {
+        assert!(std::ptr::eq(change.of, self), "a change guard of another Control");
         let mut overlay = Overlay::default();
         overlay.files.insert(path.to_path_buf(), text.clone());
         let config = self.validate(overlay).await.map_err(CommitError::Invalid)?;

@@ -394,7 +394,9 @@ impl StatusView {
 pub struct EventView {
     /// RFC 3339.
     pub time: String,
-    /// Like `endpoint eu/198.51.100.10`, `datacenter eu`, `override datacenter eu`.
+    /// Like `target http://198.51.100.10:80/healthz (check web)`, `datacenter eu`,
+    /// `override datacenter eu`, `override endpoint eu/198.51.100.10`, `weight datacenter eu`,
+    /// `partition-guard`, `zone example.com`.
     pub subject: String,
     pub old: String,
     pub new: String,
