@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod answer;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dns;

@@ -2,6 +2,7 @@
 //! hickory-proto (an implementation independent of Meridian's own wire code).
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod targets;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
