@@ -27,20 +27,17 @@ use std::time::Duration;
 /// The content type of `Metrics::render`'s text. Prometheus picks its parser by it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Query types counted by name (their mnemonics); the rest count as `other`.
-const QTYPES: [RType; 11] = [
-    RType::A,
-    RType::AAAA,
-    RType::CNAME,
-    RType::MX,
-    RType::TXT,
-    RType::SRV,
-    RType::CAA,
-    RType::PTR,
-    RType::NS,
-    RType::SOA,
-    RType::ANY,
-];
+/// Query types counted by name (their mnemonics): every type a zone may hold, and ANY; the rest
+/// count as `other`.
+const QTYPES: [RType; RType::ZONE_TYPES.len() + 1] = {
+    let mut types = [RType::ANY; RType::ZONE_TYPES.len() + 1];
+    let mut i = 0;
+    while i < RType::ZONE_TYPES.len() {
+        types[i] = RType::ZONE_TYPES[i];
+        i += 1;
+    }
+    types
+};
 const NQ: usize = QTYPES.len() + 1;
 /// Every response code, counted by its mnemonic.
 const RCODES: [Rcode; 8] = [
