@@ -102,22 +102,33 @@ impl IntoResponses for BadEntryPath {
     }
 }
 
-/// A write's answer `T` (its schema inline) with the zone file's new ETag: 200 when it
-/// replaced, 201 when it created.
+/// An answer `T` (its schema inline) that carries the zone file's ETag.
+fn with_etag<T: ToSchema>(description: &str) -> RefOr<Response> {
+    from_json(json!({
+        "description": description,
+        "headers": { "ETag": { "description": "The zone file's ETag, for If-Match", "schema": { "type": "string" } } },
+        "content": { "application/json": { "schema": T::schema() } },
+    }))
+}
+
+/// A read (or removal) answered with `T` and the zone file's ETag: 200.
+pub struct Tagged<T>(std::marker::PhantomData<T>);
+
+impl<T: ToSchema> IntoResponses for Tagged<T> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([("200".to_string(), with_etag::<T>("OK"))])
+    }
+}
+
+/// A write's answer `T` with the zone file's new ETag: 200 when it replaced, 201 when it
+/// created.
 pub struct Written<T>(std::marker::PhantomData<T>);
 
 impl<T: ToSchema> IntoResponses for Written<T> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let answer = |description: &str| {
-            from_json(json!({
-                "description": description,
-                "headers": { "ETag": { "description": "The zone file's ETag, for If-Match", "schema": { "type": "string" } } },
-                "content": { "application/json": { "schema": T::schema() } },
-            }))
-        };
         BTreeMap::from([
-            ("200".to_string(), answer("Replaced")),
-            ("201".to_string(), answer("Created")),
+            ("200".to_string(), with_etag::<T>("Replaced")),
+            ("201".to_string(), with_etag::<T>("Created")),
         ])
     }
 }

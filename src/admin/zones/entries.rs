@@ -177,7 +177,7 @@ type EntryPath = Path<(String, String)>;
 /// The static records of one name; records from the zone's `import:` master file appear under
 /// `imported` (read-only).
 #[utoipa::path(get, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams),
-    responses((status = 200, body = RecordsEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+    responses(Tagged<RecordsEntry>,
         ReadAccess,
         BadEntryPath,
         (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
@@ -209,7 +209,7 @@ pub async fn put_records(
 /// Remove the static records of one name.
 #[utoipa::path(delete, path = "/zones/{zone}/records/{name}", tag = "zones", params(EntryParams, IfMatch),
     responses(
-        (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        Tagged<EntryWritten>,
         AdminAccess,
         BadEntryPath,
         (status = 404, description = "No such zone, or no records for the name", body = ErrorBody),
@@ -227,7 +227,7 @@ pub async fn delete_records(
 
 /// A load-balanced name's definition.
 #[utoipa::path(get, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams),
-    responses((status = 200, body = GslbEntry, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+    responses(Tagged<GslbEntry>,
         ReadAccess,
         BadEntryPath,
         (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),
@@ -258,7 +258,7 @@ pub async fn put_gslb(
 /// Remove a load-balanced name.
 #[utoipa::path(delete, path = "/zones/{zone}/gslb/{name}", tag = "zones", params(EntryParams, IfMatch),
     responses(
-        (status = 200, body = EntryWritten, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+        Tagged<EntryWritten>,
         AdminAccess,
         BadEntryPath,
         (status = 404, description = "No such zone, or no load-balanced name", body = ErrorBody),

@@ -7,7 +7,7 @@
 
 use super::auth::{AdminAccess, ReadAccess};
 use super::body::JsonBody;
-use super::openapi::{BadEntryPath, EditRefused, HostName, OwnerName, ReadFailed, Written};
+use super::openapi::{BadEntryPath, EditRefused, HostName, OwnerName, ReadFailed, Tagged, Written};
 use super::{ApiError, ErrorBody};
 use crate::control::Control;
 use crate::name::{Name, canonical_hostname};
@@ -409,7 +409,7 @@ pub async fn list(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
 
 /// A zone file as JSON, with its ETag.
 #[utoipa::path(get, path = "/zones/{zone}", tag = "zones", params(ZoneParam),
-    responses((status = 200, body = ZoneDocument, headers(("ETag" = String, description = "The zone file's ETag, for If-Match"))),
+    responses(Tagged<ZoneDocument>,
         ReadAccess,
         (status = 400, description = "The zone is not a DNS name", body = ErrorBody),
         (status = 404, description = "No such zone", body = ErrorBody),
