@@ -39,9 +39,7 @@ pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     responses((status = 200, body = DatacenterView), ReadAccess,
         (status = 404, description = "No such data center", body = ErrorBody)))]
 pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
-    DatacenterView::all(&ctl.snapshot())
-        .into_iter()
-        .find(|d| d.name == dc)
+    DatacenterView::named(&ctl.snapshot(), &dc)
         .map(|d| Json(d).into_response())
         .ok_or_else(|| ApiError::not_found(format!("no data center `{dc}`")).field("dc"))
 }

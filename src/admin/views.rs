@@ -101,6 +101,13 @@ impl DatacenterView {
         }
     }
 
+    /// The data center of `snap` named `name`, if there is one.
+    pub fn named(snap: &Snapshot, name: &str) -> Option<DatacenterView> {
+        dcs(snap)
+            .find(|(_, d)| &*d.name == name)
+            .map(|(id, d)| DatacenterView::new(id, d, &snap.health))
+    }
+
     /// Every data center of `snap`.
     pub fn all(snap: &Snapshot) -> Vec<DatacenterView> {
         dcs(snap)
@@ -360,17 +367,15 @@ pub struct GeoipView {
 impl StatusView {
     pub fn new(ctl: &Control) -> StatusView {
         let snap = ctl.snapshot();
-        let dcs = DatacenterView::all(&snap);
         StatusView {
             version: env!("CARGO_PKG_VERSION").into(),
             generation: snap.generation,
             ready: ctl.is_ready(),
             zones: snap.zones.values().map(|z| z.origin.to_string()).collect(),
-            datacenters: dcs.len(),
-            datacenters_down: dcs
-                .into_iter()
-                .filter(|d| d.status == "down")
-                .map(|d| d.name)
+            datacenters: snap.datacenters.len(),
+            datacenters_down: dcs(&snap)
+                .filter(|(id, d)| !snap.health.dc_state(*id, d).up)
+                .map(|(_, d)| d.name.to_string())
                 .collect(),
             probes: ctl.probe_count(),
             partition_guard: if ctl.partition_guard().engaged {
