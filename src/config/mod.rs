@@ -9,6 +9,7 @@
 //! find, not only the first.
 
 pub mod checks;
+pub mod cluster;
 pub mod datacenters;
 pub mod diagnostics;
 pub mod gslb;
@@ -22,6 +23,7 @@ pub use diagnostics::{Problem, Problems};
 pub use settings::{
     AdminConfig, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Role, listen_problems,
 };
+pub use cluster::{ClusterConfig, EtcdAuth, EtcdTls};
 pub use source::Overlay;
 pub use zones::DEFAULT_SOA_SERIAL;
 
@@ -29,7 +31,7 @@ use crate::geo::GeoDb;
 use crate::model::Zone;
 use crate::model::gslb::Datacenter;
 use diagnostics::Diagnostics;
-use raw::RawConfig;
+use raw::{RawConfig, RawShared};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +81,9 @@ pub struct Config {
     /// How often the database file is checked for replacement. Default 5 s.
     pub geoip_check_interval: Duration,
     pub health: HealthConfig,
+    /// `cluster:`: the data centers, checks, zones and overrides are the cluster's (read from
+    /// the cache in `state_dir/cluster/`, which follows etcd), not this file's.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -107,31 +112,102 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 
 /// Loads the configuration as it would be with `overlay` applied on top of the files on disk.
 /// `previous` is the GeoIP database in use: kept, not reopened, when its file is unchanged.
+/// With `cluster:`, the data centers, checks and zones are read from the cluster cache.
 pub fn load_overlay(
     path: &Path,
     previous: Option<&Arc<GeoDb>>,
     overlay: &Overlay,
 ) -> Result<Config, Problems> {
+    load_from(path, previous, overlay, Shared::AsConfigured)
+}
+
+/// Loads `path` with its own `checks:`, `datacenters:` and `zones_dir`, even when it has a
+/// `cluster:` section: what `meridian cluster push` sends.
+pub fn load_local(path: &Path) -> Result<Config, Problems> {
+    load_from(path, None, &Overlay::default(), Shared::FromThisFile)
+}
+
+/// Where the shared part of the configuration (data centers, checks, zones) comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shared {
+    /// From the cluster cache with `cluster:`, else from the file and `zones_dir`.
+    AsConfigured,
+    /// From the file and `zones_dir`, whatever `cluster:` says.
+    FromThisFile,
+}
+
+/// The file in the cluster cache holding `checks:` and `datacenters:`.
+pub fn shared_file(state_dir: &Path) -> PathBuf {
+    cluster::cache_dir(state_dir).join("datacenters.yaml")
+}
+
+/// The directory in the cluster cache holding one file per zone.
+pub fn shared_zones_dir(state_dir: &Path) -> PathBuf {
+    cluster::cache_dir(state_dir).join("zones")
+}
+
+fn load_from(
+    path: &Path,
+    previous: Option<&Arc<GeoDb>>,
+    overlay: &Overlay,
+    shared: Shared,
+) -> Result<Config, Problems> {
     let text = source::read_text(path, overlay).map_err(|p| Problems(vec![p]))?;
     let raw: RawConfig = source::parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut d = Diagnostics::new(path);
+    let state_dir = base.join(raw.state_dir.as_ref().map_or("state", |z| z.value.as_str()));
+    let cluster = raw.cluster.as_ref().map(|c| cluster::cluster(&mut d, base, c));
+    // In cluster mode the shared part is the cluster's: what this file says of it is not
+    // served (it may be there for `cluster push`).
+    let from_cluster = cluster.is_some() && shared == Shared::AsConfigured;
+    let shared_raw = if from_cluster {
+        let file = shared_file(&state_dir);
+        match read_shared(&file, overlay) {
+            Ok(r) => Some((file, r)),
+            Err(p) => {
+                d.append(vec![p]);
+                Some((file, RawShared::default()))
+            }
+        }
+    } else {
+        None
+    };
 
     // In file order, so problems come out in the order they are written.
     let dns = settings::dns(&mut d, &raw.dns);
     let log = settings::log(&mut d, &raw.log);
-    let checks = checks::checks(&mut d, base, &raw.checks.0);
-    let datacenters = datacenters::datacenters(&mut d, &raw.datacenters.0, &checks);
+    let datacenters = match &shared_raw {
+        None => {
+            let checks = checks::checks(&mut d, base, &raw.checks.0);
+            datacenters::datacenters(&mut d, &raw.datacenters.0, &checks)
+        }
+        Some((file, shared)) => {
+            let mut ds = Diagnostics::new(file);
+            let checks = checks::checks(&mut ds, base, &shared.checks.0);
+            let datacenters = datacenters::datacenters(&mut ds, &shared.datacenters.0, &checks);
+            d.append(ds.into_problems());
+            datacenters
+        }
+    };
     let health = settings::health(&mut d, &raw.health);
     let (geoip, geoip_check_interval) = settings::geoip(&mut d, base, raw.geoip.as_ref(), previous);
-    let state_dir = base.join(raw.state_dir.as_ref().map_or("state", |z| z.value.as_str()));
     let admin = settings::admin(&mut d, base, &raw.admin);
-    let zones_dir = base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()));
+    let zones_dir = if from_cluster {
+        shared_zones_dir(&state_dir)
+    } else {
+        base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()))
+    };
     let cx = gslb::GslbContext {
         datacenters: &datacenters,
         has_geoip: raw.geoip.is_some(),
     };
-    let zones = zones::zones(&mut d, &zones_dir, &cx, overlay);
+    let zones = if from_cluster && !zones_dir.exists() {
+        // No zone has reached this node yet.
+        Vec::new()
+    } else {
+        zones::zones(&mut d, &zones_dir, &cx, overlay)
+    };
 
     let config = Config {
         path: path.to_path_buf(),
@@ -145,8 +221,29 @@ pub fn load_overlay(
         geoip,
         geoip_check_interval,
         health,
+        cluster,
     };
     d.finish(config).map_err(Problems)
+}
+
+/// The cluster's `checks:` and `datacenters:` document; an absent file is an empty one (no
+/// data center has been pushed yet).
+fn read_shared(file: &Path, overlay: &Overlay) -> Result<RawShared, Problem> {
+    let text = match overlay.files.get(file) {
+        Some(Some(text)) => text.clone(),
+        Some(None) => return Ok(RawShared::default()),
+        None => match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RawShared::default()),
+            Err(e) => {
+                return Err(diagnostics::Loc::start(file).problem(format!("cannot read file: {e}")));
+            }
+        },
+    };
+    if text.trim().is_empty() {
+        return Ok(RawShared::default());
+    }
+    source::parse_yaml(file, &text)
 }
 
 #[cfg(test)]

@@ -27,6 +27,40 @@ pub struct RawConfig {
     pub health: RawHealth,
     #[serde(default)]
     pub datacenters: Entries<Spanned<RawDatacenter>>,
+    pub cluster: Option<Spanned<RawCluster>>,
+}
+
+/// What every node of a cluster shares besides its zones: the document kept in etcd under
+/// `<prefix>datacenters` (and in `state_dir/cluster/datacenters.yaml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShared {
+    #[serde(default)]
+    pub checks: Entries<Spanned<RawCheck>>,
+    #[serde(default)]
+    pub datacenters: Entries<Spanned<RawDatacenter>>,
+}
+
+/// `cluster:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub node: Option<Spanned<String>>,
+    pub etcd: Spanned<RawEtcd>,
+}
+
+/// `cluster.etcd:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEtcd {
+    pub endpoints: Spanned<Vec<Spanned<String>>>,
+    pub prefix: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub cert_file: Option<Spanned<String>>,
+    pub key_file: Option<Spanned<String>>,
+    pub username: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

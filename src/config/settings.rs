@@ -204,7 +204,7 @@ pub fn listen_problems(addrs: &[SocketAddr]) -> Vec<(usize, ListenProblem)> {
 }
 
 /// This host's name (for `dns.nsid: hostname`).
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer we own.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
