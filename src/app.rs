@@ -193,6 +193,7 @@ pub async fn serve(
     }
     // Always watched: a reload may configure a GeoIP database the start had none of.
     tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
+    tasks.spawn(ctl.clone().follow_cluster(stop.clone()));
     ctl.set_ready(true);
     if let Some(path) = &ready_file {
         crate::files::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {

@@ -138,6 +138,9 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub zone_edits: AtomicU64,
+    /// Cluster mode: changes read from etcd and applied, and those refused (invalid).
+    pub cluster_changes: AtomicU64,
+    pub cluster_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -151,6 +154,8 @@ impl Default for Metrics {
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             zone_edits: AtomicU64::new(0),
+            cluster_changes: AtomicU64::new(0),
+            cluster_refused: AtomicU64::new(0),
         }
     }
 }
@@ -216,6 +221,16 @@ impl Metrics {
                 "meridian_zone_edits",
                 "Zone edits applied through the admin API",
                 &self.zone_edits,
+            ),
+            (
+                "meridian_cluster_changes",
+                "Cluster mode: changes to zones, data centers or checks read from etcd and applied",
+                &self.cluster_changes,
+            ),
+            (
+                "meridian_cluster_refused",
+                "Cluster mode: changes read from etcd and refused (invalid; the last good state kept serving)",
+                &self.cluster_refused,
             ),
         ] {
             r.register(name, help, ConstCounter::new(c.load(Ordering::Relaxed)));
@@ -352,6 +367,8 @@ mod tests {
             [
                 "# TYPE meridian_answers counter",
                 "# TYPE meridian_datacenter_up gauge",
+                "# TYPE meridian_cluster_changes counter",
+                "# TYPE meridian_cluster_refused counter",
                 "# TYPE meridian_ecs_queries counter",
                 "# TYPE meridian_endpoint_up gauge",
                 "# TYPE meridian_overrides_active gauge",

@@ -169,7 +169,8 @@ impl Overrides {
         (dc_slots, ep_slots)
     }
 
-    fn check_dc(&self, dc: &str) -> Result<(), OverrideError> {
+    /// Whether `dc` is a configured data center (`NoDatacenter` if not).
+    pub fn check_dc(&self, dc: &str) -> Result<(), OverrideError> {
         if self.known.locked().contains_key(dc) {
             Ok(())
         } else {
@@ -191,7 +192,7 @@ impl Overrides {
             state,
             format!("override datacenter {dc}"),
             events,
-            who,
+            &format!("admin API ({who})"),
         )
     }
 
@@ -204,6 +205,18 @@ impl Overrides {
         who: &str,
     ) -> Result<(), OverrideError> {
         self.check_dc(dc)?;
+        self.change_weight(dc, weight, events, &format!("admin API ({who})"))
+    }
+
+    /// Sets `dc`'s runtime weight and persists it (or puts the old one back); a change is an
+    /// event with `reason`.
+    fn change_weight(
+        &self,
+        dc: &str,
+        weight: Option<u32>,
+        events: &Events,
+        reason: &str,
+    ) -> Result<(), OverrideError> {
         let slot = self.dc_slot(dc);
         let _one = self.changes.locked();
         let old = slot.weight.swap(weight.unwrap_or(0), Ordering::Relaxed);
@@ -223,7 +236,7 @@ impl Overrides {
                 format!("weight datacenter {dc}"),
                 show(old),
                 show(weight.unwrap_or(0)),
-                format!("admin API ({who})"),
+                reason,
             );
         }
         Ok(())
@@ -237,23 +250,67 @@ impl Overrides {
         events: &Events,
         who: &str,
     ) -> Result<Forced, OverrideError> {
+        self.check_endpoint(key)?;
+        self.change_state(
+            &self.endpoint_slot(key),
+            state,
+            format!("override endpoint {key}"),
+            events,
+            &format!("admin API ({who})"),
+        )
+    }
+
+    /// Puts a data center's state and weight as the cluster holds them. The name is not
+    /// checked (etcd may hold overrides of data centers this node has not seen yet: they apply
+    /// once it has); an actual change is an event with `reason`.
+    pub fn apply_dc(
+        &self,
+        dc: &str,
+        state: Forced,
+        weight: Option<u32>,
+        events: &Events,
+        reason: &str,
+    ) -> Result<(), OverrideError> {
+        self.change_state(
+            &self.dc_slot(dc),
+            state,
+            format!("override datacenter {dc}"),
+            events,
+            reason,
+        )?;
+        self.change_weight(dc, weight, events, reason)
+    }
+
+    /// Puts an endpoint's state as the cluster holds it (see [`Overrides::apply_dc`]).
+    pub fn apply_endpoint(
+        &self,
+        key: &EndpointKey,
+        state: Forced,
+        events: &Events,
+        reason: &str,
+    ) -> Result<(), OverrideError> {
+        self.change_state(
+            &self.endpoint_slot(key),
+            state,
+            format!("override endpoint {key}"),
+            events,
+            reason,
+        )
+        .map(drop)
+    }
+
+    /// Whether `key` is a configured endpoint (`NoDatacenter` or `NoEndpoint` if not).
+    pub fn check_endpoint(&self, key: &EndpointKey) -> Result<(), OverrideError> {
         let exists = self
             .known
             .locked()
             .get(&*key.dc)
             .map(|eps| eps.contains(&key.address));
         match exists {
-            None => return Err(OverrideError::NoDatacenter(key.dc.to_string())),
-            Some(false) => return Err(OverrideError::NoEndpoint(key.clone())),
-            Some(true) => {}
+            None => Err(OverrideError::NoDatacenter(key.dc.to_string())),
+            Some(false) => Err(OverrideError::NoEndpoint(key.clone())),
+            Some(true) => Ok(()),
         }
-        self.change_state(
-            &self.endpoint_slot(key),
-            state,
-            format!("override endpoint {key}"),
-            events,
-            who,
-        )
     }
 
     /// Sets `slot` to `state` and persists it, or puts the old state back when it cannot be
@@ -264,7 +321,7 @@ impl Overrides {
         state: Forced,
         subject: String,
         events: &Events,
-        who: &str,
+        reason: &str,
     ) -> Result<Forced, OverrideError> {
         let _one = self.changes.locked();
         let old = from_u8(slot.state.swap(to_u8(state), Ordering::Relaxed));
@@ -273,12 +330,7 @@ impl Overrides {
             return Err(e);
         }
         if old != state {
-            events.emit(
-                subject,
-                old.as_str(),
-                state.as_str(),
-                format!("admin API ({who})"),
-            );
+            events.emit(subject, old.as_str(), state.as_str(), reason);
         }
         Ok(old)
     }

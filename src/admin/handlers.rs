@@ -92,15 +92,15 @@ fn changed(subject: String, old: Forced, new: Forced) -> ApiResult {
 }
 
 /// Sets a data center's override on behalf of `who` and answers with the change.
-fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
-    changed(dc.to_string(), ctl.set_dc_override(dc, state, who)?, state)
+async fn set_dc(ctl: &Control, who: &str, dc: &str, state: Forced) -> ApiResult {
+    changed(dc.to_string(), ctl.set_dc_override(dc, state, who).await?, state)
 }
 
 /// Sets an endpoint's override on behalf of `who` and answers with the change.
-fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> ApiResult {
+async fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> ApiResult {
     changed(
         key.to_string(),
-        ctl.set_endpoint_override(key, state, who)?,
+        ctl.set_endpoint_override(key, state, who).await?,
         state,
     )
 }
@@ -111,7 +111,7 @@ fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced) -> A
         (status = 404, description = "No such data center", body = ErrorBody),
         (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
-    set_dc(&ctl, &who, &dc, Forced::Drained)
+    set_dc(&ctl, &who, &dc, Forced::Drained).await
 }
 
 /// Give a data center back to its health checks (its override is `auto` again).
@@ -120,7 +120,7 @@ pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): 
         (status = 404, description = "No such data center", body = ErrorBody),
         (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn dc_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
-    set_dc(&ctl, &who, &dc, Forced::Auto)
+    set_dc(&ctl, &who, &dc, Forced::Auto).await
 }
 
 /// `{ "state": "up" | "down" | "auto" }`
@@ -164,7 +164,7 @@ pub async fn dc_override(
     Path(dc): Path<String>,
     body: Result<JsonBody<OverrideBody>, ApiError>,
 ) -> ApiResult {
-    set_dc(&ctl, &who, &dc, parse_state(body)?)
+    set_dc(&ctl, &who, &dc, parse_state(body)?).await
 }
 
 /// `{ "weight": 1..=1000000 }`, or `{ "weight": null }` for the configured weights. The key is
@@ -211,7 +211,7 @@ pub async fn dc_weight(
         )
         .field("weight"));
     }
-    ctl.set_dc_weight(&dc, weight, &who)?;
+    ctl.set_dc_weight(&dc, weight, &who).await?;
     Ok(Json(WeightChange { subject: dc, weight }).into_response())
 }
 
@@ -242,7 +242,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
         (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
         (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.0, Forced::Drained)
+    set_endpoint(&ctl, &who, &p.0, Forced::Drained).await
 }
 
 /// Give an endpoint back to its health check.
@@ -253,7 +253,7 @@ pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: Endpoin
         (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
         (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
 pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.0, Forced::Auto)
+    set_endpoint(&ctl, &who, &p.0, Forced::Auto).await
 }
 
 /// Force an endpoint up or down, or back to auto. Persisted; an event.
@@ -269,7 +269,7 @@ pub async fn ep_override(
     p: EndpointPath,
     body: Result<JsonBody<OverrideBody>, ApiError>,
 ) -> ApiResult {
-    set_endpoint(&ctl, &who, &p.0, parse_state(body)?)
+    set_endpoint(&ctl, &who, &p.0, parse_state(body)?).await
 }
 
 /// For every load-balanced name: where each geo rule (or the policy) currently sends clients,

@@ -169,6 +169,28 @@ impl From<crate::control::CommitError> for ApiError {
         match e {
             crate::control::CommitError::Invalid(problems) => ApiError::invalid(problems),
             e @ crate::control::CommitError::Write { .. } => ApiError::internal(e.to_string()),
+            crate::control::CommitError::Cluster(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::control::ClusterError> for ApiError {
+    fn from(e: crate::control::ClusterError) -> Self {
+        use crate::control::ClusterError::*;
+        let status = match e {
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Conflict { .. } => StatusCode::PRECONDITION_FAILED,
+            Etcd(_) => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<crate::control::SetError> for ApiError {
+    fn from(e: crate::control::SetError) -> Self {
+        match e {
+            crate::control::SetError::Override(e) => e.into(),
+            crate::control::SetError::Cluster(e) => e.into(),
         }
     }
 }

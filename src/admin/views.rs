@@ -309,6 +309,29 @@ pub struct StatusView {
     pub overrides: OverridesView,
     /// The GeoIP database in use, if any.
     pub geoip: Option<GeoipView>,
+    /// Cluster mode: this node and its link to etcd (absent on a single node).
+    pub cluster: Option<ClusterView>,
+}
+
+/// This node in the cluster: its name and whether it follows etcd now.
+#[derive(Serialize, ToSchema)]
+pub struct ClusterView {
+    pub node: String,
+    /// `connected`, or `disconnected`: the node serves its last good state and refuses writes.
+    #[schema(schema_with = link_state)]
+    pub state: &'static str,
+    /// RFC 3339: since when it is connected or disconnected.
+    pub since: String,
+    /// Why it is disconnected.
+    pub error: Option<String>,
+    /// The etcd revision this node has applied up to.
+    pub revision: i64,
+    /// Changes read from etcd and refused since the start (invalid documents).
+    pub refused: u64,
+}
+
+fn link_state() -> RefOr<Schema> {
+    strings(&["connected", "disconnected"])
 }
 
 /// The overrides in force, as persisted in `state_dir`.
@@ -388,6 +411,18 @@ impl StatusView {
                 path: g.path.display().to_string(),
                 database_type: g.database_type.clone(),
                 locations: g.len(),
+            }),
+            cluster: ctl.cluster_status().map(|c| ClusterView {
+                node: c.node,
+                state: if c.connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                },
+                since: rfc3339(c.since),
+                error: c.error,
+                revision: c.revision,
+                refused: c.refused,
             }),
         }
     }

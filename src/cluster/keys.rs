@@ -133,6 +133,9 @@ pub struct Audit {
     pub node: String,
     /// The admin token's name, or the user running `push`.
     pub by: String,
+    /// What changed, in the words of the event (`zone example.com name www`), when one thing did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
 }
 
 #[cfg(test)]

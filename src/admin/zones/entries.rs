@@ -149,7 +149,7 @@ async fn put_entry(
     let (doc, text) = to_yaml(doc).await?;
     let subject = format!("zone {} {section} {}", zone.text, owner.key);
     let generation = ctl
-        .commit(&change, &path, Some(text.clone()), &subject, who)
+        .commit(change, &path, Some(text.clone()), &subject, who)
         .await
         .map_err(ApiError::from)
         .map_err(|e| e.or_field(format!("{section}.{}", owner.key)))?;

@@ -489,7 +489,7 @@ pub async fn put_zone(
     let (doc, text) = to_yaml(doc).await?;
     let subject = format!("zone {}", zone.text);
     let generation = ctl
-        .commit(&change, &path, Some(text.clone()), &subject, &who)
+        .commit(change, &path, Some(text.clone()), &subject, &who)
         .await?;
     let etag = crate::files::etag(text.as_bytes());
     let status = if exists {
@@ -532,7 +532,7 @@ pub async fn delete_zone(
     require_if_match(&headers, "deleting a whole zone")?;
     check_if_match(&headers, Some(&read_etag(&path).await?))?;
     let subject = format!("zone {}", zone.text);
-    let generation = ctl.commit(&change, &path, None, &subject, &who).await?;
+    let generation = ctl.commit(change, &path, None, &subject, &who).await?;
     Ok(Json(ZoneDeleted {
         deleted: zone.text,
         generation,

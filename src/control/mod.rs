@@ -1,6 +1,10 @@
 //! The one place configuration changes are applied: SIGHUP, `POST /reload` and zone edits all
 //! come through here, one at a time.
 
+mod cluster;
+
+pub use cluster::{ClusterError, ClusterStatus};
+
 use crate::config::{self, CommandLine, Config, Overlay, Problems};
 use crate::events::Events;
 use crate::health::HealthView;
@@ -49,6 +53,8 @@ pub struct Control {
     log_reload: Mutex<Option<LogReload>>,
     /// What the command line set, applied to every configuration loaded.
     command_line: CommandLine,
+    /// In cluster mode, the link to etcd.
+    cluster: Option<cluster::Link>,
 }
 
 /// Why `Control` could not be set up.
@@ -56,6 +62,17 @@ pub struct Control {
 pub enum SetupError {
     #[error(transparent)]
     Overrides(#[from] OverrideError),
+    #[error("cluster: {0}")]
+    Cluster(String),
+}
+
+/// Why an override was not set. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error(transparent)]
+    Override(#[from] OverrideError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// Why a file change was not applied. Nothing was written unless the error says so.
@@ -67,6 +84,9 @@ pub enum CommitError {
     /// Writing the file failed: the old file and the old configuration stay.
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    /// In cluster mode, etcd did not take the change.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// Held while one change is prepared and applied (see [`Control::begin_change`]).
@@ -96,7 +116,16 @@ impl Control {
         remove_leftovers(&config);
         let events = Arc::new(Events::default());
         let metrics = Arc::new(Metrics::default());
-        let overrides = Overrides::load(Some(config.state_dir.clone()))?;
+        // In cluster mode the overrides in force are the cluster's, cached beside its documents.
+        let overrides_dir = match &config.cluster {
+            Some(_) => config::cluster::cache_dir(&config.state_dir),
+            None => config.state_dir.clone(),
+        };
+        let cluster = match &config.cluster {
+            Some(settings) => Some(cluster::Link::open(settings, &config.state_dir)?),
+            None => None,
+        };
+        let overrides = Overrides::load(Some(overrides_dir))?;
         let scheduler = Scheduler::new(
             crate::health::scheduler::Settings {
                 max_concurrent: config.health.max_concurrent.get(),
@@ -121,12 +150,14 @@ impl Control {
             ready: AtomicBool::new(false),
             log_reload: Mutex::new(None),
             command_line,
+            cluster,
         }))
     }
 
     /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
     /// full round can take), and publishes the snapshot again with real health.
     pub async fn start(&self, wait: Option<std::time::Duration>) {
+        self.first_sync().await;
         let config = self.running.locked().clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {
@@ -344,24 +375,34 @@ impl Control {
         self.overrides.saved()
     }
 
-    /// Sets a data center's override on behalf of `who`; returns the previous state.
-    pub fn set_dc_override(&self, dc: &str, state: Forced, who: &str) -> Result<Forced, OverrideError> {
-        self.overrides.set_dc(dc, state, &self.events, who)
+    /// Sets a data center's override on behalf of `who` (in cluster mode, on every node);
+    /// returns the previous state.
+    pub async fn set_dc_override(&self, dc: &str, state: Forced, who: &str) -> Result<Forced, SetError> {
+        match &self.cluster {
+            Some(link) => self.set_dc_in_cluster(link, dc, state, who).await,
+            None => Ok(self.overrides.set_dc(dc, state, &self.events, who)?),
+        }
     }
 
     /// Sets an endpoint's override on behalf of `who`; returns the previous state.
-    pub fn set_endpoint_override(
+    pub async fn set_endpoint_override(
         &self,
         key: &EndpointKey,
         state: Forced,
         who: &str,
-    ) -> Result<Forced, OverrideError> {
-        self.overrides.set_endpoint(key, state, &self.events, who)
+    ) -> Result<Forced, SetError> {
+        match &self.cluster {
+            Some(link) => self.set_endpoint_in_cluster(link, key, state, who).await,
+            None => Ok(self.overrides.set_endpoint(key, state, &self.events, who)?),
+        }
     }
 
     /// Sets a data center's runtime weight on behalf of `who` (`None`: the configured weights).
-    pub fn set_dc_weight(&self, dc: &str, weight: Option<u32>, who: &str) -> Result<(), OverrideError> {
-        self.overrides.set_weight(dc, weight, &self.events, who)
+    pub async fn set_dc_weight(&self, dc: &str, weight: Option<u32>, who: &str) -> Result<(), SetError> {
+        match &self.cluster {
+            Some(link) => self.set_weight_in_cluster(link, dc, weight, who).await,
+            None => Ok(self.overrides.set_weight(dc, weight, &self.events, who)?),
+        }
     }
 
     /// Every zone served, with the file it was loaded from.
@@ -395,16 +436,24 @@ impl Control {
 
     /// Validates the configuration with `path` replaced by `text` (or removed, for `None`),
     /// then writes the file and publishes the result. Counted and logged as an event on behalf
-    /// of `who`; `subject` names what changed. Returns the snapshot generation.
+    /// of `who`; `subject` names what changed. Returns the snapshot generation. In cluster
+    /// mode the file is a zone of the cluster cache, and the change is written to etcd,
+    /// conditioned on the revision this node read (`CommitError::Cluster` when another node
+    /// changed it meanwhile); it is applied here, as on every node, by the watch.
     pub async fn commit(
         &self,
-        change: &ChangeGuard<'_>,
+        change: ChangeGuard<'_>,
         path: &std::path::Path,
         text: Option<String>,
         subject: &str,
         who: &str,
     ) -> Result<u64, CommitError> {
         assert!(std::ptr::eq(change.of, self), "a change guard of another Control");
+        if let Some(link) = &self.cluster {
+            return self
+                .commit_to_cluster(link, change, path, text, subject, who)
+                .await;
+        }
         let mut overlay = Overlay::default();
         overlay.files.insert(path.to_path_buf(), text.clone());
         let config = self.validate(overlay).await.map_err(CommitError::Invalid)?;
