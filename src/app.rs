@@ -203,7 +203,7 @@ pub async fn serve(
             }
         })?;
     }
-    tracing::info!(zones = config.zones.len(), config = %config.path.display(), "ready");
+    tracing::info!(zones = ctl.snapshot().zones.len(), config = %config.path.display(), "ready");
 
     loop {
         tokio::select! {

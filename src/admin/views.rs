@@ -414,11 +414,7 @@ impl StatusView {
             }),
             cluster: ctl.cluster_status().map(|c| ClusterView {
                 node: c.node,
-                state: if c.connected {
-                    "connected"
-                } else {
-                    "disconnected"
-                },
+                state: if c.connected { "connected" } else { "disconnected" },
                 since: rfc3339(c.since),
                 error: c.error,
                 revision: c.revision,

@@ -81,9 +81,7 @@ impl Key {
                     }
                 } else if let Some(ep) = rest.strip_prefix("overrides/endpoints/") {
                     match ep.parse::<EndpointKey>() {
-                        Ok(k) if is_safe_name(&k.dc) && k.to_string() == ep => {
-                            Ok(Key::EndpointOverride(k))
-                        }
+                        Ok(k) if is_safe_name(&k.dc) && k.to_string() == ep => Ok(Key::EndpointOverride(k)),
                         Ok(k) => foreign(&format!(
                             "endpoint keys are `<dc>/<address>` with the address canonical: {k}"
                         )),

@@ -19,11 +19,11 @@ pub mod source;
 pub mod zonefile;
 pub mod zones;
 
+pub use cluster::{ClusterConfig, EtcdAuth, EtcdTls};
 pub use diagnostics::{Problem, Problems};
 pub use settings::{
     AdminConfig, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Role, listen_problems,
 };
-pub use cluster::{ClusterConfig, EtcdAuth, EtcdTls};
 pub use source::Overlay;
 pub use zones::DEFAULT_SOA_SERIAL;
 

@@ -122,9 +122,8 @@ impl Link {
         let etcd = Etcd::new(&settings.endpoints, settings.timeout)
             .map_err(|e| super::SetupError::Cluster(e.to_string()))?;
         let cache = config::cluster::cache_dir(state_dir);
-        std::fs::create_dir_all(config::shared_zones_dir(state_dir)).map_err(|e| {
-            super::SetupError::Cluster(format!("cannot create {}: {e}", cache.display()))
-        })?;
+        std::fs::create_dir_all(config::shared_zones_dir(state_dir))
+            .map_err(|e| super::SetupError::Cluster(format!("cannot create {}: {e}", cache.display())))?;
         let known = match std::fs::read(cache.join("revisions.json")) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cluster cache revisions.json unreadable: reading the whole state from etcd");
@@ -403,7 +402,10 @@ impl Control {
     pub(super) async fn first_sync(&self) {
         let Some(link) = self.link() else { return };
         if link.has_cache() {
-            tracing::info!(revision = link.known.locked().revision, "serving the cached cluster state until etcd is read");
+            tracing::info!(
+                revision = link.known.locked().revision,
+                "serving the cached cluster state until etcd is read"
+            );
             return;
         }
         let mut backoff = Duration::from_millis(100);
@@ -445,7 +447,11 @@ impl Control {
             };
             match failed {
                 EtcdError::Compacted { compacted } => {
-                    tracing::warn!(compacted, from, "etcd compacted the history this node missed: reading the whole state");
+                    tracing::warn!(
+                        compacted,
+                        from,
+                        "etcd compacted the history this node missed: reading the whole state"
+                    );
                     let read = tokio::select! {
                         _ = stop.cancelled() => return,
                         r = self.read_whole(link) => r,
@@ -514,7 +520,9 @@ impl Control {
             .partition(|d| matches!(d.key, Key::Datacenters | Key::Zone(_)));
         let mut unseen = Vec::new();
         if !shared.is_empty() {
-            unseen = self.apply_shared(&change, link, &shared, batch.audit.as_ref(), &reason).await;
+            unseen = self
+                .apply_shared(&change, link, &shared, batch.audit.as_ref(), &reason)
+                .await;
         }
         drop(change);
         for doc in overrides {
@@ -628,16 +636,12 @@ impl Control {
     /// Puts one override key into force as etcd holds it; an unreadable value is refused.
     fn apply_override(&self, doc: &Doc, reason: &str) {
         let result = match &doc.key {
-            Key::DcOverride(dc) => {
-                read_value::<DcOverride>(doc).map(|o| {
-                    self.overrides
-                        .apply_dc(dc, o.state, o.weight, &self.events, reason)
-                })
-            }
-            Key::EndpointOverride(key) => read_value::<EndpointOverride>(doc).map(|o| {
+            Key::DcOverride(dc) => read_value::<DcOverride>(doc).map(|o| {
                 self.overrides
-                    .apply_endpoint(key, o.state, &self.events, reason)
+                    .apply_dc(dc, o.state, o.weight, &self.events, reason)
             }),
+            Key::EndpointOverride(key) => read_value::<EndpointOverride>(doc)
+                .map(|o| self.overrides.apply_endpoint(key, o.state, &self.events, reason)),
             _ => return,
         };
         match result {
@@ -712,7 +716,11 @@ impl Control {
         let audit = link.audit(format!("admin API ({who})"), None);
         let key = Key::DcOverride(dc.to_string());
         let (old, revision) = link
-            .update(&key, |o: &mut DcOverride| std::mem::replace(&mut o.state, state), audit)
+            .update(
+                &key,
+                |o: &mut DcOverride| std::mem::replace(&mut o.state, state),
+                audit,
+            )
             .await?;
         link.wait_applied(revision).await;
         Ok(old)
@@ -763,8 +771,7 @@ impl Control {
 fn read_value<T: DeserializeOwned + Default>(doc: &Doc) -> Result<T, String> {
     match &doc.value {
         None => Ok(T::default()),
-        Some(v) => serde_json::from_slice(v)
-            .map_err(|e| format!("{} does not read: {e}", doc.key.path())),
+        Some(v) => serde_json::from_slice(v).map_err(|e| format!("{} does not read: {e}", doc.key.path())),
     }
 }
 

@@ -1,0 +1,360 @@
+//! Several Meridian nodes sharing one etcd (started by the test on loopback ports): changes made
+//! through any node's API, or written into etcd by another tool, reach every node; stale writes
+//! are refused across nodes; an etcd outage changes nothing for clients.
+//! Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs them.
+
+mod common;
+
+use common::etcd::EtcdServer;
+use common::*;
+use hickory_proto::rr::RecordType as T;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "cluster-admin-secret-0123456789";
+const PREFIX: &str = "/t/";
+
+const DATACENTERS: &str = "\
+# Shared by every node.
+datacenters:
+  eu: { location: { continent: EU, country: DE }, endpoints: [{ address: 198.51.100.10 }] }
+  us: { location: { continent: NA, country: US }, endpoints: [{ address: 192.0.2.10 }] }
+";
+
+const ZONE: &str = "\
+zone: example.test
+ttl: 300
+soa: { mname: ns1.example.test., rname: hostmaster.example.test., serial: 10 }
+ns: [ns1.example.test.]
+records:
+  ns1: { A: [192.0.2.1] }
+  static: { A: [192.0.2.80] }
+gslb:
+  www: { policy: failover, ttl: 30, datacenters: [eu, us] }
+";
+
+fn tools() -> bool {
+    have_tool("etcd") && have_tool("etcdctl")
+}
+
+/// A node's directory: its own meridian.yaml (cluster mode), token and state_dir.
+fn node_dir(name: &str, etcd: &EtcdServer) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), TOKEN).unwrap();
+    std::fs::write(
+        dir.path().join("meridian.yaml"),
+        format!(
+            "admin:\n  tokens: [{{ name: ops-{name}, role: admin, token_file: admin.token }}]\n\
+             state_dir: state\n\
+             cluster:\n  node: {name}\n  etcd: {{ endpoints: [\"{}\"], prefix: {PREFIX}, timeout: 500ms }}\n",
+            etcd.endpoint
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn config(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("meridian.yaml")
+}
+
+/// An etcd holding the data centers and one zone, as `etcdctl put` writes them.
+fn seeded_etcd() -> EtcdServer {
+    let etcd = EtcdServer::start();
+    put(&etcd, "datacenters", DATACENTERS);
+    put(&etcd, "zones/example.test", ZONE);
+    etcd
+}
+
+fn put(etcd: &EtcdServer, key: &str, value: &str) {
+    etcd.etcdctl(&["put", &format!("{PREFIX}{key}"), value])
+        .unwrap_or_else(|| panic!("etcdctl put {key}"));
+}
+
+fn a(server: &Server, name: &str) -> Vec<String> {
+    answer_data(&query(server.addr, &ask(name, T::A)))
+}
+
+/// Polls until `name` answers `want` on `server` (at most `limit`); how long it took.
+fn until_answers(server: &Server, name: &str, want: &[&str], limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = a(server, name);
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{name} still answers {got:?}, not {want:?}, after {limit:?}\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, String) {
+    let auth = format!("Bearer {TOKEN}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    headers.extend_from_slice(extra);
+    http(server.admin(), method, path, &headers, body)
+}
+
+fn etag_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("etag header")
+        .trim()
+        .to_string()
+}
+
+fn status_json(server: &Server) -> serde_json::Value {
+    let (code, _, body) = api(server, "GET", "/api/v1/status", &[], None);
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn a_drain_and_an_edit_through_one_node_reach_the_others() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let (da, db, dc) = (node_dir("a", &etcd), node_dir("b", &etcd), node_dir("c", &etcd));
+    let nodes = [
+        Server::start(&config(&da)),
+        Server::start(&config(&db)),
+        Server::start(&config(&dc)),
+    ];
+    for n in &nodes {
+        assert_eq!(a(n, "www.example.test."), ["198.51.100.10"], "{}", n.logs());
+    }
+
+    // A drain through a: every other node follows within a second.
+    let (code, _, body) = api(&nodes[0], "POST", "/api/v1/datacenters/eu/drain", &[], None);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        a(&nodes[0], "www.example.test."),
+        ["192.0.2.10"],
+        "the node that took it answers at once"
+    );
+    for n in &nodes[1..] {
+        until_answers(n, "www.example.test.", &["192.0.2.10"], Duration::from_secs(1));
+    }
+    // The event on b names the node and the token that made it.
+    let (_, _, events) = api(&nodes[1], "GET", "/api/v1/events", &[], None);
+    assert!(
+        events.contains("override datacenter eu") && events.contains("admin API (ops-a) on a"),
+        "{events}"
+    );
+
+    // An edit through b is answered by a and c.
+    let (code, _, body) = api(
+        &nodes[1],
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        &[],
+        Some(r#"{"A": ["192.0.2.123"]}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(a(&nodes[1], "fresh.example.test."), ["192.0.2.123"]);
+    for n in [&nodes[0], &nodes[2]] {
+        until_answers(n, "fresh.example.test.", &["192.0.2.123"], Duration::from_secs(1));
+    }
+
+    // A stale If-Match on a, after an edit on b, is refused: the two edits never overwrite
+    // each other.
+    let (_, head, _) = api(&nodes[0], "GET", "/api/v1/zones/example.test", &[], None);
+    let etag = etag_of(&head);
+    let (code, _, body) = api(
+        &nodes[1],
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        &[],
+        Some(r#"{"A": ["192.0.2.124"]}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, _, body) = api(
+        &nodes[0],
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        &[("If-Match", &etag)],
+        Some(r#"{"A": ["192.0.2.125"]}"#),
+    );
+    assert_eq!(code, 412, "{body}");
+    for n in &nodes {
+        until_answers(n, "fresh.example.test.", &["192.0.2.124"], Duration::from_secs(1));
+    }
+    let status = status_json(&nodes[2]);
+    assert_eq!(status["cluster"]["node"], "c", "{status}");
+    assert_eq!(status["cluster"]["state"], "connected", "{status}");
+}
+
+/// A write that races another node's is refused by etcd itself, even before the node has seen
+/// the other write: the condition is on the key's revision in etcd.
+#[test]
+fn a_write_conditioned_on_an_old_revision_is_refused_by_etcd() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    // Another tool rewrites the zone, and the node edits it at once: the node's edit either
+    // comes after it has applied the rewrite (and builds on it) or is conditioned on the old
+    // revision and refused with 412. Whichever wins the race, the rewrite is never erased.
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.81"),
+    );
+    let (code, _, body) = api(
+        &node,
+        "PUT",
+        "/api/v1/zones/example.test/records/fresh",
+        &[],
+        Some(r#"{"A": ["192.0.2.9"]}"#),
+    );
+    assert!(code == 201 || code == 412, "{code} {body}");
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.81"],
+        Duration::from_secs(1),
+    );
+    let stored = etcd
+        .etcdctl(&[
+            "get",
+            "--print-value-only",
+            &format!("{PREFIX}zones/example.test"),
+        ])
+        .unwrap();
+    assert!(
+        stored.contains("192.0.2.81"),
+        "the other write survives: {stored}"
+    );
+}
+
+#[test]
+fn an_invalid_document_written_with_etcdctl_is_refused_on_every_node() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let (da, db) = (node_dir("a", &etcd), node_dir("b", &etcd));
+    let nodes = [Server::start(&config(&da)), Server::start(&config(&db))];
+    // A CNAME beside other data, and a gslb name pointing at a data center that does not exist.
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace(
+            "static: { A: [192.0.2.80] }",
+            "static: { A: [192.0.2.99], CNAME: x }",
+        ),
+    );
+    for n in &nodes {
+        n.wait_log("cluster change refused", Duration::from_secs(2));
+        assert_eq!(
+            a(n, "static.example.test."),
+            ["192.0.2.80"],
+            "the last good zone serves"
+        );
+        let s = status_json(n);
+        assert_eq!(s["cluster"]["refused"], 1, "{s}");
+        let (_, _, metrics) = api(n, "GET", "/metrics", &[], None);
+        assert!(metrics.contains("meridian_cluster_refused_total 1"), "{metrics}");
+    }
+    // Fixed in etcd: applied everywhere.
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.82"),
+    );
+    for n in &nodes {
+        until_answers(n, "static.example.test.", &["192.0.2.82"], Duration::from_secs(1));
+    }
+    // A zone key that holds another zone is refused too.
+    put(
+        &etcd,
+        "zones/other.test",
+        &ZONE.replace("zone: example.test", "zone: third.test"),
+    );
+    for n in &nodes {
+        n.wait_log("a zone's key is its name", Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn an_etcd_outage_changes_nothing_for_clients_and_loses_nothing() {
+    if !tools() {
+        return;
+    }
+    let mut etcd = seeded_etcd();
+    let (da, db) = (node_dir("a", &etcd), node_dir("b", &etcd));
+    let a_node = Server::start(&config(&da));
+    let mut b_node = Server::start(&config(&db));
+    let (code, _, body) = api(&a_node, "POST", "/api/v1/datacenters/eu/drain", &[], None);
+    assert_eq!(code, 200, "{body}");
+    until_answers(
+        &b_node,
+        "www.example.test.",
+        &["192.0.2.10"],
+        Duration::from_secs(1),
+    );
+
+    etcd.stop();
+    // Both keep answering, the drain included; writes get 503 saying why; status says since when.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while status_json(&a_node)["cluster"]["state"] != "disconnected" {
+        assert!(Instant::now() < deadline, "{}", a_node.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for n in [&a_node, &b_node] {
+        assert_eq!(a(n, "www.example.test."), ["192.0.2.10"]);
+        assert_eq!(a(n, "static.example.test."), ["192.0.2.80"]);
+    }
+    let (code, _, body) = api(&a_node, "POST", "/api/v1/datacenters/us/drain", &[], None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("etcd is unreachable"), "{body}");
+    let s = status_json(&a_node);
+    assert!(
+        s["cluster"]["since"].is_string() && s["cluster"]["error"].is_string(),
+        "{s}"
+    );
+
+    // b restarted during the outage serves its cache.
+    drop(std::mem::replace(&mut b_node, Server::start(&config(&db))));
+    assert_eq!(
+        a(&b_node, "www.example.test."),
+        ["192.0.2.10"],
+        "{}",
+        b_node.logs()
+    );
+    assert_eq!(a(&b_node, "static.example.test."), ["192.0.2.80"]);
+
+    // etcd back: nothing acknowledged is lost, and a change made after the outage reaches both.
+    etcd.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, _, _) = api(&b_node, "POST", "/api/v1/datacenters/eu/undrain", &[], None);
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume\n{}",
+            b_node.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for n in [&a_node, &b_node] {
+        until_answers(n, "www.example.test.", &["198.51.100.10"], Duration::from_secs(2));
+    }
+    assert_eq!(status_json(&a_node)["cluster"]["state"], "connected");
+}
