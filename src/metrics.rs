@@ -366,9 +366,9 @@ mod tests {
             types,
             [
                 "# TYPE meridian_answers counter",
-                "# TYPE meridian_datacenter_up gauge",
                 "# TYPE meridian_cluster_changes counter",
                 "# TYPE meridian_cluster_refused counter",
+                "# TYPE meridian_datacenter_up gauge",
                 "# TYPE meridian_ecs_queries counter",
                 "# TYPE meridian_endpoint_up gauge",
                 "# TYPE meridian_overrides_active gauge",

@@ -6,6 +6,7 @@
 mod common;
 
 use common::etcd::EtcdServer;
+use common::etcd_cluster::EtcdCluster;
 use common::*;
 use hickory_proto::rr::RecordType as T;
 use std::path::PathBuf;
@@ -39,6 +40,16 @@ fn tools() -> bool {
 
 /// A node's directory: its own meridian.yaml (cluster mode), token and state_dir.
 fn node_dir(name: &str, etcd: &EtcdServer) -> tempfile::TempDir {
+    node_dir_for(name, std::slice::from_ref(&etcd.endpoint))
+}
+
+/// A node's directory, for a node reaching etcd at `endpoints`.
+fn node_dir_for(name: &str, endpoints: &[String]) -> tempfile::TempDir {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("admin.token"), TOKEN).unwrap();
     std::fs::write(
@@ -46,8 +57,7 @@ fn node_dir(name: &str, etcd: &EtcdServer) -> tempfile::TempDir {
         format!(
             "admin:\n  tokens: [{{ name: ops-{name}, role: admin, token_file: admin.token }}]\n\
              state_dir: state\n\
-             cluster:\n  node: {name}\n  etcd: {{ endpoints: [\"{}\"], prefix: {PREFIX}, timeout: 500ms }}\n",
-            etcd.endpoint
+             cluster:\n  node: {name}\n  etcd: {{ endpoints: [{endpoints}], prefix: {PREFIX}, timeout: 500ms }}\n",
         ),
     )
     .unwrap();
@@ -357,4 +367,71 @@ fn an_etcd_outage_changes_nothing_for_clients_and_loses_nothing() {
         until_answers(n, "www.example.test.", &["198.51.100.10"], Duration::from_secs(2));
     }
     assert_eq!(status_json(&a_node)["cluster"]["state"], "connected");
+}
+
+#[test]
+fn every_acknowledged_edit_survives_the_loss_of_the_etcd_leader() {
+    if !tools() {
+        return;
+    }
+    let mut etcd = EtcdCluster::start();
+    for (key, value) in [("datacenters", DATACENTERS), ("zones/example.test", ZONE)] {
+        etcd.etcdctl(&["put", &format!("{PREFIX}{key}"), value])
+            .expect("etcdctl put");
+    }
+    let endpoints = etcd.endpoints();
+    let (da, db) = (node_dir_for("a", &endpoints), node_dir_for("b", &endpoints));
+    let nodes = [Server::start(&config(&da)), Server::start(&config(&db))];
+
+    // Edits flow through both nodes while the leader is killed; each is acknowledged (2xx) or
+    // refused, and those acknowledged must be everywhere afterwards.
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let leader = etcd.wait_for_leader();
+    for i in 0..60 {
+        if i == 20 {
+            etcd.kill(leader);
+        }
+        let node = &nodes[i % 2];
+        let (code, _, body) = api(
+            node,
+            "PUT",
+            &format!("/api/v1/zones/example.test/records/edit{i}"),
+            &[],
+            Some(&format!(r#"{{"A": ["192.0.2.{}"]}}"#, i + 1)),
+        );
+        match code {
+            201 => acknowledged.push(i),
+            503 | 412 => refused += 1,
+            other => panic!("edit {i}: {other} {body}"),
+        }
+    }
+    eprintln!(
+        "leader killed at edit 20: {} of 60 edits acknowledged, {refused} refused",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() >= 40,
+        "most edits went through: {acknowledged:?}, {refused} refused"
+    );
+    assert!(
+        acknowledged.iter().any(|i| *i >= 30),
+        "edits resumed after the election: {acknowledged:?}"
+    );
+    for n in &nodes {
+        for i in &acknowledged {
+            let ip = format!("192.0.2.{}", i + 1);
+            until_answers(
+                n,
+                &format!("edit{i}.example.test."),
+                &[ip.as_str()],
+                Duration::from_secs(2),
+            );
+        }
+    }
+    // The killed member comes back and catches up; nodes stay connected.
+    etcd.restart(leader);
+    for n in &nodes {
+        assert_eq!(status_json(n)["cluster"]["state"], "connected");
+    }
 }

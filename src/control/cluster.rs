@@ -396,6 +396,15 @@ impl Control {
         self.link().map(Link::status)
     }
 
+    /// In cluster mode, waits (bounded) until this node has applied everything etcd holds now:
+    /// before an edit overtaken by another node's is made again on the newer state.
+    pub async fn catch_up(&self) {
+        let Some(link) = self.link() else { return };
+        if let Ok(now) = link.etcd.list(&Key::Audit.under(link.prefix())).await {
+            link.wait_applied(now.revision).await;
+        }
+    }
+
     /// At start in cluster mode: a node that has never applied the cluster's state reads it
     /// whole from etcd, trying until it can (a node with a cache serves that meanwhile, and
     /// catches up in [`Control::follow_cluster`]).

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod etcd_cluster;
 pub mod targets;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};

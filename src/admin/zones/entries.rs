@@ -94,6 +94,22 @@ async fn put_entry(
     name: &str,
     value: Option<Value>,
 ) -> ApiResult {
+    super::retrying(ctl, headers, || {
+        put_entry_once(ctl, who, headers, zone, section, name, value.clone())
+    })
+    .await
+}
+
+/// One attempt of [`put_entry`].
+async fn put_entry_once(
+    ctl: &Control,
+    who: &str,
+    headers: &HeaderMap,
+    zone: &str,
+    section: &str,
+    name: &str,
+    value: Option<Value>,
+) -> ApiResult {
     let zone = ZoneRef::parse(zone)?;
     let owner = OwnerRef::parse(name, &zone)?;
     if let Some(v) = &value

@@ -114,6 +114,34 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The file's ETag, without parsing it (a large zone takes seconds to parse).
+/// How often an edit sent without If-Match is made again when another node's edit overtook it.
+const OVERTAKEN_ATTEMPTS: usize = 3;
+
+/// Runs `edit`, and in cluster mode runs it again (after catching up with etcd) when another
+/// node's edit of the same zone got to etcd first. Without If-Match the client asked for its
+/// change on whatever the zone holds, which the new attempt gives; with If-Match, the 412
+/// stands (the zone is not what the client read).
+async fn retrying<F, Fut>(ctl: &Control, headers: &HeaderMap, mut edit: F) -> ApiResult
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ApiResult>,
+{
+    let mut attempts = 1;
+    loop {
+        match edit().await {
+            Err(e)
+                if e.status == StatusCode::PRECONDITION_FAILED
+                    && !headers.contains_key(header::IF_MATCH)
+                    && attempts < OVERTAKEN_ATTEMPTS =>
+            {
+                attempts += 1;
+                ctl.catch_up().await;
+            }
+            result => return result,
+        }
+    }
+}
+
 async fn read_etag(path: &std::path::Path) -> Result<String, ApiError> {
     let path = path.to_path_buf();
     blocking(move || {
@@ -438,9 +466,23 @@ pub async fn put_zone(
     State(ctl): Ctl,
     headers: HeaderMap,
     Path(zone): Path<String>,
-    JsonBody(mut doc): JsonBody<Value>,
+    JsonBody(doc): JsonBody<Value>,
 ) -> ApiResult {
-    let zone = ZoneRef::parse(&zone)?;
+    retrying(&ctl, &headers, || {
+        put_zone_once(&ctl, &who, &headers, &zone, doc.clone())
+    })
+    .await
+}
+
+/// One attempt of [`put_zone`].
+async fn put_zone_once(
+    ctl: &Control,
+    who: &str,
+    headers: &HeaderMap,
+    zone: &str,
+    mut doc: Value,
+) -> ApiResult {
+    let zone = ZoneRef::parse(zone)?;
     let Some(obj) = doc.as_object_mut() else {
         return Err(ApiError::bad_request(
             "the body is a zone object (zone, soa, ns, records, gslb)",
@@ -464,7 +506,7 @@ pub async fn put_zone(
     }
     obj.insert("zone".into(), json!(zone.text));
     let change = ctl.begin_change().await;
-    let (path, exists) = zone_file(&ctl, &zone);
+    let (path, exists) = zone_file(ctl, &zone);
     if !exists && std::fs::symlink_metadata(&path).is_ok() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -482,14 +524,14 @@ pub async fn put_zone(
     } else {
         None
     };
-    check_if_match(&headers, old.as_ref().map(|o| o.1.as_str()))?;
+    check_if_match(headers, old.as_ref().map(|o| o.1.as_str()))?;
     same_import(&doc, old.as_ref().map(|o| &o.0))?;
     serial_in_yaml(&doc)?;
     bump_serial(&mut doc, old.as_ref().and_then(|o| serial_of(&o.0)));
     let (doc, text) = to_yaml(doc).await?;
     let subject = format!("zone {}", zone.text);
     let generation = ctl
-        .commit(change, &path, Some(text.clone()), &subject, &who)
+        .commit(change, &path, Some(text.clone()), &subject, who)
         .await?;
     let etag = crate::files::etag(text.as_bytes());
     let status = if exists {
