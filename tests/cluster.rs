@@ -432,6 +432,7 @@ fn every_acknowledged_edit_survives_the_loss_of_the_etcd_leader() {
     // The killed member comes back and catches up; nodes stay connected.
     etcd.restart(leader);
     for n in &nodes {
-        assert_eq!(status_json(n)["cluster"]["state"], "connected");
+        let s = status_json(n);
+        assert_eq!(s["cluster"]["state"], "connected", "{s}\n{}", n.logs());
     }
 }

@@ -1,6 +1,6 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
-use super::openapi::{ClientNet, IpAddress};
+use super::openapi::{ClientNet, ClusterWrite, IpAddress};
 use super::views::{DatacenterView, EventView, ExplainReportSchema, NameView, StatusView};
 use super::{AdminAccess, ApiError, ErrorBody, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
@@ -109,7 +109,8 @@ async fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced
 #[utoipa::path(post, path = "/datacenters/{dc}/drain", tag = "datacenters", params(Dc),
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 404, description = "No such data center", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Drained).await
 }
@@ -118,7 +119,8 @@ pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): 
 #[utoipa::path(post, path = "/datacenters/{dc}/undrain", tag = "datacenters", params(Dc),
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 404, description = "No such data center", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn dc_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Auto).await
 }
@@ -157,7 +159,8 @@ fn parse_state(body: Result<JsonBody<OverrideBody>, ApiError>) -> Result<Forced,
     responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
         (status = 404, description = "No such data center", body = ErrorBody),
         (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn dc_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -190,7 +193,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>
     responses((status = 200, body = WeightChange), AdminAccess, JsonBody<WeightBody>,
         (status = 404, description = "No such data center", body = ErrorBody),
         (status = 422, description = "The weight is out of range", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn dc_weight(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -240,7 +244,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 400, description = "The address is not an IP address", body = ErrorBody),
         (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Drained).await
 }
@@ -251,7 +256,8 @@ pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: Endpoin
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 400, description = "The address is not an IP address", body = ErrorBody),
         (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Auto).await
 }
@@ -262,7 +268,8 @@ pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: Endpo
     responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
         (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
         (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody)))]
+        (status = 500, description = "The override could not be persisted", body = ErrorBody),
+        ClusterWrite))]
 pub async fn ep_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,

@@ -74,9 +74,37 @@ pub struct EditRefused;
 impl IntoResponses for EditRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         answers(&[
-            (412, "The zone changed since it was read (If-Match)"),
+            (
+                412,
+                "The zone changed since it was read (If-Match; in cluster mode, on any node)",
+            ),
             (422, "The configuration would be invalid: nothing changed"),
             (500, "The zone file cannot be read or written"),
+            (502, "Cluster mode: etcd refused the write"),
+            (
+                503,
+                "Cluster mode: etcd is unreachable; the node serves its last good state",
+            ),
+        ])
+    }
+}
+
+/// What a write of an override meets in cluster mode: 412 (other nodes kept changing the same
+/// override), 502 (etcd refused the write), 503 (etcd unreachable).
+pub struct ClusterWrite;
+
+impl IntoResponses for ClusterWrite {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        answers(&[
+            (
+                412,
+                "Cluster mode: other nodes kept changing this override; retry",
+            ),
+            (502, "Cluster mode: etcd refused the write"),
+            (
+                503,
+                "Cluster mode: etcd is unreachable; the node serves its last good state",
+            ),
         ])
     }
 }
