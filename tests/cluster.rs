@@ -436,3 +436,88 @@ fn every_acknowledged_edit_survives_the_loss_of_the_etcd_leader() {
         assert_eq!(s["cluster"]["state"], "connected", "{s}\n{}", n.logs());
     }
 }
+
+/// A node that was down while etcd compacted the history it missed reads the whole state again
+/// (deletions included) instead of resuming its watch.
+#[test]
+fn a_node_back_after_a_compaction_reads_the_whole_state() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    put(
+        &etcd,
+        "zones/second.test",
+        &ZONE.replace("zone: example.test", "zone: second.test"),
+    );
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.second.test."), ["192.0.2.80"]);
+    drop(node);
+
+    // While it is down: an edit, a deletion, a drain, then the history is compacted away.
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.83"),
+    );
+    etcd.etcdctl(&["del", &format!("{PREFIX}zones/second.test")])
+        .expect("etcdctl del");
+    put(&etcd, "overrides/datacenters/eu", r#"{"state": "drained"}"#);
+    let status = etcd.etcdctl(&["endpoint", "status", "--write-out=json"]).unwrap();
+    let revision =
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .unwrap();
+    etcd.etcdctl(&["compact", &revision.to_string()])
+        .expect("etcdctl compact");
+
+    let node = Server::start(&config(&dir));
+    node.wait_log("reading the whole state", Duration::from_secs(3));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.83"],
+        Duration::from_secs(2),
+    );
+    until_answers(
+        &node,
+        "www.example.test.",
+        &["192.0.2.10"],
+        Duration::from_secs(2),
+    );
+    let m = query(node.addr, &ask("static.second.test.", T::A));
+    assert_eq!(
+        m.response_code,
+        hickory_proto::op::ResponseCode::Refused,
+        "the deleted zone is gone: {m:?}"
+    );
+}
+
+/// A node whose cache is ahead of etcd (etcd replaced by a new cluster, or restored from an
+/// older backup) does not wait for revisions that will never come: it reads the whole state.
+#[test]
+fn a_node_ahead_of_a_new_etcd_reads_the_whole_state() {
+    if !tools() {
+        return;
+    }
+    let mut etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    for i in 0..20 {
+        put(&etcd, "zones/example.test", &ZONE.replace("serial: 10", &format!("serial: {}", 11 + i)));
+    }
+    until_answers(&node, "static.example.test.", &["192.0.2.80"], Duration::from_secs(1));
+    drop(node);
+
+    // A new, empty etcd on the same address, seeded again: its revisions start over.
+    etcd.stop();
+    std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
+    etcd.restart();
+    put(&etcd, "datacenters", DATACENTERS);
+    put(&etcd, "zones/example.test", &ZONE.replace("192.0.2.80", "192.0.2.84"));
+
+    let node = Server::start(&config(&dir));
+    node.wait_log("reading the whole state", Duration::from_secs(3));
+    until_answers(&node, "static.example.test.", &["192.0.2.84"], Duration::from_secs(2));
+}

@@ -350,6 +350,15 @@ impl Link {
         }
     }
 
+    /// Forgets the revisions seen (keeping which keys were seen, so that those now absent are
+    /// deleted): etcd's revisions no longer match them, and a whole read must compare by
+    /// presence alone.
+    fn forget_revisions(&self) {
+        let mut known = self.known.locked();
+        known.revision = 0;
+        known.keys.values_mut().for_each(|r| *r = 0);
+    }
+
     /// Records `batch` as seen and caches the record; wakes writers waiting on it.
     fn advance(&self, batch: &Batch, unseen: &[String]) {
         let known = {
@@ -454,25 +463,43 @@ impl Control {
                 _ = stop.cancelled() => return,
                 r = self.watch_from(link, &prefix, &ping_key, from) => r,
             };
-            match failed {
-                EtcdError::Compacted { compacted } => {
+            let read_whole = match failed {
+                // Compacted history: what this node missed is gone from the watch.
+                EtcdError::Compacted { compacted } if compacted >= from => {
                     tracing::warn!(
                         compacted,
                         from,
                         "etcd compacted the history this node missed: reading the whole state"
                     );
-                    let read = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        r = self.read_whole(link) => r,
-                    };
-                    if let Err(e) = read {
-                        link.set_disconnected(&e);
-                    } else {
+                    true
+                }
+                // etcd is behind this node: its revisions are not the ones this node knows.
+                EtcdError::Compacted { compacted } => {
+                    tracing::warn!(
+                        etcd = compacted,
+                        node = from - 1,
+                        "etcd's revision is behind the one this node applied (a new or restored etcd): reading the whole state"
+                    );
+                    link.forget_revisions();
+                    true
+                }
+                e => {
+                    link.set_disconnected(&e);
+                    false
+                }
+            };
+            if read_whole {
+                let read = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = self.read_whole(link) => r,
+                };
+                match read {
+                    Ok(()) => {
                         backoff = Duration::from_millis(100);
                         continue;
                     }
+                    Err(e) => link.set_disconnected(&e),
                 }
-                e => link.set_disconnected(&e),
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -482,8 +509,21 @@ impl Control {
         }
     }
 
-    /// One watch, applied as it comes, until it fails; returns why.
+    /// One watch, applied as it comes, until it fails; returns why. An etcd whose revision is
+    /// behind `from` (a new cluster, or one restored from an older backup) would never send
+    /// what this node lacks: that is reported as a compaction at etcd's revision, so that the
+    /// whole state is read.
     async fn watch_from(&self, link: &Link, prefix: &[u8], ping_key: &[u8], from: i64) -> EtcdError {
+        match link.etcd.list(ping_key).await {
+            Ok(now) if now.revision < from - 1 => {
+                // Told apart from a real compaction by being below `from`.
+                return EtcdError::Compacted {
+                    compacted: now.revision,
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
         let mut watch = match link.etcd.watch(prefix, from).await {
             Ok(w) => w,
             Err(e) => return e,
