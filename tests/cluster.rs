@@ -505,9 +505,18 @@ fn a_node_ahead_of_a_new_etcd_reads_the_whole_state() {
     let dir = node_dir("a", &etcd);
     let node = Server::start(&config(&dir));
     for i in 0..20 {
-        put(&etcd, "zones/example.test", &ZONE.replace("serial: 10", &format!("serial: {}", 11 + i)));
+        put(
+            &etcd,
+            "zones/example.test",
+            &ZONE.replace("serial: 10", &format!("serial: {}", 11 + i)),
+        );
     }
-    until_answers(&node, "static.example.test.", &["192.0.2.80"], Duration::from_secs(1));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.80"],
+        Duration::from_secs(1),
+    );
     drop(node);
 
     // A new, empty etcd on the same address, seeded again: its revisions start over.
@@ -515,9 +524,18 @@ fn a_node_ahead_of_a_new_etcd_reads_the_whole_state() {
     std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
     etcd.restart();
     put(&etcd, "datacenters", DATACENTERS);
-    put(&etcd, "zones/example.test", &ZONE.replace("192.0.2.80", "192.0.2.84"));
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.84"),
+    );
 
     let node = Server::start(&config(&dir));
     node.wait_log("reading the whole state", Duration::from_secs(3));
-    until_answers(&node, "static.example.test.", &["192.0.2.84"], Duration::from_secs(2));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.84"],
+        Duration::from_secs(2),
+    );
 }

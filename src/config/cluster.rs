@@ -158,6 +158,105 @@ fn endpoint_scheme(url: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::endpoint_scheme;
+    use crate::config::load;
+
+    fn problems(cluster: &str) -> Vec<(Option<String>, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("meridian.yaml"), format!("cluster:\n{cluster}")).unwrap();
+        match load(&dir.path().join("meridian.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0.into_iter().map(|p| (p.field, p.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn each_cluster_problem_names_its_field() {
+        let cases = [
+            (
+                "  etcd: { endpoints: [] }",
+                "cluster.etcd.endpoints",
+                "list at least one",
+            ),
+            (
+                "  etcd: { endpoints: [\"127.0.0.1:2379\"] }",
+                "cluster.etcd.endpoints",
+                "not an etcd member's URL",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], prefix: /m }",
+                "cluster.etcd.prefix",
+                "must end with `/`",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], timeout: 0s }",
+                "cluster.etcd.timeout",
+                "above zero",
+            ),
+            (
+                "  etcd: { endpoints: [\"https://e:2379\"], cert_file: c.pem }",
+                "cluster.etcd.cert_file",
+                "give key_file",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], ca_file: ca.pem }",
+                "cluster.etcd.endpoints",
+                "for https:// members",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], username: m }",
+                "cluster.etcd.username",
+                "give password_file",
+            ),
+            (
+                "  node: \"a b\"\n  etcd: { endpoints: [\"http://e:2379\"] }",
+                "cluster.node.a b",
+                "may hold only",
+            ),
+        ];
+        for (yaml, field, words) in cases {
+            let got = problems(yaml);
+            assert!(
+                got.iter()
+                    .any(|(f, m)| f.as_deref() == Some(field) && m.contains(words)),
+                "{yaml}: {got:?}"
+            );
+        }
+        assert_eq!(problems("  etcd: { endpoints: [\"http://127.0.0.1:2379\"] }"), []);
+    }
+
+    /// With `cluster:`, the data centers and zones served are the cache's, not the file's.
+    #[test]
+    fn cluster_mode_serves_the_cache_not_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("zones")).unwrap();
+        std::fs::write(
+            dir.path().join("meridian.yaml"),
+            "datacenters:\n  local: { endpoints: [{ address: 192.0.2.1 }] }\n\
+             cluster: { node: n1, etcd: { endpoints: [\"http://127.0.0.1:2379\"] } }\n",
+        )
+        .unwrap();
+        let path = dir.path().join("meridian.yaml");
+        let c = load(&path).unwrap();
+        assert!(
+            c.datacenters.is_empty() && c.zones.is_empty(),
+            "nothing cached yet"
+        );
+        let cache = dir.path().join("state/cluster");
+        std::fs::create_dir_all(cache.join("zones")).unwrap();
+        std::fs::write(
+            cache.join("datacenters.yaml"),
+            "datacenters:\n  shared: { endpoints: [{ address: 192.0.2.2 }] }\n",
+        )
+        .unwrap();
+        let c = load(&path).unwrap();
+        let names: Vec<&str> = c.datacenters.iter().map(|d| &*d.name).collect();
+        assert_eq!(names, ["shared"]);
+        assert_eq!(c.cluster.as_ref().unwrap().node, "n1");
+        // `push` reads the file's own.
+        let local = crate::config::load_local(&path).unwrap();
+        let names: Vec<&str> = local.datacenters.iter().map(|d| &*d.name).collect();
+        assert_eq!(names, ["local"]);
+    }
 
     #[test]
     fn endpoints_are_urls_with_a_port() {
