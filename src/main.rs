@@ -31,7 +31,7 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
         /// Do not probe the endpoints first (health then comes from the configuration and the
-        /// overrides persisted in state_dir alone).
+        /// overrides persisted in state_dir alone; in cluster mode, those of its cache).
         #[arg(long)]
         no_probe: bool,
     },
@@ -168,7 +168,7 @@ fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe:
     let req = meridian::explain::Request::parse(name, qtype, client)?;
     let probes = if probe { probe_once(&config)? } else { Vec::new() };
     // Overrides a running server persisted (drains, forced states, weights) apply here too.
-    let overrides = meridian::overrides::Overrides::load(Some(config.state_dir.clone()))?;
+    let overrides = meridian::overrides::Overrides::load(Some(config.overrides_dir()))?;
     let health = std::sync::Arc::new(meridian::health::HealthView::new(
         probes,
         &overrides,

@@ -87,6 +87,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the overrides in force are kept: `state_dir`, or in cluster mode the cluster cache
+    /// (the overrides are the cluster's).
+    pub fn overrides_dir(&self) -> PathBuf {
+        match &self.cluster {
+            Some(_) => cluster::cache_dir(&self.state_dir),
+            None => self.state_dir.clone(),
+        }
+    }
+
     /// How long a full round of `probes` can take: every probe timing out, `max_concurrent` at
     /// a time, plus a little slack.
     pub fn first_round_bound(&self, probes: usize) -> Duration {

@@ -116,16 +116,11 @@ impl Control {
         remove_leftovers(&config);
         let events = Arc::new(Events::default());
         let metrics = Arc::new(Metrics::default());
-        // In cluster mode the overrides in force are the cluster's, cached beside its documents.
-        let overrides_dir = match &config.cluster {
-            Some(_) => config::cluster::cache_dir(&config.state_dir),
-            None => config.state_dir.clone(),
-        };
         let cluster = match &config.cluster {
             Some(settings) => Some(cluster::Link::open(settings, &config.state_dir)?),
             None => None,
         };
-        let overrides = Overrides::load(Some(overrides_dir))?;
+        let overrides = Overrides::load(Some(config.overrides_dir()))?;
         let scheduler = Scheduler::new(
             crate::health::scheduler::Settings {
                 max_concurrent: config.health.max_concurrent.get(),
