@@ -444,6 +444,7 @@ async fn a_change_made_between_read_and_commit_is_refused_whole() {
     let audit = Audit {
         node: "node-1".into(),
         by: "test".into(),
+        what: None,
     };
     let e = cluster.commit(&changes, &audit).await.unwrap_err();
     assert!(
