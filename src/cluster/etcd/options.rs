@@ -124,4 +124,34 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn options_come_from_the_cluster_section() {
+        use crate::config::{EtcdAuth, EtcdTls};
+        let config = ClusterConfig {
+            node: "a".into(),
+            endpoints: vec!["https://10.0.0.1:2379".into()],
+            prefix: "/meridian/".into(),
+            timeout: Duration::from_secs(3),
+            tls: Some(EtcdTls {
+                ca_file: Some("/etc/meridian/etcd-ca.pem".into()),
+                cert_file: Some("/etc/meridian/etcd.pem".into()),
+                key_file: Some("/etc/meridian/etcd-key.pem".into()),
+            }),
+            auth: Some(EtcdAuth {
+                username: "meridian".into(),
+                password_file: "/etc/meridian/etcd.password".into(),
+            }),
+        };
+        let options = Options::from(&config);
+        assert_eq!(options.endpoints, config.endpoints);
+        assert_eq!(options.timeout, Duration::from_secs(3));
+        let tls = options.tls.unwrap();
+        assert_eq!(tls.ca, Some("/etc/meridian/etcd-ca.pem".into()));
+        assert_eq!(tls.cert, Some("/etc/meridian/etcd.pem".into()));
+        assert_eq!(tls.key, Some("/etc/meridian/etcd-key.pem".into()));
+        let auth = options.auth.unwrap();
+        assert_eq!(auth.username, "meridian");
+        assert_eq!(auth.password_file, PathBuf::from("/etc/meridian/etcd.password"));
+    }
 }
