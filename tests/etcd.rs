@@ -1,13 +1,16 @@
 //! The etcd client against a real etcd on loopback: conditional transactions (whole or
 //! nothing, no lost update), listings with their revision, watches from a revision (replayed,
-//! resumed, told of compaction), and an unreachable cluster said as such. Needs `etcd` and
-//! `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs them.
+//! resumed, told of compaction), an unreachable cluster said as such; TLS with a client
+//! certificate, and etcd's own authentication with its token renewed when etcd no longer takes
+//! it. Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs
+//! them.
 
 mod common;
 
-use common::etcd::EtcdServer;
+use common::etcd::{EtcdServer, Pki};
 use common::have_tool;
-use meridian::cluster::etcd::{Change, Etcd, EtcdError, Expect, Write};
+use meridian::cluster::etcd::{Auth, Change, Etcd, EtcdError, Expect, Options, Tls, Write};
+use std::path::Path;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -186,6 +189,271 @@ async fn a_watch_from_compacted_history_says_so() {
         .unwrap_err();
     assert!(
         matches!(e, EtcdError::Compacted { compacted } if compacted == r2),
+        "{e}"
+    );
+}
+
+fn tls_options(server: &EtcdServer, tls: Tls) -> Options {
+    Options {
+        endpoints: vec![server.endpoint.clone()],
+        timeout: TIMEOUT,
+        tls: Some(tls),
+        auth: None,
+    }
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    if !have_etcd() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "etcd");
+    let server = EtcdServer::builder().tls(&pki).start();
+    assert!(server.endpoint.starts_with("https://"));
+    let etcd = Etcd::connect(&tls_options(
+        &server,
+        Tls {
+            ca: Some(pki.ca.clone()),
+            cert: Some(pki.client_cert.clone()),
+            key: Some(pki.client_key.clone()),
+        },
+    ))
+    .unwrap();
+    let r = etcd.commit(&[put("/m/a", "1", Expect::Absent)]).await.unwrap();
+    let listing = etcd.list(b"/m/").await.unwrap();
+    assert_eq!(listing.revision, r);
+    assert_eq!(listing.entries[0].value, b"1");
+    let mut w = etcd.watch(b"/m/", r + 1).await.unwrap();
+    let r2 = etcd
+        .commit(&[put("/m/a", "2", Expect::Revision(r))])
+        .await
+        .unwrap();
+    let c = tokio::time::timeout(TIMEOUT, w.next()).await.unwrap().unwrap();
+    assert!(matches!(&c.changes[..], [Change::Put(e)] if e.mod_revision == r2));
+
+    // Without a client certificate, etcd ends the handshake: said as a TLS failure.
+    let no_cert = Etcd::connect(&tls_options(
+        &server,
+        Tls {
+            ca: Some(pki.ca.clone()),
+            cert: None,
+            key: None,
+        },
+    ))
+    .unwrap();
+    let e = no_cert.list(b"/m/").await.unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Tls(m) if m.contains("certificate")),
+        "{e}"
+    );
+    // Trusting another CA: the member's certificate is not trusted, and that is said.
+    let other = Pki::generate(dir.path(), "other");
+    let untrusted = Etcd::connect(&tls_options(
+        &server,
+        Tls {
+            ca: Some(other.ca.clone()),
+            cert: Some(pki.client_cert.clone()),
+            key: Some(pki.client_key.clone()),
+        },
+    ))
+    .unwrap();
+    let e = untrusted.list(b"/m/").await.unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Tls(m) if m.contains("certificate")),
+        "{e}"
+    );
+    let e = untrusted.watch(b"/m/", 0).await.err().unwrap();
+    assert!(matches!(&e, EtcdError::Tls(_)), "{e}");
+    // A file that is not there is named.
+    let missing = dir.path().join("missing.pem");
+    let e = Etcd::connect(&tls_options(
+        &server,
+        Tls {
+            ca: Some(missing.clone()),
+            cert: None,
+            key: None,
+        },
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::File { path, .. } if *path == missing),
+        "{e}"
+    );
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+}
+
+const ROOT: &str = "root:r00t-pw";
+
+/// etcd's authentication as Meridian's docs set it up: a root user, and a user `meridian`
+/// whose role may read and write under `/m/` only. `etcdctl` runs as root from then on.
+fn enable_auth(server: &mut EtcdServer, password: &str) {
+    let (root, root_password) = ROOT.split_once(':').unwrap();
+    let steps: [&[&str]; 6] = [
+        &[
+            "--interactive=false",
+            "user",
+            "add",
+            root,
+            &format!("--new-user-password={root_password}"),
+        ],
+        &["role", "add", "meridian"],
+        &[
+            "role",
+            "grant-permission",
+            "meridian",
+            "--prefix=true",
+            "readwrite",
+            "/m/",
+        ],
+        &[
+            "--interactive=false",
+            "user",
+            "add",
+            "meridian",
+            &format!("--new-user-password={password}"),
+        ],
+        &["user", "grant-role", "meridian", "meridian"],
+        &["auth", "enable"],
+    ];
+    for step in steps {
+        server.etcdctl(step).unwrap_or_else(|| panic!("etcdctl {step:?}"));
+    }
+    server.etcdctl_as(ROOT);
+}
+
+/// Options for user `username` with `password` in a file (with the line break an editor
+/// leaves).
+fn auth_options(server: &EtcdServer, dir: &Path, username: &str, password: &str) -> Options {
+    let password_file = dir.join(format!("{username}-{}.password", password.len()));
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    Options {
+        endpoints: vec![server.endpoint.clone()],
+        timeout: TIMEOUT,
+        tls: None,
+        auth: Some(Auth {
+            username: username.into(),
+            password_file,
+        }),
+    }
+}
+
+/// etcd forgets every token when its authentication is turned off and on again.
+fn forget_tokens(server: &EtcdServer) {
+    server.etcdctl(&["auth", "disable"]).expect("auth disable");
+    server.etcdctl(&["auth", "enable"]).expect("auth enable");
+}
+
+#[tokio::test]
+async fn a_user_with_a_password_file_and_a_token_renewed() {
+    if !have_etcd() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = EtcdServer::builder().flag("--bcrypt-cost=4").start();
+    // Configured with a user while etcd has authentication off: works without a token, and
+    // authenticates once etcd turns it on (etcd then says "user name is empty").
+    let etcd = Etcd::connect(&auth_options(&server, dir.path(), "meridian", "m-pw")).unwrap();
+    let r = etcd.commit(&[put("/m/a", "1", Expect::Absent)]).await.unwrap();
+    enable_auth(&mut server, "m-pw");
+    assert!(server.etcdctl(&["get", "/m/a"]).is_some(), "etcdctl runs as root");
+    assert_eq!(etcd.list(b"/m/").await.unwrap().revision, r);
+
+    // A token etcd forgot is renewed, for reads, writes and watches alike, and for every
+    // clone of the client at once.
+    forget_tokens(&server);
+    let r = etcd
+        .commit(&[put("/m/a", "2", Expect::Revision(r))])
+        .await
+        .unwrap();
+    forget_tokens(&server);
+    let mut w = etcd.watch(b"/m/", r).await.unwrap();
+    let c = tokio::time::timeout(TIMEOUT, w.next()).await.unwrap().unwrap();
+    assert!(matches!(&c.changes[..], [Change::Put(e)] if e.value == b"2"));
+    forget_tokens(&server);
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let etcd = etcd.clone();
+            tokio::spawn(async move { etcd.list(b"/m/").await })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().entries.len(), 1);
+    }
+
+    // What the role does not allow is refused as such, and says what to do.
+    let e = etcd
+        .commit(&[put("/elsewhere", "x", Expect::Any)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Auth(m) if m.contains("`meridian`") && m.contains("grant")),
+        "{e}"
+    );
+    let e = etcd.watch(b"/elsewhere/", 0).await.err().unwrap();
+    assert!(matches!(&e, EtcdError::Auth(m) if m.contains("grant")), "{e}");
+
+    // A wrong password, or a user etcd does not know: an authentication error naming the user.
+    let wrong = Etcd::connect(&auth_options(&server, dir.path(), "meridian", "not-it")).unwrap();
+    let e = wrong.list(b"/m/").await.unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Auth(m) if m.contains("`meridian`") && m.contains("password")),
+        "{e}"
+    );
+    let e = wrong.watch(b"/m/", 0).await.err().unwrap();
+    assert!(matches!(&e, EtcdError::Auth(_)), "{e}");
+    let nobody = Etcd::connect(&auth_options(&server, dir.path(), "nobody", "m-pw")).unwrap();
+    let e = nobody.list(b"/m/").await.unwrap_err();
+    assert!(matches!(&e, EtcdError::Auth(m) if m.contains("`nobody`")), "{e}");
+    assert!(!e.to_string().contains("m-pw"), "{e}");
+    // No user at all, to an etcd that wants one.
+    let e = client(&server).list(b"/m/").await.unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Auth(m) if m.contains("configure a user")),
+        "{e}"
+    );
+
+    // The password file is read when connecting; one that is not there is named.
+    let mut options = auth_options(&server, dir.path(), "meridian", "m-pw");
+    let missing = dir.path().join("missing.password");
+    options.auth.as_mut().unwrap().password_file = missing.clone();
+    let e = Etcd::connect(&options).unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::File { path, .. } if *path == missing),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn tls_and_a_user_together() {
+    if !have_etcd() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate(dir.path(), "etcd");
+    let mut server = EtcdServer::builder().tls(&pki).flag("--bcrypt-cost=4").start();
+    enable_auth(&mut server, "m-pw");
+    let tls = Tls {
+        ca: Some(pki.ca.clone()),
+        cert: Some(pki.client_cert.clone()),
+        key: Some(pki.client_key.clone()),
+    };
+    let mut options = auth_options(&server, dir.path(), "meridian", "m-pw");
+    options.tls = Some(tls.clone());
+    let etcd = Etcd::connect(&options).unwrap();
+    let r = etcd.commit(&[put("/m/a", "1", Expect::Absent)]).await.unwrap();
+    forget_tokens(&server);
+    assert_eq!(etcd.list(b"/m/").await.unwrap().revision, r);
+    // The first call authenticates: without the client certificate, that is where the TLS
+    // failure shows, and it is said as one.
+    options.tls = Some(Tls {
+        cert: None,
+        key: None,
+        ..tls
+    });
+    let e = Etcd::connect(&options).unwrap().list(b"/m/").await.unwrap_err();
+    assert!(
+        matches!(&e, EtcdError::Tls(m) if m.contains("client certificate")),
         "{e}"
     );
 }

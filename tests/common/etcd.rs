@@ -1,6 +1,8 @@
-//! A real single-member etcd on loopback ports, for the tests that need one. Needs `etcd`
-//! (Debian's etcd-server); `.ci/run` installs it.
+//! A real single-member etcd on loopback ports, for the tests that need one, plain or with TLS
+//! (certificates made here with rcgen) and any other flags. Needs `etcd` (Debian's
+//! etcd-server); `.ci/run` installs it.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,22 +12,82 @@ pub struct EtcdServer {
     pub endpoint: String,
     peer: String,
     pub dir: tempfile::TempDir,
+    /// Flags of etcd beyond the ones every server gets (TLS, and the builder's own).
+    flags: Vec<String>,
+    /// Flags of every `etcdctl` run: TLS files, and `--user` once set.
+    ctl_flags: Vec<String>,
 }
 
-impl EtcdServer {
+/// How to start an [`EtcdServer`]: [`EtcdServer::builder`].
+#[derive(Default)]
+pub struct EtcdBuilder {
+    tls: Option<Pki>,
+    flags: Vec<String>,
+}
+
+impl EtcdBuilder {
+    /// Serves clients over TLS with `pki`'s server certificate, and asks them for a
+    /// certificate signed by its CA (`--client-cert-auth`); `etcdctl` shows its client one.
+    pub fn tls(mut self, pki: &Pki) -> EtcdBuilder {
+        self.tls = Some(pki.clone());
+        self
+    }
+
+    /// One more flag for etcd, like `--auth-token-ttl=1`.
+    pub fn flag(mut self, flag: &str) -> EtcdBuilder {
+        self.flags.push(flag.to_string());
+        self
+    }
+
     /// Starts etcd and waits until it answers (at most 10 s).
-    pub fn start() -> EtcdServer {
+    pub fn start(self) -> EtcdServer {
         let dir = tempfile::tempdir().unwrap();
         let client = super::targets::free_port();
         let peer = super::targets::free_port();
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut flags = Vec::new();
+        let mut ctl_flags = Vec::new();
+        if let Some(pki) = &self.tls {
+            let path = |p: &Path| p.display().to_string();
+            flags.push(format!("--cert-file={}", path(&pki.server_cert)));
+            flags.push(format!("--key-file={}", path(&pki.server_key)));
+            flags.push(format!("--trusted-ca-file={}", path(&pki.ca)));
+            flags.push("--client-cert-auth".to_string());
+            ctl_flags.push(format!("--cacert={}", path(&pki.ca)));
+            ctl_flags.push(format!("--cert={}", path(&pki.client_cert)));
+            ctl_flags.push(format!("--key={}", path(&pki.client_key)));
+        }
+        flags.extend(self.flags);
         let mut s = EtcdServer {
             child: None,
-            endpoint: format!("http://127.0.0.1:{client}"),
+            endpoint: format!("{scheme}://127.0.0.1:{client}"),
             peer: format!("http://127.0.0.1:{peer}"),
             dir,
+            flags,
+            ctl_flags,
         };
         s.run();
         s
+    }
+}
+
+impl EtcdServer {
+    /// Starts a plain etcd (no TLS, no authentication) and waits until it answers (at most
+    /// 10 s).
+    pub fn start() -> EtcdServer {
+        EtcdServer::builder().start()
+    }
+
+    /// An etcd with TLS or other flags.
+    pub fn builder() -> EtcdBuilder {
+        EtcdBuilder::default()
+    }
+
+    /// From now on `etcdctl` runs as `user` (`name:password`), as it must once
+    /// authentication is enabled.
+    pub fn etcdctl_as(&mut self, user: &str) {
+        self.ctl_flags.retain(|f| !f.starts_with("--user="));
+        self.ctl_flags.push(format!("--user={user}"));
     }
 
     fn run(&mut self) {
@@ -38,6 +100,7 @@ impl EtcdServer {
             .arg(format!("--initial-advertise-peer-urls={}", self.peer))
             .arg(format!("--initial-cluster=t={}", self.peer))
             .arg("--log-level=error")
+            .args(&self.flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -65,6 +128,7 @@ impl EtcdServer {
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint))
             .arg("--command-timeout=2s")
+            .args(&self.ctl_flags)
             .args(args)
             .output()
             .ok()?;
@@ -91,5 +155,60 @@ impl EtcdServer {
 impl Drop for EtcdServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A CA, a server certificate it signed for 127.0.0.1 (an IP address SAN) and a client
+/// certificate it signed, as PEM files.
+#[derive(Clone)]
+pub struct Pki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Pki {
+    /// Makes the certificates and writes them in `dir`, their names prefixed with `name`
+    /// (two sets in one directory do not trust each other).
+    pub fn generate(dir: &Path, name: &str) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+            KeyPair, KeyUsagePurpose,
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
+            let mut params = CertificateParams::new(names).unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &ca).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let server = leaf(
+            vec!["127.0.0.1".to_string()],
+            "etcd",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let client = leaf(Vec::new(), "meridian", ExtendedKeyUsagePurpose::ClientAuth);
+        let write = |file: &str, pem: &str| {
+            let path = dir.join(format!("{name}-{file}"));
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        Pki {
+            ca: write("ca.pem", &ca.pem()),
+            server_cert: write("server.pem", &server.0),
+            server_key: write("server-key.pem", &server.1),
+            client_cert: write("client.pem", &client.0),
+            client_key: write("client-key.pem", &client.1),
+        }
     }
 }

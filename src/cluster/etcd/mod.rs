@@ -11,6 +11,11 @@
 //! change, so a change is whole or absent and two writers never overwrite each other), and a
 //! `Watch` from a revision (resumed after a disconnection; a compacted revision is reported so
 //! the caller reads everything again).
+//!
+//! How to reach etcd is `options`. Members are reached over plain HTTP/2 or TLS (`tls`: tonic's
+//! rustls with ring; a CA file or the system's roots, a client certificate for an etcd started
+//! with `--client-cert-auth`, and a failed handshake said as such), as an etcd user or none
+//! (`session`: the token every request carries, renewed once when etcd no longer takes it).
 
 #[allow(
     clippy::all,
@@ -32,17 +37,27 @@ mod pb {
     }
 }
 
+mod options;
+mod session;
+mod tls;
+
+pub use options::{Auth, Options, Tls};
+
 use pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use pb::etcdserverpb::kv_client::KvClient;
 use pb::etcdserverpb::request_op::Request as Op;
 use pb::etcdserverpb::watch_client::WatchClient;
 use pb::etcdserverpb::watch_request::RequestUnion;
 use pb::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, WatchCreateRequest,
-    WatchRequest,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
+    WatchCreateRequest, WatchRequest,
 };
 use pb::mvccpb::event::EventType;
+use session::{Session, Token};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tls::ClientTls;
 use tonic::transport::{Channel, Endpoint};
 
 /// Why an etcd call failed.
@@ -61,17 +76,41 @@ pub enum EtcdError {
     /// An endpoint is not a URL, or etcd answered what the protocol does not allow.
     #[error("etcd: {0}")]
     Protocol(String),
+    /// etcd refused who the client is (no such user, a wrong password, no user while etcd
+    /// requires one) or what it asked (the user's roles do not allow it). Says what to do.
+    #[error("etcd authentication: {0}")]
+    Auth(String),
+    /// The TLS handshake with a member failed: its certificate is not trusted (or not for its
+    /// address), or it wants a client certificate this client does not have or it does not
+    /// trust. Says which, as rustls or the member put it.
+    #[error("TLS with etcd failed: {0}")]
+    Tls(String),
+    /// A file the connection needs (CA, client certificate or key, password) cannot be read
+    /// or does not hold what it should.
+    #[error("`{}`: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
 }
 
 impl From<tonic::Status> for EtcdError {
     fn from(s: tonic::Status) -> Self {
-        match s.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                EtcdError::Unavailable(s.message().to_string())
-            }
-            _ => EtcdError::Protocol(format!("{:?}: {}", s.code(), s.message())),
-        }
+        session::error(s, None)
     }
+}
+
+/// What went wrong under a status tonic made of a failed connection: its message and the
+/// causes below it (the TLS alert or certificate error is at the bottom of the chain).
+fn transport_error(s: &tonic::Status) -> String {
+    let mut text = s.message().to_string();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// A key and its value at a revision.
@@ -144,11 +183,44 @@ pub struct Changes {
     pub changes: Vec<Change>,
 }
 
-/// A connection to an etcd cluster (any of its members).
+/// A connection to an etcd cluster (any of its members). Clones share the connection and the
+/// authentication token.
 #[derive(Clone, Debug)]
 pub struct Etcd {
     kv: KvClient<Channel>,
     watch: WatchClient<Channel>,
+    /// The user this client authenticates as, if any.
+    session: Option<Arc<Session>>,
+    /// TLS towards the `https://` members, if any: to say why a connection failed.
+    tls: Option<Arc<ClientTls>>,
+    timeout: Duration,
+}
+
+/// One tonic endpoint per member; `https://` members with TLS as `tls` says.
+fn endpoints(
+    urls: &[String],
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+) -> Result<Vec<Endpoint>, EtcdError> {
+    if urls.is_empty() {
+        return Err(EtcdError::Protocol("no endpoints".into()));
+    }
+    let config = tls.map(ClientTls::tonic);
+    urls.iter()
+        .map(|url| {
+            let bad = |err: &dyn std::fmt::Display| EtcdError::Protocol(format!("endpoint `{url}`: {err}"));
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| bad(&e))?
+                .connect_timeout(timeout)
+                .timeout(timeout);
+            match (&config, tls) {
+                (Some(config), Some(tls)) if tls.covers(url) => {
+                    endpoint.tls_config(config.clone()).map_err(|e| bad(&e))
+                }
+                _ => Ok(endpoint),
+            }
+        })
+        .collect()
 }
 
 /// The end of the range of keys that start with `prefix` (etcd's `range_end`).
@@ -165,26 +237,104 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl Etcd {
-    /// A client for the members at `endpoints` (`http://host:port`); calls go to any member
-    /// that answers, each within `timeout`. Connects lazily: an unreachable cluster shows as
-    /// [`EtcdError::Unavailable`] on the first call.
+    /// A client for the members at `endpoints` (`http://host:port`) without TLS settings or
+    /// authentication; calls go to any member that answers, each within `timeout`. Connects
+    /// lazily: an unreachable cluster shows as [`EtcdError::Unavailable`] on the first call.
     pub fn new(endpoints: &[String], timeout: Duration) -> Result<Etcd, EtcdError> {
-        let endpoints = endpoints
-            .iter()
-            .map(|e| {
-                Endpoint::from_shared(e.clone())
-                    .map(|e| e.connect_timeout(timeout).timeout(timeout))
-                    .map_err(|err| EtcdError::Protocol(format!("endpoint `{e}`: {err}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if endpoints.is_empty() {
-            return Err(EtcdError::Protocol("no endpoints".into()));
-        }
+        Etcd::connect(&Options {
+            endpoints: endpoints.to_vec(),
+            timeout,
+            tls: None,
+            auth: None,
+        })
+    }
+
+    /// A client as `options` say: TLS towards `https://` members, and etcd's authentication
+    /// as a user. The TLS files and the password file are read here (an error names a file
+    /// that cannot be read); the connection and the first authentication are made on the first
+    /// call, like [`Etcd::new`]'s.
+    pub fn connect(options: &Options) -> Result<Etcd, EtcdError> {
+        let tls = ClientTls::read(&options.endpoints, options.tls.as_ref(), options.timeout)?;
+        let endpoints = endpoints(&options.endpoints, tls.as_ref(), options.timeout)?;
+        let password = options.auth.as_ref().map(options::password).transpose()?;
         let channel = Channel::balance_list(endpoints.into_iter());
+        let session =
+            options.auth.as_ref().zip(password).map(|(auth, password)| {
+                Arc::new(Session::new(auth.username.clone(), password, channel.clone()))
+            });
         Ok(Etcd {
             kv: KvClient::new(channel.clone()),
             watch: WatchClient::new(channel),
+            session,
+            tls: tls.map(Arc::new),
+            timeout: options.timeout,
         })
+    }
+
+    /// The token for the next request: none without a user; with one, the current token, or
+    /// a new one if `refused` (a token etcd did not take) is still current.
+    async fn token(&self, refused: Option<u64>) -> Result<Token, EtcdError> {
+        match &self.session {
+            Some(session) => match session.token(refused).await {
+                Ok(token) => Ok(token),
+                Err(s) => Err(self.failure(s).await),
+            },
+            None => Ok(Token::default()),
+        }
+    }
+
+    /// The error for a failed request: a refusal names the user when there is one; a
+    /// connection to a TLS member that failed in TLS, or closed as it began, says why TLS
+    /// failed.
+    async fn failure(&self, s: tonic::Status) -> EtcdError {
+        if let Some(tls) = &self.tls {
+            if let Some(said) = tls::failure_in(&s) {
+                return EtcdError::Tls(said);
+            }
+            // A status with a cause is this side's (etcd's own carry none): the connection
+            // failed or closed. Unless it timed out (trying again would too), try TLS alone.
+            let text = transport_error(&s);
+            let timed_out = text.contains("timed out") || text.contains("Timeout expired");
+            if std::error::Error::source(&s).is_some()
+                && !timed_out
+                && let Some(said) = tls.diagnose().await
+            {
+                return EtcdError::Tls(said);
+            }
+        }
+        session::error(s, self.session.as_deref().map(Session::username))
+    }
+
+    /// Sends `message` with the token; if etcd no longer takes the token, authenticates again
+    /// and sends it once more.
+    async fn call<M, R, Fut>(
+        &self,
+        message: M,
+        send: impl Fn(tonic::Request<M>) -> Fut,
+    ) -> Result<R, EtcdError>
+    where
+        M: Clone,
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let mut refused = None;
+        loop {
+            let token = self.token(refused).await?;
+            match send(token.request(message.clone())).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if refused.is_none() && self.session.is_some() && session::stale_token(&s) => {
+                    refused = Some(token.generation());
+                }
+                Err(s) => return Err(self.failure(s).await),
+            }
+        }
+    }
+
+    async fn range(&self, request: RangeRequest) -> Result<RangeResponse, EtcdError> {
+        self.call(request, |r| {
+            let mut kv = self.kv.clone();
+            async move { kv.range(r).await }
+        })
+        .await
     }
 
     /// Every key under `prefix`, with the revision it was read at.
@@ -194,7 +344,7 @@ impl Etcd {
             range_end: prefix_end(prefix),
             ..RangeRequest::default()
         };
-        let r = self.kv.clone().range(request).await?.into_inner();
+        let r = self.range(request).await?;
         let revision = r.header.map(|h| h.revision).unwrap_or_default();
         let entries = r
             .kvs
@@ -251,7 +401,12 @@ impl Etcd {
             success,
             failure: Vec::new(),
         };
-        let r = self.kv.clone().txn(request).await?.into_inner();
+        let r = self
+            .call(request, |r| {
+                let mut kv = self.kv.clone();
+                async move { kv.txn(r).await }
+            })
+            .await?;
         if r.succeeded {
             return Ok(r.header.map(|h| h.revision).unwrap_or_default());
         }
@@ -281,7 +436,7 @@ impl Etcd {
             key: key.to_vec(),
             ..RangeRequest::default()
         };
-        let r = self.kv.clone().range(request).await?.into_inner();
+        let r = self.range(request).await?;
         Ok(r.kvs.into_iter().next().map(|kv| Entry {
             key: kv.key,
             value: kv.value,
@@ -290,30 +445,80 @@ impl Etcd {
     }
 
     /// Watches every key under `prefix` from revision `from` (inclusive): changes already
-    /// made since `from` come first, then new ones as they happen.
+    /// made since `from` come first, then new ones as they happen. Returns once etcd has
+    /// created the watch (within the timeout), so a watch etcd refuses fails here.
     pub async fn watch(&self, prefix: &[u8], from: i64) -> Result<Watch, EtcdError> {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let create = WatchRequest {
-            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-                key: prefix.to_vec(),
-                range_end: prefix_end(prefix),
-                start_revision: from,
-                ..WatchCreateRequest::default()
-            })),
+        let create = WatchCreateRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            start_revision: from,
+            ..WatchCreateRequest::default()
         };
-        tx.send(create)
-            .await
-            .map_err(|_| EtcdError::Protocol("watch request not sent".into()))?;
-        let stream = self
-            .watch
-            .clone()
-            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        Ok(Watch {
-            stream,
-            _requests: tx,
-        })
+        let mut refused = None;
+        loop {
+            // The token goes with the opening of the stream: etcd checks it as it creates the
+            // watch, and a running watch does not need it again.
+            let token = self.token(refused).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let request = WatchRequest {
+                request_union: Some(RequestUnion::CreateRequest(create.clone())),
+            };
+            tx.send(request)
+                .await
+                .map_err(|_| EtcdError::Protocol("watch request not sent".into()))?;
+            let opening = async {
+                let requests = token.request(tokio_stream::wrappers::ReceiverStream::new(rx));
+                let mut stream = self.watch.clone().watch(requests).await?.into_inner();
+                let created = stream.message().await?;
+                Ok::<_, tonic::Status>((stream, created))
+            };
+            let (stream, created) = match tokio::time::timeout(self.timeout, opening).await {
+                Err(_) => {
+                    return Err(EtcdError::Unavailable(format!(
+                        "etcd did not create the watch within {:?}",
+                        self.timeout
+                    )));
+                }
+                Ok(Err(s)) if refused.is_none() && self.session.is_some() && session::stale_token(&s) => {
+                    refused = Some(token.generation());
+                    continue;
+                }
+                Ok(Err(s)) => return Err(self.failure(s).await),
+                Ok(Ok(opened)) => opened,
+            };
+            let Some(created) = created else {
+                return Err(EtcdError::Unavailable("the watch stream ended".into()));
+            };
+            if created.canceled {
+                if created.compact_revision > 0 {
+                    return Err(EtcdError::Compacted {
+                        compacted: created.compact_revision,
+                    });
+                }
+                if let Some(refusal) = session::watch_refusal(&created.cancel_reason) {
+                    // Older etcd refuses a stale token and a missing permission alike: a new
+                    // token tells them apart.
+                    if refused.is_none() && self.session.is_some() {
+                        refused = Some(token.generation());
+                        continue;
+                    }
+                    return Err(self.failure(refusal).await);
+                }
+                return Err(EtcdError::Protocol(format!(
+                    "watch canceled: {}",
+                    created.cancel_reason
+                )));
+            }
+            if !created.created {
+                return Err(EtcdError::Protocol(
+                    "etcd answered a watch request without creating the watch".into(),
+                ));
+            }
+            return Ok(Watch {
+                stream,
+                _requests: tx,
+            });
+        }
     }
 }
 
