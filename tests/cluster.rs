@@ -429,12 +429,23 @@ fn every_acknowledged_edit_survives_the_loss_of_the_etcd_leader() {
             );
         }
     }
-    // The killed member comes back and catches up; nodes stay connected.
+    // The nodes follow the surviving members (requests that cannot reach the dead one go to
+    // another), and stay connected when it comes back.
+    let connected = |n: &Server| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let s = status_json(n);
+            if s["cluster"]["state"] == "connected" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{s}\n{}", n.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    nodes.iter().for_each(connected);
     etcd.restart(leader);
-    for n in &nodes {
-        let s = status_json(n);
-        assert_eq!(s["cluster"]["state"], "connected", "{s}\n{}", n.logs());
-    }
+    etcd.wait_for_leader();
+    nodes.iter().for_each(connected);
 }
 
 /// A node that was down while etcd compacted the history it missed reads the whole state again

@@ -14,7 +14,7 @@
 
 use super::diff;
 use super::documents::{ClusterState, DocumentError, Documents, Edit, KeyChange, plan, zone_key};
-use super::etcd::{Etcd, EtcdError, Expect, Write};
+use super::etcd::{Etcd, EtcdError, Expect, Options, Write};
 use super::keys::{Audit, ForeignKey, Key};
 use crate::config::diagnostics::Diagnostics;
 use crate::config::raw::RawConfig;
@@ -38,12 +38,6 @@ pub enum FilesError {
         file.display()
     )]
     NoCluster { file: PathBuf },
-    #[error(
-        "{}: {what}: `meridian cluster push` and `pull` reach etcd over plain http:// without \
-         a user for now",
-        file.display()
-    )]
-    Unsupported { file: PathBuf, what: &'static str },
     #[error("cannot read {}: {source}", file.display())]
     Read { file: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -113,18 +107,8 @@ impl ClusterFile {
     /// A client for the cluster (connected at the first call).
     pub fn connect(&self) -> Result<Cluster, FilesError> {
         let c = &self.cluster;
-        let unsupported = |what| FilesError::Unsupported {
-            file: self.path.clone(),
-            what,
-        };
-        if c.tls.is_some() {
-            return Err(unsupported("TLS towards etcd (https:// members)"));
-        }
-        if c.auth.is_some() {
-            return Err(unsupported("etcd authentication (cluster.etcd.username)"));
-        }
         let endpoints = c.endpoints.join(", ");
-        let etcd = Etcd::new(&c.endpoints, c.timeout).map_err(|source| FilesError::Etcd {
+        let etcd = Etcd::connect(&Options::from(c)).map_err(|source| FilesError::Etcd {
             endpoints: endpoints.clone(),
             source,
         })?;

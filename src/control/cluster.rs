@@ -9,7 +9,7 @@
 //! resumes the watch where it stopped.
 
 use super::{ChangeGuard, Control};
-use crate::cluster::etcd::{Change, Changes, Etcd, EtcdError, Expect, Listing, Write};
+use crate::cluster::etcd::{Change, Changes, Etcd, EtcdError, Expect, Listing, Options, Write};
 use crate::cluster::keys::{Audit, DcOverride, EndpointOverride, ForeignKey, Key};
 use crate::config::{self, ClusterConfig, Overlay};
 use crate::lock::LockExt;
@@ -119,8 +119,8 @@ struct Batch {
 impl Link {
     /// The link for `settings`, with what the cache in `state_dir` says was applied.
     pub(super) fn open(settings: &ClusterConfig, state_dir: &Path) -> Result<Link, super::SetupError> {
-        let etcd = Etcd::new(&settings.endpoints, settings.timeout)
-            .map_err(|e| super::SetupError::Cluster(e.to_string()))?;
+        let etcd =
+            Etcd::connect(&Options::from(settings)).map_err(|e| super::SetupError::Cluster(e.to_string()))?;
         let cache = config::cluster::cache_dir(state_dir);
         std::fs::create_dir_all(config::shared_zones_dir(state_dir))
             .map_err(|e| super::SetupError::Cluster(format!("cannot create {}: {e}", cache.display())))?;

@@ -194,6 +194,17 @@ pub struct Etcd {
     /// TLS towards the `https://` members, if any: to say why a connection failed.
     tls: Option<Arc<ClientTls>>,
     timeout: Duration,
+    /// How many members there are: a request that could not reach one is tried on another,
+    /// at most this many times in all.
+    members: usize,
+}
+
+/// Whether a failed request never left this side: its connection could not be made. Such a
+/// request is safe to send again (to another member), a conditioned write included; one that
+/// failed later may have been applied, and is not sent again.
+fn not_sent(s: &tonic::Status) -> bool {
+    let text = transport_error(s);
+    text.contains("tcp connect error") || text.contains("Connection refused")
 }
 
 /// One tonic endpoint per member; `https://` members with TLS as `tls` says.
@@ -268,6 +279,7 @@ impl Etcd {
             session,
             tls: tls.map(Arc::new),
             timeout: options.timeout,
+            members: options.endpoints.len(),
         })
     }
 
@@ -317,13 +329,16 @@ impl Etcd {
         Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     {
         let mut refused = None;
+        let mut tries = 0;
         loop {
             let token = self.token(refused).await?;
+            tries += 1;
             match send(token.request(message.clone())).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if refused.is_none() && self.session.is_some() && session::stale_token(&s) => {
                     refused = Some(token.generation());
                 }
+                Err(s) if tries < self.members && not_sent(&s) => {}
                 Err(s) => return Err(self.failure(s).await),
             }
         }
@@ -455,7 +470,9 @@ impl Etcd {
             ..WatchCreateRequest::default()
         };
         let mut refused = None;
+        let mut tries = 0;
         loop {
+            tries += 1;
             // The token goes with the opening of the stream: etcd checks it as it creates the
             // watch, and a running watch does not need it again.
             let token = self.token(refused).await?;
@@ -483,6 +500,9 @@ impl Etcd {
                     refused = Some(token.generation());
                     continue;
                 }
+                // Opening a watch changes nothing: a member that cannot be reached is left
+                // for another.
+                Ok(Err(s)) if tries < self.members && s.code() == tonic::Code::Unavailable => continue,
                 Ok(Err(s)) => return Err(self.failure(s).await),
                 Ok(Ok(opened)) => opened,
             };
