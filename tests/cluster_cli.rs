@@ -10,7 +10,7 @@ use common::etcd::EtcdServer;
 use common::have_tool;
 use meridian::cluster::documents::{Documents, plan};
 use meridian::cluster::files::{ClusterFile, FilesError};
-use meridian::cluster::keys::Audit;
+use meridian::cluster::keys::{Audit, Key};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -446,7 +446,7 @@ async fn a_change_made_between_read_and_commit_is_refused_whole() {
         by: "test".into(),
         what: None,
     };
-    let e = cluster.commit(&changes, &audit).await.unwrap_err();
+    let e = cluster.commit(&changes, &read, &audit).await.unwrap_err();
     assert!(
         matches!(&e, FilesError::Conflict { key } if key == "/meridian/zones/example.test"),
         "{e}"
@@ -460,6 +460,26 @@ async fn a_change_made_between_read_and_commit_is_refused_whole() {
     assert!(!keys(&server).contains(&"/meridian/zones/new.test".to_string()));
     let audit: Audit = serde_json::from_str(&value(&server, "/meridian/audit")).unwrap();
     assert_eq!(audit.by, "cluster push (tester)");
+
+    // A document the push does not change but validated against (the data centers) changes
+    // meanwhile: refused too, so what was validated as a whole is what the cluster holds.
+    let read = cluster.read().await.unwrap();
+    let changes = plan(&Documents::of_local(&local).unwrap(), &read);
+    assert!(changes.iter().all(|c| c.key != Key::Datacenters), "{changes:?}");
+    let datacenters = value(&server, "/meridian/datacenters");
+    server
+        .etcdctl(&[
+            "put",
+            "/meridian/datacenters",
+            &format!("{datacenters}\n# edited elsewhere\n"),
+        ])
+        .unwrap();
+    let e = cluster.commit(&changes, &read, &audit).await.unwrap_err();
+    assert!(
+        matches!(&e, FilesError::Conflict { key } if key == "/meridian/datacenters"),
+        "{e}"
+    );
+    assert!(!keys(&server).contains(&"/meridian/zones/new.test".to_string()));
 }
 
 #[test]

@@ -160,7 +160,15 @@ impl Cluster {
     /// Writes `changes` and the audit record in one transaction. When any key is no longer as
     /// it was read, nothing is written and [`FilesError::Conflict`] names the key. Returns the
     /// revision the transaction made.
-    pub async fn commit(&self, changes: &[KeyChange], audit: &Audit) -> Result<i64, FilesError> {
+    /// Writes `changes` in one transaction with `audit`, which also requires every document of
+    /// `read` that it does not change to be as read: what was validated as a whole is what the
+    /// cluster holds afterwards, or nothing is written.
+    pub async fn commit(
+        &self,
+        changes: &[KeyChange],
+        read: &ClusterState,
+        audit: &Audit,
+    ) -> Result<i64, FilesError> {
         let mut writes: Vec<Write> = changes
             .iter()
             .map(|c| match &c.edit {
@@ -175,6 +183,18 @@ impl Cluster {
                 },
             })
             .collect();
+        let unchanged = read
+            .datacenters
+            .iter()
+            .map(|d| (Key::Datacenters, d))
+            .chain(read.zones.iter().map(|(z, d)| (Key::Zone(z.clone()), d)))
+            .filter(|(k, _)| changes.iter().all(|c| &c.key != k));
+        for (key, stored) in unchanged {
+            writes.push(Write::Check {
+                key: key.under(&self.prefix),
+                expect: Expect::Revision(stored.mod_revision),
+            });
+        }
         writes.push(Write::Put {
             key: Key::Audit.under(&self.prefix),
             value: serde_json::to_vec(audit).expect("audit serializes"),
@@ -365,7 +385,7 @@ pub async fn push(req: &PushRequest<'_>) -> Result<Pushed, FilesError> {
             by: format!("cluster push ({})", req.user),
             what: None,
         };
-        let revision = cluster.commit(&changes, &audit).await?;
+        let revision = cluster.commit(&changes, &current, &audit).await?;
         Outcome::Written { revision, changes }
     };
     Ok(Pushed {

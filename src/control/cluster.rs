@@ -742,9 +742,14 @@ impl Control {
             },
             None => Write::Delete { key: full, expect },
         };
+        // Validated against these data centers: written only if they are still the ones.
+        let datacenters = Write::Check {
+            key: Key::Datacenters.under(link.prefix()),
+            expect: link.expect(&Key::Datacenters),
+        };
         let audit = link.audit(format!("admin API ({who})"), Some(subject.to_string()));
         let revision = link
-            .commit(&[write, audit])
+            .commit(&[write, datacenters, audit])
             .await
             .map_err(super::CommitError::Cluster)?;
         drop(change);

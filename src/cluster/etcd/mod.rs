@@ -153,17 +153,23 @@ pub enum Write {
         key: Vec<u8>,
         expect: Expect,
     },
+    /// Writes nothing: the transaction only requires `key` to be as `expect` says (a change
+    /// validated against another key's content is written only if that key is unchanged).
+    Check {
+        key: Vec<u8>,
+        expect: Expect,
+    },
 }
 
 impl Write {
     fn key(&self) -> &[u8] {
         match self {
-            Write::Put { key, .. } | Write::Delete { key, .. } => key,
+            Write::Put { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => key,
         }
     }
     fn expect(&self) -> Expect {
         match self {
-            Write::Put { expect, .. } | Write::Delete { expect, .. } => *expect,
+            Write::Put { expect, .. } | Write::Delete { expect, .. } | Write::Check { expect, .. } => *expect,
         }
     }
 }
@@ -397,8 +403,8 @@ impl Etcd {
             .collect();
         let success = writes
             .iter()
-            .map(|w| RequestOp {
-                request: Some(match w {
+            .filter_map(|w| {
+                let op = match w {
                     Write::Put { key, value, .. } => Op::RequestPut(PutRequest {
                         key: key.clone(),
                         value: value.clone(),
@@ -408,7 +414,9 @@ impl Etcd {
                         key: key.clone(),
                         ..DeleteRangeRequest::default()
                     }),
-                }),
+                    Write::Check { .. } => return None,
+                };
+                Some(RequestOp { request: Some(op) })
             })
             .collect();
         let request = TxnRequest {
