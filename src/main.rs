@@ -176,6 +176,13 @@ fn main() -> ExitCode {
                     c.zones.len(),
                     records
                 );
+                if c.cluster.is_some() {
+                    println!(
+                        "cluster mode: the data centers, checks and zones checked are this node's cache of the \
+                         cluster ({}); to check files before they are sent, run `meridian cluster push --dry-run`",
+                        config::cluster::cache_dir(&c.state_dir).display()
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(problems) => {
