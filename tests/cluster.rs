@@ -550,3 +550,49 @@ fn a_node_ahead_of_a_new_etcd_reads_the_whole_state() {
         Duration::from_secs(2),
     );
 }
+
+/// `cluster push` is a change like any other: every running node applies it, and its event
+/// names the push, who ran it and from which node's configuration.
+#[test]
+fn a_push_reaches_every_running_node() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let (da, db) = (node_dir("a", &etcd), node_dir("b", &etcd));
+    let nodes = [Server::start(&config(&da)), Server::start(&config(&db))];
+
+    // The operator's files: the same data centers, the zone with one record changed, a new zone.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::create_dir(files.path().join("zones")).unwrap();
+    std::fs::write(
+        files.path().join("meridian.yaml"),
+        format!("{DATACENTERS}zones_dir: zones\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join("zones/example.test.yaml"),
+        ZONE.replace("192.0.2.80", "192.0.2.85"),
+    )
+    .unwrap();
+    std::fs::write(
+        files.path().join("zones/pushed.test.yaml"),
+        ZONE.replace("zone: example.test", "zone: pushed.test"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["cluster", "push", "--config"])
+        .arg(config(&da))
+        .arg("--from")
+        .arg(files.path().join("meridian.yaml"))
+        .env("USER", "alice")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for n in &nodes {
+        until_answers(n, "static.example.test.", &["192.0.2.85"], Duration::from_secs(1));
+        until_answers(n, "static.pushed.test.", &["192.0.2.80"], Duration::from_secs(1));
+    }
+    let (_, _, events) = api(&nodes[1], "GET", "/api/v1/events", &[], None);
+    assert!(events.contains("cluster push (alice) on a"), "{events}");
+}
