@@ -596,3 +596,62 @@ fn a_push_reaches_every_running_node() {
     let (_, _, events) = api(&nodes[1], "GET", "/api/v1/events", &[], None);
     assert!(events.contains("cluster push (alice) on a"), "{events}");
 }
+
+/// A zone that names data center `dc`.
+fn zone_using(zone: &str, dc: &str) -> String {
+    ZONE.replace("zone: example.test", &format!("zone: {zone}"))
+        .replace("datacenters: [eu, us]", &format!("datacenters: [{dc}]"))
+}
+
+/// One invalid document in etcd does not keep a new node from serving all the valid ones.
+#[test]
+fn a_new_node_serves_the_valid_state_despite_one_refused_document() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    put(&etcd, "zones/bad.test", &zone_using("bad.test", "nowhere"));
+    let dir = node_dir("b", &etcd);
+    let node = Server::start(&config(&dir));
+    until_answers(&node, "static.example.test.", &["192.0.2.80"], Duration::from_secs(2));
+    assert_eq!(status_json(&node)["cluster"]["refused"], 1);
+    // Fixed later: applied.
+    put(&etcd, "zones/bad.test", &zone_using("bad.test", "eu"));
+    until_answers(&node, "www.bad.test.", &["198.51.100.10"], Duration::from_secs(2));
+}
+
+/// A document refused because of what it refers to is applied once the cluster holds it.
+#[test]
+fn a_refused_zone_made_valid_by_a_later_change_is_applied() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    put(&etcd, "zones/new.test", &zone_using("new.test", "ap"));
+    node.wait_log("cluster change refused", Duration::from_secs(2));
+    put(
+        &etcd,
+        "datacenters",
+        &format!("{DATACENTERS}  ap: {{ location: {{ continent: AS, country: JP }}, endpoints: [{{ address: 203.0.113.10 }}] }}\n"),
+    );
+    until_answers(&node, "www.new.test.", &["203.0.113.10"], Duration::from_secs(2));
+}
+
+/// A node catching up on several transactions refuses only the invalid one.
+#[test]
+fn catching_up_refuses_only_the_invalid_transaction() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    drop(node);
+    put(&etcd, "zones/bad.test", &zone_using("bad.test", "nowhere"));
+    put(&etcd, "zones/example.test", &ZONE.replace("192.0.2.80", "192.0.2.85"));
+    let node = Server::start(&config(&dir));
+    until_answers(&node, "static.example.test.", &["192.0.2.85"], Duration::from_secs(3));
+}
