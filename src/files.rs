@@ -130,6 +130,22 @@ fn process_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// Writes a new file (never one that exists) and syncs it; for a directory being filled that
+/// nothing reads yet (the directory itself is synced, then put in place, by the caller).
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Makes the entries of `dir` (files created, renamed or removed in it) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Removes `path` and makes the removal durable.
 pub fn remove_durable(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;

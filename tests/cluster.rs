@@ -613,7 +613,12 @@ fn a_new_node_serves_the_valid_state_despite_one_refused_document() {
     put(&etcd, "zones/bad.test", &zone_using("bad.test", "nowhere"));
     let dir = node_dir("b", &etcd);
     let node = Server::start(&config(&dir));
-    until_answers(&node, "static.example.test.", &["192.0.2.80"], Duration::from_secs(2));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.80"],
+        Duration::from_secs(2),
+    );
     assert_eq!(status_json(&node)["cluster"]["refused"], 1);
     // Fixed later: applied.
     put(&etcd, "zones/bad.test", &zone_using("bad.test", "eu"));
@@ -634,7 +639,9 @@ fn a_refused_zone_made_valid_by_a_later_change_is_applied() {
     put(
         &etcd,
         "datacenters",
-        &format!("{DATACENTERS}  ap: {{ location: {{ continent: AS, country: JP }}, endpoints: [{{ address: 203.0.113.10 }}] }}\n"),
+        &format!(
+            "{DATACENTERS}  ap: {{ location: {{ continent: AS, country: JP }}, endpoints: [{{ address: 203.0.113.10 }}] }}\n"
+        ),
     );
     until_answers(&node, "www.new.test.", &["203.0.113.10"], Duration::from_secs(2));
 }
@@ -651,7 +658,16 @@ fn catching_up_refuses_only_the_invalid_transaction() {
     assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
     drop(node);
     put(&etcd, "zones/bad.test", &zone_using("bad.test", "nowhere"));
-    put(&etcd, "zones/example.test", &ZONE.replace("192.0.2.80", "192.0.2.85"));
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.85"),
+    );
     let node = Server::start(&config(&dir));
-    until_answers(&node, "static.example.test.", &["192.0.2.85"], Duration::from_secs(3));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.85"],
+        Duration::from_secs(3),
+    );
 }

@@ -241,7 +241,7 @@ mod tests {
             c.datacenters.is_empty() && c.zones.is_empty(),
             "nothing cached yet"
         );
-        let cache = dir.path().join("state/cluster");
+        let cache = dir.path().join("state/cluster/current");
         std::fs::create_dir_all(cache.join("zones")).unwrap();
         std::fs::write(
             cache.join("datacenters.yaml"),

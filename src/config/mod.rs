@@ -145,14 +145,15 @@ enum Shared {
     FromThisFile,
 }
 
-/// The file in the cluster cache holding `checks:` and `datacenters:`.
+/// The file in the cluster cache holding `checks:` and `datacenters:` (in the set of
+/// documents in use, `current`).
 pub fn shared_file(state_dir: &Path) -> PathBuf {
-    cluster::cache_dir(state_dir).join("datacenters.yaml")
+    cluster::cache_dir(state_dir).join("current/datacenters.yaml")
 }
 
 /// The directory in the cluster cache holding one file per zone.
 pub fn shared_zones_dir(state_dir: &Path) -> PathBuf {
-    cluster::cache_dir(state_dir).join("zones")
+    cluster::cache_dir(state_dir).join("current/zones")
 }
 
 fn load_from(

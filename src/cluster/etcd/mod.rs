@@ -467,6 +467,23 @@ impl Etcd {
         }))
     }
 
+    /// The latest `mod_revision` of any key under `prefix` (`None`: no key): the revision a
+    /// watch of the prefix has delivered everything up to once it has delivered this one.
+    pub async fn latest_change(&self, prefix: &[u8]) -> Result<Option<i64>, EtcdError> {
+        use pb::etcdserverpb::range_request::{SortOrder, SortTarget};
+        let request = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            limit: 1,
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Mod as i32,
+            keys_only: true,
+            ..RangeRequest::default()
+        };
+        let r = self.range(request).await?;
+        Ok(r.kvs.first().map(|kv| kv.mod_revision))
+    }
+
     /// Watches every key under `prefix` from revision `from` (inclusive): changes already
     /// made since `from` come first, then new ones as they happen. Returns once etcd has
     /// created the watch (within the timeout), so a watch etcd refuses fails here.

@@ -8,15 +8,19 @@
 //! restarted while etcd is down serves its last good state, and one restarted after an outage
 //! resumes the watch where it stopped.
 
+mod apply;
+mod cache;
+
 use super::{ChangeGuard, Control};
-use crate::cluster::etcd::{Change, Changes, Etcd, EtcdError, Expect, Listing, Options, Write};
+use crate::cluster::etcd::{Etcd, EtcdError, Expect, Options, Write};
 use crate::cluster::keys::{Audit, DcOverride, EndpointOverride, ForeignKey, Key};
 use crate::config::{self, ClusterConfig, Overlay};
 use crate::lock::LockExt;
 use crate::model::gslb::{EndpointKey, Forced};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use cache::{Cache, Known};
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -56,15 +60,6 @@ impl From<EtcdError> for ClusterError {
     }
 }
 
-/// What this node knows of etcd: the store revision it has followed up to, and the
-/// `mod_revision` of each key as last seen. A refused document counts as seen: a write that
-/// fixes it is conditioned on the refused revision. Cached as `revisions.json`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Known {
-    revision: i64,
-    keys: BTreeMap<String, i64>,
-}
-
 /// The link between this node and etcd, as the API and the status page show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterStatus {
@@ -86,7 +81,7 @@ pub(super) struct Link {
     etcd: Etcd,
     settings: ClusterConfig,
     /// `state_dir/cluster`.
-    cache: PathBuf,
+    cache: Cache,
     known: Mutex<Known>,
     status: Mutex<ClusterStatus>,
     /// The revision applied so far, for writers waiting on their own change.
@@ -95,42 +90,15 @@ pub(super) struct Link {
     reported: Mutex<HashSet<String>>,
 }
 
-/// One key's change, as read from a watch or found by comparing a listing.
-#[derive(Debug)]
-struct Doc {
-    key: Key,
-    mod_revision: i64,
-    /// `None`: deleted.
-    value: Option<Vec<u8>>,
-}
-
-/// Changes to apply together: one etcd transaction (from the watch) or the difference between
-/// the cache and a whole listing.
-#[derive(Debug)]
-struct Batch {
-    revision: i64,
-    docs: Vec<Doc>,
-    /// Who wrote it, when the writer recorded it.
-    audit: Option<Audit>,
-    /// Read whole (at start or after a compaction), not from the watch.
-    whole: bool,
-}
-
 impl Link {
     /// The link for `settings`, with what the cache in `state_dir` says was applied.
     pub(super) fn open(settings: &ClusterConfig, state_dir: &Path) -> Result<Link, super::SetupError> {
         let etcd =
             Etcd::connect(&Options::from(settings)).map_err(|e| super::SetupError::Cluster(e.to_string()))?;
-        let cache = config::cluster::cache_dir(state_dir);
-        std::fs::create_dir_all(config::shared_zones_dir(state_dir))
-            .map_err(|e| super::SetupError::Cluster(format!("cannot create {}: {e}", cache.display())))?;
-        let known = match std::fs::read(cache.join("revisions.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cluster cache revisions.json unreadable: reading the whole state from etcd");
-                Known::default()
-            }),
-            Err(_) => Known::default(),
-        };
+        let dir = config::cluster::cache_dir(state_dir);
+        let (cache, known) = Cache::open(&dir).map_err(|e| {
+            super::SetupError::Cluster(format!("cannot open the cluster cache {}: {e}", dir.display()))
+        })?;
         let status = ClusterStatus {
             node: settings.node.clone(),
             connected: false,
@@ -188,9 +156,8 @@ impl Link {
     fn expect(&self, key: &Key) -> Expect {
         self.known
             .locked()
-            .keys
-            .get(&key.path())
-            .map_or(Expect::Absent, |r| Expect::Revision(*r))
+            .revision_of(&key.path())
+            .map_or(Expect::Absent, Expect::Revision)
     }
 
     /// The audit record written beside a change made on behalf of `by`.
@@ -272,72 +239,6 @@ impl Link {
         })
     }
 
-    /// The batch of one watch response; foreign keys are reported once and left out.
-    fn batch_of(&self, changes: Changes) -> Batch {
-        let mut docs = Vec::new();
-        let mut audit = None;
-        for change in changes.changes {
-            let (key, mod_revision, value) = match change {
-                Change::Put(e) => (e.key, e.mod_revision, Some(e.value)),
-                Change::Delete { key, mod_revision } => (key, mod_revision, None),
-            };
-            match self.parse(&key) {
-                Some(Key::Audit) => audit = value.and_then(|v| serde_json::from_slice(&v).ok()),
-                Some(key) => docs.push(Doc {
-                    key,
-                    mod_revision,
-                    value,
-                }),
-                None => {}
-            }
-        }
-        Batch {
-            revision: changes.revision,
-            docs,
-            audit,
-            whole: false,
-        }
-    }
-
-    /// What differs between `listing` and what this node has seen: every key it has not seen
-    /// at that revision, and every key it has seen that is gone.
-    fn batch_from_listing(&self, listing: Listing) -> Batch {
-        let known = self.known.locked().clone();
-        let mut present = HashSet::new();
-        let mut docs = Vec::new();
-        for e in listing.entries {
-            let Some(key) = self.parse(&e.key) else { continue };
-            if key == Key::Audit {
-                continue;
-            }
-            let path = key.path();
-            if known.keys.get(&path) != Some(&e.mod_revision) {
-                docs.push(Doc {
-                    key,
-                    mod_revision: e.mod_revision,
-                    value: Some(e.value),
-                });
-            }
-            present.insert(path);
-        }
-        for path in known.keys.keys().filter(|p| !present.contains(*p)) {
-            if let Some(Ok(key)) = Key::parse("", path.as_bytes()) {
-                docs.push(Doc {
-                    key,
-                    mod_revision: listing.revision,
-                    value: None,
-                });
-            }
-        }
-        Batch {
-            revision: listing.revision,
-            docs,
-            audit: None,
-            whole: true,
-        }
-    }
-
-    /// A key of ours, or `None` (a foreign key is reported the first time it is seen).
     fn parse(&self, key: &[u8]) -> Option<Key> {
         match Key::parse(self.prefix(), key)? {
             Ok(k) => Some(k),
@@ -357,31 +258,30 @@ impl Link {
         let mut known = self.known.locked();
         known.revision = 0;
         known.keys.values_mut().for_each(|r| *r = 0);
+        known.refused.values_mut().for_each(|r| r.mod_revision = 0);
     }
 
-    /// Records `batch` as seen and caches the record; wakes writers waiting on it.
-    fn advance(&self, batch: &Batch, unseen: &[String]) {
-        let known = {
-            let mut known = self.known.locked();
-            for d in &batch.docs {
-                let path = d.key.path();
-                if unseen.contains(&path) {
-                    continue;
-                }
-                match d.value {
-                    Some(_) => known.keys.insert(path, d.mod_revision),
-                    None => known.keys.remove(&path),
-                };
-            }
-            known.revision = known.revision.max(batch.revision);
-            known.clone()
-        };
-        let text = serde_json::to_vec_pretty(&known).expect("revisions serialize");
-        if let Err(e) = crate::files::write_atomic(&self.cache.join("revisions.json"), &text) {
-            tracing::error!(error = %e, "cannot write the cluster cache's revisions.json");
-        }
-        self.status.locked().revision = known.revision;
-        self.applied.send_replace(known.revision);
+    /// Takes `known` as what this node has applied (it is cached already); wakes writers
+    /// waiting on it.
+    fn advance(&self, known: Known) {
+        let revision = known.revision;
+        *self.known.locked() = known;
+        self.status.locked().revision = revision;
+        self.applied.send_replace(revision);
+    }
+}
+
+/// Why following etcd stopped for a moment.
+enum Interrupted {
+    Etcd(EtcdError),
+    /// The cluster cache could not be written (logged where it happened): the change is read
+    /// again.
+    Cache,
+}
+
+impl From<EtcdError> for Interrupted {
+    fn from(e: EtcdError) -> Self {
+        Interrupted::Etcd(e)
     }
 }
 
@@ -405,12 +305,14 @@ impl Control {
         self.link().map(Link::status)
     }
 
-    /// In cluster mode, waits (bounded) until this node has applied everything etcd holds now:
-    /// before an edit overtaken by another node's is made again on the newer state.
+    /// In cluster mode, waits (bounded) until this node has applied every change etcd holds
+    /// under the prefix now: before an edit overtaken by another node's is made again on the
+    /// newer state. (The latest change under the prefix, not etcd's revision, which other
+    /// users of the same etcd move too.)
     pub async fn catch_up(&self) {
         let Some(link) = self.link() else { return };
-        if let Ok(now) = link.etcd.list(&Key::Audit.under(link.prefix())).await {
-            link.wait_applied(now.revision).await;
+        if let Ok(Some(latest)) = link.etcd.latest_change(link.prefix().as_bytes()).await {
+            link.wait_applied(latest).await;
         }
     }
 
@@ -430,7 +332,8 @@ impl Control {
         loop {
             match self.read_whole(link).await {
                 Ok(()) => return,
-                Err(e) => {
+                Err(Interrupted::Cache) => tokio::time::sleep(backoff).await,
+                Err(Interrupted::Etcd(e)) => {
                     tracing::warn!(error = %e, endpoints = ?link.settings.endpoints, "waiting for etcd: this node has no cached cluster state to serve");
                     link.set_disconnected(&e);
                     tokio::time::sleep(backoff).await;
@@ -441,12 +344,13 @@ impl Control {
     }
 
     /// Reads the whole state and applies what differs from what this node has.
-    async fn read_whole(&self, link: &Link) -> Result<(), EtcdError> {
+    async fn read_whole(&self, link: &Link) -> Result<(), Interrupted> {
         let listing = link.etcd.list(link.prefix().as_bytes()).await?;
         link.set_connected();
         let batch = link.batch_from_listing(listing);
-        self.apply_batch(link, batch).await;
-        Ok(())
+        self.apply_batch(link, batch)
+            .await
+            .map_err(|_| Interrupted::Cache)
     }
 
     /// Follows etcd until `stop`: the watch from the last revision applied, a whole read after
@@ -459,13 +363,13 @@ impl Control {
         let mut backoff = Duration::from_millis(100);
         loop {
             let from = link.known.locked().revision + 1;
-            let failed = tokio::select! {
+            let interrupted = tokio::select! {
                 _ = stop.cancelled() => return,
                 r = self.watch_from(link, &prefix, &ping_key, from) => r,
             };
-            let read_whole = match failed {
+            let read_whole = match interrupted {
                 // Compacted history: what this node missed is gone from the watch.
-                EtcdError::Compacted { compacted } if compacted >= from => {
+                Interrupted::Etcd(EtcdError::Compacted { compacted }) if compacted >= from => {
                     tracing::warn!(
                         compacted,
                         from,
@@ -474,7 +378,7 @@ impl Control {
                     true
                 }
                 // etcd is behind this node: its revisions are not the ones this node knows.
-                EtcdError::Compacted { compacted } => {
+                Interrupted::Etcd(EtcdError::Compacted { compacted }) => {
                     tracing::warn!(
                         etcd = compacted,
                         node = from - 1,
@@ -483,10 +387,12 @@ impl Control {
                     link.forget_revisions();
                     true
                 }
-                e => {
+                Interrupted::Etcd(e) => {
                     link.set_disconnected(&e);
                     false
                 }
+                // Logged where it happened; the watch from the same revision brings it again.
+                Interrupted::Cache => false,
             };
             if read_whole {
                 let read = tokio::select! {
@@ -498,7 +404,8 @@ impl Control {
                         backoff = Duration::from_millis(100);
                         continue;
                     }
-                    Err(e) => link.set_disconnected(&e),
+                    Err(Interrupted::Etcd(e)) => link.set_disconnected(&e),
+                    Err(Interrupted::Cache) => {}
                 }
             }
             tokio::select! {
@@ -513,20 +420,20 @@ impl Control {
     /// behind `from` (a new cluster, or one restored from an older backup) would never send
     /// what this node lacks: that is reported as a compaction at etcd's revision, so that the
     /// whole state is read.
-    async fn watch_from(&self, link: &Link, prefix: &[u8], ping_key: &[u8], from: i64) -> EtcdError {
+    async fn watch_from(&self, link: &Link, prefix: &[u8], ping_key: &[u8], from: i64) -> Interrupted {
         match link.etcd.list(ping_key).await {
             Ok(now) if now.revision < from - 1 => {
                 // Told apart from a real compaction by being below `from`.
-                return EtcdError::Compacted {
+                return Interrupted::Etcd(EtcdError::Compacted {
                     compacted: now.revision,
-                };
+                });
             }
             Ok(_) => {}
-            Err(e) => return e,
+            Err(e) => return e.into(),
         }
         let mut watch = match link.etcd.watch(prefix, from).await {
             Ok(w) => w,
-            Err(e) => return e,
+            Err(e) => return e.into(),
         };
         let mut ping = tokio::time::interval(link.settings.timeout);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -536,181 +443,23 @@ impl Control {
                     Ok(changes) => {
                         link.set_connected();
                         let batch = link.batch_of(changes);
-                        self.apply_batch(link, batch).await;
+                        if self.apply_batch(link, batch).await.is_err() {
+                            return Interrupted::Cache;
+                        }
                     }
-                    Err(e) => return e,
+                    Err(e) => return e.into(),
                 },
                 _ = ping.tick() => match link.etcd.get(ping_key).await {
                     Ok(_) => link.set_connected(),
-                    Err(e) => return e,
+                    Err(e) => return e.into(),
                 },
-            }
-        }
-    }
-
-    /// Applies one batch: the shared documents validated and published together (or all
-    /// refused), each override on its own; then records the batch as seen.
-    async fn apply_batch(&self, link: &Link, mut batch: Batch) {
-        let change = self.begin_change().await;
-        {
-            let known = link.known.locked();
-            batch.docs.retain(|d| {
-                let seen = known.keys.get(&d.key.path());
-                match d.value {
-                    Some(_) => seen.is_none_or(|r| *r < d.mod_revision),
-                    None => seen.is_some(),
-                }
-            });
-        }
-        let reason = reason(batch.audit.as_ref(), batch.whole);
-        let (shared, overrides): (Vec<&Doc>, Vec<&Doc>) = batch
-            .docs
-            .iter()
-            .partition(|d| matches!(d.key, Key::Datacenters | Key::Zone(_)));
-        let mut unseen = Vec::new();
-        if !shared.is_empty() {
-            unseen = self
-                .apply_shared(&change, link, &shared, batch.audit.as_ref(), &reason)
-                .await;
-        }
-        drop(change);
-        for doc in overrides {
-            self.apply_override(doc, &reason);
-        }
-        link.advance(&batch, &unseen);
-    }
-
-    /// Validates the shared documents of a batch with the rest of the configuration, caches
-    /// and publishes them, or refuses them all (the last good state keeps serving). Returns the
-    /// keys that could not be cached (to be read again, not counted as seen).
-    async fn apply_shared(
-        &self,
-        _change: &ChangeGuard<'_>,
-        link: &Link,
-        docs: &[&Doc],
-        audit: Option<&Audit>,
-        reason: &str,
-    ) -> Vec<String> {
-        let state_dir = self.running.locked().state_dir.clone();
-        let keys: Vec<String> = docs.iter().map(|d| d.key.path()).collect();
-        let mut overlay = Overlay::default();
-        let mut files = Vec::new();
-        for d in docs {
-            let file = cache_file(&state_dir, &d.key);
-            let text = match &d.value {
-                None => None,
-                Some(v) => match String::from_utf8(v.clone()) {
-                    Ok(t) => Some(t),
-                    Err(_) => {
-                        self.refuse(link, &keys, &format!("{} is not UTF-8 text", d.key.path()));
-                        return Vec::new();
-                    }
-                },
-            };
-            overlay.files.insert(file.clone(), text.clone());
-            files.push((d, file, text));
-        }
-        let config = match self.validate(overlay).await {
-            Ok(c) => c,
-            Err(problems) => {
-                for p in &problems.0 {
-                    tracing::error!(problem = %p, keys = ?keys, "cluster change refused; still serving the last good state");
-                }
-                let first = problems.0.first().map(|p| p.to_string()).unwrap_or_default();
-                self.refuse(link, &keys, &first);
-                return Vec::new();
-            }
-        };
-        for (d, file, text) in &files {
-            if let (Key::Zone(name), Some(_)) = (&d.key, text) {
-                let holds = config.zones.iter().find(|z| &z.source == file);
-                if let Some(z) = holds.filter(|z| !zone_named(z, name)) {
-                    let message = format!(
-                        "key {} holds zone {}: a zone's key is its name",
-                        d.key.path(),
-                        z.origin
-                    );
-                    self.refuse(link, &keys, &message);
-                    return Vec::new();
-                }
-            }
-        }
-        let mut unseen = Vec::new();
-        for (d, file, text) in &files {
-            let written = match text {
-                Some(t) => crate::files::write_atomic(file, t.as_bytes()),
-                None => crate::files::remove_durable(file).or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }),
-            };
-            if let Err(e) = written {
-                tracing::error!(file = %file.display(), error = %e, "cannot write the cluster cache");
-                unseen.push(d.key.path());
-            }
-        }
-        if !unseen.is_empty() {
-            // What is on disk is partly new: publishing from it would serve a mix.
-            self.refuse(link, &keys, "the cluster cache cannot be written");
-            return unseen;
-        }
-        let generation = self.apply(config);
-        self.metrics.cluster_changes.fetch_add(1, Ordering::Relaxed);
-        let single = audit.and_then(|a| a.what.clone()).filter(|_| docs.len() == 1);
-        for (d, _, text) in &files {
-            let subject = single.clone().unwrap_or_else(|| subject_of(&d.key));
-            let new = if text.is_some() { "edited" } else { "deleted" };
-            self.events.emit(subject, "", new, reason);
-        }
-        tracing::info!(keys = ?keys, generation, "cluster change applied");
-        unseen
-    }
-
-    /// Says that a cluster change was refused: log, event, metric, status.
-    fn refuse(&self, link: &Link, keys: &[String], why: &str) {
-        tracing::error!(keys = ?keys, why, "cluster change refused; still serving the last good state");
-        self.events.emit(
-            format!("cluster {}", keys.join(", ")),
-            "",
-            "refused",
-            why.to_string(),
-        );
-        self.metrics.cluster_refused.fetch_add(1, Ordering::Relaxed);
-        link.status.locked().refused += 1;
-    }
-
-    /// Puts one override key into force as etcd holds it; an unreadable value is refused.
-    fn apply_override(&self, doc: &Doc, reason: &str) {
-        let result = match &doc.key {
-            Key::DcOverride(dc) => read_value::<DcOverride>(doc).map(|o| {
-                self.overrides
-                    .apply_dc(dc, o.state, o.weight, &self.events, reason)
-            }),
-            Key::EndpointOverride(key) => read_value::<EndpointOverride>(doc)
-                .map(|o| self.overrides.apply_endpoint(key, o.state, &self.events, reason)),
-            _ => return,
-        };
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "override applied but not cached"),
-            Err(why) => {
-                tracing::error!(key = doc.key.path(), why, "override refused");
-                self.events
-                    .emit(format!("cluster {}", doc.key.path()), "", "refused", why);
-                self.metrics.cluster_refused.fetch_add(1, Ordering::Relaxed);
-                if let Some(link) = self.link() {
-                    link.status.locked().refused += 1;
-                }
             }
         }
     }
 
     /// Writes a zone file's new text (`None`: removes the zone) to etcd, conditioned on the
-    /// revision this node has of it, once the whole configuration with it validates here.
-    /// Answers once this node's watch has applied it.
+    /// revision this node has of it (and of the data centers), once the whole configuration
+    /// with it validates here. Answers once this node's watch has applied it.
     pub(super) async fn commit_to_cluster(
         &self,
         link: &Link,
@@ -821,22 +570,6 @@ impl Control {
     }
 }
 
-/// An override's value, or why it does not read (a delete reads as no override).
-fn read_value<T: DeserializeOwned + Default>(doc: &Doc) -> Result<T, String> {
-    match &doc.value {
-        None => Ok(T::default()),
-        Some(v) => serde_json::from_slice(v).map_err(|e| format!("{} does not read: {e}", doc.key.path())),
-    }
-}
-
-/// Where the cache keeps a shared document.
-fn cache_file(state_dir: &Path, key: &Key) -> PathBuf {
-    match key {
-        Key::Zone(name) => config::shared_zones_dir(state_dir).join(format!("{name}.yaml")),
-        _ => config::shared_file(state_dir),
-    }
-}
-
 /// The zone a cache file holds, by its name (`None` for any other file).
 fn zone_of_cache_file(path: &Path, state_dir: &Path) -> Option<String> {
     if path.parent()? != config::shared_zones_dir(state_dir) {
@@ -846,18 +579,4 @@ fn zone_of_cache_file(path: &Path, state_dir: &Path) -> Option<String> {
     crate::name::canonical_hostname(stem, false)
         .ok()
         .filter(|c| c == stem)
-}
-
-/// Whether zone `z` is the one named `name` (canonical text).
-fn zone_named(z: &crate::model::Zone, name: &str) -> bool {
-    crate::name::canonical_hostname(&z.origin.to_string(), false).is_ok_and(|c| c == name)
-}
-
-/// An event's subject for a shared document.
-fn subject_of(key: &Key) -> String {
-    match key {
-        Key::Zone(name) => format!("zone {name}"),
-        Key::Datacenters => "datacenters and checks".into(),
-        other => other.path(),
-    }
 }

@@ -1,0 +1,546 @@
+//! Applying what etcd holds: batches of changes, one unit per etcd transaction (or per
+//! document, in a whole read), validated with the rest of the configuration and the documents
+//! refused before (which a later change can make valid), cached, then published.
+//!
+//! A unit is applied whole or refused whole. When a batch does not validate, the units whose
+//! documents the problems point at are refused and the rest is validated again, so one invalid
+//! document never holds back the others.
+
+use super::cache::{Known, Refused, relative};
+use super::{Link, reason};
+use crate::cluster::etcd::{Change, Changes, Listing};
+use crate::cluster::keys::{Audit, DcOverride, EndpointOverride, Key};
+use crate::config::{self, Config, Overlay, Problems};
+use crate::control::Control;
+use crate::lock::LockExt;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// One key's change, as read from a watch or found by comparing a listing.
+#[derive(Clone, Debug)]
+pub(super) struct Doc {
+    pub(super) key: Key,
+    pub(super) mod_revision: i64,
+    /// `None`: deleted.
+    pub(super) value: Option<Vec<u8>>,
+}
+
+/// Changes applied or refused together: one etcd transaction, or one document of a whole read.
+#[derive(Debug)]
+pub(super) struct Unit {
+    pub(super) docs: Vec<Doc>,
+    /// Who wrote it, when the writer recorded it.
+    pub(super) audit: Option<Audit>,
+}
+
+/// What one watch response or one whole read brings.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub(super) units: Vec<Unit>,
+    /// The revision this node has followed up to once the batch is applied.
+    pub(super) revision: i64,
+    /// Read whole (at start or after a compaction), not from the watch.
+    pub(super) whole: bool,
+}
+
+/// A shared document's change, its text read: what validation works with.
+#[derive(Clone, Debug)]
+struct Text {
+    key: Key,
+    mod_revision: i64,
+    /// The cache file it becomes (an absolute path, as problems name it).
+    file: PathBuf,
+    text: Option<String>,
+}
+
+/// Shared documents that are applied or refused together.
+#[derive(Debug)]
+struct Candidate {
+    texts: Vec<Text>,
+    audit: Option<Audit>,
+    /// Refused before and tried again: a second refusal is not news.
+    retry: bool,
+}
+
+impl Candidate {
+    fn keys(&self) -> Vec<String> {
+        self.texts.iter().map(|t| t.key.path()).collect()
+    }
+}
+
+impl Link {
+    /// The batch of one watch response: one unit per revision (etcd sends a transaction's
+    /// events together, but a watch catching up sends many transactions in one response), each
+    /// with its own audit record. Foreign keys are reported once and left out.
+    pub(super) fn batch_of(&self, changes: Changes) -> Batch {
+        let mut units: Vec<(i64, Unit)> = Vec::new();
+        let mut revision = self.known.locked().revision;
+        for change in changes.changes {
+            let (key, mod_revision, value) = match change {
+                Change::Put(e) => (e.key, e.mod_revision, Some(e.value)),
+                Change::Delete { key, mod_revision } => (key, mod_revision, None),
+            };
+            revision = revision.max(mod_revision);
+            if units.last().is_none_or(|(r, _)| *r != mod_revision) {
+                units.push((
+                    mod_revision,
+                    Unit {
+                        docs: Vec::new(),
+                        audit: None,
+                    },
+                ));
+            }
+            let unit = &mut units.last_mut().expect("pushed").1;
+            match self.parse(&key) {
+                Some(Key::Audit) => unit.audit = value.and_then(|v| serde_json::from_slice(&v).ok()),
+                Some(key) => unit.docs.push(Doc {
+                    key,
+                    mod_revision,
+                    value,
+                }),
+                None => {}
+            }
+        }
+        Batch {
+            units: units.into_iter().map(|(_, u)| u).collect(),
+            revision,
+            whole: false,
+        }
+    }
+
+    /// What differs between `listing` and what this node has: every key not applied or refused
+    /// at that revision, and every key this node has (applied, refused, or a zone file in its
+    /// cache) that etcd no longer holds. One unit per document.
+    pub(super) fn batch_from_listing(&self, listing: Listing) -> Batch {
+        let known = self.known.locked().clone();
+        let mut present = HashSet::new();
+        let mut units = Vec::new();
+        let mut unit = |doc: Doc| {
+            units.push(Unit {
+                docs: vec![doc],
+                audit: None,
+            })
+        };
+        for e in listing.entries {
+            let Some(key) = self.parse(&e.key) else { continue };
+            if key == Key::Audit {
+                continue;
+            }
+            let path = key.path();
+            if known.is_news(&path, e.mod_revision) {
+                unit(Doc {
+                    key,
+                    mod_revision: e.mod_revision,
+                    value: Some(e.value),
+                });
+            }
+            present.insert(path);
+        }
+        let cached = self.cache.zone_names().into_iter().map(|z| Key::Zone(z).path());
+        let had: HashSet<String> = known
+            .keys
+            .keys()
+            .chain(
+                known
+                    .refused
+                    .iter()
+                    .filter(|(_, r)| r.value.is_some())
+                    .map(|(p, _)| p),
+            )
+            .cloned()
+            .chain(cached)
+            .collect();
+        for path in had.iter().filter(|p| !present.contains(*p)) {
+            if let Some(Ok(key)) = Key::parse("", path.as_bytes()) {
+                unit(Doc {
+                    key,
+                    mod_revision: listing.revision,
+                    value: None,
+                });
+            }
+        }
+        Batch {
+            units,
+            revision: listing.revision,
+            whole: true,
+        }
+    }
+}
+
+impl Control {
+    /// Applies one batch, holding the change guard throughout (an API write never sees new
+    /// documents with old revisions). Overrides first, each on its own; then the shared
+    /// documents, validated together with those refused before; then the documents and what
+    /// etcd held are cached in one step, published, and the revision followed moves on. On an
+    /// error nothing moves on: the batch comes again.
+    pub(super) async fn apply_batch(&self, link: &Link, batch: Batch) -> Result<(), String> {
+        let _change = self.begin_change().await;
+        let mut known = link.known.locked().clone();
+        let state_dir = self.running.locked().state_dir.clone();
+        let mut candidates = Vec::new();
+        for unit in batch.units {
+            let reason = reason(unit.audit.as_ref(), batch.whole);
+            let news: Vec<Doc> = unit
+                .docs
+                .into_iter()
+                .filter(|d| known.is_news(&d.key.path(), d.mod_revision))
+                .collect();
+            let (shared, overrides): (Vec<Doc>, Vec<Doc>) =
+                news.into_iter().partition(|d| relative(&d.key).is_some());
+            for doc in &overrides {
+                self.apply_override(link, doc, &reason)?;
+                let path = doc.key.path();
+                match doc.value {
+                    Some(_) => known.keys.insert(path, doc.mod_revision),
+                    None => known.keys.remove(&path),
+                };
+            }
+            if shared.is_empty() {
+                continue;
+            }
+            match texts(&state_dir, &shared) {
+                Ok(texts) => candidates.push(Candidate {
+                    texts,
+                    audit: unit.audit,
+                    retry: false,
+                }),
+                Err(why) => {
+                    let c = Candidate {
+                        texts: shared.iter().map(|d| refused_text(&state_dir, d)).collect(),
+                        audit: unit.audit,
+                        retry: false,
+                    };
+                    self.refuse(link, &c, &why);
+                    record_refused(&mut known, &c);
+                }
+            }
+        }
+        // Documents refused before are tried again with what changed (unless changed again).
+        let touched: HashSet<String> = candidates.iter().flat_map(Candidate::keys).collect();
+        for (path, r) in &known.refused {
+            if touched.contains(path) {
+                continue;
+            }
+            let Some(Ok(key)) = Key::parse("", path.as_bytes()) else {
+                continue;
+            };
+            let Some(rel) = relative(&key) else { continue };
+            candidates.push(Candidate {
+                texts: vec![Text {
+                    file: config::cluster::cache_dir(&state_dir).join("current").join(rel),
+                    key,
+                    mod_revision: r.mod_revision,
+                    text: r.value.clone(),
+                }],
+                audit: None,
+                retry: true,
+            });
+        }
+        let fresh = candidates.iter().any(|c| !c.retry);
+        let (accepted, config) = if fresh {
+            self.settle(link, candidates, &mut known).await
+        } else {
+            (Vec::new(), None)
+        };
+        for c in &accepted {
+            for t in &c.texts {
+                let path = t.key.path();
+                known.refused.remove(&path);
+                match t.text {
+                    Some(_) => known.keys.insert(path, t.mod_revision),
+                    None => known.keys.remove(&path),
+                };
+            }
+        }
+        known.revision = known.revision.max(batch.revision);
+        let changes: Vec<(PathBuf, Option<String>)> = accepted
+            .iter()
+            .flat_map(|c| &c.texts)
+            .filter_map(|t| relative(&t.key).map(|rel| (rel, t.text.clone())))
+            .collect();
+        let cache = link.cache.clone();
+        let saved = known.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            if changes.is_empty() {
+                cache.save_known(&saved)
+            } else {
+                cache.commit(&changes, &saved)
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| format!("the cluster cache cannot be written: {e}")));
+        if let Err(why) = written {
+            tracing::error!(why, "cluster change not applied; it will be read again");
+            return Err(why);
+        }
+        if let Some(config) = config {
+            let generation = self.apply(config);
+            self.metrics.cluster_changes.fetch_add(1, Ordering::Relaxed);
+            for c in &accepted {
+                self.announce(c, batch.whole);
+            }
+            tracing::info!(generation, revision = known.revision, "cluster change applied");
+        }
+        link.advance(known);
+        Ok(())
+    }
+
+    /// Validates the candidates together; refuses those the problems point at (or, when the
+    /// problems point at none of them, each that does not validate alone) until the rest
+    /// validates. Returns the accepted candidates and the configuration they make.
+    async fn settle(
+        &self,
+        link: &Link,
+        mut pending: Vec<Candidate>,
+        known: &mut Known,
+    ) -> (Vec<Candidate>, Option<Config>) {
+        while !pending.is_empty() {
+            let outcome = self.validate(overlay(&pending)).await;
+            let faulty: Vec<(usize, String)> = match &outcome {
+                Ok(config) => misnamed(config, &pending),
+                Err(problems) => at_fault(problems, &pending),
+            };
+            match (outcome, faulty.is_empty()) {
+                (Ok(config), true) => return (pending, Some(config)),
+                (Err(problems), true) => {
+                    // The problems are elsewhere (a zone already applied, say): find the
+                    // candidates that cause them one by one.
+                    return self.one_by_one(link, pending, known, &problems).await;
+                }
+                (_, false) => {
+                    for (i, why) in faulty.into_iter().rev() {
+                        let c = pending.remove(i);
+                        self.refuse(link, &c, &why);
+                        record_refused(known, &c);
+                    }
+                }
+            }
+        }
+        (Vec::new(), None)
+    }
+
+    /// Accepts each candidate that validates with those accepted before it; refuses the others.
+    async fn one_by_one(
+        &self,
+        link: &Link,
+        pending: Vec<Candidate>,
+        known: &mut Known,
+        problems: &Problems,
+    ) -> (Vec<Candidate>, Option<Config>) {
+        let mut accepted: Vec<Candidate> = Vec::new();
+        let mut config = None;
+        let together = pending.len() > 1;
+        for c in pending {
+            let refusal = if together {
+                accepted.push(c);
+                match self.validate(overlay(&accepted)).await {
+                    Ok(valid) if misnamed(&valid, &accepted).is_empty() => {
+                        config = Some(valid);
+                        continue;
+                    }
+                    Ok(_) => "a zone's key is its name".to_string(),
+                    Err(p) => first(&p),
+                }
+            } else {
+                accepted.push(c);
+                first(problems)
+            };
+            let c = accepted.pop().expect("pushed");
+            self.refuse(link, &c, &refusal);
+            record_refused(known, &c);
+        }
+        if accepted.is_empty() {
+            config = None;
+        }
+        (accepted, config)
+    }
+
+    /// Events for an accepted candidate: one per document, naming who changed it.
+    fn announce(&self, c: &Candidate, whole: bool) {
+        let reason = reason(c.audit.as_ref(), whole && c.audit.is_none());
+        let reason = if c.retry {
+            "applied now that the rest of the cluster state allows it".to_string()
+        } else {
+            reason
+        };
+        let single = c
+            .audit
+            .as_ref()
+            .and_then(|a| a.what.clone())
+            .filter(|_| c.texts.len() == 1);
+        for t in &c.texts {
+            let subject = single.clone().unwrap_or_else(|| subject_of(&t.key));
+            let new = if t.text.is_some() { "edited" } else { "deleted" };
+            self.events.emit(subject, "", new, reason.clone());
+        }
+    }
+
+    /// Says that a cluster change was refused (log, event, metric, status), unless it is a
+    /// document refused before and refused again.
+    fn refuse(&self, link: &Link, c: &Candidate, why: &str) {
+        if c.retry {
+            return;
+        }
+        let keys = c.keys();
+        tracing::error!(keys = ?keys, why, "cluster change refused; still serving the last good state");
+        self.events.emit(
+            format!("cluster {}", keys.join(", ")),
+            "",
+            "refused",
+            why.to_string(),
+        );
+        self.metrics.cluster_refused.fetch_add(1, Ordering::Relaxed);
+        link.status.locked().refused += 1;
+    }
+
+    /// Puts one override key into force as etcd holds it. An unreadable value is refused (and
+    /// counts as seen); one that cannot be persisted is an error (the batch comes again).
+    fn apply_override(&self, link: &Link, doc: &Doc, reason: &str) -> Result<(), String> {
+        let applied = match &doc.key {
+            Key::DcOverride(dc) => read_value::<DcOverride>(doc).map(|o| {
+                self.overrides
+                    .apply_dc(dc, o.state, o.weight, &self.events, reason)
+            }),
+            Key::EndpointOverride(key) => read_value::<EndpointOverride>(doc)
+                .map(|o| self.overrides.apply_endpoint(key, o.state, &self.events, reason)),
+            _ => return Ok(()),
+        };
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("override {} not applied: {e}", doc.key.path())),
+            Err(why) => {
+                tracing::error!(key = doc.key.path(), why, "override refused");
+                self.events
+                    .emit(format!("cluster {}", doc.key.path()), "", "refused", why);
+                self.metrics.cluster_refused.fetch_add(1, Ordering::Relaxed);
+                link.status.locked().refused += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The texts of a unit's shared documents, or why they cannot be read.
+fn texts(state_dir: &Path, docs: &[Doc]) -> Result<Vec<Text>, String> {
+    docs.iter()
+        .map(|d| {
+            let text = match &d.value {
+                None => None,
+                Some(v) => Some(
+                    String::from_utf8(v.clone())
+                        .map_err(|_| format!("{} is not UTF-8 text", d.key.path()))?,
+                ),
+            };
+            Ok(Text {
+                file: cache_file(state_dir, &d.key),
+                key: d.key.clone(),
+                mod_revision: d.mod_revision,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// A document refused before it could be read as text (kept as lossy text, for the record).
+fn refused_text(state_dir: &Path, d: &Doc) -> Text {
+    Text {
+        file: cache_file(state_dir, &d.key),
+        key: d.key.clone(),
+        mod_revision: d.mod_revision,
+        text: d.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+    }
+}
+
+/// Records a refused candidate's documents, to be tried again with later changes.
+fn record_refused(known: &mut Known, c: &Candidate) {
+    for t in &c.texts {
+        known.refused.insert(
+            t.key.path(),
+            Refused {
+                mod_revision: t.mod_revision,
+                value: t.text.clone(),
+            },
+        );
+    }
+}
+
+/// Where the documents in use keep a shared document.
+pub(super) fn cache_file(state_dir: &Path, key: &Key) -> PathBuf {
+    let rel = relative(key).unwrap_or_else(|| PathBuf::from("datacenters.yaml"));
+    config::cluster::cache_dir(state_dir).join("current").join(rel)
+}
+
+/// The candidates' texts over the documents in use.
+fn overlay(candidates: &[Candidate]) -> Overlay {
+    let mut overlay = Overlay::default();
+    for t in candidates.iter().flat_map(|c| &c.texts) {
+        overlay.files.insert(t.file.clone(), t.text.clone());
+    }
+    overlay
+}
+
+/// The candidates (by index) with a document some problem is in, with the first such problem.
+fn at_fault(problems: &Problems, pending: &[Candidate]) -> Vec<(usize, String)> {
+    let mut faulty = BTreeMap::new();
+    for p in &problems.0 {
+        if let Some(i) = pending
+            .iter()
+            .position(|c| c.texts.iter().any(|t| t.file == p.file))
+        {
+            faulty.entry(i).or_insert_with(|| p.to_string());
+        }
+    }
+    faulty.into_iter().collect()
+}
+
+/// The candidates (by index) with a zone key that holds another zone.
+fn misnamed(config: &Config, pending: &[Candidate]) -> Vec<(usize, String)> {
+    let mut faulty = Vec::new();
+    for (i, c) in pending.iter().enumerate() {
+        for t in &c.texts {
+            let Key::Zone(name) = &t.key else { continue };
+            let holds = config.zones.iter().find(|z| z.source == t.file);
+            if let Some(z) = holds.filter(|z| !zone_named(z, name)) {
+                faulty.push((
+                    i,
+                    format!(
+                        "key {} holds zone {}: a zone's key is its name",
+                        t.key.path(),
+                        z.origin
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    faulty
+}
+
+fn first(problems: &Problems) -> String {
+    problems.0.first().map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// Whether zone `z` is the one named `name` (canonical text).
+fn zone_named(z: &crate::model::Zone, name: &str) -> bool {
+    crate::name::canonical_hostname(&z.origin.to_string(), false).is_ok_and(|c| c == name)
+}
+
+/// An event's subject for a shared document.
+fn subject_of(key: &Key) -> String {
+    match key {
+        Key::Zone(name) => format!("zone {name}"),
+        Key::Datacenters => "datacenters and checks".into(),
+        other => other.path(),
+    }
+}
+
+/// An override's value, or why it does not read (a delete reads as no override).
+fn read_value<T: DeserializeOwned + Default>(doc: &Doc) -> Result<T, String> {
+    match &doc.value {
+        None => Ok(T::default()),
+        Some(v) => serde_json::from_slice(v).map_err(|e| format!("{} does not read: {e}", doc.key.path())),
+    }
+}
