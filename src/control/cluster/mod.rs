@@ -191,6 +191,18 @@ impl Link {
         }
     }
 
+    /// Changes the override at `key` on behalf of `who` (see [`Link::update`]) and waits
+    /// until this node has applied it.
+    async fn set<T, R>(&self, key: Key, change: impl Fn(&mut T) -> R, who: &str) -> Result<R, ClusterError>
+    where
+        T: Serialize + DeserializeOwned + Default + PartialEq,
+    {
+        let audit = self.audit(format!("admin API ({who})"), None);
+        let (result, revision) = self.update(&key, change, audit).await?;
+        self.wait_applied(revision).await;
+        Ok(result)
+    }
+
     /// Reads a JSON key, changes it with `change`, and writes it back conditioned on the
     /// revision read (or deletes it when it is back to its default), with an audit record.
     /// Retried when another writer got there first. Returns what `change` returned and the
@@ -516,17 +528,8 @@ impl Control {
         who: &str,
     ) -> Result<Forced, super::SetError> {
         self.overrides.check_dc(dc)?;
-        let audit = link.audit(format!("admin API ({who})"), None);
-        let key = Key::DcOverride(dc.to_string());
-        let (old, revision) = link
-            .update(
-                &key,
-                |o: &mut DcOverride| std::mem::replace(&mut o.state, state),
-                audit,
-            )
-            .await?;
-        link.wait_applied(revision).await;
-        Ok(old)
+        let set = |o: &mut DcOverride| std::mem::replace(&mut o.state, state);
+        Ok(link.set(Key::DcOverride(dc.into()), set, who).await?)
     }
 
     /// Sets a data center's runtime weight in the cluster.
@@ -538,13 +541,8 @@ impl Control {
         who: &str,
     ) -> Result<(), super::SetError> {
         self.overrides.check_dc(dc)?;
-        let audit = link.audit(format!("admin API ({who})"), None);
-        let key = Key::DcOverride(dc.to_string());
-        let ((), revision) = link
-            .update(&key, |o: &mut DcOverride| o.weight = weight, audit)
-            .await?;
-        link.wait_applied(revision).await;
-        Ok(())
+        let set = |o: &mut DcOverride| o.weight = weight;
+        Ok(link.set(Key::DcOverride(dc.into()), set, who).await?)
     }
 
     /// Sets an endpoint's state in the cluster; the previous state.
@@ -556,17 +554,10 @@ impl Control {
         who: &str,
     ) -> Result<Forced, super::SetError> {
         self.overrides.check_endpoint(endpoint)?;
-        let audit = link.audit(format!("admin API ({who})"), None);
-        let key = Key::EndpointOverride(endpoint.clone());
-        let (old, revision) = link
-            .update(
-                &key,
-                |o: &mut EndpointOverride| std::mem::replace(&mut o.state, state),
-                audit,
-            )
-            .await?;
-        link.wait_applied(revision).await;
-        Ok(old)
+        let set = |o: &mut EndpointOverride| std::mem::replace(&mut o.state, state);
+        Ok(link
+            .set(Key::EndpointOverride(endpoint.clone()), set, who)
+            .await?)
     }
 }
 
