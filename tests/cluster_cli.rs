@@ -550,3 +550,38 @@ fn location_rules_validate_with_the_nodes_geoip_database() {
         "{dry}"
     );
 }
+
+/// A push larger than etcd takes in one transaction (by default 128 operations) says which
+/// etcd settings to raise, and goes through once they are.
+#[test]
+fn a_push_beyond_etcds_transaction_limit_says_what_to_raise() {
+    if !have_etcd() {
+        return;
+    }
+    let zones = |node: &Node| {
+        for i in 0..150 {
+            node.write(
+                &format!("zones/z{i}.test.yaml"),
+                &format!("zone: z{i}.test\nsoa: {{ mname: ns1.z{i}.test., rname: h }}\nns: [ns1.z{i}.test.]\nrecords:\n  ns1: {{ A: [192.0.2.1] }}\n"),
+            );
+        }
+    };
+    let server = EtcdServer::start();
+    let node = Node::new(&server);
+    zones(&node);
+    let out = node.cluster(&["push"]).failed();
+    assert!(
+        out.contains("--max-txn-ops") && out.contains("153 writes"),
+        "{out}"
+    );
+    assert!(keys(&server).is_empty(), "nothing written");
+
+    let server = EtcdServer::builder().flag("--max-txn-ops=1000").start();
+    let node = Node::new(&server);
+    zones(&node);
+    node.cluster(&["push"]).ok();
+    assert_eq!(
+        keys(&server).iter().filter(|k| k.contains("/zones/")).count(),
+        151
+    );
+}

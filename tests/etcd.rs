@@ -457,3 +457,28 @@ async fn tls_and_a_user_together() {
         "{e}"
     );
 }
+
+/// A listing larger than gRPC's default 4 MiB message limit reads whole (a node with 1,000
+/// zones holds more than that).
+#[tokio::test]
+async fn a_listing_larger_than_four_mebibytes_reads_whole() {
+    if !have_etcd() {
+        return;
+    }
+    let server = EtcdServer::start();
+    let etcd = client(&server);
+    // etcd takes at most 1.5 MiB per request: five values of 1 MiB, one transaction each.
+    let value = "x".repeat(1 << 20);
+    for i in 0..5 {
+        etcd.commit(&[put(&format!("/big/{i}"), &value, Expect::Any)])
+            .await
+            .unwrap();
+    }
+    let listing = etcd.list(b"/big/").await.unwrap();
+    assert_eq!(listing.entries.len(), 5);
+    let mut watch = etcd.watch(b"/big/", 1).await.unwrap();
+    let mut seen = 0;
+    while seen < 5 {
+        seen += watch.next().await.unwrap().changes.len();
+    }
+}

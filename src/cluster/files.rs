@@ -45,6 +45,13 @@ pub enum FilesError {
     #[error("etcd at {endpoints}: {source}")]
     Etcd { endpoints: String, source: EtcdError },
     #[error(
+        "etcd refused one transaction of {writes} writes ({reason}): etcd takes at most \
+         --max-txn-ops operations (default 128) and --max-request-bytes bytes (default 1.5 MiB) \
+         in one; raise both on every member (say --max-txn-ops=10000 \
+         --max-request-bytes=67108864) to push this state whole; nothing was written"
+    )]
+    TooLarge { writes: usize, reason: String },
+    #[error(
         "{key} changed in the cluster since it was read, so nothing was written: run the \
          command again (with --dry-run to see the cluster as it is now)"
     )]
@@ -200,7 +207,15 @@ impl Cluster {
             value: serde_json::to_vec(audit).expect("audit serializes"),
             expect: Expect::Any,
         });
-        self.etcd.commit(&writes).await.map_err(|e| self.error(e))
+        self.etcd.commit(&writes).await.map_err(|e| match e {
+            EtcdError::Protocol(m) if m.contains("too many operations") || m.contains("too large") => {
+                FilesError::TooLarge {
+                    writes: writes.len(),
+                    reason: m,
+                }
+            }
+            e => self.error(e),
+        })
     }
 
     /// `etcd <endpoints>, prefix <prefix>`, for what is written and said.

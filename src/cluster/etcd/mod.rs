@@ -213,6 +213,10 @@ fn not_sent(s: &tonic::Status) -> bool {
     text.contains("tcp connect error") || text.contains("Connection refused")
 }
 
+/// The largest response read: a listing of the whole state is one response, and gRPC's default
+/// limit (4 MiB) is less than 1,000 zones (etcd's own clients allow 2 GiB).
+const MAX_RESPONSE: usize = i32::MAX as usize;
+
 /// One tonic endpoint per member; `https://` members with TLS as `tls` says.
 fn endpoints(
     urls: &[String],
@@ -280,8 +284,8 @@ impl Etcd {
                 Arc::new(Session::new(auth.username.clone(), password, channel.clone()))
             });
         Ok(Etcd {
-            kv: KvClient::new(channel.clone()),
-            watch: WatchClient::new(channel),
+            kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
+            watch: WatchClient::new(channel).max_decoding_message_size(MAX_RESPONSE),
             session,
             tls: tls.map(Arc::new),
             timeout: options.timeout,
