@@ -47,6 +47,52 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+    /// Cluster mode: send the checks, data centers and zones to etcd, or write the cluster's
+    /// state as files.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Send a configuration's checks, data centers and zones to the cluster.
+    ///
+    /// They are validated as a whole first (problems printed as file:line:col: message, nothing sent);
+    /// the keys whose text differs are written in one transaction, which writes nothing if
+    /// anyone changed the cluster since it was read; zones no longer present are deleted;
+    /// overrides are left alone. A zone is sent as its file's text, so a zone with `import:`
+    /// is refused: in cluster mode a zone is one self-contained document, and an imported
+    /// master file is a file of one node.
+    Push {
+        /// The configuration whose `cluster:` section names the etcd members and prefix.
+        #[arg(short, long, default_value = "meridian.yaml")]
+        config: PathBuf,
+        /// The configuration whose `checks:`, `datacenters:` and zones to send (default: the
+        /// --config file itself), like the meridian.yaml `meridian cluster pull` writes.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// Print what would change (data centers, checks, names and records) and write
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the cluster's state as files (a configuration of its own, with its zones and
+    /// overrides).
+    ///
+    /// The files are what a server runs from without a cluster, and what `meridian check`
+    /// validates: DIR/meridian.yaml (the checks and data centers, the zones
+    /// directory, and this node's geoip database), DIR/zones/<zone>.yaml, and the overrides in
+    /// DIR/state/overrides.json. Send it back with `push --from DIR/meridian.yaml`.
+    Pull {
+        /// The configuration whose `cluster:` section names the etcd members and prefix.
+        #[arg(short, long, default_value = "meridian.yaml")]
+        config: PathBuf,
+        /// The directory to write: absent or empty.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// The options of `meridian serve`.
@@ -148,6 +194,7 @@ fn main() -> ExitCode {
             no_probe,
         } => run(explain(&config, &name, &qtype, &client, !no_probe)),
         Command::Geoip { command } => run(geoip(command)),
+        Command::Cluster { command } => cluster(command),
         Command::Serve(args) => run(serve(args)),
     }
 }
@@ -160,6 +207,60 @@ fn run(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `meridian cluster push` and `pull`. Problems in the configuration are printed one a line,
+/// as `meridian check` prints them.
+fn cluster(command: ClusterCommand) -> ExitCode {
+    use meridian::cluster::files::{self, FilesError, PushRequest};
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return run(Err(anyhow::anyhow!("cannot start the async runtime: {e}"))),
+    };
+    let done = match command {
+        ClusterCommand::Push {
+            config,
+            from,
+            dry_run,
+        } => {
+            let request = PushRequest {
+                from: from.as_deref().unwrap_or(&config),
+                config: &config,
+                dry_run,
+                user: &user(),
+            };
+            runtime.block_on(files::push(&request)).map(|p| p.to_string())
+        }
+        ClusterCommand::Pull { config, out } => runtime
+            .block_on(files::pull(&config, &out))
+            .map(|p| p.to_string()),
+    };
+    match done {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(FilesError::Invalid(problems)) => {
+            for p in &problems.0 {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s) found; nothing was written", problems.0.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => run(Err(e.into())),
+    }
+}
+
+/// Who runs this command, for the cluster's audit record: `$USER`, else the user id.
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            // SAFETY: getuid(2) takes nothing and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            format!("uid {uid}")
+        })
 }
 
 fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe: bool) -> anyhow::Result<()> {
