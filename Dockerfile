@@ -5,10 +5,13 @@
 #                                                                    # (tests/compose/base-image.sh)
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
-# dig for clients, busybox httpd for the demo's data centers, curl for the admin API. The local
-# base already has them; a registry base gets them from Debian.
-RUN if ! command -v dig >/dev/null || ! command -v busybox >/dev/null || ! command -v curl >/dev/null; then \
+# dig for clients, busybox httpd for the demo's data centers, curl for the admin API, etcd and
+# etcdctl for the demo's etcd members. The local base already has them; a registry base gets
+# them from Debian.
+RUN if ! command -v dig >/dev/null || ! command -v busybox >/dev/null || ! command -v curl >/dev/null \
+      || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends bind9-dnsutils busybox curl ca-certificates \
+        etcd-server etcd-client \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY target/release/meridian /usr/local/bin/meridian

@@ -129,14 +129,34 @@ fn the_shipped_config_is_valid() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
 }
 
+/// The compose demo: the node file both nodes run passes `meridian check`; the shared state its
+/// `init` service pushes (checks, data centers, zones) validates as `cluster push` validates it
+/// (`load_local`), and both files name the same etcd members.
 #[test]
 fn the_compose_demo_config_is_valid() {
+    let node = repo_path("compose/meridian.yaml");
     let out = Command::new(BIN)
         .args(["check", "--config"])
-        .arg(repo_path("compose/meridian.yaml"))
+        .arg(&node)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let node = meridian::config::load(&node).unwrap();
+    let shared = meridian::config::load_local(&repo_path("compose/shared.yaml"))
+        .unwrap_or_else(|problems| panic!("compose/shared.yaml:\n{problems}"));
+    assert_eq!(shared.zones.len(), 1, "the demo zone");
+    assert_eq!(shared.datacenters.len(), 3, "us-east, eu-west, ap-south");
+    let endpoints = |c: &meridian::config::Config| c.cluster.as_ref().map(|c| c.endpoints.clone());
+    assert_eq!(
+        endpoints(&node).map(|e| e.len()),
+        Some(3),
+        "the three etcd members"
+    );
+    assert_eq!(
+        endpoints(&node),
+        endpoints(&shared),
+        "push and the nodes reach the same etcd"
+    );
 }
 
 #[test]

@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
-# The docker-compose drill: two Meridian nodes, three data centers, a client with dig.
+# The docker-compose drill: a three-member etcd, two Meridian nodes in cluster mode, three data
+# centers, a client with dig. The `init` service pushes the shared state (compose/shared.yaml).
 #   1. clients on three continents (ECS) get their region from both nodes;
-#   2. eu-west's VIP stops → both nodes send EU clients to the next region within the bound;
+#   2. eu-west's VIP stops → both nodes send EU clients to the next region within the bound,
+#      each by its own probes;
 #   3. it starts again → EU traffic returns;
-#   4. ap-south is drained through ns1's admin API → ns1 moves AP clients, ns2 (own state) does not.
+#   4. ap-south is drained through ns1's admin API → ns2 follows within a second; undrained;
+#   5. a record is put through ns2's API → ns1 answers it within a second;
+#   6. one etcd member (etcd2) stops → both nodes answer as before, a drain through ns1 still
+#      reaches ns2; it starts again;
+#   7. the etcd leader stops → the same;
+#   8. a second member stops (no quorum) → both nodes answer as before, writes get 503 and
+#      /api/v1/status says `disconnected`;
+#   9. both members start again → writes work again and a change reaches both nodes.
+# Times are measured in the client container, from the API's answer to each node's new answer;
+# the bound is FOLLOW_BOUND_MS (1 s), or DEGRADED_FOLLOW_BOUND_MS (10 s) while an etcd member is
+# down or just back (writes are retried on 503 meanwhile, and the 503s counted in the report).
 # Always ends with `docker-compose down -v`. Needs Docker and docker-compose; builds the base
 # image from Debian's packages when it is missing (no registry needed).
 set -euo pipefail
@@ -11,12 +23,22 @@ cd "$(dirname "$0")/../.."
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-meridian-drill}
 export MERIDIAN_BASE=${MERIDIAN_BASE:-meridian-base:bookworm}
 compose() { docker-compose "$@"; }
-bound=${FAILOVER_BOUND:-10}   # seconds: fall (2) × interval (1 s) + probe phase + TTL-free margin
+bound=${FAILOVER_BOUND:-10}        # seconds: fall (2) × interval (1 s) + probe phase + TTL-free margin
+follow_ms=${FOLLOW_BOUND_MS:-1000} # a change through one node's API reaches the other within this
+degraded_ms=${DEGRADED_FOLLOW_BOUND_MS:-10000}   # the same with an etcd member down or just back
+write_bound=${WRITE_BOUND:-20}     # seconds for writes to work again (etcd elects a leader)
+NS1=172.28.0.11; NS2=172.28.0.12
 US=172.28.0.21; EU=172.28.0.22; AP=172.28.0.23
 NA_CLIENT=10.10.0.0/16; EU_CLIENT=10.20.0.0/16; AP_CLIENT=100.64.0.0/10
+RECORD=drill.gslb.example.com; RECORD_A=192.0.2.10
+ETCD_ENDPOINTS=http://172.28.0.31:2379,http://172.28.0.32:2379,http://172.28.0.33:2379
 report=()
 say() { echo "drill: $*"; report+=("$*"); }
-fail() { echo "drill: FAILED: $*" >&2; compose logs --tail=50 ns1 ns2 >&2 || true; exit 1; }
+fail() {
+  echo "drill: FAILED: $*" >&2
+  compose logs --tail=50 init etcd1 etcd2 etcd3 ns1 ns2 >&2 || true
+  exit 1
+}
 
 cleanup() { compose down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -26,6 +48,63 @@ cargo build --release --quiet
 compose build --quiet 2>/dev/null || compose build
 cleanup
 compose up -d
+
+token=$(tr -d '\n' < compose/drill.token)
+
+# What runs in the client container (bash there): one exec per step, so that times measured
+# are the system's, not docker-compose's.
+client_lib='
+set -u
+now() { date +%s%N; }
+ask() {   # ask NODE NAME SUBNET|- → the first address answered (empty on no answer)
+  local ecs=(); [ "$3" = - ] || ecs=("+subnet=$3")
+  dig +short +time=1 +tries=1 "@$1" "$2" A "${ecs[@]}" 2>/dev/null | grep -v "^;" | head -1 || true
+}
+snapshot() {   # every answer the drill compares, from both nodes, on one line
+  local node out=""; for node in '"$NS1 $NS2"'; do
+    out+="$node: NA→$(ask $node www.gslb.example.com '"$NA_CLIENT"')"
+    out+=" EU→$(ask $node www.gslb.example.com '"$EU_CLIENT"')"
+    out+=" AS→$(ask $node www.gslb.example.com '"$AP_CLIENT"')"
+    out+=" '"$RECORD"'→$(ask $node '"$RECORD"' -); "
+  done
+  echo "${out%; }"
+}
+# change METHOD NODE PATH BODY BOUND_MS CHECK... with CHECK = node,name,subnet|-,want
+# → "CODE API_MS MS..." : the HTTP status, how long the API took to answer, and for each check
+# how long after that answer the node answered as wanted (or "late:<answer>" past BOUND_MS).
+change() {
+  local method=$1 node=$2 path=$3 body=$4 bound=$5; shift 5
+  local args=(-s -o /tmp/answer -w "%{http_code}" --max-time 30 -X "$method"
+    -H "Authorization: Bearer '"$token"'" -H "Content-Type: application/json")
+  [ -z "$body" ] || args+=(-d "$body")
+  local t0 t1 code out
+  t0=$(now); code=$(curl "${args[@]}" "http://$node:8053/api/v1/$path"); t1=$(now)
+  out="$code $(( (t1 - t0) / 1000000 ))"
+  case $code in 2??) ;; *) echo "$out $(head -c 300 /tmp/answer | tr "\n" " ")"; return ;; esac
+  local c n name subnet want got
+  for c in "$@"; do
+    IFS=, read -r n name subnet want <<< "$c"
+    while got=$(ask "$n" "$name" "$subnet"); [ "$got" != "$want" ]; do
+      if [ $(( ($(now) - t1) / 1000000 )) -gt "$bound" ]; then out+=" late:${got:-none}"; continue 2; fi
+      sleep 0.02
+    done
+    out+=" $(( ($(now) - t1) / 1000000 ))"
+  done
+  echo "$out"
+}
+link() {   # link NODE → connected or disconnected, from /api/v1/status
+  curl -s --max-time 5 -H "Authorization: Bearer '"$token"'" "http://$1:8053/api/v1/status" \
+    | grep -o "\"cluster\":{[^}]*}" | grep -o "\"state\":\"[a-z]*\"" | cut -d\" -f4
+}
+roles() {   # every etcd member that answers: "etcd1=leader etcd2=follower ..."
+  ETCDCTL_DIAL_TIMEOUT=1s etcdctl --command-timeout=2s --endpoints='"$ETCD_ENDPOINTS"' endpoint status 2>/dev/null \
+    | awk -F", " "{ split(\$1, a, \".\"); sub(/:.*/, \"\", a[4]); printf \"%setcd%d=%s\", (NR > 1 ? \" \" : \"\"), a[4] - 30, (\$5 == \"true\" ? \"leader\" : \"follower\") }"
+}
+healthy() {   # healthy N: N members answer as members of a cluster with quorum
+  [ "$(ETCDCTL_DIAL_TIMEOUT=1s etcdctl --command-timeout=2s --endpoints='"$ETCD_ENDPOINTS"' endpoint health 2>&1 | grep -c "is healthy")" -ge "$1" ]
+}
+'
+inclient() { compose exec -T client bash -c "$client_lib"$'\n''"$@"' client "$@"; }
 
 answer() {   # answer NODE SUBNET → the address dig gets (empty on no answer)
   compose exec -T client dig +short +time=1 +tries=1 "@$1" www.gslb.example.com A "+subnet=$2" 2>/dev/null | grep -v '^;' | head -1 || true
@@ -38,20 +117,57 @@ expect() {   # expect NODE SUBNET WANT SECONDS: poll until the answer is WANT; p
   done
   echo $((SECONDS - start))
 }
+secs() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }   # milliseconds → seconds
+# changed WHAT CHECK-NAMES BOUND_MS RESULT: checks a `change` result: 2xx and every check within
+# BOUND_MS; says how long each took.
+changed() {
+  local what=$1 names=$2 limit=$3 result=$4 code api rest=() i=0 out
+  read -r code api rest <<< "$result"; read -ra rest <<< "$rest"
+  case $code in 2??) ;; *) fail "$what: HTTP $code (${rest[*]})" ;; esac
+  out="$what: the API answered in $(secs "$api")s"
+  for name in $names; do
+    case ${rest[$i]} in late:*) fail "$what: $name did not follow within ${limit} ms (answered ${rest[$i]#late:})" ;; esac
+    out+="; $name answered after $(secs "${rest[$i]}")s"
+    i=$((i + 1))
+  done
+  say "$out"
+}
+# retried METHOD NODE PATH BODY CHECK...: `change` with the degraded bound, retried while the
+# answer is 503 (etcd electing a leader), up to write_bound seconds; prints "RESULT|503s met".
+retried() {
+  local start=$SECONDS tries=0 result
+  while result=$(inclient change "$1" "$2" "$3" "$4" "$degraded_ms" "${@:5}"); [ "${result%% *}" = 503 ]; do
+    tries=$((tries + 1))
+    [ $((SECONDS - start)) -lt "$write_bound" ] || break
+    sleep 0.5
+  done
+  echo "$result|$tries"
+}
+running_members() {   # the etcd services running now
+  for m in etcd1 etcd2 etcd3; do
+    [ "$(docker inspect -f '{{.State.Running}}' "$(compose ps -q $m)" 2>/dev/null)" = true ] && echo -n "$m "
+  done
+  echo
+}
 
-# 0. Both nodes up and answering (the first round of health checks is done before they answer).
-for node in 172.28.0.11 172.28.0.12; do expect "$node" "$NA_CLIENT" "$US" 60 >/dev/null; done
-say "both nodes answering"
+# 0. Both nodes up and answering: the init service pushed the shared state, each node read it
+# from etcd (the first round of health checks is done before a data center takes answers).
+for node in $NS1 $NS2; do expect "$node" "$NA_CLIENT" "$US" 90 >/dev/null; done
+say "both nodes answering; init: $(compose logs --no-color init 2>/dev/null | grep -v '^Attaching' | sed 's/^[^|]*| *//' | grep -v '^$' | tail -1)"
+for node in $NS1 $NS2; do
+  [ "$(inclient link $node)" = connected ] || fail "$node: /api/v1/status does not say the cluster is connected"
+done
+say "etcd members: $(inclient roles); both nodes connected"
 
 # 1. Three continents, both nodes.
-for node in 172.28.0.11 172.28.0.12; do
+for node in $NS1 $NS2; do
   [ "$(answer $node $NA_CLIENT)" = "$US" ] || fail "$node: North America not sent to us-east"
   [ "$(answer $node $EU_CLIENT)" = "$EU" ] || fail "$node: Europe not sent to eu-west"
   [ "$(answer $node $AP_CLIENT)" = "$AP" ] || fail "$node: Asia not sent to ap-south"
 done
-scope=$(compose exec -T client dig @172.28.0.11 www.gslb.example.com A "+subnet=$EU_CLIENT" | grep -o 'CLIENT-SUBNET: [^ ]*' || true)
+scope=$(compose exec -T client dig @$NS1 www.gslb.example.com A "+subnet=$EU_CLIENT" | grep -o 'CLIENT-SUBNET: [^ ]*' || true)
 say "NA→us-east, EU→eu-west, AS→ap-south on ns1 and ns2 ($scope)"
-ids=$(for node in 172.28.0.11 172.28.0.12; do
+ids=$(for node in $NS1 $NS2; do
   compose exec -T client dig +nsid @$node www.gslb.example.com A | grep -o 'NSID: .*' | sed 's/.*("\(.*\)").*/\1/'
 done | tr '\n' ' ')
 [ "$ids" = "ns1 ns2 " ] || fail "NSID should name ns1 and ns2, got '$ids'"
@@ -59,24 +175,116 @@ say "NSID tells the nodes apart: $ids"
 
 # 2. eu-west's VIP dies: both nodes move EU clients to us-east, each by its own probes.
 compose stop -t 1 dc-eu-west >/dev/null 2>&1
-t1=$(expect 172.28.0.11 "$EU_CLIENT" "$US" "$bound")
-t2=$(expect 172.28.0.12 "$EU_CLIENT" "$US" "$bound")
+t1=$(expect $NS1 "$EU_CLIENT" "$US" "$bound")
+t2=$(expect $NS2 "$EU_CLIENT" "$US" "$bound")
 say "eu-west stopped: EU clients moved to us-east on ns1 after ${t1}s, ns2 after ${t2}s (bound ${bound}s)"
 
 # 3. It comes back.
 compose start dc-eu-west >/dev/null 2>&1
-t1=$(expect 172.28.0.11 "$EU_CLIENT" "$EU" "$bound")
-t2=$(expect 172.28.0.12 "$EU_CLIENT" "$EU" "$bound")
+t1=$(expect $NS1 "$EU_CLIENT" "$EU" "$bound")
+t2=$(expect $NS2 "$EU_CLIENT" "$EU" "$bound")
 say "eu-west started: EU clients back on ns1 after ${t1}s, ns2 after ${t2}s"
 
-# 4. Drain ap-south on ns1 only.
-token=$(tr -d '\n' < compose/drill.token)
-code=$(compose exec -T client curl -s -o /dev/null -w '%{http_code}' -X POST \
-  -H "Authorization: Bearer $token" http://172.28.0.11:8053/api/v1/datacenters/ap-south/drain)
-[ "$code" = "200" ] || fail "drain through ns1's admin API returned $code"
-[ "$(answer 172.28.0.11 $AP_CLIENT)" = "$EU" ] || fail "ns1 still sends Asia to ap-south after the drain"
-[ "$(answer 172.28.0.12 $AP_CLIENT)" = "$AP" ] || fail "ns2 changed though only ns1 was drained"
-say "ap-south drained on ns1: ns1 sends Asia to eu-west at once; ns2 still to ap-south"
+# 4. Drain ap-south through ns1: ns2 follows through etcd. Then undrain.
+drained=("$NS1,www.gslb.example.com,$AP_CLIENT,$EU" "$NS2,www.gslb.example.com,$AP_CLIENT,$EU")
+undrained=("$NS1,www.gslb.example.com,$AP_CLIENT,$AP" "$NS2,www.gslb.example.com,$AP_CLIENT,$AP")
+drain() { inclient change POST "$1" datacenters/ap-south/drain "" "$follow_ms" "${drained[@]}"; }
+undrain() { inclient change POST "$1" datacenters/ap-south/undrain "" "$follow_ms" "${undrained[@]}"; }
+changed "ap-south drained through ns1 (Asia → eu-west)" "ns1 ns2" "$follow_ms" "$(drain $NS1)"
+changed "ap-south undrained through ns1 (Asia → ap-south)" "ns1 ns2" "$follow_ms" "$(undrain $NS1)"
+
+# 5. A record put through ns2 is answered by ns1.
+changed "$RECORD A $RECORD_A put through ns2's API" "ns1 ns2" "$follow_ms" "$(inclient change PUT $NS2 \
+  zones/gslb.example.com/records/drill "{\"A\": [\"$RECORD_A\"], \"ttl\": 60}" "$follow_ms" \
+  "$NS1,$RECORD,-,$RECORD_A" "$NS2,$RECORD,-,$RECORD_A")"
+baseline=$(inclient snapshot)
+echo "drill: answers now: $baseline"
+
+# unchanged WHEN: both nodes answer exactly as at the baseline.
+unchanged() {
+  local now; now=$(inclient snapshot)
+  [ "$now" = "$baseline" ] || fail "$1: answers changed: $now (before: $baseline)"
+}
+# member_down_cycle WHAT: with a member down, a drain and an undrain through ns1 reach ns2.
+member_down_cycle() {
+  local r tries
+  unchanged "$1"
+  r=$(retried POST $NS1 datacenters/ap-south/drain "" "${drained[@]}"); tries=${r##*|}
+  changed "$1: ap-south drained through ns1 (after $tries 503s)" "ns1 ns2" "$degraded_ms" "${r%|*}"
+  r=$(retried POST $NS1 datacenters/ap-south/undrain "" "${undrained[@]}"); tries=${r##*|}
+  changed "$1: undrained through ns1 (after $tries 503s)" "ns1 ns2" "$degraded_ms" "${r%|*}"
+  unchanged "$1, after the drain and undrain"
+}
+wait_healthy() {   # wait_healthy N WHAT: until N members are healthy; prints the seconds
+  local start=$SECONDS
+  until inclient healthy "$1"; do
+    [ $((SECONDS - start)) -lt 60 ] || fail "$2: etcd has not $1 healthy members after 60 s"
+    sleep 0.5
+  done
+  echo $((SECONDS - start))
+}
+
+# unreachable_since TIME: how often each node logged its link to etcd down since TIME.
+unreachable_since() {
+  local node n out=""
+  for node in ns1 ns2; do
+    n=$(docker logs --since "$1" "$(compose ps -q $node)" 2>&1 | grep -c 'etcd unreachable' || true)
+    out+="$node: $n, "
+  done
+  echo "${out%, }"
+}
+
+# 6. One member stops (etcd2): no outage.
+one_down=$(date -u +%Y-%m-%dT%H:%M:%S)
+roles=$(inclient roles)
+compose stop -t 5 etcd2 >/dev/null 2>&1
+say "etcd2 stopped (roles before: $roles; now: $(inclient roles))"
+member_down_cycle "etcd2 down"
+compose start etcd2 >/dev/null 2>&1
+say "etcd2 started: three healthy members after $(wait_healthy 3 "etcd2 started")s"
+
+# 7. The leader stops: no outage either (etcd elects another).
+roles=$(inclient roles)
+leader=$(grep -o 'etcd[0-9]=leader' <<< "$roles" | cut -d= -f1 || true)
+[ -n "$leader" ] || fail "no etcd leader found in '$roles'"
+compose stop -t 5 "$leader" >/dev/null 2>&1
+say "the leader $leader stopped (roles before: $roles; now: $(inclient roles))"
+member_down_cycle "leader $leader down"
+say "while one member was down, each node logged 'etcd unreachable' (then reconnected) this many times: $(unreachable_since "$one_down")"
+
+# 8. A second member stops: no quorum. Answers stay, writes are refused, status says so.
+second=$(running_members | awk '{print $1}')
+compose stop -t 5 "$second" >/dev/null 2>&1
+say "$second stopped too: running $(running_members)(no quorum)"
+unchanged "quorum lost"
+r=$(inclient change POST $NS1 datacenters/ap-south/drain "" "$follow_ms")
+[ "${r%% *}" = 503 ] || fail "a drain through ns1 without quorum: HTTP ${r%% *}, expected 503 ($r)"
+say "quorum lost: a drain through ns1 got 503 after $(secs "$(cut -d' ' -f2 <<< "$r")")s: $(cut -d' ' -f3- <<< "$r")"
+r=$(inclient change PUT $NS2 zones/gslb.example.com/records/drill '{"A": ["192.0.2.11"]}' "$follow_ms")
+[ "${r%% *}" = 503 ] || fail "a record put through ns2 without quorum: HTTP ${r%% *}, expected 503 ($r)"
+say "quorum lost: a record put through ns2 got 503 after $(secs "$(cut -d' ' -f2 <<< "$r")")s"
+start=$SECONDS
+for node in $NS1 $NS2; do
+  until [ "$(inclient link $node)" = disconnected ]; do
+    [ $((SECONDS - start)) -lt 20 ] || fail "$node: /api/v1/status does not say disconnected 20 s after quorum was lost"
+    sleep 0.5
+  done
+done
+say "quorum lost: /api/v1/status says disconnected on both nodes within $((SECONDS - start))s"
+unchanged "quorum lost, nodes disconnected"
+say "quorum lost: both nodes answer as before ($baseline)"
+
+# 9. Both members start again: writes work again, and a change reaches both nodes.
+compose start "$leader" "$second" >/dev/null 2>&1
+start=$SECONDS
+r=$(retried POST $NS2 datacenters/ap-south/drain "" "${drained[@]}")
+changed "$leader and $second started: writes work again after $((SECONDS - start))s (${r##*|} 503s); ap-south drained through ns2" "ns1 ns2" "$degraded_ms" "${r%|*}"
+changed "ap-south undrained through ns1" "ns1 ns2" "$degraded_ms" "$(undrain $NS1)"
+for node in $NS1 $NS2; do
+  [ "$(inclient link $node)" = connected ] || fail "$node: /api/v1/status does not say connected after etcd came back"
+done
+unchanged "etcd back"
+say "etcd back ($(inclient roles)): both nodes connected, answering as before"
 
 echo
 echo "drill report"
