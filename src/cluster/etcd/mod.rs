@@ -56,6 +56,7 @@ use pb::mvccpb::event::EventType;
 use session::{Session, Token};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tls::ClientTls;
 use tonic::transport::{Channel, Endpoint};
@@ -193,16 +194,23 @@ pub struct Changes {
 /// authentication token.
 #[derive(Clone, Debug)]
 pub struct Etcd {
-    kv: KvClient<Channel>,
-    watch: WatchClient<Channel>,
+    /// One channel per member, in the order configured.
+    channels: Arc<[Channel]>,
+    /// The member requests go to, until one fails to reach it: then the next one. (tonic's
+    /// balanced channel keeps sending some requests to a member that is down.)
+    preferred: Arc<AtomicUsize>,
     /// The user this client authenticates as, if any.
     session: Option<Arc<Session>>,
     /// TLS towards the `https://` members, if any: to say why a connection failed.
     tls: Option<Arc<ClientTls>>,
     timeout: Duration,
-    /// How many members there are: a request that could not reach one is tried on another,
-    /// at most this many times in all.
-    members: usize,
+}
+
+/// Whether a failed request says its member cannot be reached or did not answer in time (etcd
+/// says Unavailable too when the member has no leader): another member may do better.
+fn unreachable(s: &tonic::Status) -> bool {
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+        || (s.code() == tonic::Code::Cancelled && transport_error(s).contains("Timeout expired"))
 }
 
 /// Whether a failed request never left this side: its connection could not be made. Such a
@@ -278,19 +286,41 @@ impl Etcd {
         let tls = ClientTls::read(&options.endpoints, options.tls.as_ref(), options.timeout)?;
         let endpoints = endpoints(&options.endpoints, tls.as_ref(), options.timeout)?;
         let password = options.auth.as_ref().map(options::password).transpose()?;
+        let channels: Arc<[Channel]> = endpoints.iter().map(|e| e.connect_lazy()).collect();
         let channel = Channel::balance_list(endpoints.into_iter());
         let session =
             options.auth.as_ref().zip(password).map(|(auth, password)| {
                 Arc::new(Session::new(auth.username.clone(), password, channel.clone()))
             });
         Ok(Etcd {
-            kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE),
-            watch: WatchClient::new(channel).max_decoding_message_size(MAX_RESPONSE),
+            channels,
+            preferred: Arc::new(AtomicUsize::new(0)),
             session,
             tls: tls.map(Arc::new),
             timeout: options.timeout,
-            members: options.endpoints.len(),
         })
+    }
+
+    /// The member to send to now.
+    fn member(&self) -> usize {
+        self.preferred.load(Ordering::Relaxed) % self.channels.len()
+    }
+
+    /// Member `i` could not be reached (or did not answer in time): the next one is preferred,
+    /// unless another request moved on already.
+    fn pass_over(&self, i: usize) {
+        let next = (i + 1) % self.channels.len();
+        let _ = self
+            .preferred
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn kv(&self, i: usize) -> KvClient<Channel> {
+        KvClient::new(self.channels[i].clone()).max_decoding_message_size(MAX_RESPONSE)
+    }
+
+    fn watcher(&self, i: usize) -> WatchClient<Channel> {
+        WatchClient::new(self.channels[i].clone()).max_decoding_message_size(MAX_RESPONSE)
     }
 
     /// The token for the next request: none without a user; with one, the current token, or
@@ -327,12 +357,16 @@ impl Etcd {
         session::error(s, self.session.as_deref().map(Session::username))
     }
 
-    /// Sends `message` with the token; if etcd no longer takes the token, authenticates again
-    /// and sends it once more.
+    /// Sends `message` with the token to the preferred member; if etcd no longer takes the
+    /// token, authenticates again and sends it once more. A member that cannot be reached is
+    /// passed over, and the message sent to the next one when that is safe: always for a
+    /// `read`, for a write only when it never left (a write that may have been applied is not
+    /// sent twice).
     async fn call<M, R, Fut>(
         &self,
         message: M,
-        send: impl Fn(tonic::Request<M>) -> Fut,
+        read: bool,
+        send: impl Fn(KvClient<Channel>, tonic::Request<M>) -> Fut,
     ) -> Result<R, EtcdError>
     where
         M: Clone,
@@ -343,23 +377,26 @@ impl Etcd {
         loop {
             let token = self.token(refused).await?;
             tries += 1;
-            match send(token.request(message.clone())).await {
+            let member = self.member();
+            match send(self.kv(member), token.request(message.clone())).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if refused.is_none() && self.session.is_some() && session::stale_token(&s) => {
                     refused = Some(token.generation());
                 }
-                Err(s) if tries < self.members && not_sent(&s) => {}
+                Err(s) if unreachable(&s) => {
+                    self.pass_over(member);
+                    if tries >= self.channels.len() || !(read || not_sent(&s)) {
+                        return Err(self.failure(s).await);
+                    }
+                }
                 Err(s) => return Err(self.failure(s).await),
             }
         }
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse, EtcdError> {
-        self.call(request, |r| {
-            let mut kv = self.kv.clone();
-            async move { kv.range(r).await }
-        })
-        .await
+        self.call(request, true, |mut kv, r| async move { kv.range(r).await })
+            .await
     }
 
     /// Every key under `prefix`, with the revision it was read at.
@@ -429,10 +466,7 @@ impl Etcd {
             failure: Vec::new(),
         };
         let r = self
-            .call(request, |r| {
-                let mut kv = self.kv.clone();
-                async move { kv.txn(r).await }
-            })
+            .call(request, false, |mut kv, r| async move { kv.txn(r).await })
             .await?;
         if r.succeeded {
             return Ok(r.header.map(|h| h.revision).unwrap_or_default());
@@ -512,14 +546,19 @@ impl Etcd {
             tx.send(request)
                 .await
                 .map_err(|_| EtcdError::Protocol("watch request not sent".into()))?;
+            let member = self.member();
             let opening = async {
                 let requests = token.request(tokio_stream::wrappers::ReceiverStream::new(rx));
-                let mut stream = self.watch.clone().watch(requests).await?.into_inner();
+                let mut stream = self.watcher(member).watch(requests).await?.into_inner();
                 let created = stream.message().await?;
                 Ok::<_, tonic::Status>((stream, created))
             };
             let (stream, created) = match tokio::time::timeout(self.timeout, opening).await {
                 Err(_) => {
+                    self.pass_over(member);
+                    if tries < self.channels.len() {
+                        continue;
+                    }
                     return Err(EtcdError::Unavailable(format!(
                         "etcd did not create the watch within {:?}",
                         self.timeout
@@ -531,7 +570,13 @@ impl Etcd {
                 }
                 // Opening a watch changes nothing: a member that cannot be reached is left
                 // for another.
-                Ok(Err(s)) if tries < self.members && s.code() == tonic::Code::Unavailable => continue,
+                Ok(Err(s)) if unreachable(&s) => {
+                    self.pass_over(member);
+                    if tries >= self.channels.len() {
+                        return Err(self.failure(s).await);
+                    }
+                    continue;
+                }
                 Ok(Err(s)) => return Err(self.failure(s).await),
                 Ok(Ok(opened)) => opened,
             };
