@@ -680,3 +680,252 @@ fn catching_up_refuses_only_the_invalid_transaction() {
         Duration::from_secs(3),
     );
 }
+
+fn datacenters_without_eu() -> String {
+    DATACENTERS
+        .lines()
+        .filter(|l| !l.starts_with("  eu:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A refused data-center document sitting in etcd does not make the node refuse a valid API
+/// edit of a zone that uses the data center it would remove.
+#[test]
+fn a_valid_edit_is_not_refused_because_of_a_refused_datacenters_document() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    put(&etcd, "datacenters", &datacenters_without_eu());
+    node.wait_log("cluster change refused", Duration::from_secs(2));
+    let (code, _, body) = api(
+        &node,
+        "PUT",
+        "/api/v1/zones/example.test/records/added",
+        &[],
+        Some(r#"{"A": ["192.0.2.99"]}"#),
+    );
+    assert_eq!(code, 201, "{body}");
+    until_answers(
+        &node,
+        "added.example.test.",
+        &["192.0.2.99"],
+        Duration::from_secs(3),
+    );
+}
+
+/// A node catching up on [valid zone edit, invalid data centers] judges each transaction on
+/// what came before it, as the node that was up did: the edit is applied, the data centers
+/// refused, and the two nodes agree.
+#[test]
+fn catching_up_judges_each_transaction_in_etcds_order() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    put(&etcd, "zones/other.test", &zone_using("other.test", "eu"));
+    let (da, db) = (node_dir("a", &etcd), node_dir("b", &etcd));
+    let live = Server::start(&config(&da));
+    let late = Server::start(&config(&db));
+    assert_eq!(a(&late, "static.other.test."), ["192.0.2.80"]);
+    drop(late);
+    put(
+        &etcd,
+        "zones/other.test",
+        &zone_using("other.test", "eu").replace("192.0.2.80", "192.0.2.81"),
+    );
+    put(&etcd, "datacenters", &datacenters_without_eu());
+    until_answers(
+        &live,
+        "static.other.test.",
+        &["192.0.2.81"],
+        Duration::from_secs(2),
+    );
+    let late = Server::start(&config(&db));
+    // A later, unrelated change: the edit is still not applied.
+    put(&etcd, "zones/third.test", &zone_using("third.test", "us"));
+    until_answers(
+        &late,
+        "static.third.test.",
+        &["192.0.2.80"],
+        Duration::from_secs(3),
+    );
+    until_answers(
+        &late,
+        "static.other.test.",
+        &["192.0.2.81"],
+        Duration::from_secs(3),
+    );
+}
+
+/// A member that stops answering without closing its connections (SIGSTOP; a partition):
+/// the watch on it is noticed and moves to another member.
+#[test]
+fn a_watch_on_a_stopped_member_is_noticed() {
+    if !tools() {
+        return;
+    }
+    let etcd = EtcdCluster::start();
+    for (key, value) in [("datacenters", DATACENTERS), ("zones/example.test", ZONE)] {
+        etcd.etcdctl(&["put", &format!("{PREFIX}{key}"), value])
+            .expect("etcdctl put");
+    }
+    let endpoints = etcd.endpoints();
+    let da = node_dir_for("a", &endpoints);
+    let node = Server::start(&config(&da));
+    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    etcd.signal(0, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(2));
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={},{}", endpoints[1], endpoints[2]))
+        .arg("--command-timeout=5s")
+        .args([
+            "put",
+            &format!("{PREFIX}zones/example.test"),
+            &ZONE.replace("192.0.2.80", "192.0.2.86"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        until_answers(
+            &node,
+            "static.example.test.",
+            &["192.0.2.86"],
+            Duration::from_secs(10),
+        )
+    }));
+    let status = status_json(&node);
+    etcd.signal(0, libc::SIGCONT);
+    assert!(result.is_ok(), "status while stalled: {status}");
+}
+
+/// A document refused as not UTF-8 stays refused (it is not tried again as lossy text).
+#[test]
+fn a_non_utf8_document_stays_refused() {
+    if !tools() {
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    let mut value = b"# caf\xe9\n".to_vec();
+    value.extend_from_slice(ZONE.replace("zone: example.test", "zone: bin.test").as_bytes());
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", etcd.endpoint))
+        .arg("put")
+        .arg(format!("{PREFIX}zones/bin.test"))
+        .arg(std::ffi::OsStr::from_bytes(&value))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    node.wait_log("not UTF-8", Duration::from_secs(2));
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.87"),
+    );
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.87"],
+        Duration::from_secs(2),
+    );
+    let m = query(node.addr, &ask("static.bin.test.", T::A));
+    assert_eq!(
+        m.response_code,
+        hickory_proto::op::ResponseCode::Refused,
+        "applied: {:?}",
+        answer_data(&m)
+    );
+}
+
+/// A node ahead of a new etcd forgets its revisions; when the whole read that follows fails
+/// (here: the cache cannot be written once), it reads whole again: a zone the new etcd does
+/// not hold is deleted.
+#[test]
+fn a_failed_whole_read_after_forgetting_revisions_is_read_whole_again() {
+    if !tools() {
+        return;
+    }
+    let mut etcd = seeded_etcd();
+    put(
+        &etcd,
+        "zones/second.test",
+        &ZONE.replace("zone: example.test", "zone: second.test"),
+    );
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.second.test."), ["192.0.2.80"]);
+    drop(node);
+    etcd.stop();
+    std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
+    etcd.restart();
+    put(&etcd, "datacenters", DATACENTERS);
+    put(
+        &etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.84"),
+    );
+    // The next docs.<n> is a file: the first commit fails.
+    let cache = dir.path().join("state/cluster");
+    let current = std::fs::read_link(cache.join("current")).unwrap();
+    let n: u64 = current
+        .to_str()
+        .unwrap()
+        .strip_prefix("docs.")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let blocker = cache.join(format!("docs.{}", n + 1));
+    std::fs::write(&blocker, "").unwrap();
+    let node = Server::start(&config(&dir));
+    node.wait_log("cluster cache cannot be written", Duration::from_secs(3));
+    std::fs::remove_file(&blocker).unwrap();
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.84"],
+        Duration::from_secs(5),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let m = query(node.addr, &ask("static.second.test.", T::A));
+    assert_eq!(
+        m.response_code,
+        hickory_proto::op::ResponseCode::Refused,
+        "second.test, absent from etcd, still served: {:?}\n{}",
+        answer_data(&m),
+        node.logs()
+    );
+}
+
+/// `current` left pointing at a set of documents that is gone: the cache starts afresh and the
+/// node reads the whole state.
+#[test]
+fn a_dangling_current_link_is_recovered() {
+    if !tools() {
+        return;
+    }
+    let etcd = seeded_etcd();
+    let dir = node_dir("a", &etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    drop(node);
+    let cache = dir.path().join("state/cluster");
+    let docs = cache.join(std::fs::read_link(cache.join("current")).unwrap());
+    std::fs::remove_dir_all(&docs).unwrap();
+    let node = Server::start(&config(&dir));
+    until_answers(
+        &node,
+        "static.example.test.",
+        &["192.0.2.80"],
+        Duration::from_secs(3),
+    );
+}

@@ -142,3 +142,13 @@ impl Drop for EtcdCluster {
         }
     }
 }
+
+impl EtcdCluster {
+    /// Sends `sig` to member `i` (SIGSTOP: a member that stops answering without closing its
+    /// connections, as behind a partition).
+    pub fn signal(&self, i: usize, sig: i32) {
+        let pid = self.members[i].child.as_ref().expect("running").id();
+        // SAFETY: kill(2) on a child process of ours.
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+}

@@ -241,7 +241,12 @@ fn endpoints(
             let endpoint = Endpoint::from_shared(url.clone())
                 .map_err(|e| bad(&e))?
                 .connect_timeout(timeout)
-                .timeout(timeout);
+                .timeout(timeout)
+                // A member that stops answering without closing the connection (stopped, or
+                // behind a partition) is noticed by HTTP/2 pings: a watch on it ends, and moves.
+                .http2_keep_alive_interval(timeout)
+                .keep_alive_timeout(timeout)
+                .keep_alive_while_idle(true);
             match (&config, tls) {
                 (Some(config), Some(tls)) if tls.covers(url) => {
                     endpoint.tls_config(config.clone()).map_err(|e| bad(&e))

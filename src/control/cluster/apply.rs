@@ -14,7 +14,7 @@ use crate::config::{self, Config, Overlay, Problems};
 use crate::control::Control;
 use crate::lock::LockExt;
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -67,6 +67,15 @@ struct Candidate {
 impl Candidate {
     fn keys(&self) -> Vec<String> {
         self.texts.iter().map(|t| t.key.path()).collect()
+    }
+
+    /// Where it stands in etcd's order: its transaction's revision.
+    fn revision(&self) -> i64 {
+        self.texts.iter().map(|t| t.mod_revision).max().unwrap_or(0)
+    }
+
+    fn is_datacenters(&self) -> bool {
+        self.texts.iter().any(|t| t.key == Key::Datacenters)
     }
 }
 
@@ -214,13 +223,19 @@ impl Control {
                     };
                     self.refuse(link, &c, &why);
                     record_refused(&mut known, &c);
+                    // Never tried again: what it holds is not text.
+                    for t in &c.texts {
+                        if let Some(r) = known.refused.get_mut(&t.key.path()) {
+                            r.unreadable = true;
+                        }
+                    }
                 }
             }
         }
         // Documents refused before are tried again with what changed (unless changed again).
         let touched: HashSet<String> = candidates.iter().flat_map(Candidate::keys).collect();
         for (path, r) in &known.refused {
-            if touched.contains(path) {
+            if touched.contains(path) || r.unreadable {
                 continue;
             }
             let Some(Ok(key)) = Key::parse("", path.as_bytes()) else {
@@ -238,9 +253,17 @@ impl Control {
                 retry: true,
             });
         }
+        // In etcd's order: a transaction is judged on what came before it, as a node that was
+        // up when it was written judged it. A whole read has no order of transactions: the
+        // data centers go first, as zones name them.
+        if batch.whole {
+            candidates.sort_by_key(|c| (!c.is_datacenters(), c.revision()));
+        } else {
+            candidates.sort_by_key(Candidate::revision);
+        }
         let fresh = candidates.iter().any(|c| !c.retry);
         let (accepted, config) = if fresh {
-            self.settle(link, candidates, &mut known).await
+            self.settle(link, candidates, &mut known).await?
         } else {
             (Vec::new(), None)
         };
@@ -288,74 +311,79 @@ impl Control {
         Ok(())
     }
 
-    /// Validates the candidates together; refuses those the problems point at (or, when the
-    /// problems point at none of them, each that does not validate alone) until the rest
-    /// validates. Returns the accepted candidates and the configuration they make.
+    /// Accepts the candidates in order, up to the first whose addition makes the configuration
+    /// invalid; refuses that one and goes on with the rest. The whole lot is tried first (one
+    /// validation when all is well); the first that breaks is found by halving (a few more).
+    /// Returns the candidates accepted and the configuration they make, or an error when this
+    /// node's own configuration does not validate (nothing is refused then: it is not the
+    /// cluster's fault, and the batch comes again).
     async fn settle(
         &self,
         link: &Link,
         mut pending: Vec<Candidate>,
         known: &mut Known,
-    ) -> (Vec<Candidate>, Option<Config>) {
+    ) -> Result<(Vec<Candidate>, Option<Config>), String> {
+        let mut accepted: Vec<Candidate> = Vec::new();
+        // The configuration `accepted` makes, once it holds anything.
+        let mut config = None;
         while !pending.is_empty() {
-            let outcome = self.validate(overlay(&pending)).await;
-            let faulty: Vec<(usize, String)> = match &outcome {
-                Ok(config) => misnamed(config, &pending),
-                Err(problems) => at_fault(problems, &pending),
-            };
-            match (outcome, faulty.is_empty()) {
-                (Ok(config), true) => return (pending, Some(config)),
-                (Err(problems), true) => {
-                    // The problems are elsewhere (a zone already applied, say): find the
-                    // candidates that cause them one by one.
-                    return self.one_by_one(link, pending, known, &problems).await;
+            let mut broken = match self.check(accepted.iter().chain(&pending)).await {
+                Ok(valid) => {
+                    accepted.append(&mut pending);
+                    config = Some(valid);
+                    break;
                 }
-                (_, false) => {
-                    for (i, why) in faulty.into_iter().rev() {
-                        let c = pending.remove(i);
-                        self.refuse(link, &c, &why);
-                        record_refused(known, &c);
+                Err(why) => why,
+            };
+            // `accepted` with the first `good` pending is valid, with the first `bad` is not.
+            let (mut good, mut bad) = (0, pending.len());
+            while bad - good > 1 {
+                let mid = (good + bad) / 2;
+                match self.check(accepted.iter().chain(&pending[..mid])).await {
+                    Ok(valid) => {
+                        good = mid;
+                        config = Some(valid);
+                    }
+                    Err(why) => {
+                        bad = mid;
+                        broken = why;
                     }
                 }
             }
+            if good == 0
+                && accepted.is_empty()
+                && let Err(why) = self.check(std::iter::empty()).await
+            {
+                let why = format!(
+                    "this node's own configuration does not validate ({why}): run `meridian check`; \
+                     cluster changes wait until it does"
+                );
+                tracing::error!(why);
+                return Err(why);
+            }
+            let rest = pending.split_off(bad);
+            let culprit = pending.pop().expect("bad >= 1");
+            accepted.append(&mut pending);
+            self.refuse(link, &culprit, &broken);
+            record_refused(known, &culprit);
+            pending = rest;
         }
-        (Vec::new(), None)
+        Ok((accepted, config))
     }
 
-    /// Accepts each candidate that validates with those accepted before it; refuses the others.
-    async fn one_by_one(
-        &self,
-        link: &Link,
-        pending: Vec<Candidate>,
-        known: &mut Known,
-        problems: &Problems,
-    ) -> (Vec<Candidate>, Option<Config>) {
-        let mut accepted: Vec<Candidate> = Vec::new();
-        let mut config = None;
-        let together = pending.len() > 1;
-        for c in pending {
-            let refusal = if together {
-                accepted.push(c);
-                match self.validate(overlay(&accepted)).await {
-                    Ok(valid) if misnamed(&valid, &accepted).is_empty() => {
-                        config = Some(valid);
-                        continue;
-                    }
-                    Ok(_) => "a zone's key is its name".to_string(),
-                    Err(p) => first(&p),
-                }
-            } else {
-                accepted.push(c);
-                first(problems)
-            };
-            let c = accepted.pop().expect("pushed");
-            self.refuse(link, &c, &refusal);
-            record_refused(known, &c);
+    /// Validates the configuration with `candidates` over the documents in use; the first
+    /// problem when it is invalid (a zone key holding another zone included).
+    async fn check(&self, candidates: impl Iterator<Item = &Candidate>) -> Result<Config, String> {
+        let candidates: Vec<&Candidate> = candidates.collect();
+        let mut overlay = Overlay::default();
+        for t in candidates.iter().flat_map(|c| &c.texts) {
+            overlay.files.insert(t.file.clone(), t.text.clone());
         }
-        if accepted.is_empty() {
-            config = None;
+        let config = self.validate(overlay).await.map_err(|p| first(&p))?;
+        match misnamed(&config, &candidates).into_iter().next() {
+            Some(why) => Err(why),
+            None => Ok(config),
         }
-        (accepted, config)
     }
 
     /// Events for an accepted candidate: one per document, naming who changed it.
@@ -462,6 +490,7 @@ fn record_refused(known: &mut Known, c: &Candidate) {
             Refused {
                 mod_revision: t.mod_revision,
                 value: t.text.clone(),
+                unreadable: false,
             },
         );
     }
@@ -473,50 +502,21 @@ pub(super) fn cache_file(state_dir: &Path, key: &Key) -> PathBuf {
     config::cluster::cache_dir(state_dir).join("current").join(rel)
 }
 
-/// The candidates' texts over the documents in use.
-fn overlay(candidates: &[Candidate]) -> Overlay {
-    let mut overlay = Overlay::default();
+/// What is wrong with each zone key of `candidates` that holds another zone.
+fn misnamed(config: &Config, candidates: &[&Candidate]) -> Vec<String> {
+    let mut wrong = Vec::new();
     for t in candidates.iter().flat_map(|c| &c.texts) {
-        overlay.files.insert(t.file.clone(), t.text.clone());
-    }
-    overlay
-}
-
-/// The candidates (by index) with a document some problem is in, with the first such problem.
-fn at_fault(problems: &Problems, pending: &[Candidate]) -> Vec<(usize, String)> {
-    let mut faulty = BTreeMap::new();
-    for p in &problems.0 {
-        if let Some(i) = pending
-            .iter()
-            .position(|c| c.texts.iter().any(|t| t.file == p.file))
-        {
-            faulty.entry(i).or_insert_with(|| p.to_string());
+        let Key::Zone(name) = &t.key else { continue };
+        let holds = config.zones.iter().find(|z| z.source == t.file);
+        if let Some(z) = holds.filter(|z| !zone_named(z, name)) {
+            wrong.push(format!(
+                "key {} holds zone {}: a zone's key is its name",
+                t.key.path(),
+                z.origin
+            ));
         }
     }
-    faulty.into_iter().collect()
-}
-
-/// The candidates (by index) with a zone key that holds another zone.
-fn misnamed(config: &Config, pending: &[Candidate]) -> Vec<(usize, String)> {
-    let mut faulty = Vec::new();
-    for (i, c) in pending.iter().enumerate() {
-        for t in &c.texts {
-            let Key::Zone(name) = &t.key else { continue };
-            let holds = config.zones.iter().find(|z| z.source == t.file);
-            if let Some(z) = holds.filter(|z| !zone_named(z, name)) {
-                faulty.push((
-                    i,
-                    format!(
-                        "key {} holds zone {}: a zone's key is its name",
-                        t.key.path(),
-                        z.origin
-                    ),
-                ));
-                break;
-            }
-        }
-    }
-    faulty
+    wrong
 }
 
 fn first(problems: &Problems) -> String {

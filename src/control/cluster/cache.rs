@@ -40,6 +40,9 @@ pub(super) struct Known {
 pub(super) struct Refused {
     pub(super) mod_revision: i64,
     pub(super) value: Option<String>,
+    /// Not text (the value kept is lossy): never tried again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) unreadable: bool,
 }
 
 impl Known {
@@ -92,8 +95,15 @@ impl Cache {
             dir: dir.to_path_buf(),
         };
         let current = dir.join(CURRENT);
+        // A `current` whose documents are gone (or anything but a link to a directory) is no
+        // cache: start afresh, and the node reads the whole state.
+        if std::fs::symlink_metadata(&current).is_ok() && !current.is_dir() {
+            tracing::warn!(cache = %dir.display(), "the cluster cache's `current` has no documents: starting afresh");
+            std::fs::remove_file(&current).or_else(|_| std::fs::remove_dir_all(&current))?;
+        }
         if std::fs::symlink_metadata(&current).is_err() {
             let first = dir.join("docs.0");
+            let _ = std::fs::remove_dir_all(&first);
             std::fs::create_dir_all(first.join("zones"))?;
             std::os::unix::fs::symlink("docs.0", &current)?;
             crate::files::sync_dir(dir)?;
@@ -292,6 +302,7 @@ mod tests {
             Refused {
                 mod_revision: 7,
                 value: Some("bad".into()),
+                unreadable: false,
             },
         );
         assert_eq!(known.revision_of("zones/a.test"), Some(7));

@@ -373,52 +373,52 @@ impl Control {
         let prefix = link.prefix().as_bytes().to_vec();
         let ping_key = Key::Audit.under(link.prefix());
         let mut backoff = Duration::from_millis(100);
+        // Set until a whole read succeeds: the watch cannot bring what is missing.
+        let mut read_whole = false;
         loop {
-            let from = link.known.locked().revision + 1;
-            let interrupted = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = self.watch_from(link, &prefix, &ping_key, from) => r,
-            };
-            let read_whole = match interrupted {
-                // Compacted history: what this node missed is gone from the watch.
-                Interrupted::Etcd(EtcdError::Compacted { compacted }) if compacted >= from => {
-                    tracing::warn!(
-                        compacted,
-                        from,
-                        "etcd compacted the history this node missed: reading the whole state"
-                    );
-                    true
-                }
-                // etcd is behind this node: its revisions are not the ones this node knows.
-                Interrupted::Etcd(EtcdError::Compacted { compacted }) => {
-                    tracing::warn!(
-                        etcd = compacted,
-                        node = from - 1,
-                        "etcd's revision is behind the one this node applied (a new or restored etcd): reading the whole state"
-                    );
-                    link.forget_revisions();
-                    true
-                }
-                Interrupted::Etcd(e) => {
-                    link.set_disconnected(&e);
-                    false
-                }
-                // Logged where it happened; the watch from the same revision brings it again.
-                Interrupted::Cache => false,
-            };
-            if read_whole {
-                let read = tokio::select! {
+            let interrupted = if read_whole {
+                tokio::select! {
                     _ = stop.cancelled() => return,
-                    r = self.read_whole(link) => r,
-                };
-                match read {
-                    Ok(()) => {
-                        backoff = Duration::from_millis(100);
-                        continue;
-                    }
-                    Err(Interrupted::Etcd(e)) => link.set_disconnected(&e),
-                    Err(Interrupted::Cache) => {}
+                    r = self.read_whole(link) => r.err(),
                 }
+            } else {
+                let from = link.known.locked().revision + 1;
+                let interrupted = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = self.watch_from(link, &prefix, &ping_key, from) => r,
+                };
+                Some(interrupted)
+            };
+            match interrupted {
+                None => {
+                    read_whole = false;
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Some(Interrupted::Etcd(EtcdError::Compacted { compacted })) => {
+                    let from = link.known.locked().revision + 1;
+                    if compacted >= from {
+                        // Compacted history: what this node missed is gone from the watch.
+                        tracing::warn!(
+                            compacted,
+                            from,
+                            "etcd compacted the history this node missed: reading the whole state"
+                        );
+                    } else {
+                        // etcd is behind this node: its revisions are not the ones it knows.
+                        tracing::warn!(
+                            etcd = compacted,
+                            node = from - 1,
+                            "etcd's revision is behind the one this node applied (a new or restored etcd): reading the whole state"
+                        );
+                        link.forget_revisions();
+                    }
+                    read_whole = true;
+                    continue;
+                }
+                Some(Interrupted::Etcd(e)) => link.set_disconnected(&e),
+                // Logged where it happened; the same changes come again.
+                Some(Interrupted::Cache) => {}
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
