@@ -362,6 +362,18 @@ impl Etcd {
         session::error(s, self.session.as_deref().map(Session::username))
     }
 
+    /// Like `token`, asking again (the login goes to any member) when a member could not be
+    /// reached, as often as there are members.
+    async fn token_from_any(&self, refused: Option<u64>) -> Result<Token, EtcdError> {
+        let mut tries = 1;
+        loop {
+            match self.token(refused).await {
+                Err(EtcdError::Unavailable(_)) if tries < self.channels.len() => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// Sends `message` with the token to the preferred member; if etcd no longer takes the
     /// token, authenticates again and sends it once more. A member that cannot be reached is
     /// passed over, and the message sent to the next one when that is safe: always for a
@@ -380,7 +392,7 @@ impl Etcd {
         let mut refused = None;
         let mut tries = 0;
         loop {
-            let token = self.token(refused).await?;
+            let token = self.token_from_any(refused).await?;
             tries += 1;
             let member = self.member();
             match send(self.kv(member), token.request(message.clone())).await {
@@ -543,7 +555,7 @@ impl Etcd {
             tries += 1;
             // The token goes with the opening of the stream: etcd checks it as it creates the
             // watch, and a running watch does not need it again.
-            let token = self.token(refused).await?;
+            let token = self.token_from_any(refused).await?;
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             let request = WatchRequest {
                 request_union: Some(RequestUnion::CreateRequest(create.clone())),
