@@ -275,6 +275,9 @@ pub struct StateGauges {
     pub partition_guard_engaged: u8,
     pub probe_targets: usize,
     pub snapshot_generation: u64,
+    /// Cluster mode: 1 while the node follows etcd, 0 while it serves its last good state
+    /// (`None`: not in cluster mode, no gauge).
+    pub cluster_connected: Option<u8>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -335,6 +338,13 @@ impl StateGauges {
             "Generation of the serving snapshot",
             gauge(self.snapshot_generation),
         );
+        if let Some(connected) = self.cluster_connected {
+            r.register(
+                "meridian_cluster_connected",
+                "Cluster mode: 1 while this node follows etcd, 0 while it serves its last good state",
+                gauge(u64::from(connected)),
+            );
+        }
     }
 }
 

@@ -337,6 +337,8 @@ fn an_etcd_outage_changes_nothing_for_clients_and_loses_nothing() {
         s["cluster"]["since"].is_string() && s["cluster"]["error"].is_string(),
         "{s}"
     );
+    let (_, _, metrics) = api(&a_node, "GET", "/metrics", &[], None);
+    assert!(metrics.contains("meridian_cluster_connected 0"), "{metrics}");
 
     // b restarted during the outage serves its cache.
     drop(std::mem::replace(&mut b_node, Server::start(&config(&db))));
@@ -367,6 +369,8 @@ fn an_etcd_outage_changes_nothing_for_clients_and_loses_nothing() {
         until_answers(n, "www.example.test.", &["198.51.100.10"], Duration::from_secs(2));
     }
     assert_eq!(status_json(&a_node)["cluster"]["state"], "connected");
+    let (_, _, metrics) = api(&a_node, "GET", "/metrics", &[], None);
+    assert!(metrics.contains("meridian_cluster_connected 1"), "{metrics}");
 }
 
 #[test]

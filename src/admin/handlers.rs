@@ -478,6 +478,7 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         partition_guard_engaged: u8::from(guard.engaged),
         probe_targets: ctl.probe_count(),
         snapshot_generation: snap.generation,
+        cluster_connected: ctl.cluster_status().map(|c| u8::from(c.connected)),
     });
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }
