@@ -391,6 +391,9 @@ impl Etcd {
     {
         let mut refused = None;
         let mut tries = 0;
+        // Another member is tried only within the timeout: with most members gone (quorum
+        // lost), a request fails in about one timeout, not one per member.
+        let started = std::time::Instant::now();
         loop {
             let token = self.token_from_any(refused).await?;
             tries += 1;
@@ -402,7 +405,8 @@ impl Etcd {
                 }
                 Err(s) if unreachable(&s) => {
                     self.pass_over(member);
-                    if tries >= self.channels.len() || !(read || not_sent(&s)) {
+                    let in_time = started.elapsed() < self.timeout;
+                    if tries >= self.channels.len() || !in_time || !(read || not_sent(&s)) {
                         return Err(self.failure(s).await);
                     }
                 }
