@@ -143,9 +143,13 @@ impl Link {
 
     /// Marks the link down (the first time only: `since` is when it went down).
     fn set_disconnected(&self, error: &EtcdError) {
+        let has_cache = self.has_cache();
         let mut s = self.status.locked();
         if s.connected || s.error.as_deref() == Some("not connected yet") {
-            tracing::warn!(error = %error, "etcd unreachable: serving the last good cluster state");
+            // Before the first state is read, `first_sync` says what the node waits for.
+            if has_cache {
+                tracing::warn!(error = %error, "etcd unreachable: serving the last good cluster state");
+            }
             s.connected = false;
             s.since = SystemTime::now();
         }
