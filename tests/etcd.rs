@@ -2,7 +2,7 @@
 //! nothing, no lost update), listings with their revision, watches from a revision (replayed,
 //! resumed, told of compaction), an unreachable cluster said as such; TLS with a client
 //! certificate, and etcd's own authentication with its token renewed when etcd no longer takes
-//! it. Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs
+//! it; leases (kept alive, expired, revoked). Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs
 //! them.
 
 mod common;
@@ -481,4 +481,58 @@ async fn a_listing_larger_than_four_mebibytes_reads_whole() {
     while seen < 5 {
         seen += watch.next().await.unwrap().changes.len();
     }
+}
+
+/// A key put with a lease lives while the lease is kept alive, and goes when it is revoked or
+/// left to expire; a lease that is gone says so.
+#[tokio::test]
+async fn leased_keys_live_while_their_lease_is_kept_alive() {
+    if !have_etcd() {
+        return;
+    }
+    let server = EtcdServer::start();
+    let etcd = client(&server);
+    let leased = |key: &str, lease| Write::PutLeased {
+        key: key.as_bytes().to_vec(),
+        value: b"up".to_vec(),
+        lease,
+        expect: Expect::Any,
+    };
+    let present = |key: &'static str| {
+        let etcd = etcd.clone();
+        async move { etcd.get(key.as_bytes()).await.unwrap().is_some() }
+    };
+
+    // Kept alive past its time to live: the key stays.
+    let lease = etcd.grant(Duration::from_secs(1)).await.unwrap();
+    assert!(lease.ttl >= Duration::from_secs(1), "{lease:?}");
+    etcd.commit(&[leased("/l/kept", lease.id)]).await.unwrap();
+    let until = std::time::Instant::now() + lease.ttl + Duration::from_millis(500);
+    while std::time::Instant::now() < until {
+        assert!(etcd.keep_alive(lease.id).await.unwrap() > Duration::ZERO);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(present("/l/kept").await, "kept alive");
+
+    // Left alone: gone once the lease expires (bounded wait), and keep-alive says so.
+    let deadline = std::time::Instant::now() + lease.ttl + Duration::from_secs(5);
+    while present("/l/kept").await {
+        assert!(std::time::Instant::now() < deadline, "the key outlived its lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matches!(
+        etcd.keep_alive(lease.id).await,
+        Err(EtcdError::LeaseGone(_))
+    ));
+
+    // Revoked: gone at once.
+    let lease = etcd.grant(Duration::from_secs(30)).await.unwrap();
+    etcd.commit(&[leased("/l/revoked", lease.id)]).await.unwrap();
+    assert!(present("/l/revoked").await);
+    etcd.revoke(lease.id).await.unwrap();
+    assert!(!present("/l/revoked").await);
+    assert!(matches!(
+        etcd.revoke(lease.id).await,
+        Err(EtcdError::LeaseGone(_))
+    ));
 }

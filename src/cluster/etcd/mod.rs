@@ -45,12 +45,13 @@ pub use options::{Auth, Options, Tls};
 
 use pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use pb::etcdserverpb::kv_client::KvClient;
+use pb::etcdserverpb::lease_client::LeaseClient;
 use pb::etcdserverpb::request_op::Request as Op;
 use pb::etcdserverpb::watch_client::WatchClient;
 use pb::etcdserverpb::watch_request::RequestUnion;
 use pb::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
-    WatchCreateRequest, WatchRequest,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
+    RangeRequest, RangeResponse, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
 use pb::mvccpb::event::EventType;
 use session::{Session, Token};
@@ -90,6 +91,9 @@ pub enum EtcdError {
     /// or does not hold what it should.
     #[error("`{}`: {problem}", path.display())]
     File { path: PathBuf, problem: String },
+    /// The lease is gone (it expired, or was revoked), and the keys put with it.
+    #[error("lease {0:x} has expired or was revoked")]
+    LeaseGone(i64),
 }
 
 impl From<tonic::Status> for EtcdError {
@@ -154,6 +158,13 @@ pub enum Write {
         key: Vec<u8>,
         expect: Expect,
     },
+    /// A put bound to a lease: the key goes when the lease expires or is revoked.
+    PutLeased {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        lease: LeaseId,
+        expect: Expect,
+    },
     /// Writes nothing: the transaction only requires `key` to be as `expect` says (a change
     /// validated against another key's content is written only if that key is unchanged).
     Check {
@@ -165,12 +176,18 @@ pub enum Write {
 impl Write {
     fn key(&self) -> &[u8] {
         match self {
-            Write::Put { key, .. } | Write::Delete { key, .. } | Write::Check { key, .. } => key,
+            Write::Put { key, .. }
+            | Write::PutLeased { key, .. }
+            | Write::Delete { key, .. }
+            | Write::Check { key, .. } => key,
         }
     }
     fn expect(&self) -> Expect {
         match self {
-            Write::Put { expect, .. } | Write::Delete { expect, .. } | Write::Check { expect, .. } => *expect,
+            Write::Put { expect, .. }
+            | Write::PutLeased { expect, .. }
+            | Write::Delete { expect, .. }
+            | Write::Check { expect, .. } => *expect,
         }
     }
 }
@@ -188,6 +205,18 @@ pub struct Changes {
     /// The store's revision after these changes.
     pub revision: i64,
     pub changes: Vec<Change>,
+}
+
+/// A lease's id, as etcd granted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseId(pub i64);
+
+/// A lease granted: keys put with it (`Write::PutLeased`) live while it is kept alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub id: LeaseId,
+    /// The time to live etcd granted (it may round up what was asked).
+    pub ttl: Duration,
 }
 
 /// A connection to an etcd cluster (any of its members). Clones share the connection and the
@@ -219,6 +248,11 @@ fn unreachable(s: &tonic::Status) -> bool {
 fn not_sent(s: &tonic::Status) -> bool {
     let text = transport_error(s);
     text.contains("tcp connect error") || text.contains("Connection refused")
+}
+
+/// The KV service on `channel`.
+fn kv(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel).max_decoding_message_size(MAX_RESPONSE)
 }
 
 /// The largest response read: a listing of the whole state is one response, and gRPC's default
@@ -320,10 +354,6 @@ impl Etcd {
             .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    fn kv(&self, i: usize) -> KvClient<Channel> {
-        KvClient::new(self.channels[i].clone()).max_decoding_message_size(MAX_RESPONSE)
-    }
-
     fn watcher(&self, i: usize) -> WatchClient<Channel> {
         WatchClient::new(self.channels[i].clone()).max_decoding_message_size(MAX_RESPONSE)
     }
@@ -383,7 +413,7 @@ impl Etcd {
         &self,
         message: M,
         read: bool,
-        send: impl Fn(KvClient<Channel>, tonic::Request<M>) -> Fut,
+        send: impl Fn(Channel, tonic::Request<M>) -> Fut,
     ) -> Result<R, EtcdError>
     where
         M: Clone,
@@ -398,7 +428,7 @@ impl Etcd {
             let token = self.token_from_any(refused).await?;
             tries += 1;
             let member = self.member();
-            match send(self.kv(member), token.request(message.clone())).await {
+            match send(self.channels[member].clone(), token.request(message.clone())).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if refused.is_none() && self.session.is_some() && session::stale_token(&s) => {
                     refused = Some(token.generation());
@@ -416,7 +446,7 @@ impl Etcd {
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse, EtcdError> {
-        self.call(request, true, |mut kv, r| async move { kv.range(r).await })
+        self.call(request, true, |ch, r| async move { kv(ch).range(r).await })
             .await
     }
 
@@ -472,6 +502,14 @@ impl Etcd {
                         value: value.clone(),
                         ..PutRequest::default()
                     }),
+                    Write::PutLeased {
+                        key, value, lease, ..
+                    } => Op::RequestPut(PutRequest {
+                        key: key.clone(),
+                        value: value.clone(),
+                        lease: lease.0,
+                        ..PutRequest::default()
+                    }),
                     Write::Delete { key, .. } => Op::RequestDeleteRange(DeleteRangeRequest {
                         key: key.clone(),
                         ..DeleteRangeRequest::default()
@@ -487,7 +525,7 @@ impl Etcd {
             failure: Vec::new(),
         };
         let r = self
-            .call(request, false, |mut kv, r| async move { kv.txn(r).await })
+            .call(request, false, |ch, r| async move { kv(ch).txn(r).await })
             .await?;
         if r.succeeded {
             return Ok(r.header.map(|h| h.revision).unwrap_or_default());
@@ -524,6 +562,66 @@ impl Etcd {
             value: kv.value,
             mod_revision: kv.mod_revision,
         }))
+    }
+
+    /// A new lease that lives `ttl` (whole seconds, at least one) unless kept alive.
+    pub async fn grant(&self, ttl: Duration) -> Result<Lease, EtcdError> {
+        let request = LeaseGrantRequest {
+            ttl: ttl.as_secs().max(1) as i64,
+            id: 0,
+        };
+        let r = self
+            .call(request, false, |ch, r| async move {
+                LeaseClient::new(ch).lease_grant(r).await
+            })
+            .await?;
+        if !r.error.is_empty() {
+            return Err(EtcdError::Protocol(format!("lease not granted: {}", r.error)));
+        }
+        Ok(Lease {
+            id: LeaseId(r.id),
+            ttl: Duration::from_secs(r.ttl.max(0) as u64),
+        })
+    }
+
+    /// Renews `lease` once; the time it has to live now. A lease etcd no longer has (it
+    /// expired, or was revoked) is [`EtcdError::LeaseGone`]: its keys are gone with it.
+    pub async fn keep_alive(&self, lease: LeaseId) -> Result<Duration, EtcdError> {
+        let request = LeaseKeepAliveRequest { id: lease.0 };
+        let timeout = self.timeout;
+        let ttl = self
+            .call(request, true, |ch, r| async move {
+                let (meta, extensions, message) = r.into_parts();
+                let once = tokio_stream::once(message);
+                let request = tonic::Request::from_parts(meta, extensions, once);
+                let mut stream = LeaseClient::new(ch).lease_keep_alive(request).await?.into_inner();
+                let answer = tokio::time::timeout(timeout, stream.message())
+                    .await
+                    .map_err(|_| tonic::Status::deadline_exceeded("no keep-alive answer"))??;
+                let answer = answer.ok_or_else(|| tonic::Status::unavailable("keep-alive stream ended"))?;
+                Ok(tonic::Response::new(answer.ttl))
+            })
+            .await?;
+        if ttl <= 0 {
+            return Err(EtcdError::LeaseGone(lease.0));
+        }
+        Ok(Duration::from_secs(ttl as u64))
+    }
+
+    /// Ends `lease` at once: its keys are deleted.
+    pub async fn revoke(&self, lease: LeaseId) -> Result<(), EtcdError> {
+        let request = LeaseRevokeRequest { id: lease.0 };
+        match self
+            .call(request, false, |ch, r| async move {
+                LeaseClient::new(ch).lease_revoke(r).await
+            })
+            .await
+        {
+            Err(EtcdError::Protocol(m)) if m.contains("requested lease not found") => {
+                Err(EtcdError::LeaseGone(lease.0))
+            }
+            other => other.map(drop),
+        }
     }
 
     /// The latest `mod_revision` of any key under `prefix` (`None`: no key): the revision a
