@@ -164,12 +164,10 @@ impl Cluster {
         Ok(ClusterState::from_listing(&self.prefix, listing))
     }
 
-    /// Writes `changes` and the audit record in one transaction. When any key is no longer as
-    /// it was read, nothing is written and [`FilesError::Conflict`] names the key. Returns the
-    /// revision the transaction made.
     /// Writes `changes` in one transaction with `audit`, which also requires every document of
     /// `read` that it does not change to be as read: what was validated as a whole is what the
-    /// cluster holds afterwards, or nothing is written.
+    /// cluster holds afterwards. When any key is no longer as it was read, nothing is written
+    /// and [`FilesError::Conflict`] names the key. Returns the revision the transaction made.
     pub async fn commit(
         &self,
         changes: &[KeyChange],
@@ -178,16 +176,12 @@ impl Cluster {
     ) -> Result<i64, FilesError> {
         let mut writes: Vec<Write> = changes
             .iter()
-            .map(|c| match &c.edit {
-                Edit::Put(value) => Write::Put {
-                    key: c.key.under(&self.prefix),
-                    value: value.clone(),
-                    expect: c.expect,
-                },
-                Edit::Delete => Write::Delete {
-                    key: c.key.under(&self.prefix),
-                    expect: c.expect,
-                },
+            .map(|c| {
+                let value = match &c.edit {
+                    Edit::Put(value) => Some(value.clone()),
+                    Edit::Delete => None,
+                };
+                Write::put_or_delete(c.key.under(&self.prefix), value, c.expect)
             })
             .collect();
         let unchanged = read
@@ -202,11 +196,7 @@ impl Cluster {
                 expect: Expect::Revision(stored.mod_revision),
             });
         }
-        writes.push(Write::Put {
-            key: Key::Audit.under(&self.prefix),
-            value: serde_json::to_vec(audit).expect("audit serializes"),
-            expect: Expect::Any,
-        });
+        writes.push(audit.write(&self.prefix));
         self.etcd.commit(&writes).await.map_err(|e| match e {
             EtcdError::Protocol(m) if m.contains("too many operations") || m.contains("too large") => {
                 FilesError::TooLarge {

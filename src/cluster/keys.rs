@@ -10,6 +10,7 @@
 //!
 //! Anything else under the prefix is left alone (and reported once).
 
+use super::etcd::{Expect, Write};
 use crate::model::gslb::{EndpointKey, Forced};
 use crate::name::canonical_hostname;
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,17 @@ pub struct Audit {
     /// What changed, in the words of the event (`zone example.com name www`), when one thing did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub what: Option<String>,
+}
+
+impl Audit {
+    /// The put of this record under `prefix`, to go in the transaction it describes.
+    pub fn write(&self, prefix: &str) -> Write {
+        Write::Put {
+            key: Key::Audit.under(prefix),
+            value: serde_json::to_vec(self).expect("audit serializes"),
+            expect: Expect::Any,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -174,6 +174,14 @@ pub enum Write {
 }
 
 impl Write {
+    /// A put of `value`, or a delete of `key` when there is none.
+    pub fn put_or_delete(key: Vec<u8>, value: Option<Vec<u8>>, expect: Expect) -> Write {
+        match value {
+            Some(value) => Write::Put { key, value, expect },
+            None => Write::Delete { key, expect },
+        }
+    }
+
     fn key(&self) -> &[u8] {
         match self {
             Write::Put { key, .. }

@@ -6,11 +6,11 @@
 //! documents the problems point at are refused and the rest is validated again, so one invalid
 //! document never holds back the others.
 
-use super::cache::{Known, Refused, relative};
+use super::cache::{Known, Refused, file_in_use, relative};
 use super::{Link, reason};
 use crate::cluster::etcd::{Change, Changes, Listing};
 use crate::cluster::keys::{Audit, DcOverride, EndpointOverride, Key};
-use crate::config::{self, Config, Overlay, Problems};
+use crate::config::{Config, Overlay, Problems};
 use crate::control::Control;
 use crate::lock::LockExt;
 use serde::de::DeserializeOwned;
@@ -200,11 +200,7 @@ impl Control {
                 news.into_iter().partition(|d| relative(&d.key).is_some());
             for doc in &overrides {
                 self.apply_override(link, doc, &reason)?;
-                let path = doc.key.path();
-                match doc.value {
-                    Some(_) => known.keys.insert(path, doc.mod_revision),
-                    None => known.keys.remove(&path),
-                };
+                known.applied(doc.key.path(), doc.mod_revision, doc.value.is_some());
             }
             if shared.is_empty() {
                 continue;
@@ -222,13 +218,8 @@ impl Control {
                         retry: false,
                     };
                     self.refuse(link, &c, &why);
-                    record_refused(&mut known, &c);
                     // Never tried again: what it holds is not text.
-                    for t in &c.texts {
-                        if let Some(r) = known.refused.get_mut(&t.key.path()) {
-                            r.unreadable = true;
-                        }
-                    }
+                    record_refused(&mut known, &c, true);
                 }
             }
         }
@@ -241,10 +232,12 @@ impl Control {
             let Some(Ok(key)) = Key::parse("", path.as_bytes()) else {
                 continue;
             };
-            let Some(rel) = relative(&key) else { continue };
+            let Some(file) = file_in_use(&state_dir, &key) else {
+                continue;
+            };
             candidates.push(Candidate {
                 texts: vec![Text {
-                    file: config::cluster::cache_dir(&state_dir).join("current").join(rel),
+                    file,
                     key,
                     mod_revision: r.mod_revision,
                     text: r.value.clone(),
@@ -267,15 +260,8 @@ impl Control {
         } else {
             (Vec::new(), None)
         };
-        for c in &accepted {
-            for t in &c.texts {
-                let path = t.key.path();
-                known.refused.remove(&path);
-                match t.text {
-                    Some(_) => known.keys.insert(path, t.mod_revision),
-                    None => known.keys.remove(&path),
-                };
-            }
+        for t in accepted.iter().flat_map(|c| &c.texts) {
+            known.applied(t.key.path(), t.mod_revision, t.text.is_some());
         }
         known.revision = known.revision.max(batch.revision);
         let changes: Vec<(PathBuf, Option<String>)> = accepted
@@ -365,7 +351,7 @@ impl Control {
             let culprit = pending.pop().expect("bad >= 1");
             accepted.append(&mut pending);
             self.refuse(link, &culprit, &broken);
-            record_refused(known, &culprit);
+            record_refused(known, &culprit, false);
             pending = rest;
         }
         Ok((accepted, config))
@@ -482,24 +468,25 @@ fn refused_text(state_dir: &Path, d: &Doc) -> Text {
     }
 }
 
-/// Records a refused candidate's documents, to be tried again with later changes.
-fn record_refused(known: &mut Known, c: &Candidate) {
+/// Records a refused candidate's documents, to be tried again with later changes unless
+/// `unreadable` (not text).
+fn record_refused(known: &mut Known, c: &Candidate, unreadable: bool) {
     for t in &c.texts {
         known.refused.insert(
             t.key.path(),
             Refused {
                 mod_revision: t.mod_revision,
                 value: t.text.clone(),
-                unreadable: false,
+                unreadable,
             },
         );
     }
 }
 
-/// Where the documents in use keep a shared document.
-pub(super) fn cache_file(state_dir: &Path, key: &Key) -> PathBuf {
-    let rel = relative(key).unwrap_or_else(|| PathBuf::from("datacenters.yaml"));
-    config::cluster::cache_dir(state_dir).join("current").join(rel)
+/// Where the documents in use keep a shared document (the key is one: `relative` said so
+/// when the unit was split).
+fn cache_file(state_dir: &Path, key: &Key) -> PathBuf {
+    file_in_use(state_dir, key).expect("a shared document")
 }
 
 /// What is wrong with each zone key of `candidates` that holds another zone.

@@ -56,6 +56,17 @@ impl Known {
         }
     }
 
+    /// Records `path` as applied at `mod_revision` (`exists`: put, else deleted); a refusal of
+    /// it is over.
+    pub(super) fn applied(&mut self, path: String, mod_revision: i64, exists: bool) {
+        self.refused.remove(&path);
+        if exists {
+            self.keys.insert(path, mod_revision);
+        } else {
+            self.keys.remove(&path);
+        }
+    }
+
     /// Whether a change of `path` at `mod_revision` is news: not older than what was applied
     /// or refused of it.
     pub(super) fn is_news(&self, path: &str, mod_revision: i64) -> bool {
@@ -72,6 +83,16 @@ impl Known {
 #[derive(Clone)]
 pub(super) struct Cache {
     dir: PathBuf,
+}
+
+/// Where the documents in use keep a shared document (`None` for any other key): the path
+/// configuration loading reads (`config::shared_file`, `config::shared_zones_dir`).
+pub(super) fn file_in_use(state_dir: &Path, key: &Key) -> Option<PathBuf> {
+    Some(
+        crate::config::cluster::cache_dir(state_dir)
+            .join(CURRENT)
+            .join(relative(key)?),
+    )
 }
 
 /// The file of a shared document, relative to a `docs.<n>` directory.

@@ -166,16 +166,12 @@ impl Link {
 
     /// The audit record written beside a change made on behalf of `by`.
     fn audit(&self, by: String, what: Option<String>) -> Write {
-        let audit = Audit {
+        Audit {
             node: self.settings.node.clone(),
             by,
             what,
-        };
-        Write::Put {
-            key: Key::Audit.under(self.prefix()),
-            value: serde_json::to_vec(&audit).expect("audit serializes"),
-            expect: Expect::Any,
         }
+        .write(self.prefix())
     }
 
     /// Writes `writes` in one transaction; the revision it made.
@@ -232,18 +228,9 @@ impl Link {
                 None => (T::default(), Expect::Absent),
             };
             let result = change(&mut value);
-            let write = if value == T::default() {
-                Write::Delete {
-                    key: full.clone(),
-                    expect,
-                }
-            } else {
-                Write::Put {
-                    key: full.clone(),
-                    value: serde_json::to_vec(&value).expect("override serializes"),
-                    expect,
-                }
-            };
+            let json =
+                (value != T::default()).then(|| serde_json::to_vec(&value).expect("override serializes"));
+            let write = Write::put_or_delete(full.clone(), json, expect);
             match self.commit(&[write, audit.clone()]).await {
                 Ok(revision) => return Ok((result, revision)),
                 Err(ClusterError::Conflict { .. }) => continue,
@@ -497,16 +484,11 @@ impl Control {
             .await
             .map_err(super::CommitError::Invalid)?;
         let key = Key::Zone(name);
-        let full = key.under(link.prefix());
-        let expect = link.expect(&key);
-        let write = match text {
-            Some(t) => Write::Put {
-                key: full,
-                value: t.into_bytes(),
-                expect,
-            },
-            None => Write::Delete { key: full, expect },
-        };
+        let write = Write::put_or_delete(
+            key.under(link.prefix()),
+            text.map(String::into_bytes),
+            link.expect(&key),
+        );
         // Validated against these data centers: written only if they are still the ones.
         let datacenters = Write::Check {
             key: Key::Datacenters.under(link.prefix()),
