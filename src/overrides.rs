@@ -224,21 +224,7 @@ impl Overrides {
             slot.weight.store(old, Ordering::Relaxed);
             return Err(e);
         }
-        let show = |w: u32| {
-            if w == 0 {
-                "configured".to_string()
-            } else {
-                w.to_string()
-            }
-        };
-        if old != weight.unwrap_or(0) {
-            events.emit(
-                format!("weight datacenter {dc}"),
-                show(old),
-                show(weight.unwrap_or(0)),
-                reason,
-            );
-        }
+        weight_event(events, dc, old, weight.unwrap_or(0), reason);
         Ok(())
     }
 
@@ -271,14 +257,26 @@ impl Overrides {
         events: &Events,
         reason: &str,
     ) -> Result<(), OverrideError> {
-        self.change_state(
-            &self.dc_slot(dc),
-            state,
-            format!("override datacenter {dc}"),
-            events,
-            reason,
-        )?;
-        self.change_weight(dc, weight, events, reason)
+        // Both at once, persisted once: never the state without the weight.
+        let slot = self.dc_slot(dc);
+        let _one = self.changes.locked();
+        let old_state = from_u8(slot.state.swap(to_u8(state), Ordering::Relaxed));
+        let old_weight = slot.weight.swap(weight.unwrap_or(0), Ordering::Relaxed);
+        if let Err(e) = self.persist() {
+            slot.state.store(to_u8(old_state), Ordering::Relaxed);
+            slot.weight.store(old_weight, Ordering::Relaxed);
+            return Err(e);
+        }
+        if old_state != state {
+            events.emit(
+                format!("override datacenter {dc}"),
+                old_state.as_str(),
+                state.as_str(),
+                reason,
+            );
+        }
+        weight_event(events, dc, old_weight, weight.unwrap_or(0), reason);
+        Ok(())
     }
 
     /// Puts an endpoint's state as the cluster holds it (see [`Overrides::apply_dc`]).
@@ -375,6 +373,20 @@ impl Overrides {
     }
 }
 
+/// The event of a runtime weight that changed from `old` to `new` (0: the configured ones).
+fn weight_event(events: &Events, dc: &str, old: u32, new: u32, reason: &str) {
+    let show = |w: u32| {
+        if w == 0 {
+            "configured".to_string()
+        } else {
+            w.to_string()
+        }
+    };
+    if old != new {
+        events.emit(format!("weight datacenter {dc}"), show(old), show(new), reason);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +440,34 @@ mod tests {
             o.set_endpoint(&key("eu/10.0.0.1"), Forced::Up, &events, "t"),
             Err(OverrideError::NoEndpoint(..))
         ));
+    }
+
+    /// The cluster's state and weight of a data center go in together, or not at all.
+    #[test]
+    fn a_data_centers_state_and_weight_apply_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = Events::new(8);
+        let o = Overrides::load(Some(dir.path().to_path_buf())).unwrap();
+        let (dc_slots, _) = o.slots_for(&dcs());
+        o.apply_dc("eu", Forced::Drained, Some(7), &events, "etcd")
+            .unwrap();
+        assert_eq!(
+            (dc_slots[0].get(), dc_slots[0].weight()),
+            (Forced::Drained, Some(7))
+        );
+        assert_eq!(events.recent().len(), 2, "one event each");
+        let again = Overrides::load(Some(dir.path().to_path_buf())).unwrap();
+        assert_eq!(again.saved(), o.saved());
+
+        let blocker = dir.path().join("blocked");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let o = Overrides::load(Some(blocker)).unwrap();
+        let (dc_slots, _) = o.slots_for(&dcs());
+        assert!(
+            o.apply_dc("eu", Forced::Drained, Some(7), &events, "etcd")
+                .is_err()
+        );
+        assert_eq!((dc_slots[0].get(), dc_slots[0].weight()), (Forced::Auto, None));
     }
 
     #[test]

@@ -334,11 +334,11 @@ impl Etcd {
         let endpoints = endpoints(&options.endpoints, tls.as_ref(), options.timeout)?;
         let password = options.auth.as_ref().map(options::password).transpose()?;
         let channels: Arc<[Channel]> = endpoints.iter().map(|e| e.connect_lazy()).collect();
-        let channel = Channel::balance_list(endpoints.into_iter());
-        let session =
-            options.auth.as_ref().zip(password).map(|(auth, password)| {
-                Arc::new(Session::new(auth.username.clone(), password, channel.clone()))
-            });
+        // Logins go to any member (and are asked again when one cannot be reached).
+        let session = options.auth.as_ref().zip(password).map(|(auth, password)| {
+            let any = Channel::balance_list(endpoints.into_iter());
+            Arc::new(Session::new(auth.username.clone(), password, any))
+        });
         Ok(Etcd {
             channels,
             preferred: Arc::new(AtomicUsize::new(0)),
