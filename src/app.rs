@@ -124,6 +124,9 @@ pub async fn serve(
     // The first answers must already reflect health: wait for one round of probes. A stop asked
     // for meanwhile is a stop: nothing serves yet, so there is nothing to drain.
     let (store, scheduler) = (ctl.store(), ctl.scheduler());
+    let mut tasks = tokio::task::JoinSet::new();
+    // In cluster mode, the health views are shared from the first probe on.
+    tasks.spawn(ctl.clone().exchange_health(stop.clone()));
     tokio::select! {
         _ = ctl.start(config.health.startup_wait) => {}
         _ = term.recv() => return stopped_while_starting(&scheduler).await,
@@ -131,7 +134,6 @@ pub async fn serve(
     }
 
     let mut udp_threads = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
     let limits = tcp::TcpLimits {
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),

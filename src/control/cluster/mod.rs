@@ -10,6 +10,7 @@
 
 mod apply;
 mod cache;
+mod health;
 
 use super::{ChangeGuard, Control};
 use crate::cluster::etcd::{Etcd, EtcdError, Expect, Options, Write};
@@ -88,6 +89,13 @@ pub(super) struct Link {
     applied: tokio::sync::watch::Sender<i64>,
     /// Foreign keys already reported (once each).
     reported: Mutex<HashSet<String>>,
+    /// The health exchange (`health.rs`).
+    exchange: health::Exchange,
+    /// Counts the watch of the shared state coming up (odd: watching) and going down (even).
+    /// The health exchange writes only while it is up: this node's own writes would move
+    /// etcd's revision past the one it has applied, and hide an etcd that is behind it (new,
+    /// or restored from a backup), which the watch detects by comparing the two.
+    watching: tokio::sync::watch::Sender<u64>,
 }
 
 impl Link {
@@ -115,6 +123,8 @@ impl Link {
             known: Mutex::new(known),
             status: Mutex::new(status),
             reported: Mutex::default(),
+            exchange: health::Exchange::default(),
+            watching: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -264,6 +274,17 @@ impl Link {
         known.refused.values_mut().for_each(|r| r.mod_revision = 0);
     }
 
+    /// Moves past changes with nothing to apply (the nodes' own health keys, followed by
+    /// `health.rs`): in memory only; the cache records the revision with the next change it
+    /// writes (a restart sees these changes again, and again applies nothing).
+    fn pass(&self, revision: i64) {
+        let mut known = self.known.locked().clone();
+        if revision > known.revision {
+            known.revision = revision;
+            self.advance(known);
+        }
+    }
+
     /// Takes `known` as what this node has applied (it is cached already); wakes writers
     /// waiting on it.
     fn advance(&self, known: Known) {
@@ -271,6 +292,22 @@ impl Link {
         *self.known.locked() = known;
         self.status.locked().revision = revision;
         self.applied.send_replace(revision);
+    }
+}
+
+/// The watch of the shared state is up while this lives.
+struct Watching<'a>(&'a Link);
+
+impl<'a> Watching<'a> {
+    fn up(link: &'a Link) -> Watching<'a> {
+        link.watching.send_modify(|n| *n += 1);
+        Watching(link)
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.watching.send_modify(|n| *n += 1);
     }
 }
 
@@ -438,6 +475,7 @@ impl Control {
             Ok(w) => w,
             Err(e) => return e.into(),
         };
+        let _watching = Watching::up(link);
         let mut ping = tokio::time::interval(link.settings.timeout);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -446,7 +484,9 @@ impl Control {
                     Ok(changes) => {
                         link.set_connected();
                         let batch = link.batch_of(changes);
-                        if self.apply_batch(link, batch).await.is_err() {
+                        if batch.units.is_empty() {
+                            link.pass(batch.revision);
+                        } else if self.apply_batch(link, batch).await.is_err() {
                             return Interrupted::Cache;
                         }
                     }
