@@ -245,3 +245,22 @@ fn a_stopped_node_withdraws_its_views_and_a_second_node_with_its_name_is_refused
         get_prefix(&etcd, "health/a/").is_empty() && get_prefix(&etcd, "nodes/a").is_empty()
     });
 }
+
+#[test]
+fn a_starting_node_counts_the_others_views_in_its_first_answers() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (44, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let others = lease(&etcd);
+    let target = format!("web/127.{net}.2.1");
+    vote(&etcd, &others, "b", &target, "down");
+    vote(&etcd, &others, "c", &target, "down");
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    // Ready means the first answers count them: eu is out from the first query on.
+    assert_eq!(www(&server), [format!("127.{net}.1.1")], "{}", server.logs());
+}

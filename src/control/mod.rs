@@ -155,7 +155,10 @@ impl Control {
     /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
     /// full round can take), and publishes the snapshot again with real health.
     pub async fn start(&self, wait: Option<std::time::Duration>) {
-        self.first_sync().await;
+        self.synced().await;
+        // Changes read from etcd meanwhile wait: they would publish health this start then
+        // replaces.
+        let _change = self.begin_change().await;
         let config = self.running.locked().clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {

@@ -151,6 +151,7 @@ impl Scheduler {
     pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Vec<Option<Arc<ProbeState>>> {
         let mut running = self.running.locked();
         let mut wanted: HashMap<Target, ()> = HashMap::new();
+        let mut started = Vec::new();
         let count = dcs.iter().map(|d| d.endpoints.len()).sum::<usize>();
         let mut probes = vec![
             None;
@@ -184,6 +185,7 @@ impl Scheduler {
                         },
                     );
                     tracing::debug!(%target, "probe started");
+                    started.push((target.clone(), state.clone()));
                     state
                 }
             };
@@ -203,6 +205,13 @@ impl Scheduler {
         });
         if self.unpublished.locked().len() > before {
             self.to_publish.notify_one();
+        }
+        drop(running);
+        if self.votes.locked().is_some() {
+            // The other nodes' views of a new target count before this node's first result.
+            for (target, state) in &started {
+                self.decide(target, state);
+            }
         }
         probes
     }

@@ -96,6 +96,8 @@ pub(super) struct Link {
     /// etcd's revision past the one it has applied, and hide an etcd that is behind it (new,
     /// or restored from a backup), which the watch detects by comparing the two.
     watching: tokio::sync::watch::Sender<u64>,
+    /// Set once the node has a state to serve (its cache, or the first whole read).
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Link {
@@ -125,6 +127,7 @@ impl Link {
             reported: Mutex::default(),
             exchange: health::Exchange::default(),
             watching: tokio::sync::watch::channel(0).0,
+            synced: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -356,11 +359,17 @@ impl Control {
         }
     }
 
+    /// Waits until this node has a state to serve: its cache, or, for a node that has none,
+    /// the first whole read (see [`Control::follow_cluster`]).
+    pub(super) async fn synced(&self) {
+        let Some(link) = self.link() else { return };
+        let _ = link.synced.subscribe().wait_for(|s| *s).await;
+    }
+
     /// At start in cluster mode: a node that has never applied the cluster's state reads it
     /// whole from etcd, trying until it can (a node with a cache serves that meanwhile, and
     /// catches up in [`Control::follow_cluster`]).
-    pub(super) async fn first_sync(&self) {
-        let Some(link) = self.link() else { return };
+    async fn first_sync(&self, link: &Link) {
         if link.has_cache() {
             tracing::info!(
                 revision = link.known.locked().revision,
@@ -396,8 +405,13 @@ impl Control {
     /// Follows etcd until `stop`: the watch from the last revision applied, a whole read after
     /// a compaction, reconnection with backoff, and a ping (one read per `cluster.etcd.timeout`)
     /// so that a member that stops answering without closing the connection is noticed.
+    /// It begins with the first state to serve ([`Control::first_sync`]); `start` waits for it.
     pub async fn follow_cluster(self: std::sync::Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let Some(link) = self.link() else { return };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = self.first_sync(link) => link.synced.send_replace(true),
+        };
         let prefix = link.prefix().as_bytes().to_vec();
         let ping_key = Key::Audit.under(link.prefix());
         let mut backoff = Duration::from_millis(100);
