@@ -264,3 +264,47 @@ fn a_starting_node_counts_the_others_views_in_its_first_answers() {
     // Ready means the first answers count them: eu is out from the first query on.
     assert_eq!(www(&server), [format!("127.{net}.1.1")], "{}", server.logs());
 }
+
+#[test]
+fn cut_off_from_etcd_a_node_keeps_the_last_verdicts_and_decides_alone_on_what_changes() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (45, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let mut us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let mut etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let (eu_ip, us_ip) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
+    until_www(&server, &eu_ip, Duration::from_secs(3));
+    // The others see eu down: out by quorum, although this node sees it up.
+    let others = lease(&etcd);
+    vote(&etcd, &others, "b", &format!("web/{eu_ip}"), "down");
+    vote(&etcd, &others, "c", &format!("web/{eu_ip}"), "down");
+    until_www(&server, &us_ip, Duration::from_secs(1));
+
+    etcd.stop();
+    server.wait_log("health exchange with etcd interrupted", Duration::from_secs(5));
+    // The last verdict holds: eu stays out.
+    stays(&server, &us_ip, Duration::from_millis(500));
+    // us dies meanwhile: this node's own view changed since the cut, so it decides alone.
+    us.stop();
+    poll(Duration::from_secs(2), "us out by this node's own view", || {
+        events(&server).iter().any(|e| {
+            e["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains(&us_ip) && !s.contains("seen from"))
+                && e["new"] == "down"
+                && e["reason"].as_str().is_some_and(|r| r.contains("decides alone"))
+        })
+    });
+    // Back with etcd: the others' views count again (eu stays out by quorum), and this node's
+    // view of us is published and counted (1 of 1 down).
+    etcd.restart();
+    poll(Duration::from_secs(5), "this node's view of us published", || {
+        get_prefix(&etcd, &format!("health/a/web/{us_ip}")).contains(r#""state":"down""#)
+    });
+    us.start();
+    until_www(&server, &us_ip, Duration::from_secs(3));
+}
