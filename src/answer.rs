@@ -3,7 +3,7 @@
 //! `respond` is synchronous and transport-free: a question in, a response model out, read from
 //! one immutable snapshot. No lock, no I/O, no await. `dns::wire` turns the model into bytes.
 
-use crate::model::gslb::{GslbName, Policy};
+use crate::model::gslb::{DcId, GslbName, Policy};
 use crate::model::{Node, RData, RRset, RType, Rcode};
 use crate::name::{MAX_NAME_LEN, Name, parent_wire};
 use crate::select::{self, Client, Family, Outcome, Trace};
@@ -139,6 +139,8 @@ pub fn respond<'a>(
 pub struct Explanation<'a> {
     pub response: Response<'a>,
     pub steps: Vec<String>,
+    /// The data centers whose health the answer read, in order (see `select::Trace`).
+    pub datacenters: Vec<DcId>,
 }
 
 /// Answers like [`respond`] and records why.
@@ -150,9 +152,11 @@ pub fn explain<'a>(
 ) -> Explanation<'a> {
     let trace = RefCell::new(Trace::enabled());
     let response = answer(q, client, snap, entropy, &trace);
+    let trace = trace.into_inner();
     Explanation {
         response,
-        steps: trace.into_inner().steps,
+        steps: trace.steps,
+        datacenters: trace.datacenters,
     }
 }
 

@@ -3,7 +3,10 @@
 //! the [`Report`]; the API sends it as JSON.
 
 use crate::answer::{self, ClientSubnet, Question};
+use crate::events::rfc3339;
+use crate::lock::LockExt;
 use crate::model::RType;
+use crate::model::gslb::DcId;
 use crate::name::Name;
 use crate::state::Snapshot;
 use serde::Serialize;
@@ -101,10 +104,50 @@ pub struct Report {
     pub scope: u8,
     /// The decision, one step a line.
     pub steps: Vec<String>,
+    /// Cluster mode: how the nodes see each probe target of the data centers the answer read
+    /// (empty on a single node).
+    pub votes: Vec<TargetVotes>,
 }
 
-/// Answers `req` from `snap` as a query would be answered (`entropy` as a query's draw).
-pub fn run(req: &Request, snap: &Snapshot, entropy: u64) -> Report {
+/// The nodes' views of one endpoint's probe target, and the verdict they reach.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetVotes {
+    pub datacenter: String,
+    /// The endpoint's address.
+    pub address: String,
+    pub check: String,
+    /// The rule counted by (`health.quorum`).
+    pub quorum: String,
+    /// `up`, `down` or `unknown` (no view yet: treated as up).
+    pub verdict: &'static str,
+    pub down: usize,
+    pub voters: usize,
+    pub needed: usize,
+    /// This node cannot reach etcd and its own view changed since: it decides alone.
+    pub alone: bool,
+    /// The views counted: this node's first, then the others by name.
+    pub nodes: Vec<Vote>,
+}
+
+/// One node's view of a target.
+#[derive(Clone, Debug, Serialize)]
+pub struct Vote {
+    pub node: String,
+    /// `up` or `down`.
+    pub state: &'static str,
+    /// RFC 3339: when that node's view last changed.
+    pub since: Option<String>,
+    /// The last error when down.
+    pub reason: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// This node's own view.
+    #[serde(rename = "self")]
+    pub this: bool,
+}
+
+/// Answers `req` from `snap` as a query would be answered (`entropy` as a query's draw). `node`
+/// is this node's name in cluster mode: its vote is marked as its own.
+pub fn run(req: &Request, snap: &Snapshot, entropy: u64, node: Option<&str>) -> Report {
     let question = Question {
         name: req.name.wire(),
         qtype: req.qtype,
@@ -124,7 +167,55 @@ pub fn run(req: &Request, snap: &Snapshot, entropy: u64) -> Report {
         additional: show(&r.additional),
         scope: r.scope.min(req.client.source_prefix),
         steps: e.steps,
+        votes: votes(snap, &e.datacenters, node.unwrap_or_default()),
     }
+}
+
+/// The votes on the probe targets of `datacenters` (each once) that the cluster decides on.
+fn votes(snap: &Snapshot, datacenters: &[DcId], node: &str) -> Vec<TargetVotes> {
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for &id in datacenters {
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id);
+        let Some(d) = snap.datacenters.get(usize::from(id.0)) else {
+            continue;
+        };
+        for e in &d.endpoints {
+            let (Some(check), Some(p)) = (&e.check, snap.health.probe(e)) else {
+                continue;
+            };
+            let Some(decision) = p.decision.locked().clone() else {
+                continue;
+            };
+            out.push(TargetVotes {
+                datacenter: d.name.to_string(),
+                address: e.address.to_string(),
+                check: check.name.to_string(),
+                quorum: decision.rule.to_string(),
+                verdict: decision.tally.verdict.as_str(),
+                down: decision.tally.down,
+                voters: decision.tally.voters,
+                needed: decision.tally.needed,
+                alone: decision.alone,
+                nodes: decision
+                    .ballots(node, [])
+                    .into_iter()
+                    .map(|b| Vote {
+                        node: b.node,
+                        state: b.status.as_str(),
+                        since: b.since.map(rfc3339),
+                        reason: b.reason,
+                        latency_ms: b.latency.map(|l| l.as_secs_f64() * 1000.0),
+                        this: b.this,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
 }
 
 /// The command line's text.
@@ -154,6 +245,38 @@ impl fmt::Display for Report {
         for (i, s) in self.steps.iter().enumerate() {
             writeln!(f, "  {}. {s}", i + 1)?;
         }
+        if !self.votes.is_empty() {
+            writeln!(f, "votes:")?;
+        }
+        for t in &self.votes {
+            writeln!(
+                f,
+                "  {}/{} (check {}): {} by quorum {} ({} of {} down, {} needed){}",
+                t.datacenter,
+                t.address,
+                t.check,
+                t.verdict,
+                t.quorum,
+                t.down,
+                t.voters,
+                t.needed,
+                if t.alone {
+                    ", decided alone: etcd out of reach"
+                } else {
+                    ""
+                }
+            )?;
+            for v in &t.nodes {
+                let this = if v.this { " (this node)" } else { "" };
+                let since = v
+                    .since
+                    .as_deref()
+                    .map(|s| format!(" since {s}"))
+                    .unwrap_or_default();
+                let reason = v.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                writeln!(f, "    {}{this}: {}{since}{reason}", v.node, v.state)?;
+            }
+        }
         Ok(())
     }
 }
@@ -171,6 +294,56 @@ mod tests {
         for bad in ["1.2.3.4/33", "nonsense", "1.2.3.4/x", "::1/129"] {
             assert!(bad.parse::<ClientSubnet>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_text_names_each_nodes_vote() {
+        let vote = |node: &str, state, reason: Option<&str>, this| Vote {
+            node: node.into(),
+            state,
+            since: Some("2026-11-24T09:40:51.007Z".into()),
+            reason: reason.map(String::from),
+            latency_ms: None,
+            this,
+        };
+        let report = Report {
+            name: "www.example.test.".into(),
+            qtype: "A".into(),
+            client: "192.0.2.1/32".into(),
+            rcode: "NOERROR",
+            authoritative: true,
+            answer: vec![],
+            authority: vec![],
+            additional: vec![],
+            scope: 0,
+            steps: vec![],
+            votes: vec![TargetVotes {
+                datacenter: "eu".into(),
+                address: "192.0.2.10".into(),
+                check: "web".into(),
+                quorum: "majority".into(),
+                verdict: "down",
+                down: 2,
+                voters: 3,
+                needed: 2,
+                alone: false,
+                nodes: vec![
+                    vote("ns1", "up", None, true),
+                    vote("ns2", "down", Some("connection refused"), false),
+                    vote("ns3", "down", Some("timed out"), false),
+                ],
+            }],
+        };
+        let text = report.to_string();
+        assert!(
+            text.ends_with(
+                "votes:\n  eu/192.0.2.10 (check web): down by quorum majority (2 of 3 down, 2 needed)\n    \
+                 ns1 (this node): up since 2026-11-24T09:40:51.007Z\n    \
+                 ns2: down since 2026-11-24T09:40:51.007Z: connection refused\n    \
+                 ns3: down since 2026-11-24T09:40:51.007Z: timed out\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn explain(path: &std::path::Path, name: &str, qtype: &str, client: &str, probe:
     let snap = meridian::state::Snapshot::new(config, health, 1);
     print!(
         "{}",
-        meridian::explain::run(&req, &snap, meridian::rng::Entropy::new().draw())
+        meridian::explain::run(&req, &snap, meridian::rng::Entropy::new().draw(), None)
     );
     Ok(())
 }

@@ -270,10 +270,41 @@ pub struct EndpointUp {
     pub up: u8,
 }
 
+/// Whose view of a probe target `meridian_target_up` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetView {
+    /// This node's own probe.
+    Local,
+    /// The cluster's verdict (cluster mode): what answers use.
+    Cluster,
+}
+
+impl TargetView {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetView::Local => "local",
+            TargetView::Cluster => "cluster",
+        }
+    }
+}
+
+/// One probe target for `meridian_target_up`, with a view that is up or down (none while
+/// unknown).
+#[derive(Clone, Debug)]
+pub struct TargetUp {
+    pub check: String,
+    /// The address probed.
+    pub address: IpAddr,
+    pub view: TargetView,
+    /// 1 up, 0 down.
+    pub up: u8,
+}
+
 /// The values of the state gauges at one scrape, gathered by the admin handler.
 #[derive(Clone, Debug, Default)]
 pub struct StateGauges {
     pub endpoints: Vec<EndpointUp>,
+    pub targets: Vec<TargetUp>,
     /// (data center, 1 up or 0 down).
     pub datacenters: Vec<(String, u8)>,
     pub overrides_active: usize,
@@ -285,6 +316,15 @@ pub struct StateGauges {
     /// Cluster mode: 1 while the node follows etcd, 0 while it serves its last good state
     /// (`None`: not in cluster mode, no gauge).
     pub cluster_connected: Option<u8>,
+    /// Cluster mode: the live nodes this node sees (itself included once it holds its lease).
+    pub cluster_nodes: Option<usize>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    check: String,
+    address: String,
+    view: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -307,6 +347,20 @@ impl StateGauges {
             "meridian_endpoint_up",
             "Endpoint health (1 up, 0 down), overrides included",
             endpoints,
+        );
+        let targets = Family::<TargetLabels, Gauge>::default();
+        for t in self.targets {
+            let labels = TargetLabels {
+                check: t.check,
+                address: t.address.to_string(),
+                view: t.view.as_str(),
+            };
+            targets.get_or_create(&labels).set(i64::from(t.up));
+        }
+        r.register(
+            "meridian_target_up",
+            "Probe target health (1 up, 0 down; no series while unknown), by check and address probed: this node's own view (view=local) and, in cluster mode, the cluster's verdict answers use (view=cluster)",
+            targets,
         );
         let datacenters = Family::<DatacenterLabel, Gauge>::default();
         for (datacenter, up) in self.datacenters {
@@ -352,6 +406,13 @@ impl StateGauges {
                 gauge(u64::from(connected)),
             );
         }
+        if let Some(nodes) = self.cluster_nodes {
+            r.register(
+                "meridian_cluster_nodes",
+                "Cluster mode: live nodes this node sees (each holding its lease in etcd), itself included",
+                gauge(nodes as u64),
+            );
+        }
     }
 }
 
@@ -373,6 +434,12 @@ mod tests {
                 datacenter: "eu".into(),
                 address: "192.0.2.1".parse().unwrap(),
                 up: 1,
+            }],
+            targets: vec![TargetUp {
+                check: "web".into(),
+                address: "192.0.2.1".parse().unwrap(),
+                view: TargetView::Local,
+                up: 0,
             }],
             datacenters: vec![("eu".into(), 1)],
             ..StateGauges::default()
@@ -399,6 +466,7 @@ mod tests {
                 "# TYPE meridian_reload_failures counter",
                 "# TYPE meridian_reloads counter",
                 "# TYPE meridian_snapshot_generation gauge",
+                "# TYPE meridian_target_up gauge",
                 "# TYPE meridian_zone_edits counter",
             ]
         );
@@ -411,6 +479,7 @@ mod tests {
             r#"meridian_probe_duration_seconds_bucket{le="0.005",type="http"} 1"#,
             r#"meridian_probe_duration_seconds_count{type="http"} 1"#,
             r#"meridian_endpoint_up{datacenter="eu",address="192.0.2.1"} 1"#,
+            r#"meridian_target_up{check="web",address="192.0.2.1",view="local"} 0"#,
             "meridian_partition_guard_alarms_total 0",
             "# HELP meridian_queries DNS queries answered, by zone, type and rcode.\n",
         ] {
@@ -420,5 +489,34 @@ mod tests {
         assert_eq!(text.matches("meridian_queries_total").count(), 2, "{text}");
         assert!(!text.contains(".."), "a help text ends with two periods:\n{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Cluster mode adds the link's gauge and the live nodes'; the target gauge shows both views.
+    #[test]
+    fn cluster_families() {
+        let target = |view, up| TargetUp {
+            check: "web".into(),
+            address: "2001:db8::1".parse().unwrap(),
+            view,
+            up,
+        };
+        let text = Metrics::default().render(StateGauges {
+            targets: vec![target(TargetView::Local, 1), target(TargetView::Cluster, 0)],
+            cluster_connected: Some(1),
+            cluster_nodes: Some(3),
+            ..StateGauges::default()
+        });
+        for want in [
+            "# TYPE meridian_cluster_connected gauge",
+            "# TYPE meridian_cluster_nodes gauge",
+            "meridian_cluster_connected 1",
+            "meridian_cluster_nodes 3",
+            r#"meridian_target_up{check="web",address="2001:db8::1",view="local"} 1"#,
+            r#"meridian_target_up{check="web",address="2001:db8::1",view="cluster"} 0"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        let single = Metrics::default().render(StateGauges::default());
+        assert!(!single.contains("meridian_cluster_nodes"), "{single}");
     }
 }

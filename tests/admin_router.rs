@@ -952,31 +952,5 @@ async fn metrics_label_values_are_escaped() {
     assert_eq!(s, StatusCode::OK);
     let m = m.as_str().unwrap();
     assert!(!m.contains("we\"ird"), "unescaped label value:\n{m}");
-    if common::have_tool("promtool") {
-        use std::io::Write;
-        let mut child = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(m.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // promtool exits 3 for lint remarks, 1 for text it cannot parse. It reads the classic
-        // text format, where an OpenMetrics counter's samples (`x_total`) are not the family
-        // its HELP names (`x`): that remark, and no other, is expected.
-        assert!(
-            !said.contains("error while linting") && out.status.code() != Some(1),
-            "promtool: {said}\n{m}"
-        );
-        for remark in said.lines() {
-            assert!(remark.ends_with("_total no help text"), "promtool: {said}\n{m}");
-        }
-    }
+    common::promtool_check(m);
 }

@@ -2,7 +2,9 @@
 //! under its lease, and counts the views other nodes publish. The other nodes here are votes
 //! written with etcdctl under a lease of their own, so that each count is chosen by the test
 //! (tests/quorum.rs runs three real nodes in network namespaces).
-//! Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client); `.ci/run` installs them.
+//! Needs `etcd` and `etcdctl` (Debian's etcd-server and etcd-client), and for the status page
+//! headless Chromium; `.ci/run` installs them. The page's screenshot is left in Cargo's
+//! `target/tmp/status-page-cluster.png`.
 
 mod common;
 
@@ -104,9 +106,9 @@ fn lease(etcd: &EtcdServer) -> String {
 /// Another node's vote on `target`, bound to `lease`, with the node's `nodes/` key (only live
 /// nodes' votes count).
 fn vote(etcd: &EtcdServer, lease: &str, node: &str, target: &str, state: &str) {
-    let record = r#"{"started":"2026-11-24T00:00:00.000Z","lease":1,"quorum":"majority"}"#;
-    etcd.etcdctl(&["put", "--lease", lease, &format!("{PREFIX}nodes/{node}"), record])
-        .expect("etcdctl put node");
+    if get_prefix(etcd, &format!("nodes/{node}")).is_empty() {
+        live(etcd, lease, node, "majority");
+    }
     let value = format!(
         r#"{{"state":"{state}","since":"2026-11-24T00:00:00.000Z","reason":"seen {state} by {node}"}}"#
     );
@@ -506,4 +508,334 @@ fn a_reload_keeps_the_name_the_node_started_with() {
     // Still "a": the real b's vote counts. b now sees eu up: 1 of 3 down.
     vote(&etcd, &others, "b", &target, "up");
     until_www(&server, &eu, Duration::from_secs(1));
+}
+
+/// Another node's presence under `lease`, deciding by `quorum`.
+fn live(etcd: &EtcdServer, lease: &str, node: &str, quorum: &str) {
+    let value = format!(r#"{{"started":"2026-11-24T00:00:00.000Z","lease":1,"quorum":"{quorum}"}}"#);
+    etcd.etcdctl(&["put", "--lease", lease, &format!("{PREFIX}nodes/{node}"), &value])
+        .expect("etcdctl put node");
+}
+
+fn get_json(server: &Server, path: &str) -> serde_json::Value {
+    let (code, _, body) = http(server.admin(), "GET", path, &[], None);
+    assert_eq!(code, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// The endpoint `address` of data center `dc` in `GET /api/v1/datacenters`.
+fn endpoint(server: &Server, dc: &str, address: &str) -> serde_json::Value {
+    let dcs = get_json(server, "/api/v1/datacenters");
+    dcs.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == dc)
+        .and_then(|d| {
+            d["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["address"] == address)
+        })
+        .unwrap_or_else(|| panic!("no endpoint {dc}/{address} in {dcs:#}"))
+        .clone()
+}
+
+/// A drill scene: node `a` (majority) sees eu and us up; nodes `b` and `c` are live (c decides
+/// by `any`), both see eu down, b sees us up and c has no view of us yet. eu is taken out by
+/// 2 of 3 although `a` sees it up.
+struct Scene {
+    // Fields drop in order: the node stops before its etcd.
+    server: Server,
+    _etcd: EtcdServer,
+    eu: String,
+    us: String,
+    _dir: tempfile::TempDir,
+    _targets: (Target, Target),
+}
+
+fn scene(net: u8) -> Scene {
+    let port = free_port();
+    let eu = format!("127.{net}.2.1");
+    let us = format!("127.{net}.1.1");
+    let targets = (
+        Target::http(format!("{eu}:{port}").parse().unwrap()),
+        Target::http(format!("{us}:{port}").parse().unwrap()),
+    );
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    until_www(&server, &eu, Duration::from_secs(3));
+    let others = lease(&etcd);
+    live(&etcd, &others, "b", "majority");
+    live(&etcd, &others, "c", "any");
+    vote(&etcd, &others, "b", &format!("web/{eu}"), "down");
+    vote(&etcd, &others, "c", &format!("web/{eu}"), "down");
+    vote(&etcd, &others, "b", &format!("web/{us}"), "up");
+    until_www(&server, &us, Duration::from_secs(2));
+    poll(Duration::from_secs(2), "three live nodes", || {
+        get_json(&server, "/api/v1/status")["cluster"]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.len() == 3)
+    });
+    Scene {
+        _etcd: etcd,
+        server,
+        eu,
+        us,
+        _dir: dir,
+        _targets: targets,
+    }
+}
+
+#[test]
+fn the_api_metrics_and_explain_show_every_nodes_view_beside_the_verdict() {
+    if !tools() {
+        return;
+    }
+    let s = scene(47);
+    let server = &s.server;
+
+    // This node's own view apart from the verdict answers use, and how the verdict was reached.
+    let eu = endpoint(server, "eu", &s.eu);
+    assert_eq!(eu["up"], false, "{eu:#}");
+    let probe = &eu["probe"];
+    assert_eq!(
+        (&probe["status"], &probe["verdict"]),
+        (&"up".into(), &"down".into()),
+        "{probe:#}"
+    );
+    let c = &probe["cluster"];
+    assert_eq!(
+        (
+            &c["quorum"],
+            &c["verdict"],
+            &c["down"],
+            &c["voters"],
+            &c["needed"],
+            &c["alone"]
+        ),
+        (
+            &"majority".into(),
+            &"down".into(),
+            &2.into(),
+            &3.into(),
+            &2.into(),
+            &false.into()
+        ),
+        "{c:#}"
+    );
+    let nodes: Vec<(&str, &str, bool)> = c["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap(),
+                n["state"].as_str().unwrap(),
+                n["self"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [("a", "up", true), ("b", "down", false), ("c", "down", false)]
+    );
+    assert_eq!(c["nodes"][1]["reason"], "seen down by b", "{c:#}");
+    assert_eq!(c["nodes"][1]["since"], "2026-11-24T00:00:00.000Z", "{c:#}");
+    assert!(c["nodes"][0]["since"].is_string(), "{c:#}");
+
+    // A live node with no view of us yet is named, without a vote.
+    let us = endpoint(server, "us", &s.us);
+    let c = &us["probe"]["cluster"];
+    assert_eq!((&c["verdict"], &c["voters"]), (&"up".into(), &2.into()), "{c:#}");
+    assert_eq!(c["nodes"][2]["node"], "c", "{c:#}");
+    assert_eq!(c["nodes"][2]["state"], "unknown", "{c:#}");
+    assert!(c["nodes"][2]["since"].is_null(), "{c:#}");
+
+    // The live nodes and their rules; c's differs from this node's.
+    let cluster = get_json(server, "/api/v1/status")["cluster"].clone();
+    assert_eq!(cluster["quorum"], "majority", "{cluster:#}");
+    let nodes: Vec<(&str, &str, bool, bool)> = cluster["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap(),
+                n["quorum"].as_str().unwrap(),
+                n["quorum_differs"] == true,
+                n["self"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("a", "majority", false, true),
+            ("b", "majority", false, false),
+            ("c", "any", true, false),
+        ]
+    );
+
+    // Both views as gauges, and the live nodes.
+    let (code, _, m) = http(server.admin(), "GET", "/metrics", &[], None);
+    assert_eq!(code, 200, "{m}");
+    for want in [
+        format!(
+            r#"meridian_target_up{{check="web",address="{}",view="local"}} 1"#,
+            s.eu
+        ),
+        format!(
+            r#"meridian_target_up{{check="web",address="{}",view="cluster"}} 0"#,
+            s.eu
+        ),
+        format!(
+            r#"meridian_target_up{{check="web",address="{}",view="cluster"}} 1"#,
+            s.us
+        ),
+        "meridian_cluster_nodes 3".to_string(),
+        "meridian_cluster_connected 1".to_string(),
+    ] {
+        assert!(m.contains(&want), "missing {want} in\n{m}");
+    }
+    promtool_check(&m);
+
+    // The explanation names the votes in its steps and carries them as data.
+    let report = get_json(
+        server,
+        "/api/v1/explain?name=www.example.test&type=A&client=192.0.2.9",
+    );
+    let steps = report["steps"].to_string();
+    assert!(
+        steps.contains(&format!(
+            "eu: down (0 of 1 endpoints up, min_healthy 1); {} down by quorum majority (2 of 3 down, 2 needed): down on b (seen down by b), c (seen down by c); up on a",
+            s.eu
+        )),
+        "{report:#}"
+    );
+    let votes = report["votes"].as_array().unwrap();
+    let eu_votes = votes
+        .iter()
+        .find(|v| v["datacenter"] == "eu")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(
+        (
+            &eu_votes["address"],
+            &eu_votes["verdict"],
+            &eu_votes["down"],
+            &eu_votes["voters"]
+        ),
+        (&s.eu.as_str().into(), &"down".into(), &2.into(), &3.into()),
+        "{report:#}"
+    );
+    assert_eq!(eu_votes["nodes"][0]["node"], "a");
+    assert_eq!(eu_votes["nodes"][0]["self"], true);
+    assert!(votes.iter().any(|v| v["datacenter"] == "us"), "{report:#}");
+}
+
+fn browser() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() && !have_tool("chromium") {
+        return None;
+    }
+    Some(found.unwrap_or("chromium"))
+}
+
+/// Headless Chromium on the status page: the DOM once the page's scripts ran, or (`png`) a
+/// screenshot of it.
+fn chromium(browser: &str, url: &str, png: Option<&std::path::Path>) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--window-size=1280,900",
+        "--virtual-time-budget=5000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    match png {
+        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd.arg(url).output().expect("run chromium");
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `<tr>` of the page whose attributes hold `marker`.
+fn row<'a>(dom: &'a str, marker: &str) -> &'a str {
+    dom.split("<tr")
+        .find(|r| r.contains(marker))
+        .unwrap_or_else(|| panic!("no row {marker} in the page:\n{dom}"))
+}
+
+/// The `<td>` of `row` for `node`.
+fn cell<'a>(row: &'a str, node: &str) -> &'a str {
+    let marker = format!("data-node=\"{node}\"");
+    row.split("<td")
+        .find(|c| c.contains(&marker))
+        .unwrap_or_else(|| panic!("no cell for {node} in {row}"))
+}
+
+#[test]
+fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
+    if !tools() {
+        return;
+    }
+    let Some(browser) = browser() else { return };
+    let s = scene(48);
+    let url = format!("http://{}/", s.server.admin());
+    let dom = chromium(browser, &url, None);
+
+    // eu: taken out by 2 of 3 although this node sees it up; each node's view in its column.
+    let eu = row(&dom, &format!("data-target=\"eu/{}\"", s.eu));
+    assert!(eu.contains("class=\"verdict down\""), "{eu}");
+    assert!(
+        eu.contains("2 of 3 down") && eu.contains("2 needed (quorum majority)"),
+        "{eu}"
+    );
+    assert!(eu.contains("this node sees it up"), "{eu}");
+    assert!(cell(eu, "a").contains("vote up self"), "{eu}");
+    for (node, why) in [("b", "seen down by b"), ("c", "seen down by c")] {
+        let c = cell(eu, node);
+        assert!(c.contains("vote down") && c.contains(why), "{c}");
+    }
+    // us: up; c has no view of it yet.
+    let us = row(&dom, &format!("data-target=\"us/{}\"", s.us));
+    assert!(us.contains("class=\"verdict up\""), "{us}");
+    assert!(!us.contains("this node sees it"), "{us}");
+    assert!(cell(us, "c").contains("no view"), "{us}");
+    // The live nodes with their rules, c's flagged.
+    assert!(
+        row(&dom, "data-node=\"a\"><td>a").contains("(this node)"),
+        "{dom}"
+    );
+    assert!(!row(&dom, "data-node=\"b\"><td>b").contains("differs"), "{dom}");
+    assert!(
+        row(&dom, "data-node=\"c\"><td>c").contains("differs from this node's (majority)"),
+        "{dom}"
+    );
+    assert!(dom.contains("3 live nodes · quorum majority"), "{dom}");
+    // The data centers table agrees: eu down.
+    assert!(row(&dom, "data-dc=\"eu\"").contains("class=\"down\""), "{dom}");
+
+    // A screenshot for people: where CI keeps test output.
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-cluster.png");
+    chromium(browser, &url, Some(&png));
+    let bytes = std::fs::read(&png).expect("the screenshot");
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG: {}", png.display());
+    eprintln!("status page screenshot: {}", png.display());
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::targets::{Target, free_port};
 use common::*;
 use hickory_proto::rr::RecordType as T;
 use std::time::Duration;
@@ -77,4 +78,45 @@ fn query_counters_count_udp_tcp_and_ecs_across_reloads() {
     assert_eq!(sample(&after, STATIC_A), sample(&m, STATIC_A) + 2, "{after}");
     assert_eq!(sample(&after, EU), sample(&m, EU) + 1, "{after}");
     assert_eq!(sample(&after, ECS), sample(&m, ECS) + 1, "{after}");
+}
+
+/// Each probe target shows this node's own view, once however many endpoints share it; a single
+/// node shows no cluster view and no node count. The whole exposition reads in Prometheus's own
+/// parser.
+#[test]
+fn probe_targets_show_this_nodes_view() {
+    let port = free_port();
+    let _up = Target::http(format!("127.49.1.1:{port}").parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("zones")).unwrap();
+    let cfg = dir.path().join("meridian.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dns: {{ listen: [\"127.0.0.1:0\"] }}\nzones_dir: zones\n\
+             checks:\n  web: {{ type: http, port: {port}, path: /, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }}\n\
+             datacenters:\n\
+             \x20 eu: {{ endpoints: [{{ address: 127.49.1.1, check: web }}, {{ address: 127.49.1.2, check: web }}] }}\n\
+             \x20 us: {{ endpoints: [{{ address: 192.0.2.9, probe_address: 127.49.1.1, check: web }}] }}\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&cfg);
+    let up = r#"meridian_target_up{check="web",address="127.49.1.1",view="local"}"#;
+    let down = r#"meridian_target_up{check="web",address="127.49.1.2",view="local"}"#;
+    let start = std::time::Instant::now();
+    let m = loop {
+        let (status, _, m) = http(server.admin(), "GET", "/metrics", &[], None);
+        assert_eq!(status, 200, "{m}");
+        if m.contains(&format!("{up} 1")) && m.contains(&format!("{down} 0")) {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "no target series:\n{m}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // 127.49.1.1 is probed once for eu and us alike.
+    assert_eq!(m.matches("meridian_target_up{").count(), 2, "{m}");
+    assert!(!m.contains(r#"view="cluster""#), "{m}");
+    assert!(!m.contains("meridian_cluster_nodes"), "{m}");
+    promtool_check(&m);
 }

@@ -1,7 +1,7 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
 use super::openapi::{ClientNet, ClusterWrite, IpAddress};
-use super::views::{DatacenterView, EventView, ExplainReportSchema, NameView, StatusView};
+use super::views::{DatacenterView, EventView, ExplainReportSchema, NameView, Peers, StatusView};
 use super::{AdminAccess, ApiError, ErrorBody, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
 use crate::model::gslb::{DcId, EndpointKey, Forced};
@@ -19,7 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 type Ctl = State<Arc<Control>>;
 type ApiResult = Result<Response, ApiError>;
 
-/// Version, snapshot generation, zones, data centers down, probes, partition guard, overrides.
+/// Version, snapshot generation, zones, data centers down, probes, partition guard, overrides;
+/// in cluster mode this node's link to etcd, its quorum rule and the live nodes.
 #[utoipa::path(get, path = "/status", tag = "status",
     responses((status = 200, body = StatusView), ReadAccess))]
 pub async fn status(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
@@ -27,11 +28,12 @@ pub async fn status(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
 }
 
 /// Every data center: state, override, weight, endpoints with probe state, since, last result
-/// and error.
+/// and error; in cluster mode every node's view of each probe target and the verdict.
 #[utoipa::path(get, path = "/datacenters", tag = "datacenters",
     responses((status = 200, body = Vec<DatacenterView>), ReadAccess))]
 pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
-    Ok(Json(DatacenterView::all(&ctl.snapshot())).into_response())
+    let peers = Peers::of(&ctl);
+    Ok(Json(DatacenterView::all(&ctl.snapshot(), peers.as_ref())).into_response())
 }
 
 /// One data center.
@@ -39,7 +41,7 @@ pub async fn datacenters(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     responses((status = 200, body = DatacenterView), ReadAccess,
         (status = 404, description = "No such data center", body = ErrorBody)))]
 pub async fn datacenter(_: ReadAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
-    DatacenterView::named(&ctl.snapshot(), &dc)
+    DatacenterView::named(&ctl.snapshot(), &dc, Peers::of(&ctl).as_ref())
         .map(|d| Json(d).into_response())
         .ok_or_else(|| ApiError::not_found(format!("no data center `{dc}`")).field("dc"))
 }
@@ -321,7 +323,13 @@ pub async fn explain(
     })?;
     let req = crate::explain::Request::parse(&name, q.qtype.as_deref().unwrap_or("A"), &client)
         .map_err(|e| ApiError::bad_request(e.to_string()).field(e.field()))?;
-    let report = crate::explain::run(&req, &ctl.snapshot(), crate::rng::Entropy::new().draw());
+    let node = ctl.cluster_status().map(|c| c.node);
+    let report = crate::explain::run(
+        &req,
+        &ctl.snapshot(),
+        crate::rng::Entropy::new().draw(),
+        node.as_deref(),
+    );
     Ok(Json(report).into_response())
 }
 
@@ -470,17 +478,57 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         .map(|(i, d)| (d.name.to_string(), u8::from(h.dc_state(DcId(i as u16), d).up)))
         .collect();
     let guard = ctl.partition_guard();
+    let cluster = ctl.cluster_status();
     let body = ctl.metrics().render(StateGauges {
         endpoints,
+        targets: target_gauges(&snap, cluster.is_some()),
         datacenters,
         overrides_active: ctl.overrides().len(),
         partition_guard_alarms: guard.alarms,
         partition_guard_engaged: u8::from(guard.engaged),
         probe_targets: ctl.probe_count(),
         snapshot_generation: snap.generation,
-        cluster_connected: ctl.cluster_status().map(|c| u8::from(c.connected)),
+        cluster_connected: cluster.as_ref().map(|c| u8::from(c.connected)),
+        cluster_nodes: cluster.map(|_| ctl.cluster_nodes().len()),
     });
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+}
+
+/// `meridian_target_up`: each distinct probe target (check and address probed, shared by the
+/// endpoints that name both) with this node's own view and, in cluster mode, the verdict
+/// answers use; a view still unknown has no series.
+fn target_gauges(snap: &crate::state::Snapshot, cluster: bool) -> Vec<crate::metrics::TargetUp> {
+    use crate::health::Status;
+    use crate::lock::LockExt;
+    use crate::metrics::{TargetUp, TargetView};
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for e in snap.datacenters.iter().flat_map(|d| &d.endpoints) {
+        let (Some(check), Some(p)) = (&e.check, snap.health.probe(e)) else {
+            continue;
+        };
+        if !seen.insert((check.name.clone(), e.probe_target())) {
+            continue;
+        }
+        let mut views = vec![(TargetView::Local, p.detail.locked().counter.status)];
+        if cluster {
+            views.push((TargetView::Cluster, p.status()));
+        }
+        for (view, status) in views {
+            let up = match status {
+                Status::Up => 1,
+                Status::Down => 0,
+                Status::Unknown => continue,
+            };
+            out.push(TargetUp {
+                check: check.name.to_string(),
+                address: e.probe_target(),
+                view,
+                up,
+            });
+        }
+    }
+    out
 }
 
 /// Liveness: 200 while the process runs.

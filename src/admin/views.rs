@@ -3,10 +3,11 @@
 //! verdict comes from [`Health::dc_state`] and [`Health::endpoint_up`], the functions the answer
 //! path uses. Each type derives `ToSchema`: the OpenAPI document describes what is serialized.
 
+use crate::config::Quorum;
 use crate::control::Control;
 use crate::events::Event;
 use crate::events::rfc3339;
-use crate::health::HealthView;
+use crate::health::{Ballot, Decision, HealthView};
 use crate::lock::LockExt;
 use crate::model::gslb::{Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy};
 use crate::overrides::Saved;
@@ -66,22 +67,131 @@ pub struct EndpointView {
     pub probe: Option<ProbeView>,
 }
 
-/// What the endpoint's probe last saw.
+/// What the endpoint's probe last saw, and the verdict answers use.
 #[derive(Serialize, ToSchema)]
 pub struct ProbeView {
-    /// `unknown`, `up` or `down`.
+    /// This node's own view (its probe's rise and fall): `unknown` (no result yet), `up` or
+    /// `down`.
     #[schema(schema_with = probe_status)]
     pub status: &'static str,
-    /// RFC 3339.
+    /// The verdict answers use: this node's own view on a single node; in cluster mode the
+    /// cluster's, counted by `health.quorum` (`cluster` says how). `unknown` is treated as up.
+    #[schema(schema_with = probe_status)]
+    pub verdict: &'static str,
+    /// RFC 3339: when this node's own view last changed.
     pub since: String,
     pub last_ok: Option<bool>,
     pub last_error: Option<String>,
     pub last_checked: Option<String>,
     pub last_latency_ms: Option<f64>,
+    /// Cluster mode: every node's view and how the verdict was reached (null on a single node).
+    pub cluster: Option<ProbeClusterView>,
+}
+
+/// How the nodes of the cluster decide on one probe target.
+#[derive(Serialize, ToSchema)]
+pub struct ProbeClusterView {
+    /// The rule this node counts by (`health.quorum`): `majority`, `any`, `all` or a number of
+    /// nodes.
+    pub quorum: String,
+    /// `up`, `down`, or `unknown` (no node has a view yet: treated as up).
+    #[schema(schema_with = probe_status)]
+    pub verdict: &'static str,
+    /// Nodes that see the target down.
+    pub down: usize,
+    /// Nodes that vote: those with a view, up or down.
+    pub voters: usize,
+    /// Down votes that take the target out (`down >= needed`: down).
+    pub needed: usize,
+    /// This node cannot reach etcd and its own view changed since: it decides alone, and the
+    /// other nodes' views are not counted.
+    pub alone: bool,
+    /// Every node's view: this node first, then the others by name; a live node with no view
+    /// counted is `unknown`.
+    pub nodes: Vec<NodeVoteView>,
+}
+
+/// One node's view of a probe target.
+#[derive(Serialize, ToSchema)]
+pub struct NodeVoteView {
+    /// The node's name (`cluster.node`).
+    pub node: String,
+    /// `up`, `down`, or `unknown` (no view of this target counted: not probed there yet).
+    #[schema(schema_with = probe_status)]
+    pub state: &'static str,
+    /// RFC 3339: when that node's view last changed (null when `unknown`).
+    pub since: Option<String>,
+    /// Why, as that node reported it: the last error when down (what brought it up, when a
+    /// node says so).
+    pub reason: Option<String>,
+    /// That node's probe latency when its view changed.
+    pub latency_ms: Option<f64>,
+    /// This node's own view.
+    #[serde(rename = "self")]
+    pub this: bool,
+}
+
+impl NodeVoteView {
+    fn new(b: Ballot) -> NodeVoteView {
+        NodeVoteView {
+            node: b.node,
+            state: b.status.as_str(),
+            since: b.since.map(rfc3339),
+            reason: b.reason,
+            latency_ms: b.latency.map(millis),
+            this: b.this,
+        }
+    }
+}
+
+/// This node in a cluster, as the views of shared health need it: its name, its rule and the
+/// live nodes (`None` on a single node).
+pub struct Peers {
+    pub node: String,
+    pub quorum: Quorum,
+    /// The live nodes' names, as their `nodes/` keys say.
+    pub live: Vec<String>,
+}
+
+impl Peers {
+    /// This node's place in the cluster, in cluster mode.
+    pub fn of(ctl: &Control) -> Option<Peers> {
+        let node = ctl.cluster_status()?.node;
+        Some(Peers {
+            node,
+            quorum: ctl.quorum(),
+            live: ctl.cluster_nodes().into_keys().collect(),
+        })
+    }
+}
+
+impl ProbeClusterView {
+    /// The view of `decision` (`None`: no vote counted yet).
+    fn new(decision: Option<Decision>, peers: &Peers) -> ProbeClusterView {
+        let d = decision.unwrap_or_else(|| Decision::none(peers.quorum));
+        ProbeClusterView {
+            quorum: d.rule.to_string(),
+            verdict: d.tally.verdict.as_str(),
+            down: d.tally.down,
+            voters: d.tally.voters,
+            needed: d.tally.needed,
+            alone: d.alone,
+            nodes: d
+                .ballots(&peers.node, peers.live.iter().map(String::as_str))
+                .into_iter()
+                .map(NodeVoteView::new)
+                .collect(),
+        }
+    }
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 impl DatacenterView {
-    pub fn new(id: DcId, d: &Datacenter, h: &HealthView) -> DatacenterView {
+    /// Data center `id` (which is `d`) under `h`; `peers` in cluster mode.
+    pub fn new(id: DcId, d: &Datacenter, h: &HealthView, peers: Option<&Peers>) -> DatacenterView {
         let state: DcState = h.dc_state(id, d);
         DatacenterView {
             name: d.name.to_string(),
@@ -97,27 +207,31 @@ impl DatacenterView {
                 lat: d.location.coords.map(|c| c.0),
                 lon: d.location.coords.map(|c| c.1),
             },
-            endpoints: d.endpoints.iter().map(|e| EndpointView::new(id, e, h)).collect(),
+            endpoints: d
+                .endpoints
+                .iter()
+                .map(|e| EndpointView::new(id, e, h, peers))
+                .collect(),
         }
     }
 
     /// The data center of `snap` named `name`, if there is one.
-    pub fn named(snap: &Snapshot, name: &str) -> Option<DatacenterView> {
+    pub fn named(snap: &Snapshot, name: &str, peers: Option<&Peers>) -> Option<DatacenterView> {
         dcs(snap)
             .find(|(_, d)| &*d.name == name)
-            .map(|(id, d)| DatacenterView::new(id, d, &snap.health))
+            .map(|(id, d)| DatacenterView::new(id, d, &snap.health, peers))
     }
 
     /// Every data center of `snap`.
-    pub fn all(snap: &Snapshot) -> Vec<DatacenterView> {
+    pub fn all(snap: &Snapshot, peers: Option<&Peers>) -> Vec<DatacenterView> {
         dcs(snap)
-            .map(|(id, d)| DatacenterView::new(id, d, &snap.health))
+            .map(|(id, d)| DatacenterView::new(id, d, &snap.health, peers))
             .collect()
     }
 }
 
 impl EndpointView {
-    fn new(id: DcId, e: &Endpoint, h: &HealthView) -> EndpointView {
+    fn new(id: DcId, e: &Endpoint, h: &HealthView, peers: Option<&Peers>) -> EndpointView {
         EndpointView {
             address: e.address.to_string(),
             up: h.endpoint_up(id, e),
@@ -129,12 +243,14 @@ impl EndpointView {
             probe: h.probe(e).map(|p| {
                 let d = p.detail.locked().clone();
                 ProbeView {
-                    status: p.status().as_str(),
+                    status: d.counter.status.as_str(),
+                    verdict: p.status().as_str(),
                     since: rfc3339(d.since),
                     last_ok: d.last_ok,
                     last_error: d.last_error,
                     last_checked: d.last_checked.map(rfc3339),
-                    last_latency_ms: d.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+                    last_latency_ms: d.last_latency.map(millis),
+                    cluster: peers.map(|peers| ProbeClusterView::new(p.decision.locked().clone(), peers)),
                 }
             }),
         }
@@ -328,6 +444,27 @@ pub struct ClusterView {
     pub revision: i64,
     /// Changes read from etcd and refused since the start (invalid documents).
     pub refused: u64,
+    /// How this node counts the nodes' views of a target (`health.quorum`): `majority`, `any`,
+    /// `all` or a number of nodes.
+    pub quorum: String,
+    /// The live nodes (each holds a lease in etcd): this node first, then the others by name.
+    pub nodes: Vec<LiveNodeView>,
+}
+
+/// A live node of the cluster.
+#[derive(Serialize, ToSchema)]
+pub struct LiveNodeView {
+    /// Its `cluster.node`.
+    pub name: String,
+    /// RFC 3339: when it joined (took its lease).
+    pub started: String,
+    /// The rule it counts by (its `health.quorum`).
+    pub quorum: String,
+    /// Its rule is not this node's: the two can reach different verdicts on one target.
+    pub quorum_differs: bool,
+    /// This node.
+    #[serde(rename = "self")]
+    pub this: bool,
 }
 
 fn link_state() -> RefOr<Schema> {
@@ -412,13 +549,31 @@ impl StatusView {
                 database_type: g.database_type.clone(),
                 locations: g.len(),
             }),
-            cluster: ctl.cluster_status().map(|c| ClusterView {
-                node: c.node,
-                state: if c.connected { "connected" } else { "disconnected" },
-                since: rfc3339(c.since),
-                error: c.error,
-                revision: c.revision,
-                refused: c.refused,
+            cluster: ctl.cluster_status().map(|c| {
+                let quorum = ctl.quorum().to_string();
+                let mut nodes: Vec<LiveNodeView> = ctl
+                    .cluster_nodes()
+                    .into_iter()
+                    .map(|(name, record)| LiveNodeView {
+                        this: name == c.node,
+                        quorum_differs: record.quorum != quorum,
+                        name,
+                        started: record.started,
+                        quorum: record.quorum,
+                    })
+                    .collect();
+                // By name already (a sorted map): this node to the front.
+                nodes.sort_by_key(|n| !n.this);
+                ClusterView {
+                    node: c.node,
+                    state: if c.connected { "connected" } else { "disconnected" },
+                    since: rfc3339(c.since),
+                    error: c.error,
+                    revision: c.revision,
+                    refused: c.refused,
+                    quorum,
+                    nodes,
+                }
             }),
         }
     }
@@ -475,6 +630,35 @@ pub struct ExplainReportSchema {
     pub scope: u8,
     /// The decision, one step a line.
     pub steps: Vec<String>,
+    /// Cluster mode: how the nodes see each probe target of the data centers the answer read
+    /// (empty on a single node).
+    pub votes: Vec<ExplainVotesSchema>,
+}
+
+/// The schema of [`crate::explain::TargetVotes`] (see [`ExplainReportSchema`]): the nodes'
+/// views of one endpoint's probe target, and the verdict they reach.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ExplainVotes)]
+pub struct ExplainVotesSchema {
+    pub datacenter: String,
+    /// The endpoint's address.
+    pub address: String,
+    pub check: String,
+    /// The rule counted by (`health.quorum`): `majority`, `any`, `all` or a number of nodes.
+    pub quorum: String,
+    /// `up`, `down`, or `unknown` (no view yet: treated as up).
+    #[schema(schema_with = probe_status)]
+    pub verdict: String,
+    /// Nodes that see the target down.
+    pub down: usize,
+    /// Nodes that vote: those with a view, up or down.
+    pub voters: usize,
+    /// Down votes that take the target out.
+    pub needed: usize,
+    /// This node cannot reach etcd and its own view changed since: it decides alone.
+    pub alone: bool,
+    /// The views counted: this node's first, then the others by name.
+    pub nodes: Vec<NodeVoteView>,
 }
 
 // === enumerated strings: the `as_str` names of model enums ===
@@ -579,16 +763,39 @@ mod tests {
             additional: vec![],
             scope: 0,
             steps: vec![],
+            votes: vec![crate::explain::TargetVotes {
+                datacenter: "eu".into(),
+                address: "192.0.2.10".into(),
+                check: "web".into(),
+                quorum: "majority".into(),
+                verdict: "down",
+                down: 1,
+                voters: 1,
+                needed: 1,
+                alone: false,
+                nodes: vec![crate::explain::Vote {
+                    node: "ns1".into(),
+                    state: "down",
+                    since: Some("2026-11-24T00:00:00.000Z".into()),
+                    reason: Some("timed out".into()),
+                    latency_ms: None,
+                    this: true,
+                }],
+            }],
         };
-        let keys = |v: serde_json::Value| {
+        let keys = |v: &serde_json::Value| {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
             k.sort();
             k
         };
-        let schema = serde_json::to_value(ExplainReportSchema::schema()).unwrap();
+        let properties = |s: RefOr<Schema>| serde_json::to_value(s).unwrap()["properties"].clone();
+        let report = serde_json::to_value(&report).unwrap();
+        assert_eq!(keys(&report), keys(&properties(ExplainReportSchema::schema())));
+        let votes = &report["votes"][0];
+        assert_eq!(keys(votes), keys(&properties(ExplainVotesSchema::schema())));
         assert_eq!(
-            keys(serde_json::to_value(&report).unwrap()),
-            keys(schema["properties"].clone())
+            keys(&votes["nodes"][0]),
+            keys(&properties(NodeVoteView::schema()))
         );
     }
 }

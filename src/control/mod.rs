@@ -322,6 +322,11 @@ impl Control {
         self.running.locked().admin.clone()
     }
 
+    /// How this node counts the cluster's views of a target (`health.quorum`, as running).
+    pub fn quorum(&self) -> config::Quorum {
+        self.running.locked().health.quorum
+    }
+
     /// How long a stop waits for work in flight (`dns.shutdown_grace`).
     pub fn shutdown_grace(&self) -> std::time::Duration {
         self.running.locked().dns.shutdown_grace

@@ -104,6 +104,63 @@ impl Decision {
         }
         quorum::describe(self.rule, &self.tally, &self.views)
     }
+
+    /// No vote counted yet under `rule`: the verdict is unknown (treated as up).
+    pub fn none(rule: crate::config::Quorum) -> Decision {
+        Decision {
+            rule,
+            tally: quorum::tally(rule, []),
+            views: Vec::new(),
+            alone: false,
+        }
+    }
+
+    /// Every node's view as operators read it: `this` node first, then the others by name, and
+    /// each of the `live` nodes with no view counted here as `Unknown` (not probed yet there, or,
+    /// when this node decides alone, not counted).
+    pub fn ballots<'a>(&self, this: &str, live: impl IntoIterator<Item = &'a str>) -> Vec<Ballot> {
+        let mut out: Vec<Ballot> = self
+            .views
+            .iter()
+            .map(|v| Ballot {
+                node: v.node.clone(),
+                status: v.status,
+                since: Some(v.since),
+                reason: v.reason.clone(),
+                latency: v.latency,
+                this: v.node == this,
+            })
+            .collect();
+        for node in live {
+            if !out.iter().any(|b| b.node == node) {
+                out.push(Ballot {
+                    node: node.to_string(),
+                    status: Status::Unknown,
+                    since: None,
+                    reason: None,
+                    latency: None,
+                    this: node == this,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.this.cmp(&a.this).then_with(|| a.node.cmp(&b.node)));
+        out
+    }
+}
+
+/// One node's view of a target in a [`Decision`], for operators.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ballot {
+    pub node: String,
+    /// `Unknown`: a live node whose view is not counted (it has none yet).
+    pub status: Status,
+    /// When that node's view last changed (`None` for `Unknown`).
+    pub since: Option<SystemTime>,
+    /// The last error when down.
+    pub reason: Option<String>,
+    pub latency: Option<Duration>,
+    /// This node's own view.
+    pub this: bool,
 }
 
 /// The probe's history, for explanations and the admin API.
@@ -333,6 +390,45 @@ mod tests {
                 .collect();
             assert_eq!(&got, want, "{results} rise {rise} fall {fall}");
         }
+    }
+
+    #[test]
+    fn ballots_put_this_node_first_and_name_live_nodes_without_a_view() {
+        let view = |node: &str, status| quorum::View {
+            node: node.into(),
+            status,
+            since: SystemTime::UNIX_EPOCH,
+            reason: (status == Status::Down).then(|| "refused".into()),
+            latency: None,
+        };
+        let rule = crate::config::Quorum::Majority;
+        // The decision lists this node's view first, the others by name; "m" is live but has
+        // no view yet, "a" is live and this node has no result yet.
+        let views = vec![view("c", Status::Down), view("b", Status::Up)];
+        let decision = Decision {
+            rule,
+            tally: quorum::tally(rule, &views),
+            views,
+            alone: false,
+        };
+        let got: Vec<(String, Status, bool, bool)> = decision
+            .ballots("m", ["a", "b", "c", "m"])
+            .into_iter()
+            .map(|b| (b.node, b.status, b.since.is_some(), b.this))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("m".into(), Status::Unknown, false, true),
+                ("a".into(), Status::Unknown, false, false),
+                ("b".into(), Status::Up, true, false),
+                ("c".into(), Status::Down, true, false),
+            ]
+        );
+        // A node gone from the live set still shows while its view counts.
+        let names: Vec<String> = decision.ballots("b", []).into_iter().map(|b| b.node).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(Decision::none(rule).tally.verdict, Status::Unknown);
     }
 
     #[test]

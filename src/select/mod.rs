@@ -100,13 +100,16 @@ pub struct Selection {
 pub struct Trace {
     enabled: bool,
     pub steps: Vec<String>,
+    /// The candidate data centers whose health the decision read, in the order read (a data
+    /// center read twice is listed twice): what an explanation reports the health of.
+    pub datacenters: Vec<DcId>,
 }
 
 impl Trace {
     pub fn enabled() -> Self {
         Trace {
             enabled: true,
-            steps: Vec::new(),
+            ..Trace::default()
         }
     }
     pub fn off() -> Self {
@@ -115,6 +118,11 @@ impl Trace {
     pub fn note(&mut self, f: impl FnOnce() -> String) {
         if self.enabled {
             self.steps.push(f());
+        }
+    }
+    fn read_health(&mut self, dc: DcId) {
+        if self.enabled {
+            self.datacenters.push(dc);
         }
     }
 }
@@ -190,6 +198,7 @@ fn pipeline(
     for &id in &name.candidates {
         let d = dc(id);
         let state = health.dc_state(id, d);
+        trace.read_health(id);
         if state.up {
             up.push(id);
         }

@@ -455,3 +455,38 @@ pub fn have_tool(tool: &str) -> bool {
     }
     found
 }
+
+/// Checks a `/metrics` text with Prometheus's own parser and linter (`promtool check metrics`),
+/// when promtool is installed (see `have_tool`).
+pub fn promtool_check(metrics: &str) {
+    if !have_tool("promtool") {
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // promtool exits 3 for lint remarks, 1 for text it cannot parse. It reads the classic
+    // text format, where an OpenMetrics counter's samples (`x_total`) are not the family its
+    // HELP names (`x`): that remark, and no other, is expected.
+    assert!(
+        !said.contains("error while linting") && out.status.code() != Some(1),
+        "promtool: {said}\n{metrics}"
+    );
+    for remark in said.lines() {
+        assert!(
+            remark.ends_with("_total no help text"),
+            "promtool: {said}\n{metrics}"
+        );
+    }
+}
