@@ -709,7 +709,7 @@ fn the_api_metrics_and_explain_show_every_nodes_view_beside_the_verdict() {
     let steps = report["steps"].to_string();
     assert!(
         steps.contains(&format!(
-            "eu: down (0 of 1 endpoints up, min_healthy 1); {} down by quorum majority (2 of 3 down, 2 needed): down on b (seen down by b), c (seen down by c); up on a",
+            "eu: down (0 of 1 endpoints up, min_healthy 1); {} down by quorum majority (2 of 3 down, 2 needed): down on b (seen down by b), c (seen down by c), up on a (this node)",
             s.eu
         )),
         "{report:#}"

@@ -168,7 +168,7 @@ impl Peers {
 impl ProbeClusterView {
     /// The view of `decision` (`None`: no vote counted yet).
     fn new(decision: Option<Decision>, peers: &Peers) -> ProbeClusterView {
-        let d = decision.unwrap_or_else(|| Decision::none(peers.quorum));
+        let d = decision.unwrap_or_else(|| Decision::none(peers.quorum, &peers.node));
         ProbeClusterView {
             quorum: d.rule.to_string(),
             verdict: d.tally.verdict.as_str(),

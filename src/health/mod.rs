@@ -88,6 +88,8 @@ pub struct ProbeState {
 /// How the cluster's verdict on a target was reached: the rule, the count, every vote.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
+    /// This node's name.
+    pub node: String,
     pub rule: crate::config::Quorum,
     pub tally: quorum::Tally,
     /// Every node's view, this node's first (when it has one).
@@ -102,12 +104,13 @@ impl Decision {
         if self.alone {
             return "this node cannot reach etcd and its own view changed since: it decides alone".into();
         }
-        quorum::describe(self.rule, &self.tally, &self.views)
+        quorum::describe(self.rule, &self.tally, &self.views, &self.node)
     }
 
-    /// No vote counted yet under `rule`: the verdict is unknown (treated as up).
-    pub fn none(rule: crate::config::Quorum) -> Decision {
+    /// No vote counted yet under `rule` on node `node`: the verdict is unknown (treated as up).
+    pub fn none(rule: crate::config::Quorum, node: &str) -> Decision {
         Decision {
+            node: node.to_string(),
             rule,
             tally: quorum::tally(rule, []),
             views: Vec::new(),
@@ -406,6 +409,7 @@ mod tests {
         // no view yet, "a" is live and this node has no result yet.
         let views = vec![view("c", Status::Down), view("b", Status::Up)];
         let decision = Decision {
+            node: "m".into(),
             rule,
             tally: quorum::tally(rule, &views),
             views,
@@ -428,7 +432,7 @@ mod tests {
         // A node gone from the live set still shows while its view counts.
         let names: Vec<String> = decision.ballots("b", []).into_iter().map(|b| b.node).collect();
         assert_eq!(names, ["b", "c"]);
-        assert_eq!(Decision::none(rule).tally.verdict, Status::Unknown);
+        assert_eq!(Decision::none(rule, "m").tally.verdict, Status::Unknown);
     }
 
     #[test]

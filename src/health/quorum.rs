@@ -61,26 +61,36 @@ pub fn tally<'a>(rule: Quorum, views: impl IntoIterator<Item = &'a View>) -> Tal
     }
 }
 
-/// How the nodes voted, in the words of events and explanations:
-/// `quorum majority (2 of 3 down, 2 needed): down on ns1 (timed out), ns2 (refused); up on ns3`.
-pub fn describe(rule: Quorum, tally: &Tally, views: &[View]) -> String {
+/// How the nodes voted, in the words of events and explanations, `this` node named as such:
+/// `quorum majority (2 of 3 down, 2 needed): down on ns1 (timed out), ns2 (refused), up on ns3 (this node)`.
+pub fn describe(rule: Quorum, tally: &Tally, views: &[View], this: &str) -> String {
     let mut text = format!(
         "quorum {rule} ({} of {} down, {} needed)",
         tally.down, tally.voters, tally.needed
     );
+    let mut groups = Vec::new();
     for (status, word) in [(Status::Down, "down"), (Status::Up, "up")] {
         let nodes: Vec<String> = views
             .iter()
             .filter(|v| v.status == status)
-            .map(|v| match (&v.reason, status) {
-                (Some(r), Status::Down) => format!("{} ({r})", v.node),
-                _ => v.node.clone(),
+            .map(|v| {
+                let mut said = v.node.clone();
+                match (&v.reason, status) {
+                    (Some(r), Status::Down) if v.node == this => said.push_str(&format!(" (this node: {r})")),
+                    (Some(r), Status::Down) => said.push_str(&format!(" ({r})")),
+                    _ if v.node == this => said.push_str(" (this node)"),
+                    _ => {}
+                }
+                said
             })
             .collect();
         if !nodes.is_empty() {
-            text.push_str(if text.contains(": ") { "; " } else { ": " });
-            text.push_str(&format!("{word} on {}", nodes.join(", ")));
+            groups.push(format!("{word} on {}", nodes.join(", ")));
         }
+    }
+    if !groups.is_empty() {
+        text.push_str(": ");
+        text.push_str(&groups.join(", "));
     }
     text
 }
@@ -142,13 +152,17 @@ mod tests {
         let v = views("ddu");
         let t = tally(Quorum::Majority, &v);
         assert_eq!(
-            describe(Quorum::Majority, &t, &v),
-            "quorum majority (2 of 3 down, 2 needed): down on ns1 (refused), ns2 (refused); up on ns3"
+            describe(Quorum::Majority, &t, &v, "ns3"),
+            "quorum majority (2 of 3 down, 2 needed): down on ns1 (refused), ns2 (refused), up on ns3 (this node)"
+        );
+        assert_eq!(
+            describe(Quorum::Majority, &t, &v, "ns1"),
+            "quorum majority (2 of 3 down, 2 needed): down on ns1 (this node: refused), ns2 (refused), up on ns3"
         );
         let v = views("uu");
         let t = tally(Quorum::All, &v);
         assert_eq!(
-            describe(Quorum::All, &t, &v),
+            describe(Quorum::All, &t, &v, "ns9"),
             "quorum all (0 of 2 down, 2 needed): up on ns1, ns2"
         );
     }

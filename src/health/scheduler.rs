@@ -444,6 +444,7 @@ impl Scheduler {
         }
         let tally = tally(votes.rule, &views);
         let decision = Decision {
+            node: votes.node.clone(),
             rule: votes.rule,
             tally,
             views,
