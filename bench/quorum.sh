@@ -40,7 +40,7 @@ py() { python3 "$here/quorum.py" "$@"; }
 work=$(mktemp -d /tmp/meridian-bench.XXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/results"
-export ETCDCTL_API=3
+export ETCDCTL_API=3 PYTHONDONTWRITEBYTECODE=1   # quorum.py imports cluster.py: no __pycache__ in bench/
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 etcd_url="http://127.0.0.1:$(free_port)"
