@@ -225,7 +225,7 @@ fn with_quorum_any_one_node_seeing_a_target_down_takes_it_out() {
 }
 
 #[test]
-fn a_stopped_node_withdraws_its_views_and_a_second_node_with_its_name_is_refused() {
+fn a_stopped_nodes_views_go_with_its_lease_and_a_second_node_with_its_name_is_refused() {
     if !tools() {
         return;
     }
@@ -249,10 +249,12 @@ fn a_stopped_node_withdraws_its_views_and_a_second_node_with_its_name_is_refused
     });
     drop(twin);
 
-    // A stop revokes the lease: the views go at once, not a lease TTL later.
+    // A stop leaves the lease to expire (a restart would take it back): the views count until
+    // then, and go with it.
     server.signal(libc::SIGTERM);
     server.wait_exit(Duration::from_secs(5)).expect("stops");
-    poll(Duration::from_millis(500), "the views withdrawn", || {
+    assert!(!get_prefix(&etcd, "health/a/").is_empty());
+    poll(Duration::from_secs(4), "the views gone with the lease", || {
         get_prefix(&etcd, "health/a/").is_empty() && get_prefix(&etcd, "nodes/a").is_empty()
     });
 }
@@ -838,4 +840,188 @@ fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
     let bytes = std::fs::read(&png).expect("the screenshot");
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG: {}", png.display());
     eprintln!("status page screenshot: {}", png.display());
+}
+
+/// a reload that changes health.quorum must write the new rule to nodes/<node>.
+#[test]
+fn a_reload_writes_the_new_rule_to_the_nodes_record() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (60, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let eu = format!("127.{net}.2.1");
+    until_www(&server, &eu, Duration::from_secs(3));
+    assert!(get_prefix(&etcd, "nodes/a").contains(r#""quorum":"majority""#));
+    let path = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("quorum: majority", "quorum: any");
+    std::fs::write(&path, text).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log("reloaded", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1500));
+    let record = get_prefix(&etcd, "nodes/a");
+    let status = get_json(&server, "/api/v1/status");
+    assert!(
+        record.contains(r#""quorum":"any""#),
+        "record after reload: {record}\nstatus: {:#}",
+        status["cluster"]
+    );
+}
+
+/// an etcd restored from a backup taken during this node's previous run holds its old
+/// `nodes/` key under the old lease (restored alive): the node is refused as a duplicate of
+/// itself, and its old views from the backup count meanwhile.
+#[test]
+fn a_restore_from_a_previous_run_is_not_taken_for_a_second_node() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (61, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let mut etcd = seeded(net, port);
+    let dir = node_ttl("a", "majority", &etcd, "5s");
+    let mut a = Server::start(&dir.path().join("meridian.yaml"));
+    let eu = format!("127.{net}.2.1");
+    until_www(&a, &eu, Duration::from_secs(3));
+    poll(Duration::from_secs(3), "a's view in etcd", || {
+        !get_prefix(&etcd, &format!("health/a/web/{eu}")).is_empty()
+    });
+    let snapshot = etcd.dir.path().join("snap.db");
+    etcd.etcdctl(&["snapshot", "save", snapshot.to_str().unwrap()])
+        .expect("snapshot");
+    // The node restarts (taking its lease back).
+    a.signal(libc::SIGTERM);
+    a.wait_exit(Duration::from_secs(5)).unwrap();
+    let a = Server::start(&dir.path().join("meridian.yaml"));
+    until_www(&a, &eu, Duration::from_secs(3));
+    etcd.restore(&snapshot);
+    std::thread::sleep(Duration::from_secs(4));
+    let logs = a.logs();
+    assert!(
+        !logs.contains("another live node is named a"),
+        "refused as a duplicate of itself:\n{logs}"
+    );
+}
+
+/// A node restarting (same name) takes its lease back: its views count throughout, and a
+/// target a majority sees dead never comes back into the others' answers meanwhile.
+#[test]
+fn a_peer_restart_does_not_flip_a_verdict() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (62, free_port());
+    let mut eu_target = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir_a = node("a", "majority", &etcd);
+    let dir_b = node("b", "majority", &etcd);
+    let a = Server::start(&dir_a.path().join("meridian.yaml"));
+    let mut b = Server::start(&dir_b.path().join("meridian.yaml"));
+    let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
+    until_www(&a, &eu, Duration::from_secs(3));
+    // c still reaches eu; a and b do not: 2 of 3 down.
+    let others = lease(&etcd);
+    vote(&etcd, &others, "c", &format!("web/{eu}"), "up");
+    eu_target.stop();
+    until_www(&a, &us, Duration::from_secs(3));
+    until_www(&b, &us, Duration::from_secs(3));
+    // b restarts.
+    b.signal(libc::SIGTERM);
+    b.wait_exit(Duration::from_secs(5)).unwrap();
+    let start = Instant::now();
+    let mut flipped = None;
+    let mut last = None;
+    let _b = std::thread::spawn({
+        let path = dir_b.path().join("meridian.yaml");
+        move || Server::start(&path)
+    });
+    while start.elapsed() < Duration::from_secs(3) {
+        if www(&a) == [eu.clone()] {
+            flipped.get_or_insert(start.elapsed());
+            last = Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b = _b.join().unwrap();
+    let flips: Vec<_> = events(&a)
+        .into_iter()
+        .filter(|e| e["subject"] == format!("target http://{eu}:{port}/ (check web)"))
+        .map(|e| format!("{} -> {}: {}", e["old"], e["new"], e["reason"]))
+        .collect();
+    drop(b);
+    assert!(
+        flipped.is_none(),
+        "a answered the dead eu from {flipped:?} to {last:?} into b's restart; a's verdict events:\n{}",
+        flips.join("\n")
+    );
+}
+
+/// This node's `nodes/` key deleted by a hand: put back (only live nodes' views count).
+#[test]
+fn a_deleted_node_record_is_put_back() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (63, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    until_www(&server, &format!("127.{net}.2.1"), Duration::from_secs(3));
+    assert!(!get_prefix(&etcd, "nodes/a").is_empty());
+    etcd.etcdctl(&["del", &format!("{PREFIX}nodes/a")]).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        !get_prefix(&etcd, "nodes/a").is_empty(),
+        "nodes/a not put back; status: {:#}",
+        get_json(&server, "/api/v1/status")["cluster"]
+    );
+}
+
+/// a node restarted after etcd compacted the history since its cache (the cache keeps
+/// the revision of the last shared change only: the health traffic since is passed in memory)
+/// must still count the others' views in its first answers.
+#[test]
+fn a_restart_after_a_compaction_counts_the_others_views_first() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (64, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
+    until_www(&server, &eu, Duration::from_secs(3));
+    let others = lease(&etcd);
+    let target = format!("web/{eu}");
+    vote(&etcd, &others, "b", &target, "down");
+    vote(&etcd, &others, "c", &target, "down");
+    until_www(&server, &us, Duration::from_secs(2));
+    drop(server);
+    let status = etcd.etcdctl(&["endpoint", "status", "--write-out=json"]).unwrap();
+    let revision =
+        serde_json::from_str::<serde_json::Value>(&status).unwrap()[0]["Status"]["header"]["revision"]
+            .as_i64()
+            .unwrap();
+    etcd.etcdctl(&["compact", &revision.to_string()]).unwrap();
+    let started = Instant::now();
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let took = started.elapsed();
+    assert_eq!(
+        www(&server),
+        [us],
+        "first answer after a restart ({took:?} to start) ignores b and c:\n{}",
+        server.logs()
+    );
 }

@@ -124,6 +124,16 @@ pub(crate) fn cluster(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawCluster
                 ),
             );
         }
+    } else if lease_ttl < 2 * timeout
+        && let Some(raw) = &etcd.timeout
+    {
+        d.at(
+            raw,
+            "cluster.etcd.timeout",
+            format_args!(
+                "at most half of cluster.etcd.lease_ttl ({lease_ttl:?} by default): raise lease_ttl with it"
+            ),
+        );
     }
     let file = |f: &Option<Spanned<String>>| f.as_ref().map(|f| base.join(&f.value));
     let (cert_file, key_file) = (file(&etcd.cert_file), file(&etcd.key_file));
@@ -234,6 +244,21 @@ mod tests {
                 "  etcd: { endpoints: [\"http://e:2379\"], username: m }",
                 "cluster.etcd.username",
                 "give password_file",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], lease_ttl: 1500ms }",
+                "cluster.etcd.lease_ttl",
+                "whole seconds",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], lease_ttl: 3s }",
+                "cluster.etcd.lease_ttl",
+                "at least twice cluster.etcd.timeout",
+            ),
+            (
+                "  etcd: { endpoints: [\"http://e:2379\"], timeout: 6s }",
+                "cluster.etcd.timeout",
+                "at most half of cluster.etcd.lease_ttl",
             ),
             (
                 "  node: \"a b\"\n  etcd: { endpoints: [\"http://e:2379\"] }",

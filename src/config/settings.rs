@@ -500,8 +500,46 @@ fn duration(
 
 #[cfg(test)]
 mod tests {
-    use super::listen_problems;
+    use super::{Quorum, listen_problems};
     use std::net::SocketAddr;
+
+    #[test]
+    fn quorum_rules_read_and_a_bad_one_names_its_field() {
+        let load = |quorum: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("meridian.yaml");
+            std::fs::create_dir(dir.path().join("zones")).unwrap();
+            std::fs::write(&path, format!("health: {{ quorum: {quorum} }}\n")).unwrap();
+            crate::config::load(&path).map(|c| c.health.quorum).map_err(|p| {
+                p.0.into_iter()
+                    .map(|p| (p.field, p.line, p.message))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let two = Quorum::Nodes(std::num::NonZeroUsize::new(2).unwrap());
+        for (text, want) in [
+            ("majority", Quorum::Majority),
+            ("any", Quorum::Any),
+            ("all", Quorum::All),
+            ("2", two),
+        ] {
+            assert_eq!(load(text), Ok(want), "{text}");
+            assert_eq!(want.to_string(), text);
+        }
+        for bad in ["most", "0", "-1", "1.5"] {
+            let problems = load(bad).expect_err(bad);
+            assert!(
+                problems
+                    .iter()
+                    .any(|(f, line, m)| f.as_deref() == Some("health.quorum")
+                        && *line == 1
+                        && m.contains("not a quorum")),
+                "{bad}: {problems:?}"
+            );
+        }
+        assert_eq!((Quorum::Majority.needed(3), Quorum::Majority.needed(2)), (2, 2));
+        assert_eq!((Quorum::Any.needed(0), two.needed(1)), (0, 1));
+    }
 
     fn problems(list: &[&str]) -> Vec<(usize, String)> {
         let addrs: Vec<SocketAddr> = list.iter().map(|a| a.parse().unwrap()).collect();

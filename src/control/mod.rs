@@ -161,6 +161,7 @@ impl Control {
         let _change = self.begin_change().await;
         let config = self.running.locked().clone();
         let health = self.health_for(&config);
+        self.probes_started();
         if self.scheduler.probe_count() > 0 {
             let wait = wait.unwrap_or_else(|| config.first_round_bound(self.scheduler.probe_count()));
             let started = std::time::Instant::now();
@@ -226,11 +227,14 @@ impl Control {
         }
         let quorum_changed = new.health.quorum != running.health.quorum;
         drop(running);
-        self.cluster_settings_changed(new.health.quorum, quorum_changed);
+        self.count_by(new.health.quorum);
         let health = self.health_for(&new);
         let running = without_zone_data(&mut new);
         let generation = self.store.publish(new, health);
         *self.running.locked() = running;
+        if quorum_changed {
+            self.rule_changed();
+        }
         release_freed_memory();
         generation
     }

@@ -518,6 +518,19 @@ impl Scheduler {
             .collect()
     }
 
+    /// Whether the target named `key` is probed.
+    pub fn probes(&self, key: &str) -> bool {
+        self.running.locked().keys().any(|t| t.key() == key)
+    }
+
+    /// This node's view of the target named `key`, when probed and with a result.
+    pub fn own_view(&self, key: &str) -> Option<View> {
+        let node = self.votes.locked().as_ref()?.node.clone();
+        let running = self.running.locked();
+        let (_, r) = running.iter().find(|(t, _)| t.key() == key)?;
+        own_view(&node, &r.state.detail.locked())
+    }
+
     /// Waits until some view is left to publish.
     pub async fn unpublished(&self) {
         let pending = self.to_publish.notified();

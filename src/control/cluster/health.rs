@@ -2,8 +2,9 @@
 //! under `health/<node>/`, and says it is live under `nodes/<node>`, all bound to one lease of
 //! its own: only changes of view are written, plus one keep-alive per third of the lease's TTL,
 //! so etcd's load does not grow with the probe rate. A node that stops, or loses etcd, drops
-//! out of every quorum when its lease expires (etcd deletes its keys). Each node follows the
-//! others' views with a watch and hands them to the scheduler, which counts the votes.
+//! out of every quorum when its lease expires (etcd deletes its keys); a node started again
+//! before that takes its lease back, so that a restart changes no verdict. Each node follows
+//! the others' views with a watch and hands them to the scheduler, which counts the votes.
 //!
 //! Cut off from etcd, the node keeps the others' last views and decides alone on the targets
 //! whose own view changes from then on (`Scheduler::set_cut`).
@@ -34,8 +35,14 @@ pub(super) struct Exchange {
     nodes: std::sync::Mutex<BTreeMap<String, NodeRecord>>,
     /// Set once the others' views have been read whole (the first verdicts count them).
     read: tokio::sync::watch::Sender<bool>,
-    /// Woken when this node's `nodes/` record must be written again (its rule changed).
+    /// Woken when this node's `nodes/` record must be written again (its rule changed, or
+    /// someone deleted it).
     record: tokio::sync::Notify,
+    /// When this node joined (its record says so), kept across rewrites of the record.
+    started: std::sync::Mutex<Option<String>>,
+    /// Set once the probes of the configuration served are started: what this node publishes
+    /// is compared with etcd only then (before, every target looks unprobed).
+    probing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why serving a lease stopped.
@@ -72,12 +79,23 @@ impl Link {
 }
 
 impl Control {
-    /// After a reload: the rule may have changed (`changed`), and is said again in this node's
-    /// record. The node keeps the name it started with.
-    pub(in crate::control) fn cluster_settings_changed(&self, quorum: crate::config::Quorum, changed: bool) {
+    /// After a reload: the votes are counted by `quorum` (the node keeps the name it started
+    /// with).
+    pub(in crate::control) fn count_by(&self, quorum: crate::config::Quorum) {
         let Some(link) = self.link() else { return };
         self.scheduler.join_cluster(link.node(), quorum);
-        if changed {
+    }
+
+    /// The probes of the configuration served are started (see `Exchange::probing`).
+    pub(in crate::control) fn probes_started(&self) {
+        if let Some(link) = self.link() {
+            link.exchange.probing.send_replace(true);
+        }
+    }
+
+    /// After a reload that changed the rule: this node's record says the new one.
+    pub(in crate::control) fn rule_changed(&self) {
+        if let Some(link) = self.link() {
             link.exchange.record.notify_one();
         }
     }
@@ -100,8 +118,9 @@ impl Control {
         }
     }
 
-    /// Publishes this node's views and follows the others' until `stop`; then revokes the
-    /// lease, so that this node's views stop counting at once.
+    /// Publishes this node's views and follows the others' until `stop`. The lease is left to
+    /// expire: a node started again within `lease_ttl` takes it back, and its views count
+    /// throughout (`etcdctl lease revoke` withdraws a node retired for good at once).
     pub async fn exchange_health(self: Arc<Self>, stop: CancellationToken) {
         let Some(link) = self.link() else { return };
         let mut backoff = Duration::from_millis(100);
@@ -152,21 +171,6 @@ impl Control {
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        let lease = link.exchange.lease.locked().take();
-        if let Some(lease) = lease {
-            match tokio::time::timeout(link.settings.timeout, link.etcd.revoke(lease)).await {
-                Ok(Ok(())) => {
-                    let _ = std::fs::remove_file(link.lease_file());
-                    tracing::info!("lease revoked: this node's health views no longer count");
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "lease not revoked: this node's views count until it expires")
-                }
-                Err(_) => {
-                    tracing::warn!("lease not revoked in time: this node's views count until it expires")
-                }
-            }
-        }
     }
 
     /// Holds a lease: takes (or keeps) one, reads the others' views whole, publishes this
@@ -211,14 +215,21 @@ impl Control {
         self.scheduler.set_cut(false);
         link.exchange.read.send_replace(true);
         // What etcd holds of this node's views is put right where it differs from them (a new
-        // lease holds none; a restored etcd holds old ones; a hand may have deleted some).
-        let mine: HashMap<String, View> = self.scheduler.own_views().into_iter().collect();
-        let stale = published
+        // lease holds none; a restored etcd holds old ones; a hand may have deleted some):
+        // once the probes of the configuration served run, not before.
+        let _ = link.exchange.probing.subscribe().wait_for(|p| *p).await;
+        let stale: Vec<String> = published
             .iter()
-            .filter(|(target, view)| !same(view.as_ref(), mine.get(*target)))
+            .filter(|(target, view)| self.out_of_date(target, view.as_ref()))
             .map(|(t, _)| t.clone())
-            .chain(mine.keys().filter(|t| !published.contains_key(*t)).cloned())
-            .collect::<Vec<_>>();
+            .chain(
+                self.scheduler
+                    .own_views()
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .filter(|t| !published.contains_key(t)),
+            )
+            .collect();
         self.scheduler.republish(stale);
         let mut health_watch = link
             .etcd
@@ -254,13 +265,10 @@ impl Control {
                             }
                             // This node's own key changed: put right if it is not its view
                             // (its own writes read back the same).
-                            Some(Entry::Own { target, view }) => {
-                                let now = self.scheduler.own_views().into_iter().find(|(t, _)| *t == target);
-                                if !same(view.as_ref(), now.as_ref().map(|(_, v)| v)) {
-                                    self.scheduler.republish([target]);
-                                }
+                            Some(Entry::Own { target, view }) if self.out_of_date(&target, view.as_ref()) => {
+                                self.scheduler.republish([target]);
                             }
-                            None => {}
+                            Some(Entry::Own { .. }) | None => {}
                         }
                     }
                 }
@@ -275,8 +283,14 @@ impl Control {
 
     /// Writes this node's `nodes/` record, bound to `lease`.
     async fn put_record(&self, link: &Link, lease: LeaseId, expect: Expect) -> Result<(), EtcdError> {
+        let started = link
+            .exchange
+            .started
+            .locked()
+            .get_or_insert_with(|| rfc3339(SystemTime::now()))
+            .clone();
         let record = NodeRecord {
-            started: rfc3339(SystemTime::now()),
+            started,
             lease: lease.0,
             quorum: self.running.locked().health.quorum.to_string(),
         };
@@ -289,41 +303,73 @@ impl Control {
         link.etcd.commit(&[put]).await.map(drop)
     }
 
-    /// This node's lease: the one it holds if etcd still has it, else a new one (the last
-    /// run's revoked first), with this node's `nodes/` key.
+    /// This node's lease: the one it holds, or held in its last run, if etcd still has it;
+    /// else a new one, with this node's `nodes/` record.
     async fn lease(&self, link: &Link) -> Result<LeaseId, Stopped> {
         let held = *link.exchange.lease.locked();
-        if let Some(lease) = held {
+        let history = read_leases(&link.lease_file());
+        // At start, the last run's: taken back while alive, so a restart changes no verdict.
+        if let Some(lease) = held.or_else(|| history.last().copied()) {
             match link.etcd.keep_alive(lease).await {
-                Ok(_) => return Ok(lease),
+                Ok(_) => {
+                    if held.is_none() {
+                        tracing::info!(
+                            lease = lease.0,
+                            "the last run's lease taken back: its views count until this run's replace them"
+                        );
+                        *link.exchange.lease.locked() = Some(lease);
+                        self.put_record(link, lease, Expect::Any).await?;
+                    }
+                    return Ok(lease);
+                }
                 Err(EtcdError::LeaseGone(_)) => *link.exchange.lease.locked() = None,
                 Err(e) => return Err(e.into()),
             }
         }
-        let file = link.lease_file();
-        if let Some(old) = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            match link.etcd.revoke(LeaseId(old)).await {
-                Ok(()) => tracing::info!(lease = old, "the last run's lease revoked"),
-                Err(EtcdError::LeaseGone(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
         let lease = link.etcd.grant(link.settings.lease_ttl).await?;
-        if let Err(e) = crate::files::write_atomic(&file, lease.id.0.to_string().as_bytes()) {
-            tracing::warn!(file = %file.display(), error = %e, "cannot record the lease: a restart leaves this run's views until it expires");
+        let file = link.lease_file();
+        if let Err(e) = write_leases(&file, &history, lease.id) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot record the lease: a restart will not take it back");
         }
-        match self.put_record(link, lease.id, Expect::Absent).await {
-            Ok(()) => {}
-            Err(EtcdError::Conflict { .. }) => {
-                let _ = link.etcd.revoke(lease.id).await;
-                return Err(Stopped::NameTaken);
-            }
-            Err(e) => {
-                let _ = link.etcd.revoke(lease.id).await;
-                return Err(e.into());
+        let mut taken_back = false;
+        loop {
+            match self.put_record(link, lease.id, Expect::Absent).await {
+                Ok(()) => break,
+                Err(EtcdError::Conflict { .. }) if !taken_back => {
+                    // A record under a lease this node held before (an etcd restored from a
+                    // backup brings it back): this node's own, not a second node's.
+                    let key = Key::Node(link.node().to_string()).under(link.prefix());
+                    let theirs = link
+                        .etcd
+                        .get(&key)
+                        .await?
+                        .and_then(|e| serde_json::from_slice::<NodeRecord>(&e.value).ok());
+                    match theirs {
+                        Some(r) if history.contains(&LeaseId(r.lease)) => {
+                            tracing::info!(
+                                lease = r.lease,
+                                "a record of this node under a lease of an earlier run (a restored etcd): revoked"
+                            );
+                            match link.etcd.revoke(LeaseId(r.lease)).await {
+                                Ok(()) | Err(EtcdError::LeaseGone(_)) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                            taken_back = true;
+                        }
+                        _ => {
+                            let _ = link.etcd.revoke(lease.id).await;
+                            return Err(Stopped::NameTaken);
+                        }
+                    }
+                }
+                Err(EtcdError::Conflict { .. }) => {
+                    let _ = link.etcd.revoke(lease.id).await;
+                    return Err(Stopped::NameTaken);
+                }
+                Err(e) => {
+                    let _ = link.etcd.revoke(lease.id).await;
+                    return Err(e.into());
+                }
             }
         }
         if lease.ttl != link.settings.lease_ttl {
@@ -332,6 +378,19 @@ impl Control {
         tracing::info!(lease = lease.id.0, ttl = ?lease.ttl, "joined the cluster's health exchange");
         *link.exchange.lease.locked() = Some(lease.id);
         Ok(lease.id)
+    }
+
+    /// Whether what etcd holds of this node's view of `target` (`published`) must be written
+    /// again: it differs from the view, or the target is no longer probed. A target probed but
+    /// without a result yet is left as it is: its first result is published.
+    fn out_of_date(&self, target: &str, published: Option<&View>) -> bool {
+        if !self.scheduler.probes(target) {
+            return published.is_some();
+        }
+        match self.scheduler.own_view(target) {
+            Some(now) => !same(published, Some(&now)),
+            None => false,
+        }
     }
 
     /// Writes the views that changed since the last call, bound to `lease` (a removed one is
@@ -378,6 +437,11 @@ impl Control {
         let Some(Ok(Key::Node(name))) = Key::parse(link.prefix(), &key) else {
             return;
         };
+        if name == link.node() && record.is_none() {
+            // Deleted by a hand while the lease lives (or with it: then writing it fails, and
+            // a new lease is taken): put back, or the others stop counting this node.
+            link.exchange.record.notify_one();
+        }
         let mut nodes = link.exchange.nodes.locked();
         let before = nodes.len();
         self.record_node(&mut nodes, name, record);
@@ -488,6 +552,27 @@ async fn until_even(mut count: tokio::sync::watch::Receiver<u64>) {
             return;
         }
     }
+}
+
+/// The leases this node's `state_dir` held, oldest first (the last is the current run's).
+fn read_leases(file: &std::path::Path) -> Vec<LeaseId> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok().map(LeaseId))
+        .collect()
+}
+
+/// Records `lease` after the last few of `history`.
+fn write_leases(file: &std::path::Path, history: &[LeaseId], lease: LeaseId) -> std::io::Result<()> {
+    const KEPT: usize = 8;
+    let mut text: String = history
+        .iter()
+        .skip(history.len().saturating_sub(KEPT - 1))
+        .map(|l| format!("{}\n", l.0))
+        .collect();
+    text.push_str(&format!("{}\n", lease.0));
+    crate::files::write_atomic(file, text.as_bytes())
 }
 
 /// The value published for a view.
