@@ -124,6 +124,11 @@ pub async fn serve(
     // The first answers must already reflect health: wait for one round of probes. A stop asked
     // for meanwhile is a stop: nothing serves yet, so there is nothing to drain.
     let (store, scheduler) = (ctl.store(), ctl.scheduler());
+    let mut tasks = tokio::task::JoinSet::new();
+    // In cluster mode: the shared state is followed from the start (the first state to serve
+    // comes from it), and the health views are shared from the first probe on.
+    tasks.spawn(ctl.clone().follow_cluster(stop.clone()));
+    tasks.spawn(ctl.clone().exchange_health(stop.clone()));
     tokio::select! {
         _ = ctl.start(config.health.startup_wait) => {}
         _ = term.recv() => return stopped_while_starting(&scheduler).await,
@@ -131,7 +136,6 @@ pub async fn serve(
     }
 
     let mut udp_threads = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
     let limits = tcp::TcpLimits {
         idle_timeout: config.dns.tcp_idle_timeout,
         max_connections: config.dns.tcp_max_connections.get(),
@@ -193,7 +197,6 @@ pub async fn serve(
     }
     // Always watched: a reload may configure a GeoIP database the start had none of.
     tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
-    tasks.spawn(ctl.clone().follow_cluster(stop.clone()));
     ctl.set_ready(true);
     if let Some(path) = &ready_file {
         crate::files::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {

@@ -141,6 +141,7 @@ pub struct Metrics {
     /// Cluster mode: changes read from etcd and applied, and those refused (invalid).
     pub cluster_changes: AtomicU64,
     pub cluster_refused: AtomicU64,
+    pub cluster_health_writes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -156,6 +157,7 @@ impl Default for Metrics {
             zone_edits: AtomicU64::new(0),
             cluster_changes: AtomicU64::new(0),
             cluster_refused: AtomicU64::new(0),
+            cluster_health_writes: AtomicU64::new(0),
         }
     }
 }
@@ -231,6 +233,11 @@ impl Metrics {
                 "meridian_cluster_refused",
                 "Cluster mode: changes read from etcd and refused (invalid; the last good state kept serving)",
                 &self.cluster_refused,
+            ),
+            (
+                "meridian_cluster_health_writes",
+                "Cluster mode: this node's health views written to etcd (changes of view only)",
+                &self.cluster_health_writes,
             ),
         ] {
             r.register(name, help, ConstCounter::new(c.load(Ordering::Relaxed)));
@@ -377,6 +384,7 @@ mod tests {
             [
                 "# TYPE meridian_answers counter",
                 "# TYPE meridian_cluster_changes counter",
+                "# TYPE meridian_cluster_health_writes counter",
                 "# TYPE meridian_cluster_refused counter",
                 "# TYPE meridian_datacenter_up gauge",
                 "# TYPE meridian_ecs_queries counter",

@@ -231,7 +231,8 @@ impl ClusterState {
                 mod_revision: e.mod_revision,
             };
             match Key::parse(prefix, &e.key) {
-                None | Some(Ok(Key::Audit)) => {}
+                // Each node's own keys: not part of the state operators write.
+                None | Some(Ok(Key::Audit | Key::Node(_) | Key::Health { .. })) => {}
                 Some(Err(foreign)) => state.foreign.push(foreign),
                 Some(Ok(Key::Datacenters)) => state.datacenters = Some(stored),
                 Some(Ok(Key::Zone(z))) => {

@@ -7,6 +7,11 @@
 //! | `overrides/datacenters/<dc>` | JSON: `{"state": "drained", "weight": 50}` (either may be absent) |
 //! | `overrides/endpoints/<dc>/<address>` | JSON: `{"state": "down"}` |
 //! | `audit` | JSON: who made the change written in the same transaction (`Audit`) |
+//! | `nodes/<node>` | JSON: a live node (`NodeRecord`), bound to its lease |
+//! | `health/<node>/<check>/<address>` | JSON: what that node's probe sees (`HealthReport`), bound to its lease |
+//!
+//! The shared state (data centers, zones, overrides) is written by operators; `nodes/` and
+//! `health/` are each node's own, written only by it and gone when its lease expires.
 //!
 //! Anything else under the prefix is left alone (and reported once).
 
@@ -24,6 +29,24 @@ pub enum Key {
     DcOverride(String),
     EndpointOverride(EndpointKey),
     Audit,
+    /// A live node, by its name.
+    Node(String),
+    /// One node's view of one probe target. `target` is `<check>/<address>`, the address
+    /// canonical (as `health::probe::Target::key` writes it).
+    Health {
+        node: String,
+        target: String,
+    },
+}
+
+/// The prefix of every health key (all nodes').
+pub fn health_prefix(prefix: &str) -> String {
+    format!("{prefix}health/")
+}
+
+/// The prefix of one node's health keys.
+pub fn node_health_prefix(prefix: &str, node: &str) -> String {
+    format!("{prefix}health/{node}/")
 }
 
 /// A key under the prefix that is none of Meridian's, with the reason.
@@ -43,6 +66,8 @@ impl Key {
             Key::DcOverride(dc) => format!("overrides/datacenters/{dc}"),
             Key::EndpointOverride(k) => format!("overrides/endpoints/{}/{}", k.dc, k.address),
             Key::Audit => "audit".into(),
+            Key::Node(n) => format!("nodes/{n}"),
+            Key::Health { node, target } => format!("health/{node}/{target}"),
         }
     }
 
@@ -88,12 +113,34 @@ impl Key {
                         )),
                         Err(e) => foreign(&e),
                     }
+                } else if let Some(node) = rest.strip_prefix("nodes/") {
+                    if is_safe_name(node) {
+                        Ok(Key::Node(node.to_string()))
+                    } else {
+                        foreign("not a node name")
+                    }
+                } else if let Some(health) = rest.strip_prefix("health/") {
+                    match parse_health(health) {
+                        Some((node, target)) => Ok(Key::Health { node, target }),
+                        None => foreign(
+                            "health keys are `health/<node>/<check>/<address>`, the address canonical",
+                        ),
+                    }
                 } else {
                     foreign("unknown key")
                 }
             }
         })
     }
+}
+
+/// `<node>/<check>/<address>` of a health key.
+fn parse_health(rest: &str) -> Option<(String, String)> {
+    let (node, target) = rest.split_once('/')?;
+    let (check, address) = target.split_once('/')?;
+    let ip: std::net::IpAddr = address.parse().ok()?;
+    (is_safe_name(node) && is_safe_name(check) && ip.to_string() == address)
+        .then(|| (node.to_string(), target.to_string()))
 }
 
 /// Data center names as the configuration allows them (`[A-Za-z0-9_.-]`, not empty).
@@ -148,6 +195,33 @@ impl Audit {
     }
 }
 
+/// The value of `nodes/<node>`: the node is live while its lease is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// When this node's lease was granted (RFC 3339).
+    pub started: String,
+    /// The lease its keys are bound to.
+    pub lease: i64,
+    /// Its `health.quorum` (nodes deciding by different rules can disagree).
+    pub quorum: String,
+}
+
+/// The value of `health/<node>/<check>/<address>`: one node's view of one target, written when
+/// it changes (not per probe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// `up` or `down`.
+    pub state: String,
+    /// When the node's view last changed (RFC 3339).
+    pub since: String,
+    /// Why: the last error when down, what brought it up otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The probe's latency when the view changed, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +234,15 @@ mod tests {
             Key::DcOverride("eu-west".into()),
             Key::EndpointOverride("eu/2001:db8::1".parse().unwrap()),
             Key::Audit,
+            Key::Node("ns1".into()),
+            Key::Health {
+                node: "ns1".into(),
+                target: "web/2001:db8::1".into(),
+            },
+            Key::Health {
+                node: "ns-2".into(),
+                target: "web/192.0.2.1".into(),
+            },
         ];
         for k in keys {
             assert_eq!(Key::parse("/m/", &k.under("/m/")), Some(Ok(k.clone())), "{k:?}");
@@ -178,6 +261,12 @@ mod tests {
             "/m/overrides/endpoints/eu/2001:DB8::1",
             "/m/overrides/endpoints/eu/300.1.1.1",
             "/m/health/x",
+            "/m/health/ns1/web",
+            "/m/health/ns1/web/2001:DB8::1",
+            "/m/health/ns1/w b/192.0.2.1",
+            "/m/health/ns/1/web/192.0.2.1",
+            "/m/nodes/a/b",
+            "/m/nodes/",
         ] {
             assert!(matches!(parse(bad), Some(Err(_))), "{bad}");
         }

@@ -21,6 +21,9 @@ pub struct ClusterConfig {
     /// How long one request to etcd may take before the member counts as unreachable.
     /// Default 2 s.
     pub timeout: Duration,
+    /// The TTL of the lease this node's health reports are bound to: a node that stops (or
+    /// loses etcd) drops out of every quorum this long after its last keep-alive. Default 10 s.
+    pub lease_ttl: Duration,
     /// TLS towards etcd: the CA that signed the members' certificates (default: the system's
     /// roots) and this node's client certificate and key, when etcd asks for one.
     pub tls: Option<EtcdTls>,
@@ -98,6 +101,22 @@ pub(crate) fn cluster(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawCluster
         " (like 2s)",
         Duration::from_secs(2),
     );
+    let lease_ttl = positive_duration(
+        d,
+        &etcd.lease_ttl,
+        "cluster.etcd.lease_ttl",
+        " (like 10s)",
+        Duration::from_secs(10),
+    );
+    if let Some(raw) = &etcd.lease_ttl
+        && (lease_ttl < Duration::from_secs(1) || lease_ttl.subsec_nanos() != 0)
+    {
+        d.at(
+            raw,
+            "cluster.etcd.lease_ttl",
+            "etcd's leases last whole seconds: give at least 1s, in seconds (like 10s)",
+        );
+    }
     let file = |f: &Option<Spanned<String>>| f.as_ref().map(|f| base.join(&f.value));
     let (cert_file, key_file) = (file(&etcd.cert_file), file(&etcd.key_file));
     match (&etcd.cert_file, &etcd.key_file) {
@@ -138,6 +157,7 @@ pub(crate) fn cluster(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawCluster
         endpoints: etcd.endpoints.value.iter().map(|e| e.value.clone()).collect(),
         prefix,
         timeout,
+        lease_ttl,
         tls,
         auth,
     }

@@ -56,6 +56,7 @@ pub struct RawEtcd {
     pub endpoints: Spanned<Vec<Spanned<String>>>,
     pub prefix: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub lease_ttl: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
     pub cert_file: Option<Spanned<String>>,
     pub key_file: Option<Spanned<String>>,
@@ -90,6 +91,8 @@ pub struct RawHealth {
     pub max_concurrent: Option<Spanned<u64>>,
     pub partition_guard: Option<Spanned<bool>>,
     pub startup_wait: Option<Spanned<String>>,
+    /// `majority`, `any`, `all`, or a number of nodes (read as text either way).
+    pub quorum: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -62,6 +62,47 @@ pub struct HealthConfig {
     /// Longest wait at start for the first round of probes. Default: as long as a full round
     /// can take (the longest timeout for every `max_concurrent` probes, plus 100 ms).
     pub startup_wait: Option<Duration>,
+    /// In cluster mode, how many of the nodes reporting on a target must see it down for the
+    /// cluster to take it out. Default: a majority.
+    pub quorum: Quorum,
+}
+
+/// `health.quorum`: how the nodes of a cluster decide that a target is down, from the views of
+/// the live nodes that report on it (`n` of them; a node with no result yet does not vote).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half of them see it down.
+    #[default]
+    Majority,
+    /// One of them sees it down.
+    Any,
+    /// All of them see it down.
+    All,
+    /// At least this many see it down (all of them, when fewer report).
+    Nodes(NonZeroUsize),
+}
+
+impl Quorum {
+    /// How many of `n` reporting nodes must see a target down.
+    pub fn needed(self, n: usize) -> usize {
+        match self {
+            Quorum::Majority => n / 2 + 1,
+            Quorum::Any => 1.min(n),
+            Quorum::All => n,
+            Quorum::Nodes(k) => k.get().min(n),
+        }
+    }
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::Majority => f.write_str("majority"),
+            Quorum::Any => f.write_str("any"),
+            Quorum::All => f.write_str("all"),
+            Quorum::Nodes(k) => write!(f, "{k}"),
+        }
+    }
 }
 
 /// What an admin token may do.
@@ -267,7 +308,29 @@ pub(crate) fn health(d: &mut Diagnostics, raw: &RawHealth) -> HealthConfig {
                 .map_err(|e| d.at(w, "health.startup_wait", e))
                 .ok()
         }),
+        quorum: raw.quorum.as_ref().map_or(Quorum::default(), |q| {
+            quorum(&q.value).unwrap_or_else(|| {
+                d.at(
+                    q,
+                    "health.quorum",
+                    format_args!(
+                        "`{}` is not a quorum: say majority, any, all, or a number of nodes (like 2)",
+                        q.value
+                    ),
+                );
+                Quorum::default()
+            })
+        }),
     }
+}
+
+fn quorum(text: &str) -> Option<Quorum> {
+    Some(match text {
+        "majority" => Quorum::Majority,
+        "any" => Quorum::Any,
+        "all" => Quorum::All,
+        n => Quorum::Nodes(n.parse().ok()?),
+    })
 }
 
 // === geoip ===

@@ -130,6 +130,9 @@ impl Control {
             metrics.clone(),
             stop.child_token(),
         );
+        if let Some(settings) = &config.cluster {
+            scheduler.join_cluster(&settings.node, config.health.quorum);
+        }
         let mut config = config;
         let running = without_zone_data(&mut config);
         let store = Arc::new(Store::new(config, Arc::default(), metrics.clone()));
@@ -152,7 +155,10 @@ impl Control {
     /// Starts the probes, waits for their first round (at most `wait`; by default as long as a
     /// full round can take), and publishes the snapshot again with real health.
     pub async fn start(&self, wait: Option<std::time::Duration>) {
-        self.first_sync().await;
+        self.synced().await;
+        // Changes read from etcd meanwhile wait: they would publish health this start then
+        // replaces.
+        let _change = self.begin_change().await;
         let config = self.running.locked().clone();
         let health = self.health_for(&config);
         if self.scheduler.probe_count() > 0 {
@@ -160,6 +166,10 @@ impl Control {
             let started = std::time::Instant::now();
             self.scheduler.first_round(wait).await;
             tracing::info!(probes = self.scheduler.probe_count(), took = ?started.elapsed(), "first round of health checks done");
+        }
+        if let Some(settings) = &config.cluster {
+            // The first answers count the other nodes' views, when etcd answers in time.
+            self.views_read(settings.timeout).await;
         }
         self.store.replace_health(health);
         release_freed_memory();
@@ -212,6 +222,9 @@ impl Control {
             }
         }
         drop(running);
+        if let Some(settings) = &new.cluster {
+            self.scheduler.join_cluster(&settings.node, new.health.quorum);
+        }
         let health = self.health_for(&new);
         let running = without_zone_data(&mut new);
         let generation = self.store.publish(new, health);

@@ -4,6 +4,7 @@
 //! answer path through an atomic (no lock on the query path). `scheduler` runs the probes.
 
 pub mod probe;
+pub mod quorum;
 pub mod scheduler;
 
 use crate::lock::LockExt;
@@ -73,11 +74,36 @@ pub fn observe(c: &mut Counter, ok: bool, rise: u32, fall: u32) -> Option<Status
     None
 }
 
-/// Everything known of one probe target. `up` is what the answer path reads.
+/// Everything known of one probe target. `up` is what the answer path reads: this node's own
+/// view, or in cluster mode the cluster's verdict.
 #[derive(Debug)]
 pub struct ProbeState {
     up: AtomicU8,
+    /// This node's own view and its history.
     pub detail: Mutex<Detail>,
+    /// In cluster mode, how the verdict was last reached.
+    pub decision: Mutex<Option<Decision>>,
+}
+
+/// How the cluster's verdict on a target was reached: the rule, the count, every vote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub rule: crate::config::Quorum,
+    pub tally: quorum::Tally,
+    /// Every node's view, this node's first (when it has one).
+    pub views: Vec<quorum::View>,
+    /// This node cannot reach etcd and its own view changed since: it decides alone.
+    pub alone: bool,
+}
+
+impl Decision {
+    /// The verdict in words: how the nodes voted, or why this node decided alone.
+    pub fn describe(&self) -> String {
+        if self.alone {
+            return "this node cannot reach etcd and its own view changed since: it decides alone".into();
+        }
+        quorum::describe(self.rule, &self.tally, &self.views)
+    }
 }
 
 /// The probe's history, for explanations and the admin API.
@@ -114,6 +140,7 @@ impl ProbeState {
                 results: 0,
                 failing_since: None,
             }),
+            decision: Mutex::new(None),
         }
     }
 
@@ -234,6 +261,9 @@ impl crate::select::Health for HealthView {
             return Some("state: down in the configuration".into());
         }
         let p = self.probes.get(e.id.0 as usize)?.as_ref()?;
+        if let Some(decision) = p.decision.locked().clone() {
+            return cluster_note(p, &decision);
+        }
         let d = p.detail.locked().clone();
         let since = humantime_ago(d.since);
         match d.counter.status {
@@ -248,6 +278,19 @@ impl crate::select::Health for HealthView {
             Status::Unknown => Some("not probed yet (treated as up)".into()),
             Status::Up => None,
         }
+    }
+}
+
+/// The note of a target the cluster decides on, when there is something to say: taken out by
+/// quorum, kept by quorum although this node sees it down, or decided alone.
+fn cluster_note(p: &ProbeState, decision: &Decision) -> Option<String> {
+    let own = p.detail.locked().counter.status;
+    match (decision.tally.verdict, own) {
+        (Status::Down, _) if decision.alone => Some(format!("down: {}", decision.describe())),
+        (Status::Down, _) => Some(format!("down by {}", decision.describe())),
+        (Status::Up, Status::Down) => Some(format!("up by {} (this node sees it down)", decision.describe())),
+        (Status::Unknown, _) => Some("not probed yet (treated as up)".into()),
+        _ => None,
     }
 }
 

@@ -28,6 +28,14 @@ impl std::fmt::Display for Target {
     }
 }
 
+impl Target {
+    /// The target's name among the nodes of a cluster: `<check>/<address>` (the key its health
+    /// reports are written under, `cluster::keys::Key::Health`).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.check.name, self.addr)
+    }
+}
+
 /// What one probe saw (it decides nothing: the scheduler's rise/fall machine does).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {

@@ -3,13 +3,15 @@
 //! start at once. Nothing here is on the DNS path: the answer path only reads atomics.
 
 use super::probe::{Report, Runner, Target, Tls};
-use super::{Counter, HealthView, ProbeState, Status, observe};
+use super::quorum::{View, tally};
+use super::{Counter, Decision, HealthView, ProbeState, Status, observe};
+use crate::config::Quorum;
 use crate::events::Events;
 use crate::lock::LockExt;
 use crate::metrics::Metrics;
 use crate::model::gslb::{Datacenter, DcId, DcState};
 use crate::select::Health as _;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -76,6 +78,16 @@ impl Guard {
     }
 }
 
+/// This node as one of a cluster's: the others' views, and how the verdict is reached.
+struct Votes {
+    node: String,
+    rule: Quorum,
+    /// The other nodes' views, by target key, then node.
+    peers: HashMap<String, BTreeMap<String, View>>,
+    /// Since when this node cannot reach etcd: the others' views are as of then.
+    cut: Option<SystemTime>,
+}
+
 /// What data center events are computed from.
 #[derive(Default)]
 struct DcView {
@@ -98,6 +110,12 @@ pub struct Scheduler {
     /// The data centers and endpoint states as of the last `sync`, for data center events.
     view: Mutex<DcView>,
     metrics: Arc<Metrics>,
+    /// In cluster mode: the votes the verdicts are counted from.
+    votes: Mutex<Option<Votes>>,
+    /// Targets whose own view changed (or stopped) and is not yet published to the cluster.
+    unpublished: Mutex<BTreeSet<String>>,
+    /// Woken when `unpublished` grows.
+    to_publish: tokio::sync::Notify,
 }
 
 impl Scheduler {
@@ -121,6 +139,9 @@ impl Scheduler {
             stop,
             tracker: TaskTracker::new(),
             view: Mutex::new(DcView::default()),
+            votes: Mutex::new(None),
+            unpublished: Mutex::default(),
+            to_publish: tokio::sync::Notify::new(),
         })
     }
 
@@ -130,6 +151,7 @@ impl Scheduler {
     pub fn sync(self: &Arc<Self>, dcs: &[Datacenter]) -> Vec<Option<Arc<ProbeState>>> {
         let mut running = self.running.locked();
         let mut wanted: HashMap<Target, ()> = HashMap::new();
+        let mut started = Vec::new();
         let count = dcs.iter().map(|d| d.endpoints.len()).sum::<usize>();
         let mut probes = vec![
             None;
@@ -163,21 +185,34 @@ impl Scheduler {
                         },
                     );
                     tracing::debug!(%target, "probe started");
+                    started.push((target.clone(), state.clone()));
                     state
                 }
             };
             wanted.insert(target, ());
             probes[e.id.0 as usize] = Some(state);
         }
+        let before = self.unpublished.locked().len();
         running.retain(|target, r| {
             let keep = wanted.contains_key(target);
             if !keep {
                 r.cancel.cancel();
                 self.guard.last_success.locked().remove(&r.id);
+                self.unpublished.locked().insert(target.key());
                 tracing::debug!(%target, "probe stopped");
             }
             keep
         });
+        if self.unpublished.locked().len() > before {
+            self.to_publish.notify_one();
+        }
+        drop(running);
+        if self.votes.locked().is_some() {
+            // The other nodes' views of a new target count before this node's first result.
+            for (target, state) in &started {
+                self.decide(target, state);
+            }
+        }
         probes
     }
 
@@ -238,7 +273,7 @@ impl Scheduler {
     fn settle_first_round(&self) {
         let running = self.running.locked();
         let any_success = !self.guard.last_success.locked().is_empty();
-        let mut changed = Vec::new();
+        let mut changed: Vec<(Target, Arc<ProbeState>, String)> = Vec::new();
         for (target, r) in running.iter() {
             let mut d = r.state.detail.locked();
             if d.counter.status != Status::Unknown || d.last_ok != Some(false) {
@@ -255,13 +290,15 @@ impl Scheduler {
                 streak: 0,
             };
             d.since = SystemTime::now();
-            r.state.publish(Status::Down);
-            changed.push((target.clone(), d.last_error.clone().unwrap_or_default()));
+            changed.push((
+                target.clone(),
+                r.state.clone(),
+                d.last_error.clone().unwrap_or_default(),
+            ));
         }
         drop(running);
-        for (target, why) in changed {
-            self.events
-                .emit(format!("target {target}"), "unknown", "down", why);
+        for (target, state, why) in changed {
+            self.transition(&target, &state, Status::Unknown, Status::Down, why);
         }
         self.datacenter_events();
     }
@@ -350,7 +387,6 @@ impl Scheduler {
         }
         d.counter = next;
         d.since = SystemTime::now();
-        state.publish(new);
         let reason = match (new, &report.error) {
             (Status::Down, Some(e)) => e.clone(),
             (Status::Up, _) if old.status == Status::Unknown => "first probe succeeded".to_string(),
@@ -358,13 +394,211 @@ impl Scheduler {
             _ => format!("{} consecutive successes", check.rise),
         };
         drop(d);
+        self.transition(target, state, old.status, new, reason);
+        self.datacenter_events();
+    }
+
+    /// This node's view of `target` changed from `old` to `new`. Alone, that is the verdict; in
+    /// a cluster it is one vote, published to the others and counted at once.
+    fn transition(&self, target: &Target, state: &ProbeState, old: Status, new: Status, reason: String) {
+        let node = self.votes.locked().as_ref().map(|v| v.node.clone());
+        let Some(node) = node else {
+            state.publish(new);
+            self.events
+                .emit(format!("target {target}"), old.as_str(), new.as_str(), reason);
+            return;
+        };
         self.events.emit(
-            format!("target {target}"),
-            old.status.as_str(),
+            format!("target {target} seen from {node}"),
+            old.as_str(),
             new.as_str(),
             reason,
         );
+        self.unpublished.locked().insert(target.key());
+        self.to_publish.notify_one();
+        self.decide(target, state);
+    }
+
+    /// Counts the votes on `target` and publishes the verdict; an event when it changed. In
+    /// file mode this node's view is the verdict.
+    fn decide(&self, target: &Target, state: &ProbeState) {
+        let votes = self.votes.locked();
+        let Some(votes) = votes.as_ref() else {
+            state.publish(state.detail.locked().counter.status);
+            return;
+        };
+        let own = own_view(&votes.node, &state.detail.locked());
+        let alone = votes
+            .cut
+            .is_some_and(|cut| own.as_ref().is_some_and(|o| o.since > cut));
+        let mut views: Vec<View> = own.into_iter().collect();
+        if !alone && let Some(peers) = votes.peers.get(&target.key()) {
+            views.extend(peers.values().cloned());
+        }
+        let tally = tally(votes.rule, &views);
+        let decision = Decision {
+            rule: votes.rule,
+            tally,
+            views,
+            alone,
+        };
+        let old = state.status();
+        state.publish(tally.verdict);
+        if old != tally.verdict {
+            self.events.emit(
+                format!("target {target}"),
+                old.as_str(),
+                tally.verdict.as_str(),
+                decision.describe(),
+            );
+        }
+        *state.decision.locked() = Some(decision);
+    }
+
+    /// Counts the votes on every target again (the rule, the others' views or the link to
+    /// etcd changed).
+    fn decide_all(&self) {
+        let probes: Vec<(Target, Arc<ProbeState>)> = self
+            .running
+            .locked()
+            .iter()
+            .map(|(t, r)| (t.clone(), r.state.clone()))
+            .collect();
+        for (target, state) in &probes {
+            self.decide(target, state);
+        }
         self.datacenter_events();
+    }
+
+    // === cluster mode: the exchange with the other nodes (driven by `control::cluster`) ===
+
+    /// Makes this node `node` of a cluster deciding by `rule` (at start, and at every reload:
+    /// the rule may change).
+    pub fn join_cluster(&self, node: &str, rule: Quorum) {
+        {
+            let mut votes = self.votes.locked();
+            match votes.as_mut() {
+                Some(v) if v.node == node && v.rule == rule => return,
+                Some(v) => {
+                    v.node = node.to_string();
+                    v.rule = rule;
+                }
+                None => {
+                    *votes = Some(Votes {
+                        node: node.to_string(),
+                        rule,
+                        peers: HashMap::new(),
+                        cut: None,
+                    })
+                }
+            }
+        }
+        self.decide_all();
+    }
+
+    /// This node's view of every target it has a result for, by target key: what it publishes
+    /// whole when its lease is new.
+    pub fn own_views(&self) -> Vec<(String, View)> {
+        let Some(node) = self.votes.locked().as_ref().map(|v| v.node.clone()) else {
+            return Vec::new();
+        };
+        self.running
+            .locked()
+            .iter()
+            .filter_map(|(t, r)| Some((t.key(), own_view(&node, &r.state.detail.locked())?)))
+            .collect()
+    }
+
+    /// Waits until some view is left to publish.
+    pub async fn unpublished(&self) {
+        let pending = self.to_publish.notified();
+        if self.unpublished.locked().is_empty() {
+            pending.await;
+        }
+    }
+
+    /// Takes the targets whose own view changed since the last call, with the view now (`None`:
+    /// no longer probed, or no result: its report is removed).
+    pub fn take_unpublished(&self) -> Vec<(String, Option<View>)> {
+        let keys = std::mem::take(&mut *self.unpublished.locked());
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let mut views: HashMap<String, View> = self.own_views().into_iter().collect();
+        keys.into_iter()
+            .map(|k| {
+                let v = views.remove(&k);
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Puts back views that could not be published, to be tried again.
+    pub fn republish(&self, keys: impl IntoIterator<Item = String>) {
+        self.unpublished.locked().extend(keys);
+    }
+
+    /// Another node's view of a target changed (`None`: withdrawn, or its lease expired).
+    pub fn peer_view(&self, node: &str, target: &str, view: Option<View>) {
+        {
+            let mut votes = self.votes.locked();
+            let Some(votes) = votes.as_mut() else { return };
+            if node == votes.node {
+                return;
+            }
+            let entry = votes.peers.entry(target.to_string()).or_default();
+            let changed = match view {
+                Some(v) => entry.insert(node.to_string(), v.clone()).as_ref() != Some(&v),
+                None => entry.remove(node).is_some(),
+            };
+            if entry.is_empty() {
+                votes.peers.remove(target);
+            }
+            if !changed {
+                return;
+            }
+        }
+        let probe = self
+            .running
+            .locked()
+            .iter()
+            .find(|(t, _)| t.key() == target)
+            .map(|(t, r)| (t.clone(), r.state.clone()));
+        if let Some((t, state)) = probe {
+            self.decide(&t, &state);
+            self.datacenter_events();
+        }
+    }
+
+    /// Every other node's views at once (read whole from etcd), replacing those known.
+    pub fn peer_views(&self, views: Vec<(String, String, View)>) {
+        {
+            let mut votes = self.votes.locked();
+            let Some(votes) = votes.as_mut() else { return };
+            votes.peers.clear();
+            for (node, target, view) in views {
+                if node != votes.node {
+                    votes.peers.entry(target).or_default().insert(node, view);
+                }
+            }
+        }
+        self.decide_all();
+    }
+
+    /// Whether this node can reach etcd. Cut off, it keeps the others' last views (so the
+    /// last verdicts) and decides alone on targets whose own view changes from then on;
+    /// reconnected, the views it reads again count.
+    pub fn set_cut(&self, cut: bool) {
+        {
+            let mut votes = self.votes.locked();
+            let Some(votes) = votes.as_mut() else { return };
+            match (cut, votes.cut) {
+                (true, None) => votes.cut = Some(SystemTime::now()),
+                (false, Some(_)) => votes.cut = None,
+                _ => return,
+            }
+        }
+        self.decide_all();
     }
 
     /// Emits an event for every data center whose endpoints' health changed its verdict. An
@@ -396,6 +630,18 @@ impl Scheduler {
         }
         v.last = now;
     }
+}
+
+/// This node's view of a target, when it has a result.
+fn own_view(node: &str, d: &super::Detail) -> Option<View> {
+    matches!(d.counter.status, Status::Up | Status::Down).then(|| View {
+        node: node.to_string(),
+        status: d.counter.status,
+        since: d.since,
+        reason: (d.counter.status == Status::Down)
+            .then(|| d.last_error.clone().unwrap_or_else(|| "failing".into())),
+        latency: d.last_latency,
+    })
 }
 
 fn dc_states(dcs: &[Datacenter], view: &HealthView) -> HashMap<Box<str>, DcState> {

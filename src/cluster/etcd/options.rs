@@ -133,6 +133,7 @@ mod tests {
             endpoints: vec!["https://10.0.0.1:2379".into()],
             prefix: "/meridian/".into(),
             timeout: Duration::from_secs(3),
+            lease_ttl: Duration::from_secs(10),
             tls: Some(EtcdTls {
                 ca_file: Some("/etc/meridian/etcd-ca.pem".into()),
                 cert_file: Some("/etc/meridian/etcd.pem".into()),

@@ -104,6 +104,8 @@ impl Link {
             let unit = &mut units.last_mut().expect("pushed").1;
             match self.parse(&key) {
                 Some(Key::Audit) => unit.audit = value.and_then(|v| serde_json::from_slice(&v).ok()),
+                // The nodes' own keys: the health exchange follows them (`health.rs`).
+                Some(Key::Node(_) | Key::Health { .. }) => {}
                 Some(key) => unit.docs.push(Doc {
                     key,
                     mod_revision,
@@ -113,7 +115,11 @@ impl Link {
             }
         }
         Batch {
-            units: units.into_iter().map(|(_, u)| u).collect(),
+            units: units
+                .into_iter()
+                .map(|(_, u)| u)
+                .filter(|u| !u.docs.is_empty())
+                .collect(),
             revision,
             whole: false,
         }
@@ -134,7 +140,7 @@ impl Link {
         };
         for e in listing.entries {
             let Some(key) = self.parse(&e.key) else { continue };
-            if key == Key::Audit {
+            if matches!(key, Key::Audit | Key::Node(_) | Key::Health { .. }) {
                 continue;
             }
             let path = key.path();

@@ -85,6 +85,13 @@ pub(super) struct Cache {
     dir: PathBuf,
 }
 
+impl Cache {
+    /// `state_dir/cluster`.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// Where the documents in use keep a shared document (`None` for any other key): the path
 /// configuration loading reads (`config::shared_file`, `config::shared_zones_dir`).
 pub(super) fn file_in_use(state_dir: &Path, key: &Key) -> Option<PathBuf> {

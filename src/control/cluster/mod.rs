@@ -10,6 +10,7 @@
 
 mod apply;
 mod cache;
+mod health;
 
 use super::{ChangeGuard, Control};
 use crate::cluster::etcd::{Etcd, EtcdError, Expect, Options, Write};
@@ -88,6 +89,15 @@ pub(super) struct Link {
     applied: tokio::sync::watch::Sender<i64>,
     /// Foreign keys already reported (once each).
     reported: Mutex<HashSet<String>>,
+    /// The health exchange (`health.rs`).
+    exchange: health::Exchange,
+    /// Counts the watch of the shared state coming up (odd: watching) and going down (even).
+    /// The health exchange writes only while it is up: this node's own writes would move
+    /// etcd's revision past the one it has applied, and hide an etcd that is behind it (new,
+    /// or restored from a backup), which the watch detects by comparing the two.
+    watching: tokio::sync::watch::Sender<u64>,
+    /// Set once the node has a state to serve (its cache, or the first whole read).
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Link {
@@ -115,6 +125,9 @@ impl Link {
             known: Mutex::new(known),
             status: Mutex::new(status),
             reported: Mutex::default(),
+            exchange: health::Exchange::default(),
+            watching: tokio::sync::watch::channel(0).0,
+            synced: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -264,6 +277,17 @@ impl Link {
         known.refused.values_mut().for_each(|r| r.mod_revision = 0);
     }
 
+    /// Moves past changes with nothing to apply (the nodes' own health keys, followed by
+    /// `health.rs`): in memory only; the cache records the revision with the next change it
+    /// writes (a restart sees these changes again, and again applies nothing).
+    fn pass(&self, revision: i64) {
+        let mut known = self.known.locked().clone();
+        if revision > known.revision {
+            known.revision = revision;
+            self.advance(known);
+        }
+    }
+
     /// Takes `known` as what this node has applied (it is cached already); wakes writers
     /// waiting on it.
     fn advance(&self, known: Known) {
@@ -271,6 +295,22 @@ impl Link {
         *self.known.locked() = known;
         self.status.locked().revision = revision;
         self.applied.send_replace(revision);
+    }
+}
+
+/// The watch of the shared state is up while this lives.
+struct Watching<'a>(&'a Link);
+
+impl<'a> Watching<'a> {
+    fn up(link: &'a Link) -> Watching<'a> {
+        link.watching.send_modify(|n| *n += 1);
+        Watching(link)
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.watching.send_modify(|n| *n += 1);
     }
 }
 
@@ -319,11 +359,17 @@ impl Control {
         }
     }
 
+    /// Waits until this node has a state to serve: its cache, or, for a node that has none,
+    /// the first whole read (see [`Control::follow_cluster`]).
+    pub(super) async fn synced(&self) {
+        let Some(link) = self.link() else { return };
+        let _ = link.synced.subscribe().wait_for(|s| *s).await;
+    }
+
     /// At start in cluster mode: a node that has never applied the cluster's state reads it
     /// whole from etcd, trying until it can (a node with a cache serves that meanwhile, and
     /// catches up in [`Control::follow_cluster`]).
-    pub(super) async fn first_sync(&self) {
-        let Some(link) = self.link() else { return };
+    async fn first_sync(&self, link: &Link) {
         if link.has_cache() {
             tracing::info!(
                 revision = link.known.locked().revision,
@@ -359,8 +405,13 @@ impl Control {
     /// Follows etcd until `stop`: the watch from the last revision applied, a whole read after
     /// a compaction, reconnection with backoff, and a ping (one read per `cluster.etcd.timeout`)
     /// so that a member that stops answering without closing the connection is noticed.
+    /// It begins with the first state to serve ([`Control::first_sync`]); `start` waits for it.
     pub async fn follow_cluster(self: std::sync::Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let Some(link) = self.link() else { return };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = self.first_sync(link) => link.synced.send_replace(true),
+        };
         let prefix = link.prefix().as_bytes().to_vec();
         let ping_key = Key::Audit.under(link.prefix());
         let mut backoff = Duration::from_millis(100);
@@ -438,6 +489,7 @@ impl Control {
             Ok(w) => w,
             Err(e) => return e.into(),
         };
+        let _watching = Watching::up(link);
         let mut ping = tokio::time::interval(link.settings.timeout);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -446,7 +498,9 @@ impl Control {
                     Ok(changes) => {
                         link.set_connected();
                         let batch = link.batch_of(changes);
-                        if self.apply_batch(link, batch).await.is_err() {
+                        if batch.units.is_empty() {
+                            link.pass(batch.revision);
+                        } else if self.apply_batch(link, batch).await.is_err() {
                             return Interrupted::Cache;
                         }
                     }

@@ -1,0 +1,428 @@
+//! The health exchange of cluster mode. Each node publishes its own view of every probe target
+//! under `health/<node>/`, and says it is live under `nodes/<node>`, all bound to one lease of
+//! its own: only changes of view are written, plus one keep-alive per third of the lease's TTL,
+//! so etcd's load does not grow with the probe rate. A node that stops, or loses etcd, drops
+//! out of every quorum when its lease expires (etcd deletes its keys). Each node follows the
+//! others' views with a watch and hands them to the scheduler, which counts the votes.
+//!
+//! Cut off from etcd, the node keeps the others' last views and decides alone on the targets
+//! whose own view changes from then on (`Scheduler::set_cut`).
+
+use super::Link;
+use crate::cluster::etcd::{Change, EtcdError, Expect, LeaseId, Write};
+use crate::cluster::keys::{HealthReport, Key, NodeRecord, health_prefix};
+use crate::control::Control;
+use crate::events::{parse_rfc3339, rfc3339};
+use crate::health::Status;
+use crate::health::quorum::View;
+use crate::lock::LockExt;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Writes per transaction when publishing many views at once (etcd allows 128 by default).
+const WRITES_PER_TXN: usize = 64;
+
+/// The health exchange's part of the link.
+#[derive(Default)]
+pub(super) struct Exchange {
+    /// The lease this node's keys are bound to, while it has one.
+    lease: std::sync::Mutex<Option<LeaseId>>,
+    /// The live nodes, as their `nodes/` keys say (this one included).
+    nodes: std::sync::Mutex<BTreeMap<String, NodeRecord>>,
+    /// Set once the others' views have been read whole (the first verdicts count them).
+    read: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why serving a lease stopped.
+enum Stopped {
+    Etcd(EtcdError),
+    /// Another live node has this node's name.
+    NameTaken,
+}
+
+impl From<EtcdError> for Stopped {
+    fn from(e: EtcdError) -> Self {
+        Stopped::Etcd(e)
+    }
+}
+
+impl Link {
+    /// `state_dir/cluster/lease`: the lease of this node's last run, revoked at the next start
+    /// so that its views go at once rather than when it expires.
+    fn lease_file(&self) -> PathBuf {
+        self.cache.dir().join("lease")
+    }
+
+    fn node(&self) -> &str {
+        &self.settings.node
+    }
+
+    fn health_key(&self, target: &str) -> Vec<u8> {
+        Key::Health {
+            node: self.node().to_string(),
+            target: target.to_string(),
+        }
+        .under(self.prefix())
+    }
+}
+
+impl Control {
+    /// The live nodes of the cluster (their names and records), in cluster mode.
+    pub fn cluster_nodes(&self) -> BTreeMap<String, NodeRecord> {
+        self.link()
+            .map(|l| l.exchange.nodes.locked().clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits (at most `wait`) until the other nodes' views have been read once.
+    pub(in crate::control) async fn views_read(&self, wait: Duration) {
+        let Some(link) = self.link() else { return };
+        let mut read = link.exchange.read.subscribe();
+        if tokio::time::timeout(wait, read.wait_for(|r| *r)).await.is_err() {
+            tracing::warn!(
+                "the other nodes' health views are not read yet: this node's own views decide until they are"
+            );
+        }
+    }
+
+    /// Publishes this node's views and follows the others' until `stop`; then revokes the
+    /// lease, so that this node's views stop counting at once.
+    pub async fn exchange_health(self: Arc<Self>, stop: CancellationToken) {
+        let Some(link) = self.link() else { return };
+        let mut backoff = Duration::from_millis(100);
+        let mut name_taken_said = false;
+        loop {
+            // Only while the watch of the shared state is up (see `Link::watching`).
+            let mut watching = link.watching.subscribe();
+            let ready = watching.wait_for(|n| n % 2 == 1);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ready => {}
+            }
+            let stopped = tokio::select! {
+                _ = stop.cancelled() => break,
+                s = self.serve_lease(link) => s,
+            };
+            match stopped {
+                Stopped::NameTaken => {
+                    if !name_taken_said {
+                        let why = format!(
+                            "another live node is named {}: this node's health views are not shared until it goes (give each node its own cluster.node)",
+                            link.node()
+                        );
+                        tracing::error!("{why}");
+                        self.events
+                            .emit(format!("node {}", link.node()), "", "refused", why);
+                        name_taken_said = true;
+                    }
+                    backoff = link.settings.lease_ttl;
+                }
+                Stopped::Etcd(EtcdError::LeaseGone(_)) => {
+                    tracing::warn!(
+                        "this node's lease expired (etcd was out of reach longer than cluster.etcd.lease_ttl): granting a new one and publishing every view again"
+                    );
+                    *link.exchange.lease.locked() = None;
+                    continue;
+                }
+                // The history the watch needs is gone: read the views whole again.
+                Stopped::Etcd(EtcdError::Compacted { .. }) => continue,
+                Stopped::Etcd(e) => {
+                    tracing::warn!(error = %e, "health exchange with etcd interrupted: the others' last views and this node's own changes decide meanwhile");
+                    self.scheduler.set_cut(true);
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        let lease = link.exchange.lease.locked().take();
+        if let Some(lease) = lease {
+            match tokio::time::timeout(link.settings.timeout, link.etcd.revoke(lease)).await {
+                Ok(Ok(())) => {
+                    let _ = std::fs::remove_file(link.lease_file());
+                    tracing::info!("lease revoked: this node's health views no longer count");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "lease not revoked: this node's views count until it expires")
+                }
+                Err(_) => {
+                    tracing::warn!("lease not revoked in time: this node's views count until it expires")
+                }
+            }
+        }
+    }
+
+    /// Holds a lease: takes (or keeps) one, reads the others' views whole, publishes this
+    /// node's, then keeps the lease alive, publishes changes and follows the others' until
+    /// something fails.
+    async fn serve_lease(&self, link: &Link) -> Stopped {
+        match self.hold_lease(link).await {
+            Ok(never) => match never {},
+            Err(stopped) => stopped,
+        }
+    }
+
+    async fn hold_lease(&self, link: &Link) -> Result<std::convert::Infallible, Stopped> {
+        let (lease, new) = self.lease(link).await?;
+        let health = link.etcd.list(health_prefix(link.prefix()).as_bytes()).await?;
+        let nodes_prefix = Key::Node(String::new()).under(link.prefix());
+        let nodes = link.etcd.list(&nodes_prefix).await?;
+        let views = health
+            .entries
+            .iter()
+            .filter_map(|e| link.peer_entry(&e.key, Some(&e.value)))
+            .filter_map(|(node, target, view)| Some((node, target, view?)))
+            .collect();
+        self.scheduler.peer_views(views);
+        self.scheduler.set_cut(false);
+        {
+            let mut known = link.exchange.nodes.locked();
+            known.clear();
+            for e in &nodes.entries {
+                if let Some(Ok(Key::Node(name))) = Key::parse(link.prefix(), &e.key)
+                    && let Ok(record) = serde_json::from_slice::<NodeRecord>(&e.value)
+                {
+                    known.insert(name, record);
+                }
+            }
+        }
+        link.exchange.read.send_replace(true);
+        if new {
+            // Every view again: the keys of an earlier lease are gone.
+            let all = self.scheduler.own_views().into_iter().map(|(k, _)| k);
+            self.scheduler.republish(all);
+        }
+        let mut health_watch = link
+            .etcd
+            .watch(health_prefix(link.prefix()).as_bytes(), health.revision + 1)
+            .await?;
+        let mut nodes_watch = link.etcd.watch(&nodes_prefix, nodes.revision + 1).await?;
+        let every = link.settings.lease_ttl / 3;
+        let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.publish(link, lease).await?;
+            tokio::select! {
+                _ = self.scheduler.unpublished() => {}
+                _ = keep_alive.tick() => {
+                    link.etcd.keep_alive(lease).await?;
+                }
+                changes = health_watch.next() => {
+                    for change in changes?.changes {
+                        let (key, value) = match &change {
+                            Change::Put(e) => (&e.key, Some(e.value.as_slice())),
+                            Change::Delete { key, .. } => (key, None),
+                        };
+                        if let Some((node, target, view)) = link.peer_entry(key, value) {
+                            self.scheduler.peer_view(&node, &target, view);
+                        }
+                    }
+                }
+                changes = nodes_watch.next() => {
+                    for change in changes?.changes {
+                        self.node_change(link, change);
+                    }
+                }
+            }
+        }
+    }
+
+    /// This node's lease: the one it holds if etcd still has it, else a new one (the last
+    /// run's revoked first), with this node's `nodes/` key. Whether it is new.
+    async fn lease(&self, link: &Link) -> Result<(LeaseId, bool), Stopped> {
+        let held = *link.exchange.lease.locked();
+        if let Some(lease) = held {
+            match link.etcd.keep_alive(lease).await {
+                Ok(_) => return Ok((lease, false)),
+                Err(EtcdError::LeaseGone(_)) => *link.exchange.lease.locked() = None,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let file = link.lease_file();
+        if let Some(old) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            match link.etcd.revoke(LeaseId(old)).await {
+                Ok(()) => tracing::info!(lease = old, "the last run's lease revoked"),
+                Err(EtcdError::LeaseGone(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let lease = link.etcd.grant(link.settings.lease_ttl).await?;
+        if let Err(e) = crate::files::write_atomic(&file, lease.id.0.to_string().as_bytes()) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot record the lease: a restart leaves this run's views until it expires");
+        }
+        let record = NodeRecord {
+            started: rfc3339(SystemTime::now()),
+            lease: lease.id.0,
+            quorum: self.running.locked().health.quorum.to_string(),
+        };
+        let put = Write::PutLeased {
+            key: Key::Node(link.node().to_string()).under(link.prefix()),
+            value: serde_json::to_vec(&record).expect("node record serializes"),
+            lease: lease.id,
+            expect: Expect::Absent,
+        };
+        match link.etcd.commit(&[put]).await {
+            Ok(_) => {}
+            Err(EtcdError::Conflict { .. }) => {
+                let _ = link.etcd.revoke(lease.id).await;
+                return Err(Stopped::NameTaken);
+            }
+            Err(e) => {
+                let _ = link.etcd.revoke(lease.id).await;
+                return Err(e.into());
+            }
+        }
+        if lease.ttl != link.settings.lease_ttl {
+            tracing::info!(asked = ?link.settings.lease_ttl, granted = ?lease.ttl, "etcd granted another lease TTL than asked");
+        }
+        tracing::info!(lease = lease.id.0, ttl = ?lease.ttl, "joined the cluster's health exchange");
+        *link.exchange.lease.locked() = Some(lease.id);
+        Ok((lease.id, true))
+    }
+
+    /// Writes the views that changed since the last call, bound to `lease` (a removed one is
+    /// deleted). What could not be written is written again next time.
+    async fn publish(&self, link: &Link, lease: LeaseId) -> Result<(), EtcdError> {
+        let changed = self.scheduler.take_unpublished();
+        for (i, chunk) in changed.chunks(WRITES_PER_TXN).enumerate() {
+            let writes: Vec<Write> = chunk
+                .iter()
+                .map(|(target, view)| {
+                    let key = link.health_key(target);
+                    match view {
+                        Some(v) => Write::PutLeased {
+                            key,
+                            value: serde_json::to_vec(&report(v)).expect("report serializes"),
+                            lease,
+                            expect: Expect::Any,
+                        },
+                        None => Write::Delete {
+                            key,
+                            expect: Expect::Any,
+                        },
+                    }
+                })
+                .collect();
+            if let Err(e) = link.etcd.commit(&writes).await {
+                let unwritten = &changed[i * WRITES_PER_TXN..];
+                self.scheduler.republish(unwritten.iter().map(|(k, _)| k.clone()));
+                return Err(e);
+            }
+            self.metrics
+                .cluster_health_writes
+                .fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A node joined or left (its lease expired, or it stopped).
+    fn node_change(&self, link: &Link, change: Change) {
+        let (key, record) = match change {
+            Change::Put(e) => (e.key, serde_json::from_slice::<NodeRecord>(&e.value).ok()),
+            Change::Delete { key, .. } => (key, None),
+        };
+        let Some(Ok(Key::Node(name))) = Key::parse(link.prefix(), &key) else {
+            return;
+        };
+        let mut nodes = link.exchange.nodes.locked();
+        match record {
+            Some(record) => {
+                let ours = self.running.locked().health.quorum.to_string();
+                if record.quorum != ours {
+                    tracing::warn!(
+                        node = name,
+                        theirs = record.quorum,
+                        ours,
+                        "nodes decide by different health.quorum rules: their verdicts can differ"
+                    );
+                }
+                if nodes.insert(name.clone(), record.clone()).is_none() {
+                    self.events.emit(
+                        format!("node {name}"),
+                        "",
+                        "live",
+                        format!("joined the cluster (health.quorum {})", record.quorum),
+                    );
+                }
+            }
+            None => {
+                if nodes.remove(&name).is_some() {
+                    self.events.emit(
+                        format!("node {name}"),
+                        "live",
+                        "gone",
+                        "its lease ended (stopped, or out of reach of etcd): its views no longer count",
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Link {
+    /// Another node's view from a health key and its value (`None` value: deleted). `None`
+    /// for anything else (this node's own keys included: its fresh view counts, not etcd's).
+    fn peer_entry(&self, key: &[u8], value: Option<&[u8]>) -> Option<(String, String, Option<View>)> {
+        let Some(Ok(Key::Health { node, target })) = Key::parse(self.prefix(), key) else {
+            return None;
+        };
+        if node == self.node() {
+            return None;
+        }
+        let view = match value {
+            None => None,
+            Some(v) => match serde_json::from_slice::<HealthReport>(v)
+                .ok()
+                .and_then(|r| view(&node, r))
+            {
+                Some(view) => Some(view),
+                None => {
+                    tracing::warn!(
+                        node,
+                        target,
+                        "a health report that does not read: its vote is left out"
+                    );
+                    None
+                }
+            },
+        };
+        Some((node, target, view))
+    }
+}
+
+/// The value published for a view.
+fn report(v: &View) -> HealthReport {
+    HealthReport {
+        state: v.status.as_str().to_string(),
+        since: rfc3339(v.since),
+        reason: v.reason.clone(),
+        latency_ms: v.latency.map(|l| l.as_secs_f64() * 1000.0),
+    }
+}
+
+/// The view a report says, when it reads.
+fn view(node: &str, r: HealthReport) -> Option<View> {
+    let status = match r.state.as_str() {
+        "up" => Status::Up,
+        "down" => Status::Down,
+        _ => return None,
+    };
+    Some(View {
+        node: node.to_string(),
+        status,
+        since: parse_rfc3339(&r.since)?,
+        reason: r.reason,
+        latency: r
+            .latency_ms
+            .filter(|l| l.is_finite() && *l >= 0.0)
+            .map(|l| Duration::from_secs_f64(l / 1000.0)),
+    })
+}
