@@ -94,7 +94,12 @@ impl Target {
                         count += 1;
                         requests.fetch_add(1, Ordering::Relaxed);
                         let m = mode.lock().unwrap().clone();
-                        let _ = serve(stream, &m, count, tls.clone());
+                        let tls = tls.clone();
+                        // A thread per connection, as a real server serves them side by side: a
+                        // client that connects and never sends its request (a prober whose route
+                        // was cut mid-probe) would otherwise hold up every other prober until
+                        // its read times out.
+                        std::thread::spawn(move || serve(stream, &m, count, tls));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
