@@ -32,12 +32,17 @@ gslb:\n  www: { policy: failover, ttl: 30, datacenters: [eu, us] }\n";
 
 /// A node named `name` deciding by `quorum`.
 fn node(name: &str, quorum: &str, etcd: &EtcdServer) -> tempfile::TempDir {
+    node_ttl(name, quorum, etcd, "2s")
+}
+
+/// A node like [`node`] with a lease of `ttl`.
+fn node_ttl(name: &str, quorum: &str, etcd: &EtcdServer, ttl: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("meridian.yaml"),
         format!(
             "dns: {{ listen: [\"127.0.0.1:0\"] }}\nstate_dir: state\nhealth: {{ quorum: {quorum} }}\n\
-             cluster:\n  node: {name}\n  etcd: {{ endpoints: [\"{}\"], prefix: {PREFIX}, timeout: 500ms, lease_ttl: 2s }}\n",
+             cluster:\n  node: {name}\n  etcd: {{ endpoints: [\"{}\"], prefix: {PREFIX}, timeout: 500ms, lease_ttl: {ttl} }}\n",
             etcd.endpoint
         ),
     )
@@ -96,8 +101,12 @@ fn lease(etcd: &EtcdServer) -> String {
     out.split_whitespace().nth(1).expect("lease id").to_string()
 }
 
-/// Another node's vote on the eu target, bound to `lease`.
+/// Another node's vote on `target`, bound to `lease`, with the node's `nodes/` key (only live
+/// nodes' votes count).
 fn vote(etcd: &EtcdServer, lease: &str, node: &str, target: &str, state: &str) {
+    let record = r#"{"started":"2026-11-24T00:00:00.000Z","lease":1,"quorum":"majority"}"#;
+    etcd.etcdctl(&["put", "--lease", lease, &format!("{PREFIX}nodes/{node}"), record])
+        .expect("etcdctl put node");
     let value = format!(
         r#"{{"state":"{state}","since":"2026-11-24T00:00:00.000Z","reason":"seen {state} by {node}"}}"#
     );
@@ -263,4 +272,238 @@ fn a_starting_node_counts_the_others_views_in_its_first_answers() {
     let server = Server::start(&dir.path().join("meridian.yaml"));
     // Ready means the first answers count them: eu is out from the first query on.
     assert_eq!(www(&server), [format!("127.{net}.1.1")], "{}", server.logs());
+}
+
+#[test]
+fn cut_off_from_etcd_a_node_keeps_the_last_verdicts_and_decides_alone_on_what_changes() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (45, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let mut us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let mut etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let (eu_ip, us_ip) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
+    until_www(&server, &eu_ip, Duration::from_secs(3));
+    // The others see eu down: out by quorum, although this node sees it up.
+    let others = lease(&etcd);
+    vote(&etcd, &others, "b", &format!("web/{eu_ip}"), "down");
+    vote(&etcd, &others, "c", &format!("web/{eu_ip}"), "down");
+    until_www(&server, &us_ip, Duration::from_secs(1));
+
+    etcd.stop();
+    server.wait_log("health exchange with etcd interrupted", Duration::from_secs(5));
+    // The last verdict holds: eu stays out.
+    stays(&server, &us_ip, Duration::from_millis(500));
+    // us dies meanwhile: this node's own view changed since the cut, so it decides alone.
+    us.stop();
+    poll(Duration::from_secs(2), "us out by this node's own view", || {
+        events(&server).iter().any(|e| {
+            e["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains(&us_ip) && !s.contains("seen from"))
+                && e["new"] == "down"
+                && e["reason"].as_str().is_some_and(|r| r.contains("decides alone"))
+        })
+    });
+    // Back with etcd: the others' views count again (eu stays out by quorum), and this node's
+    // view of us is published and counted (1 of 1 down).
+    etcd.restart();
+    poll(Duration::from_secs(5), "this node's view of us published", || {
+        get_prefix(&etcd, &format!("health/a/web/{us_ip}")).contains(r#""state":"down""#)
+    });
+    us.start();
+    until_www(&server, &us_ip, Duration::from_secs(3));
+}
+
+#[test]
+fn a_vote_without_a_live_node_does_not_count() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (46, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "any", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let eu = format!("127.{net}.2.1");
+    until_www(&server, &eu, Duration::from_secs(3));
+    // A view written without its node (a tool, a restored backup): left out.
+    let value = r#"{"state":"down","since":"2026-11-24T00:00:00.000Z"}"#;
+    etcd.etcdctl(&["put", &format!("{PREFIX}health/ghost/web/{eu}"), value])
+        .unwrap();
+    stays(&server, &eu, Duration::from_millis(500));
+    // Its node appears: it counts.
+    let others = lease(&etcd);
+    vote(&etcd, &others, "ghost", &format!("web/{eu}"), "down");
+    until_www(&server, &format!("127.{net}.1.1"), Duration::from_secs(1));
+}
+
+#[test]
+fn a_report_that_does_not_read_is_left_out_and_the_exchange_goes_on() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (47, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let eu = format!("127.{net}.2.1");
+    let target = format!("web/{eu}");
+    until_www(&server, &eu, Duration::from_secs(3));
+    let others = lease(&etcd);
+    // A latency no duration holds, and a value that is not a report.
+    vote(&etcd, &others, "x", &target, "up");
+    etcd.etcdctl(&[
+        "put",
+        "--lease",
+        &others,
+        &format!("{PREFIX}health/x/{target}"),
+        r#"{"state":"up","since":"2026-11-24T00:00:00.000Z","latency_ms":1e300}"#,
+    ])
+    .unwrap();
+    vote(&etcd, &others, "y", &target, "up");
+    etcd.etcdctl(&[
+        "put",
+        "--lease",
+        &others,
+        &format!("{PREFIX}health/y/{target}"),
+        "not json",
+    ])
+    .unwrap();
+    // The exchange still follows: three more nodes see eu down, 3 of 4 voters.
+    for n in ["b", "c", "d"] {
+        vote(&etcd, &others, n, &target, "down");
+    }
+    until_www(&server, &format!("127.{net}.1.1"), Duration::from_secs(1));
+    // And still keeps its lease alive, past its TTL.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!get_prefix(&etcd, "nodes/a").is_empty(), "{}", server.logs());
+}
+
+#[test]
+fn a_restored_etcd_gets_this_nodes_views_put_right() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (48, free_port());
+    let mut eu_target = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let mut etcd = seeded(net, port);
+    // A long lease: the one in the backup is still alive when it is restored.
+    let dir = node_ttl("a", "majority", &etcd, "30s");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let eu = format!("127.{net}.2.1");
+    let key = format!("health/a/web/{eu}");
+    until_www(&server, &eu, Duration::from_secs(3));
+    eu_target.stop();
+    poll(Duration::from_secs(5), "the view down in etcd", || {
+        get_prefix(&etcd, &key).contains(r#""state":"down""#)
+    });
+    let snapshot = etcd.dir.path().join("snap.db");
+    etcd.etcdctl(&["snapshot", "save", snapshot.to_str().unwrap()])
+        .expect("snapshot");
+    eu_target.start();
+    poll(Duration::from_secs(5), "the view up in etcd", || {
+        get_prefix(&etcd, &key).contains(r#""state":"up""#)
+    });
+    etcd.restore(&snapshot);
+    // The backup says down; the node sees up, and says so again.
+    poll(Duration::from_secs(10), "the view put right", || {
+        get_prefix(&etcd, &key).contains(r#""state":"up""#)
+    });
+    // A hand deleting it: put back too.
+    etcd.etcdctl(&["del", &format!("{PREFIX}{key}")]).unwrap();
+    poll(Duration::from_secs(3), "the view put back", || {
+        get_prefix(&etcd, &key).contains(r#""state":"up""#)
+    });
+}
+
+#[test]
+fn other_nodes_writes_do_not_hide_a_restored_etcd() {
+    if !tools() {
+        return;
+    }
+    let ns1 = |s: &Server| answer_data(&query(s.addr, &ask("ns1.example.test.", T::A)));
+    let (net, port) = (49, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let mut etcd = seeded(net, port);
+    let snapshot = etcd.dir.path().join("snap.db");
+    etcd.etcdctl(&["snapshot", "save", snapshot.to_str().unwrap()])
+        .expect("snapshot");
+    let dir_a = node_ttl("a", "majority", &etcd, "30s");
+    let mut a = Server::start(&dir_a.path().join("meridian.yaml"));
+    // An edit after the backup, applied by a.
+    etcd.etcdctl(&[
+        "put",
+        &format!("{PREFIX}zones/example.test"),
+        &ZONE.replace("192.0.2.1", "192.0.2.99"),
+    ])
+    .unwrap();
+    poll(Duration::from_secs(3), "a applies the edit", || {
+        ns1(&a) == ["192.0.2.99"]
+    });
+    a.signal(libc::SIGTERM);
+    a.wait_exit(Duration::from_secs(5)).unwrap();
+
+    etcd.restore(&snapshot);
+    // Another node joins the restored etcd, and a third one's views change a few times: etcd's
+    // revision passes the one a followed up to.
+    let dir_b = node_ttl("b", "majority", &etcd, "30s");
+    let b = Server::start(&dir_b.path().join("meridian.yaml"));
+    assert_eq!(ns1(&b), ["192.0.2.1"]);
+    let c = lease(&etcd);
+    for state in ["up", "down", "up", "down"] {
+        vote(&etcd, &c, "c", &format!("web/127.{net}.2.1"), state);
+    }
+    let a = Server::start(&dir_a.path().join("meridian.yaml"));
+    poll(Duration::from_secs(3), "a serves etcd's zone", || {
+        ns1(&a) == ["192.0.2.1"]
+    });
+    assert!(
+        a.logs()
+            .contains("etcd's history is not the one this node followed"),
+        "{}",
+        a.logs()
+    );
+}
+
+#[test]
+fn a_reload_keeps_the_name_the_node_started_with() {
+    if !tools() {
+        return;
+    }
+    let (net, port) = (50, free_port());
+    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    let etcd = seeded(net, port);
+    let dir = node("a", "majority", &etcd);
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
+    let target = format!("web/{eu}");
+    until_www(&server, &eu, Duration::from_secs(3));
+    let others = lease(&etcd);
+    vote(&etcd, &others, "b", &target, "down");
+    vote(&etcd, &others, "c", &target, "down");
+    until_www(&server, &us, Duration::from_secs(2));
+    // Renamed "b" in its file (a new host name would do the same), and reloaded.
+    let path = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("node: a", "node: b");
+    std::fs::write(&path, text).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_log(
+        "cluster changes take effect at the next restart",
+        Duration::from_secs(3),
+    );
+    // Still "a": the real b's vote counts. b now sees eu up: 1 of 3 down.
+    vote(&etcd, &others, "b", &target, "up");
+    until_www(&server, &eu, Duration::from_secs(1));
 }

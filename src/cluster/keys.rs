@@ -58,6 +58,12 @@ pub struct ForeignKey {
 }
 
 impl Key {
+    /// Part of the state operators write (documents and overrides), not a node's own key nor
+    /// the audit record.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, Key::Audit | Key::Node(_) | Key::Health { .. })
+    }
+
     /// The key's text after the prefix.
     pub fn path(&self) -> String {
         match self {

@@ -108,14 +108,22 @@ pub(crate) fn cluster(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawCluster
         " (like 10s)",
         Duration::from_secs(10),
     );
-    if let Some(raw) = &etcd.lease_ttl
-        && (lease_ttl < Duration::from_secs(1) || lease_ttl.subsec_nanos() != 0)
-    {
-        d.at(
-            raw,
-            "cluster.etcd.lease_ttl",
-            "etcd's leases last whole seconds: give at least 1s, in seconds (like 10s)",
-        );
+    if let Some(raw) = &etcd.lease_ttl {
+        if lease_ttl < Duration::from_secs(1) || lease_ttl.subsec_nanos() != 0 {
+            d.at(
+                raw,
+                "cluster.etcd.lease_ttl",
+                "etcd's leases last whole seconds: give at least 1s, in seconds (like 10s)",
+            );
+        } else if lease_ttl < 2 * timeout {
+            d.at(
+                raw,
+                "cluster.etcd.lease_ttl",
+                format_args!(
+                    "at least twice cluster.etcd.timeout ({timeout:?}): the lease is kept alive every third of it, and one keep-alive may take a timeout"
+                ),
+            );
+        }
     }
     let file = |f: &Option<Spanned<String>>| f.as_ref().map(|f| base.join(&f.value));
     let (cert_file, key_file) = (file(&etcd.cert_file), file(&etcd.key_file));

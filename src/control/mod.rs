@@ -130,8 +130,8 @@ impl Control {
             metrics.clone(),
             stop.child_token(),
         );
-        if let Some(settings) = &config.cluster {
-            scheduler.join_cluster(&settings.node, config.health.quorum);
+        if let Some(link) = &cluster {
+            scheduler.join_cluster(link.node(), config.health.quorum);
         }
         let mut config = config;
         let running = without_zone_data(&mut config);
@@ -221,10 +221,12 @@ impl Control {
                 None => tracing::warn!("log.level changed, but --log-level or RUST_LOG fixes the level"),
             }
         }
-        drop(running);
-        if let Some(settings) = &new.cluster {
-            self.scheduler.join_cluster(&settings.node, new.health.quorum);
+        if new.cluster != running.cluster {
+            tracing::warn!("cluster changes take effect at the next restart");
         }
+        let quorum_changed = new.health.quorum != running.health.quorum;
+        drop(running);
+        self.cluster_settings_changed(new.health.quorum, quorum_changed);
         let health = self.health_for(&new);
         let running = without_zone_data(&mut new);
         let generation = self.store.publish(new, health);

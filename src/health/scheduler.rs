@@ -84,6 +84,8 @@ struct Votes {
     rule: Quorum,
     /// The other nodes' views, by target key, then node.
     peers: HashMap<String, BTreeMap<String, View>>,
+    /// The live nodes (with a `nodes/` key in etcd): only their views count.
+    live: BTreeSet<String>,
     /// Since when this node cannot reach etcd: the others' views are as of then.
     cut: Option<SystemTime>,
 }
@@ -433,7 +435,12 @@ impl Scheduler {
             .is_some_and(|cut| own.as_ref().is_some_and(|o| o.since > cut));
         let mut views: Vec<View> = own.into_iter().collect();
         if !alone && let Some(peers) = votes.peers.get(&target.key()) {
-            views.extend(peers.values().cloned());
+            views.extend(
+                peers
+                    .iter()
+                    .filter(|(node, _)| votes.live.contains(*node))
+                    .map(|(_, v)| v.clone()),
+            );
         }
         let tally = tally(votes.rule, &views);
         let decision = Decision {
@@ -488,6 +495,7 @@ impl Scheduler {
                         node: node.to_string(),
                         rule,
                         peers: HashMap::new(),
+                        live: BTreeSet::new(),
                         cut: None,
                     })
                 }
@@ -568,6 +576,20 @@ impl Scheduler {
             self.decide(&t, &state);
             self.datacenter_events();
         }
+    }
+
+    /// The live nodes: only their views count (a view left without its node, by a tool or a
+    /// restored backup, does not).
+    pub fn live_nodes(&self, nodes: BTreeSet<String>) {
+        {
+            let mut votes = self.votes.locked();
+            let Some(votes) = votes.as_mut() else { return };
+            if votes.live == nodes {
+                return;
+            }
+            votes.live = nodes;
+        }
+        self.decide_all();
     }
 
     /// Every other node's views at once (read whole from etcd), replacing those known.

@@ -153,6 +153,13 @@ impl EtcdServer {
             .args(args)
             .output()
             .ok()?;
+        if !out.status.success() {
+            // Shown with the failing test's output.
+            eprintln!(
+                "etcdctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -164,6 +171,26 @@ impl EtcdServer {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Replaces its data with `snapshot` (as `etcdctl snapshot save` wrote it) and starts
+    /// again: an etcd restored from a backup.
+    pub fn restore(&mut self, snapshot: &Path) {
+        self.stop();
+        let data = self.dir.path().join("data");
+        std::fs::remove_dir_all(&data).unwrap();
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .arg(format!("--data-dir={}", data.display()))
+            .arg("--name=t")
+            .arg(format!("--initial-cluster=t={}", self.peer))
+            .arg(format!("--initial-advertise-peer-urls={}", self.peer))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.run();
     }
 
     /// Starts it again on the same ports and data.

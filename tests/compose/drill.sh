@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # The docker-compose drill: a three-member etcd, two Meridian nodes in cluster mode, three data
-# centers, a client with dig. The `init` service pushes the shared state (compose/shared.yaml).
+# centers each on its own region network (its VIP and both nodes), a client with dig. The `init`
+# service pushes the shared state (compose/shared.yaml). Health is decided by quorum (majority).
 #   1. clients on three continents (ECS) get their region from both nodes;
-#   2. eu-west's VIP stops → both nodes send EU clients to the next region within the bound,
-#      each by its own probes;
-#   3. it starts again → EU traffic returns;
-#   4. ap-south is drained through ns1's admin API → ns2 follows within a second; undrained;
-#   5. a record is put through ns2's API → ns1 answers it within a second;
-#   6. one etcd member (etcd2) stops → both nodes answer as before, a drain through ns1 still
+#   2. ns2 is cut from eu-west's network → ns2 sees eu-west down (its own event), but 1 of 2
+#      nodes is not a majority: both nodes keep sending EU clients to eu-west;
+#   3. ns2 is connected again → it sees eu-west up again;
+#   4. eu-west's VIP stops → both nodes see it down (2 of 2) and send EU clients to the next
+#      region within the bound;
+#   5. it starts again → EU traffic returns on both;
+#   6. ap-south is drained through ns1's admin API → ns2 follows within a second; undrained;
+#   7. a record is put through ns2's API → ns1 answers it within a second;
+#   8. one etcd member (etcd2) stops → both nodes answer as before, a drain through ns1 still
 #      reaches ns2; it starts again;
-#   7. the etcd leader stops → the same;
-#   8. a second member stops (no quorum) → both nodes answer as before, writes get 503 and
+#   9. the etcd leader stops → the same;
+#  10. a second member stops (no quorum) → both nodes answer as before, writes get 503 and
 #      /api/v1/status says `disconnected`;
-#   9. both members start again → writes work again and a change reaches both nodes.
-# Times are measured in the client container, from the API's answer to each node's new answer;
-# the bound is FOLLOW_BOUND_MS (1 s), or DEGRADED_FOLLOW_BOUND_MS (10 s) while an etcd member is
-# down or just back (writes are retried on 503 meanwhile, and the 503s counted in the report).
+#  11. both members start again → writes work again and a change reaches both nodes.
+# Times are measured in the client container, from the API's answer (or the region's stop or
+# start) to each node's new answer; the bound is FOLLOW_BOUND_MS (1 s), or
+# DEGRADED_FOLLOW_BOUND_MS (10 s) while an etcd member is down or just back (writes are retried
+# on 503 meanwhile, and the 503s counted in the report), or FAILOVER_BOUND_MS for a region.
 # Always ends with `docker-compose down -v`. Needs Docker and docker-compose; builds the base
 # image from Debian's packages when it is missing (no registry needed).
 set -euo pipefail
@@ -23,12 +28,16 @@ cd "$(dirname "$0")/../.."
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-meridian-drill}
 export MERIDIAN_BASE=${MERIDIAN_BASE:-meridian-base:bookworm}
 compose() { docker-compose "$@"; }
-bound=${FAILOVER_BOUND:-10}        # seconds: fall (2) × interval (1 s) + probe phase + TTL-free margin
+failover_ms=${FAILOVER_BOUND_MS:-5000}  # a region's stop or start reaches both nodes' answers within
+                                   # this: fall or rise (2) × interval (1 s) + timeout + a margin
+hold_ms=${HOLD_MS:-5000}           # how long answers must not move with one node cut (5 intervals)
+see_ms=${SEE_BOUND_MS:-5000}       # ns2 reports its own view of a cut region within this
 follow_ms=${FOLLOW_BOUND_MS:-1000} # a change through one node's API reaches the other within this
 degraded_ms=${DEGRADED_FOLLOW_BOUND_MS:-10000}   # the same with an etcd member down or just back
 write_bound=${WRITE_BOUND:-20}     # seconds for writes to work again (etcd elects a leader)
 NS1=172.28.0.11; NS2=172.28.0.12
-US=172.28.0.21; EU=172.28.0.22; AP=172.28.0.23
+US=172.28.1.10; EU=172.28.2.10; AP=172.28.3.10   # each on its region's network, with both nodes
+EU_NET=meridian-eu-west; NS2_EU=172.28.2.12     # the network ns2 is cut from, and its address there
 NA_CLIENT=10.10.0.0/16; EU_CLIENT=10.20.0.0/16; AP_CLIENT=100.64.0.0/10
 RECORD=drill.gslb.example.com; RECORD_A=192.0.2.10
 ETCD_ENDPOINTS=http://172.28.0.31:2379,http://172.28.0.32:2379,http://172.28.0.33:2379
@@ -52,7 +61,8 @@ compose up -d
 token=$(tr -d '\n' < compose/drill.token)
 
 # What runs in the client container (bash there): one exec per step, so that times measured
-# are the system's, not docker-compose's.
+# are the system's, not docker-compose's. `docker exec` on the container: docker-compose takes
+# most of a second to start one.
 client_lib='
 set -u
 now() { date +%s%N; }
@@ -69,9 +79,30 @@ snapshot() {   # every answer the drill compares, from both nodes, on one line
   done
   echo "${out%; }"
 }
-# change METHOD NODE PATH BODY BOUND_MS CHECK... with CHECK = node,name,subnet|-,want
-# → "CODE API_MS MS..." : the HTTP status, how long the API took to answer, and for each check
-# how long after that answer the node answered as wanted (or "late:<answer>" past BOUND_MS).
+# follow T0 BOUND_MS CHECK... with CHECK = node,name,subnet|-,want → for each check, how many
+# ms after T0 (date +%s%N) the node answered as wanted (or "late:<answer>" past BOUND_MS). The
+# checks are asked in turn, 20 ms apart, so that each time is its own.
+follow() {
+  local t0=$1 bound=$2; shift 2
+  local checks=("$@") at=() last=() left=$# i n name subnet want got
+  while :; do
+    for i in "${!checks[@]}"; do
+      [ -z "${at[$i]:-}" ] || continue
+      IFS=, read -r n name subnet want <<< "${checks[$i]}"
+      got=$(ask "$n" "$name" "$subnet")
+      if [ "$got" = "$want" ]; then at[$i]=$(( ($(now) - t0) / 1000000 )); left=$((left - 1)); else last[$i]=$got; fi
+    done
+    [ "$left" -gt 0 ] || break
+    if [ $(( ($(now) - t0) / 1000000 )) -gt "$bound" ]; then
+      for i in "${!checks[@]}"; do [ -n "${at[$i]:-}" ] || at[$i]="late:${last[$i]:-none}"; done
+      break
+    fi
+    sleep 0.02
+  done
+  echo "${at[*]}"
+}
+# change METHOD NODE PATH BODY BOUND_MS CHECK... → "CODE API_MS MS..." : the HTTP status, how
+# long the API took to answer, and `follow` from that answer.
 change() {
   local method=$1 node=$2 path=$3 body=$4 bound=$5; shift 5
   local args=(-s -o /tmp/answer -w "%{http_code}" --max-time 30 -X "$method"
@@ -81,16 +112,28 @@ change() {
   t0=$(now); code=$(curl "${args[@]}" "http://$node:8053/api/v1/$path"); t1=$(now)
   out="$code $(( (t1 - t0) / 1000000 ))"
   case $code in 2??) ;; *) echo "$out $(head -c 300 /tmp/answer | tr "\n" " ")"; return ;; esac
-  local c n name subnet want got
-  for c in "$@"; do
-    IFS=, read -r n name subnet want <<< "$c"
-    while got=$(ask "$n" "$name" "$subnet"); [ "$got" != "$want" ]; do
-      if [ $(( ($(now) - t1) / 1000000 )) -gt "$bound" ]; then out+=" late:${got:-none}"; continue 2; fi
-      sleep 0.02
-    done
-    out+=" $(( ($(now) - t1) / 1000000 ))"
-  done
+  [ $# -eq 0 ] || out+=" $(follow "$t1" "$bound" "$@")"
   echo "$out"
+}
+# hold MS CHECK...: asks every check again and again (200 ms apart) for MS milliseconds →
+# "held ROUNDS", or "moved NODE ANSWER MS" at the first answer not as wanted.
+hold() {
+  local ms=$1; shift
+  local t0 rounds=0 c n name subnet want got
+  t0=$(now)
+  while [ $(( ($(now) - t0) / 1000000 )) -lt "$ms" ]; do
+    for c in "$@"; do
+      IFS=, read -r n name subnet want <<< "$c"
+      got=$(ask "$n" "$name" "$subnet")
+      if [ "$got" != "$want" ]; then echo "moved $n ${got:-none} $(( ($(now) - t0) / 1000000 ))"; return; fi
+    done
+    rounds=$((rounds + 1))
+    sleep 0.2
+  done
+  echo "held $rounds"
+}
+api() {   # api NODE PATH → the answer of GET /api/v1/PATH
+  curl -s --max-time 5 -H "Authorization: Bearer '"$token"'" "http://$1:8053/api/v1/$2"
 }
 link() {   # link NODE → connected or disconnected, from /api/v1/status
   curl -s --max-time 5 -H "Authorization: Bearer '"$token"'" "http://$1:8053/api/v1/status" \
@@ -104,10 +147,11 @@ healthy() {   # healthy N: N members answer as members of a cluster with quorum
   [ "$(ETCDCTL_DIAL_TIMEOUT=1s etcdctl --command-timeout=2s --endpoints='"$ETCD_ENDPOINTS"' endpoint health 2>&1 | grep -c "is healthy")" -ge "$1" ]
 }
 '
-inclient() { compose exec -T client bash -c "$client_lib"$'\n''"$@"' client "$@"; }
+client=$(compose ps -q client)
+inclient() { docker exec "$client" bash -c "$client_lib"$'\n''"$@"' client "$@"; }
 
 answer() {   # answer NODE SUBNET → the address dig gets (empty on no answer)
-  compose exec -T client dig +short +time=1 +tries=1 "@$1" www.gslb.example.com A "+subnet=$2" 2>/dev/null | grep -v '^;' | head -1 || true
+  docker exec "$client" dig +short +time=1 +tries=1 "@$1" www.gslb.example.com A "+subnet=$2" 2>/dev/null | grep -v '^;' | head -1 || true
 }
 expect() {   # expect NODE SUBNET WANT SECONDS: poll until the answer is WANT; prints the seconds it took
   local start=$SECONDS
@@ -165,27 +209,95 @@ for node in $NS1 $NS2; do
   [ "$(answer $node $EU_CLIENT)" = "$EU" ] || fail "$node: Europe not sent to eu-west"
   [ "$(answer $node $AP_CLIENT)" = "$AP" ] || fail "$node: Asia not sent to ap-south"
 done
-scope=$(compose exec -T client dig @$NS1 www.gslb.example.com A "+subnet=$EU_CLIENT" | grep -o 'CLIENT-SUBNET: [^ ]*' || true)
+scope=$(docker exec "$client" dig @$NS1 www.gslb.example.com A "+subnet=$EU_CLIENT" | grep -o 'CLIENT-SUBNET: [^ ]*' || true)
 say "NA→us-east, EU→eu-west, AS→ap-south on ns1 and ns2 ($scope)"
 ids=$(for node in $NS1 $NS2; do
-  compose exec -T client dig +nsid @$node www.gslb.example.com A | grep -o 'NSID: .*' | sed 's/.*("\(.*\)").*/\1/'
+  docker exec "$client" dig +nsid @$node www.gslb.example.com A | grep -o 'NSID: .*' | sed 's/.*("\(.*\)").*/\1/'
 done | tr '\n' ' ')
 [ "$ids" = "ns1 ns2 " ] || fail "NSID should name ns1 and ns2, got '$ids'"
 say "NSID tells the nodes apart: $ids"
 
-# 2. eu-west's VIP dies: both nodes move EU clients to us-east, each by its own probes.
-compose stop -t 1 dc-eu-west >/dev/null 2>&1
-t1=$(expect $NS1 "$EU_CLIENT" "$US" "$bound")
-t2=$(expect $NS2 "$EU_CLIENT" "$US" "$bound")
-say "eu-west stopped: EU clients moved to us-east on ns1 after ${t1}s, ns2 after ${t2}s (bound ${bound}s)"
+# events NODE SUBJECT: the node's recent events (GET /api/v1/events) whose subject matches
+# SUBJECT (an extended regular expression), oldest first, one a line: "TIME OLD→NEW: REASON".
+events() {
+  inclient api "$1" events \
+    | grep -oE '\{"time":"[^"]*","subject":"'"$2"'","old":"[a-z]*","new":"[a-z]*","reason":"([^"\\]|\\.)*"\}' \
+    | sed -E 's/^\{"time":"([^"]*)","subject":"[^"]*","old":"([a-z]*)","new":"([a-z]*)","reason":"(.*)"\}$/\1 \2→\3: \4/' || true
+}
+# The eu-west target as events name it: its own view on one node (`... seen from ns2`) and the
+# cluster's verdict.
+EU_TARGET='target http://172\.28\.2\.10:8080/[^"]*\(check vip\)'
+seen_from() { events "$1" "$EU_TARGET seen from $2" | tail -1; }
+verdict() { events "$1" "$EU_TARGET" | tail -1; }
+# until_seen ADDRESS NODE STATE BOUND_MS: until the node's last own event on eu-west says
+# STATE; prints the milliseconds it took.
+until_seen() {
+  local t0 e; t0=$(date +%s%N)
+  until e=$(seen_from "$1" "$2"); [[ "$e" == *"→$3:"* ]]; do
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt "$4" ] || fail "$2's own view of eu-west did not turn $3 within $4 ms (last: ${e:-no event})"
+    sleep 0.2
+  done
+  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+# until_verdict NODE STATE: the node's last cluster verdict event on eu-west, once it says STATE
+# (within a second: the answers follow the verdict, its event comes with them).
+until_verdict() {
+  local t0 e; t0=$(date +%s%N)
+  until e=$(verdict "$1"); [[ "$e" == *"→$2:"* ]]; do
+    [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 1000 ] || fail "$1: the last cluster verdict event on eu-west is not $2: ${e:-none}"
+    sleep 0.1
+  done
+  echo "${e#* }"
+}
+eu_answers() {   # what dig shows for Europe on both nodes
+  echo "ns1 EU→$(answer $NS1 "$EU_CLIENT") ns2 EU→$(answer $NS2 "$EU_CLIENT")"
+}
+on_eu=("$NS1,www.gslb.example.com,$EU_CLIENT,$EU" "$NS2,www.gslb.example.com,$EU_CLIENT,$EU")
+off_eu=("$NS1,www.gslb.example.com,$EU_CLIENT,$US" "$NS2,www.gslb.example.com,$EU_CLIENT,$US")
+# failover WHAT RESULT: checks a `follow` result for both nodes against failover_ms.
+failover() {
+  local what=$1 a b t; read -r a b <<< "$2"
+  for t in "$a" "$b"; do
+    [[ $t =~ ^[0-9]+$ ]] || fail "$what: not on both nodes within $failover_ms ms (ns1: ${a:-?}, ns2: ${b:-?})"
+  done
+  say "$what: ns1 after $(secs "$a")s, ns2 after $(secs "$b")s (bound $(secs "$failover_ms")s); dig: $(eu_answers)"
+}
 
-# 3. It comes back.
-compose start dc-eu-west >/dev/null 2>&1
-t1=$(expect $NS1 "$EU_CLIENT" "$EU" "$bound")
-t2=$(expect $NS2 "$EU_CLIENT" "$EU" "$bound")
-say "eu-west started: EU clients back on ns1 after ${t1}s, ns2 after ${t2}s"
+# 2. ns2 is cut from eu-west's network: only ns2's probes fail. ns2 says so in its own events,
+# but one node of two seeing it down is not a majority: both keep sending Europe to eu-west.
+ns2c=$(compose ps -q ns2); eu_dc=$(compose ps -q dc-eu-west)
+before1=$(verdict $NS1); before2=$(verdict $NS2)
+docker network disconnect "$EU_NET" "$ns2c"
+t=$(until_seen $NS2 ns2 down "$see_ms")
+own=$(seen_from $NS2 ns2)
+say "ns2 cut from $EU_NET: after $(secs "$t")s ns2's own view says down (${own#* }); dig: $(eu_answers)"
+r=$(inclient hold "$hold_ms" "${on_eu[@]}")
+case $r in held*) ;; *) fail "ns2 cut from eu-west: the answers moved ($r): 1 of 2 nodes is not a majority" ;; esac
+[ "$(verdict $NS1)" = "$before1" ] || fail "ns2 cut from eu-west: ns1's cluster verdict changed: $(verdict $NS1)"
+[ "$(verdict $NS2)" = "$before2" ] || fail "ns2 cut from eu-west: ns2's cluster verdict changed: $(verdict $NS2)"
+[[ "$(seen_from $NS1 ns1)" != *"→down:"* ]] || fail "ns2 cut from eu-west: ns1 sees eu-west down too: $(seen_from $NS1 ns1)"
+say "ns2 cut from eu-west: both nodes kept answering eu-west for $(secs "$hold_ms")s (${r#held } rounds of dig on both; no cluster verdict event); dig: $(eu_answers)"
 
-# 4. Drain ap-south through ns1: ns2 follows through etcd. Then undrain.
+# 3. ns2 is connected again, at the same address: its own view comes back up.
+docker network connect --ip "$NS2_EU" "$EU_NET" "$ns2c"
+t=$(until_seen $NS2 ns2 up "$see_ms")
+say "ns2 connected to $EU_NET again: after $(secs "$t")s ns2's own view says up; dig: $(eu_answers)"
+
+# 4. eu-west's VIP dies: both nodes see it down, 2 of 2: both move Europe to us-east.
+t0=$(date +%s%N)
+docker kill "$eu_dc" >/dev/null
+failover "eu-west killed: EU clients moved to us-east" "$(inclient follow "$t0" "$failover_ms" "${off_eu[@]}")"
+v1=$(until_verdict $NS1 down); v2=$(until_verdict $NS2 down)
+say "eu-west killed: the cluster verdict on ns1: $v1; on ns2: $v2"
+
+# 5. It comes back: both nodes see it up again.
+docker start "$eu_dc" >/dev/null
+t0=$(date +%s%N)
+failover "eu-west started: EU clients back on eu-west" "$(inclient follow "$t0" "$failover_ms" "${on_eu[@]}")"
+v1=$(until_verdict $NS1 up); v2=$(until_verdict $NS2 up)
+say "eu-west started: the cluster verdict on ns1: $v1; on ns2: $v2"
+
+# 6. Drain ap-south through ns1: ns2 follows through etcd. Then undrain.
 drained=("$NS1,www.gslb.example.com,$AP_CLIENT,$EU" "$NS2,www.gslb.example.com,$AP_CLIENT,$EU")
 undrained=("$NS1,www.gslb.example.com,$AP_CLIENT,$AP" "$NS2,www.gslb.example.com,$AP_CLIENT,$AP")
 drain() { inclient change POST "$1" datacenters/ap-south/drain "" "$follow_ms" "${drained[@]}"; }
@@ -193,7 +305,7 @@ undrain() { inclient change POST "$1" datacenters/ap-south/undrain "" "$follow_m
 changed "ap-south drained through ns1 (Asia → eu-west)" "ns1 ns2" "$follow_ms" "$(drain $NS1)"
 changed "ap-south undrained through ns1 (Asia → ap-south)" "ns1 ns2" "$follow_ms" "$(undrain $NS1)"
 
-# 5. A record put through ns2 is answered by ns1.
+# 7. A record put through ns2 is answered by ns1.
 changed "$RECORD A $RECORD_A put through ns2's API" "ns1 ns2" "$follow_ms" "$(inclient change PUT $NS2 \
   zones/gslb.example.com/records/drill "{\"A\": [\"$RECORD_A\"], \"ttl\": 60}" "$follow_ms" \
   "$NS1,$RECORD,-,$RECORD_A" "$NS2,$RECORD,-,$RECORD_A")"
@@ -234,16 +346,17 @@ unreachable_since() {
   echo "${out%, }"
 }
 
-# 6. One member stops (etcd2): no outage.
+# 8. One member stops (etcd2): no outage.
 one_down=$(date -u +%Y-%m-%dT%H:%M:%S)
 roles=$(inclient roles)
 compose stop -t 5 etcd2 >/dev/null 2>&1
 say "etcd2 stopped (roles before: $roles; now: $(inclient roles))"
 member_down_cycle "etcd2 down"
 compose start etcd2 >/dev/null 2>&1
-say "etcd2 started: three healthy members after $(wait_healthy 3 "etcd2 started")s"
+t=$(wait_healthy 3 "etcd2 started")
+say "etcd2 started: three healthy members after ${t}s"
 
-# 7. The leader stops: no outage either (etcd elects another).
+# 9. The leader stops: no outage either (etcd elects another).
 roles=$(inclient roles)
 leader=$(grep -o 'etcd[0-9]=leader' <<< "$roles" | cut -d= -f1 || true)
 [ -n "$leader" ] || fail "no etcd leader found in '$roles'"
@@ -252,7 +365,7 @@ say "the leader $leader stopped (roles before: $roles; now: $(inclient roles))"
 member_down_cycle "leader $leader down"
 say "while one member was down, each node logged 'etcd unreachable' (then reconnected) this many times: $(unreachable_since "$one_down")"
 
-# 8. A second member stops: no quorum. Answers stay, writes are refused, status says so.
+# 10. A second member stops: no quorum. Answers stay, writes are refused, status says so.
 second=$(running_members | awk '{print $1}')
 compose stop -t 5 "$second" >/dev/null 2>&1
 say "$second stopped too: running $(running_members)(no quorum)"
@@ -274,7 +387,7 @@ say "quorum lost: /api/v1/status says disconnected on both nodes within $((SECON
 unchanged "quorum lost, nodes disconnected"
 say "quorum lost: both nodes answer as before ($baseline)"
 
-# 9. Both members start again: writes work again, and a change reaches both nodes.
+# 11. Both members start again: writes work again, and a change reaches both nodes.
 compose start "$leader" "$second" >/dev/null 2>&1
 start=$SECONDS
 r=$(retried POST $NS2 datacenters/ap-south/drain "" "${drained[@]}")

@@ -460,9 +460,20 @@ impl Etcd {
 
     /// Every key under `prefix`, with the revision it was read at.
     pub async fn list(&self, prefix: &[u8]) -> Result<Listing, EtcdError> {
+        self.listing(prefix, false).await
+    }
+
+    /// Every key under `prefix` and its `mod_revision`, without values (cheap to compare with
+    /// what a node has seen).
+    pub async fn list_keys(&self, prefix: &[u8]) -> Result<Listing, EtcdError> {
+        self.listing(prefix, true).await
+    }
+
+    async fn listing(&self, prefix: &[u8], keys_only: bool) -> Result<Listing, EtcdError> {
         let request = RangeRequest {
             key: prefix.to_vec(),
             range_end: prefix_end(prefix),
+            keys_only,
             ..RangeRequest::default()
         };
         let r = self.range(request).await?;

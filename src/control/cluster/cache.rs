@@ -67,6 +67,24 @@ impl Known {
         }
     }
 
+    /// Whether etcd's history differs from the one this node followed: a key of the shared
+    /// state last changed at or before the revision this node has followed, but not at the
+    /// revision this node saw it change (an etcd restored from an older backup, or a new one
+    /// that has been written to since). `keys` are paths and their `mod_revision`s.
+    pub(super) fn diverges<'a>(&self, keys: impl IntoIterator<Item = (&'a str, i64)>) -> Option<String> {
+        keys.into_iter()
+            .filter(|(_, m)| *m <= self.revision)
+            .find(|(path, m)| {
+                let seen = self
+                    .refused
+                    .get(*path)
+                    .map(|r| r.mod_revision)
+                    .or_else(|| self.keys.get(*path).copied());
+                seen != Some(*m)
+            })
+            .map(|(path, m)| format!("{path} changed at revision {m}, which this node never saw"))
+    }
+
     /// Whether a change of `path` at `mod_revision` is news: not older than what was applied
     /// or refused of it.
     pub(super) fn is_news(&self, path: &str, mod_revision: i64) -> bool {

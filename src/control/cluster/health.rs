@@ -16,7 +16,7 @@ use crate::events::{parse_rfc3339, rfc3339};
 use crate::health::Status;
 use crate::health::quorum::View;
 use crate::lock::LockExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,6 +34,8 @@ pub(super) struct Exchange {
     nodes: std::sync::Mutex<BTreeMap<String, NodeRecord>>,
     /// Set once the others' views have been read whole (the first verdicts count them).
     read: tokio::sync::watch::Sender<bool>,
+    /// Woken when this node's `nodes/` record must be written again (its rule changed).
+    record: tokio::sync::Notify,
 }
 
 /// Why serving a lease stopped.
@@ -56,7 +58,7 @@ impl Link {
         self.cache.dir().join("lease")
     }
 
-    fn node(&self) -> &str {
+    pub(in crate::control) fn node(&self) -> &str {
         &self.settings.node
     }
 
@@ -70,6 +72,16 @@ impl Link {
 }
 
 impl Control {
+    /// After a reload: the rule may have changed (`changed`), and is said again in this node's
+    /// record. The node keeps the name it started with.
+    pub(in crate::control) fn cluster_settings_changed(&self, quorum: crate::config::Quorum, changed: bool) {
+        let Some(link) = self.link() else { return };
+        self.scheduler.join_cluster(link.node(), quorum);
+        if changed {
+            link.exchange.record.notify_one();
+        }
+    }
+
     /// The live nodes of the cluster (their names and records), in cluster mode.
     pub fn cluster_nodes(&self) -> BTreeMap<String, NodeRecord> {
         self.link()
@@ -168,18 +180,10 @@ impl Control {
     }
 
     async fn hold_lease(&self, link: &Link) -> Result<std::convert::Infallible, Stopped> {
-        let (lease, new) = self.lease(link).await?;
+        let lease = self.lease(link).await?;
         let health = link.etcd.list(health_prefix(link.prefix()).as_bytes()).await?;
         let nodes_prefix = Key::Node(String::new()).under(link.prefix());
         let nodes = link.etcd.list(&nodes_prefix).await?;
-        let views = health
-            .entries
-            .iter()
-            .filter_map(|e| link.peer_entry(&e.key, Some(&e.value)))
-            .filter_map(|(node, target, view)| Some((node, target, view?)))
-            .collect();
-        self.scheduler.peer_views(views);
-        self.scheduler.set_cut(false);
         {
             let mut known = link.exchange.nodes.locked();
             known.clear();
@@ -190,18 +194,39 @@ impl Control {
                     known.insert(name, record);
                 }
             }
+            self.scheduler.live_nodes(known.keys().cloned().collect());
         }
+        let mut peers = Vec::new();
+        let mut published = HashMap::new();
+        for e in &health.entries {
+            match link.health_entry(&e.key, Some(&e.value)) {
+                Some(Entry::Peer { node, target, view }) => peers.extend(view.map(|v| (node, target, v))),
+                Some(Entry::Own { target, view }) => {
+                    published.insert(target, view);
+                }
+                None => {}
+            }
+        }
+        self.scheduler.peer_views(peers);
+        self.scheduler.set_cut(false);
         link.exchange.read.send_replace(true);
-        if new {
-            // Every view again: the keys of an earlier lease are gone.
-            let all = self.scheduler.own_views().into_iter().map(|(k, _)| k);
-            self.scheduler.republish(all);
-        }
+        // What etcd holds of this node's views is put right where it differs from them (a new
+        // lease holds none; a restored etcd holds old ones; a hand may have deleted some).
+        let mine: HashMap<String, View> = self.scheduler.own_views().into_iter().collect();
+        let stale = published
+            .iter()
+            .filter(|(target, view)| !same(view.as_ref(), mine.get(*target)))
+            .map(|(t, _)| t.clone())
+            .chain(mine.keys().filter(|t| !published.contains_key(*t)).cloned())
+            .collect::<Vec<_>>();
+        self.scheduler.republish(stale);
         let mut health_watch = link
             .etcd
             .watch(health_prefix(link.prefix()).as_bytes(), health.revision + 1)
             .await?;
         let mut nodes_watch = link.etcd.watch(&nodes_prefix, nodes.revision + 1).await?;
+        let watch_down = until_even(link.watching.subscribe());
+        tokio::pin!(watch_down);
         let every = link.settings.lease_ttl / 3;
         let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -212,14 +237,30 @@ impl Control {
                 _ = keep_alive.tick() => {
                     link.etcd.keep_alive(lease).await?;
                 }
+                _ = link.exchange.record.notified() => self.put_record(link, lease, Expect::Any).await?,
+                // Writes stop with the watch of the shared state (see `Link::watching`).
+                _ = &mut watch_down => {
+                    return Err(EtcdError::Unavailable("the watch of the shared state is down".into()).into());
+                }
                 changes = health_watch.next() => {
                     for change in changes?.changes {
                         let (key, value) = match &change {
                             Change::Put(e) => (&e.key, Some(e.value.as_slice())),
                             Change::Delete { key, .. } => (key, None),
                         };
-                        if let Some((node, target, view)) = link.peer_entry(key, value) {
-                            self.scheduler.peer_view(&node, &target, view);
+                        match link.health_entry(key, value) {
+                            Some(Entry::Peer { node, target, view }) => {
+                                self.scheduler.peer_view(&node, &target, view);
+                            }
+                            // This node's own key changed: put right if it is not its view
+                            // (its own writes read back the same).
+                            Some(Entry::Own { target, view }) => {
+                                let now = self.scheduler.own_views().into_iter().find(|(t, _)| *t == target);
+                                if !same(view.as_ref(), now.as_ref().map(|(_, v)| v)) {
+                                    self.scheduler.republish([target]);
+                                }
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -232,13 +273,29 @@ impl Control {
         }
     }
 
+    /// Writes this node's `nodes/` record, bound to `lease`.
+    async fn put_record(&self, link: &Link, lease: LeaseId, expect: Expect) -> Result<(), EtcdError> {
+        let record = NodeRecord {
+            started: rfc3339(SystemTime::now()),
+            lease: lease.0,
+            quorum: self.running.locked().health.quorum.to_string(),
+        };
+        let put = Write::PutLeased {
+            key: Key::Node(link.node().to_string()).under(link.prefix()),
+            value: serde_json::to_vec(&record).expect("node record serializes"),
+            lease,
+            expect,
+        };
+        link.etcd.commit(&[put]).await.map(drop)
+    }
+
     /// This node's lease: the one it holds if etcd still has it, else a new one (the last
-    /// run's revoked first), with this node's `nodes/` key. Whether it is new.
-    async fn lease(&self, link: &Link) -> Result<(LeaseId, bool), Stopped> {
+    /// run's revoked first), with this node's `nodes/` key.
+    async fn lease(&self, link: &Link) -> Result<LeaseId, Stopped> {
         let held = *link.exchange.lease.locked();
         if let Some(lease) = held {
             match link.etcd.keep_alive(lease).await {
-                Ok(_) => return Ok((lease, false)),
+                Ok(_) => return Ok(lease),
                 Err(EtcdError::LeaseGone(_)) => *link.exchange.lease.locked() = None,
                 Err(e) => return Err(e.into()),
             }
@@ -258,19 +315,8 @@ impl Control {
         if let Err(e) = crate::files::write_atomic(&file, lease.id.0.to_string().as_bytes()) {
             tracing::warn!(file = %file.display(), error = %e, "cannot record the lease: a restart leaves this run's views until it expires");
         }
-        let record = NodeRecord {
-            started: rfc3339(SystemTime::now()),
-            lease: lease.id.0,
-            quorum: self.running.locked().health.quorum.to_string(),
-        };
-        let put = Write::PutLeased {
-            key: Key::Node(link.node().to_string()).under(link.prefix()),
-            value: serde_json::to_vec(&record).expect("node record serializes"),
-            lease: lease.id,
-            expect: Expect::Absent,
-        };
-        match link.etcd.commit(&[put]).await {
-            Ok(_) => {}
+        match self.put_record(link, lease.id, Expect::Absent).await {
+            Ok(()) => {}
             Err(EtcdError::Conflict { .. }) => {
                 let _ = link.etcd.revoke(lease.id).await;
                 return Err(Stopped::NameTaken);
@@ -285,7 +331,7 @@ impl Control {
         }
         tracing::info!(lease = lease.id.0, ttl = ?lease.ttl, "joined the cluster's health exchange");
         *link.exchange.lease.locked() = Some(lease.id);
-        Ok((lease.id, true))
+        Ok(lease.id)
     }
 
     /// Writes the views that changed since the last call, bound to `lease` (a removed one is
@@ -333,6 +379,19 @@ impl Control {
             return;
         };
         let mut nodes = link.exchange.nodes.locked();
+        let before = nodes.len();
+        self.record_node(&mut nodes, name, record);
+        if nodes.len() != before {
+            self.scheduler.live_nodes(nodes.keys().cloned().collect());
+        }
+    }
+
+    fn record_node(
+        &self,
+        nodes: &mut BTreeMap<String, NodeRecord>,
+        name: String,
+        record: Option<NodeRecord>,
+    ) {
         match record {
             Some(record) => {
                 let ours = self.running.locked().health.quorum.to_string();
@@ -367,34 +426,67 @@ impl Control {
     }
 }
 
+/// A health key read from etcd.
+enum Entry {
+    /// Another node's view (`None`: withdrawn, or a value that does not read).
+    Peer {
+        node: String,
+        target: String,
+        view: Option<View>,
+    },
+    /// What etcd holds of this node's own view (not counted: its fresh view is).
+    Own { target: String, view: Option<View> },
+}
+
 impl Link {
-    /// Another node's view from a health key and its value (`None` value: deleted). `None`
-    /// for anything else (this node's own keys included: its fresh view counts, not etcd's).
-    fn peer_entry(&self, key: &[u8], value: Option<&[u8]>) -> Option<(String, String, Option<View>)> {
+    /// A health key and its value (`None`: deleted); `None` for any other key.
+    fn health_entry(&self, key: &[u8], value: Option<&[u8]>) -> Option<Entry> {
         let Some(Ok(Key::Health { node, target })) = Key::parse(self.prefix(), key) else {
             return None;
         };
-        if node == self.node() {
-            return None;
-        }
-        let view = match value {
-            None => None,
-            Some(v) => match serde_json::from_slice::<HealthReport>(v)
+        let view = value.and_then(|v| {
+            let read = serde_json::from_slice::<HealthReport>(v)
                 .ok()
-                .and_then(|r| view(&node, r))
-            {
-                Some(view) => Some(view),
-                None => {
-                    tracing::warn!(
-                        node,
-                        target,
-                        "a health report that does not read: its vote is left out"
-                    );
-                    None
-                }
-            },
-        };
-        Some((node, target, view))
+                .and_then(|r| view(&node, r));
+            if read.is_none() {
+                tracing::warn!(
+                    node,
+                    target,
+                    "a health report that does not read: its vote is left out"
+                );
+            }
+            read
+        });
+        Some(if node == self.node() {
+            Entry::Own { target, view }
+        } else {
+            Entry::Peer { node, target, view }
+        })
+    }
+}
+
+/// Whether what etcd holds of this node's view says what the view says (the latency at the
+/// time aside: it is not a change).
+fn same(published: Option<&View>, now: Option<&View>) -> bool {
+    match (published, now) {
+        (Some(p), Some(n)) => p.status == n.status && p.reason == n.reason && same_instant(p.since, n.since),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Equal to the millisecond, as RFC 3339 in reports keeps them.
+fn same_instant(a: SystemTime, b: SystemTime) -> bool {
+    rfc3339(a) == rfc3339(b)
+}
+
+/// Returns once the count is even (the watch of the shared state is down).
+async fn until_even(mut count: tokio::sync::watch::Receiver<u64>) {
+    loop {
+        let down = (*count.borrow_and_update()).is_multiple_of(2);
+        if down || count.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -423,6 +515,6 @@ fn view(node: &str, r: HealthReport) -> Option<View> {
         latency: r
             .latency_ms
             .filter(|l| l.is_finite() && *l >= 0.0)
-            .map(|l| Duration::from_secs_f64(l / 1000.0)),
+            .and_then(|l| Duration::try_from_secs_f64(l / 1000.0).ok()),
     })
 }

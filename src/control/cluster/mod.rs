@@ -317,6 +317,8 @@ impl Drop for Watching<'_> {
 /// Why following etcd stopped for a moment.
 enum Interrupted {
     Etcd(EtcdError),
+    /// etcd's history is not the one this node followed (said why): the whole state is read.
+    Diverged(String),
     /// The cluster cache could not be written (logged where it happened): the change is read
     /// again.
     Cache,
@@ -381,7 +383,8 @@ impl Control {
         loop {
             match self.read_whole(link).await {
                 Ok(()) => return,
-                Err(Interrupted::Cache) => tokio::time::sleep(backoff).await,
+                // A whole read does not compare histories: not met here.
+                Err(Interrupted::Cache | Interrupted::Diverged(_)) => tokio::time::sleep(backoff).await,
                 Err(Interrupted::Etcd(e)) => {
                     tracing::warn!(error = %e, endpoints = ?link.settings.endpoints, "waiting for etcd: this node has no cached cluster state to serve");
                     link.set_disconnected(&e);
@@ -458,6 +461,15 @@ impl Control {
                     read_whole = true;
                     continue;
                 }
+                Some(Interrupted::Diverged(why)) => {
+                    tracing::warn!(
+                        why,
+                        "etcd's history is not the one this node followed (restored from a backup, or a new etcd written to since): reading the whole state"
+                    );
+                    link.forget_revisions();
+                    read_whole = true;
+                    continue;
+                }
                 Some(Interrupted::Etcd(e)) => link.set_disconnected(&e),
                 // Logged where it happened; the same changes come again.
                 Some(Interrupted::Cache) => {}
@@ -475,14 +487,29 @@ impl Control {
     /// what this node lacks: that is reported as a compaction at etcd's revision, so that the
     /// whole state is read.
     async fn watch_from(&self, link: &Link, prefix: &[u8], ping_key: &[u8], from: i64) -> Interrupted {
-        match link.etcd.list(ping_key).await {
+        match link.etcd.list_keys(prefix).await {
             Ok(now) if now.revision < from - 1 => {
                 // Told apart from a real compaction by being below `from`.
                 return Interrupted::Etcd(EtcdError::Compacted {
                     compacted: now.revision,
                 });
             }
-            Ok(_) => {}
+            Ok(now) => {
+                // Other nodes' writes move etcd's revision past this node's even when etcd's
+                // history is not the one it followed: the keys' revisions tell.
+                let shared = now.entries.iter().filter_map(|e| {
+                    let key = link.parse(&e.key)?;
+                    key.is_shared().then(|| (key.path(), e.mod_revision))
+                });
+                let shared: Vec<(String, i64)> = shared.collect();
+                let diverges = link
+                    .known
+                    .locked()
+                    .diverges(shared.iter().map(|(p, m)| (p.as_str(), *m)));
+                if let Some(why) = diverges {
+                    return Interrupted::Diverged(why);
+                }
+            }
             Err(e) => return e.into(),
         }
         let mut watch = match link.etcd.watch(prefix, from).await {
