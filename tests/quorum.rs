@@ -12,7 +12,7 @@ use common::targets::Target;
 use common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType as T;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const INTERVAL: Duration = Duration::from_millis(100);
@@ -59,9 +59,10 @@ impl Cluster {
         }
         let lab = Lab::new(3);
         let (t_ip, spare_ip, etcd_ip) = (lab.root_ip(), lab.root_ip(), lab.root_ip());
-        // Both fresh addresses: a port free on one is free on the other.
-        let port = TcpListener::bind((t_ip, 0)).unwrap().local_addr().unwrap().port();
-        let t = Target::http(SocketAddr::new(t_ip, port));
+        // Both fresh addresses: the port chosen on one is free on the other (the check names
+        // one port).
+        let t = Target::http(SocketAddr::new(t_ip, 0));
+        let port = t.addr.port();
         let spare = Target::http(SocketAddr::new(spare_ip, port));
         let etcd = EtcdServer::builder().listen(etcd_ip).start();
         let shared = format!(
@@ -237,15 +238,20 @@ impl Cluster {
 
     /// Every node's log, and the shared health in etcd when it answers: what a failure shows.
     fn report(&self) -> String {
-        let mut text = String::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let (s, ms) = (now.as_secs() % 86_400, now.subsec_millis());
+        let mut text = format!("(at {:02}:{:02}:{:02}.{ms:03}Z)\n", s / 3600, s / 60 % 60, s % 60);
         for (i, n) in self.nodes.iter().enumerate() {
             text.push_str(&format!("--- n{} log:\n{}", i + 1, n.logs()));
         }
         let health = self
             .etcd
-            .etcdctl(&["get", "--prefix", "/meridian/health/"])
+            // From `health/` up to `nodes/` and all below it ('/' sorts before '0').
+            .etcdctl(&["get", "/meridian/health/", "/meridian/nodes0"])
             .unwrap_or_else(|| "(etcd does not answer)".into());
-        text.push_str(&format!("--- etcd /meridian/health/:\n{health}"));
+        text.push_str(&format!("--- etcd /meridian/nodes/ and health/:\n{health}"));
         text
     }
 }

@@ -2,11 +2,11 @@
 //! stop, restart and make misbehave.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How a target answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,11 +73,13 @@ impl Target {
         *self.mode.lock().unwrap() = mode;
     }
 
+    /// Listens on `addr`; with port 0 the kernel chooses one, which `addr` names from then on.
     pub fn start(&mut self) {
         if self.running.is_some() {
             return;
         }
-        let listener = TcpListener::bind(self.addr).unwrap_or_else(|e| panic!("bind {}: {e}", self.addr));
+        let listener = bind(self.addr);
+        self.addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (mode, tls, requests, flag) = (
@@ -120,6 +122,21 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Binds `addr`, again for a while when it is in use: a listener closed here lives on in a child
+/// that another test thread forked meanwhile, until that child execs.
+fn bind(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return listener,
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
     }
 }
 
