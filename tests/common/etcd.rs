@@ -1,7 +1,8 @@
-//! A real single-member etcd on loopback ports, for the tests that need one, plain or with TLS
-//! (certificates made here with rcgen) and any other flags. Needs `etcd` (Debian's
+//! A real single-member etcd on loopback ports (or on another local address), for the tests
+//! that need one, plain or with TLS (certificates made here with rcgen) and any other flags. Needs `etcd` (Debian's
 //! etcd-server); `.ci/run` installs it.
 
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ pub struct EtcdServer {
 pub struct EtcdBuilder {
     tls: Option<Pki>,
     flags: Vec<String>,
+    /// Where clients reach it; 127.0.0.1 when `None`.
+    listen: Option<IpAddr>,
 }
 
 impl EtcdBuilder {
@@ -39,10 +42,19 @@ impl EtcdBuilder {
         self
     }
 
+    /// Serves clients on `ip` (a local address, like one a network namespace lab added to
+    /// the root namespace) instead of 127.0.0.1. Peers stay on 127.0.0.1: there is one member.
+    /// Not with `tls`: the server certificate names 127.0.0.1 alone.
+    pub fn listen(mut self, ip: IpAddr) -> EtcdBuilder {
+        self.listen = Some(ip);
+        self
+    }
+
     /// Starts etcd and waits until it answers (at most 10 s).
     pub fn start(self) -> EtcdServer {
         let dir = tempfile::tempdir().unwrap();
-        let client = super::targets::free_port();
+        let ip = self.listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let client = free_port_on(ip);
         let peer = super::targets::free_port();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut flags = Vec::new();
@@ -60,7 +72,7 @@ impl EtcdBuilder {
         flags.extend(self.flags);
         let mut s = EtcdServer {
             child: None,
-            endpoint: format!("{scheme}://127.0.0.1:{client}"),
+            endpoint: format!("{scheme}://{}", std::net::SocketAddr::new(ip, client)),
             peer: format!("http://127.0.0.1:{peer}"),
             dir,
             flags,
@@ -69,6 +81,15 @@ impl EtcdBuilder {
         s.run();
         s
     }
+}
+
+/// A port free on `ip` now.
+fn free_port_on(ip: IpAddr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap_or_else(|e| panic!("bind {ip}: {e}"))
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl EtcdServer {

@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod etcd_cluster;
+pub mod netns;
 pub mod targets;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
@@ -38,16 +39,32 @@ impl Server {
     /// Like `start`, with more arguments. Returns once the server is ready: when the file given
     /// to `--ready-file` appears, holding the addresses the server bound.
     pub fn start_with(config: &Path, extra: &[&str]) -> Server {
+        Self::start_under(&[], IpAddr::from([127, 0, 0, 1]), config, extra)
+    }
+
+    /// Like `start_with`, the binary run by `wrapper` (a command that runs the rest of its
+    /// command line, like `ip netns exec NS`, and must exec it in place: the child's pid is the
+    /// server's), with its DNS and admin listeners on `ip`.
+    pub fn start_under(wrapper: &[&str], ip: IpAddr, config: &Path, extra: &[&str]) -> Server {
         let ready_dir = tempfile::tempdir().expect("tempdir");
         let ready_file = ready_dir.path().join("listening.json");
-        let mut child = Command::new(BIN)
+        let any_port = SocketAddr::new(ip, 0).to_string();
+        let mut command = match wrapper {
+            [] => Command::new(BIN),
+            [program, args @ ..] => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
             .args([
                 "--listen",
-                "127.0.0.1:0",
+                &any_port,
                 "--admin-listen",
-                "127.0.0.1:0",
+                &any_port,
                 "--log-level",
                 "info",
                 "--ready-file",
@@ -441,17 +458,9 @@ pub fn have_tool(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        if std::env::var_os("MERIDIAN_REQUIRE_TOOLS").is_some() {
-            panic!("`{tool}` is required (MERIDIAN_REQUIRE_TOOLS is set) but not installed");
-        }
-        // Straight to the process's stderr: `eprintln!` would be captured by the test harness and
-        // shown only for failing tests, and a skip must be seen.
-        let _ = std::io::stderr().write_all(
-            format!(
-                "\n!!! SKIPPED: `{tool}` is not installed; install it (see .ci/run) to run this test !!!\n\n"
-            )
-            .as_bytes(),
-        );
+        skip(&format!(
+            "`{tool}` is not installed; install it (see .ci/run) to run this test"
+        ));
     }
     found
 }
@@ -489,4 +498,15 @@ pub fn promtool_check(metrics: &str) {
             "promtool: {said}\n{metrics}"
         );
     }
+}
+
+/// Says loudly that a test is skipped, and why; fails it instead when MERIDIAN_REQUIRE_TOOLS is
+/// set (as `.ci/run` does), where every test must run.
+pub fn skip(why: &str) {
+    if std::env::var_os("MERIDIAN_REQUIRE_TOOLS").is_some() {
+        panic!("cannot run (MERIDIAN_REQUIRE_TOOLS is set): {why}");
+    }
+    // Straight to the process's stderr: `eprintln!` would be captured by the test harness and
+    // shown only for failing tests, and a skip must be seen.
+    let _ = std::io::stderr().write_all(format!("\n!!! SKIPPED: {why} !!!\n\n").as_bytes());
 }

@@ -2,11 +2,11 @@
 //! stop, restart and make misbehave.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How a target answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,11 +73,13 @@ impl Target {
         *self.mode.lock().unwrap() = mode;
     }
 
+    /// Listens on `addr`; with port 0 the kernel chooses one, which `addr` names from then on.
     pub fn start(&mut self) {
         if self.running.is_some() {
             return;
         }
-        let listener = TcpListener::bind(self.addr).unwrap_or_else(|e| panic!("bind {}: {e}", self.addr));
+        let listener = bind(self.addr);
+        self.addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (mode, tls, requests, flag) = (
@@ -94,7 +96,12 @@ impl Target {
                         count += 1;
                         requests.fetch_add(1, Ordering::Relaxed);
                         let m = mode.lock().unwrap().clone();
-                        let _ = serve(stream, &m, count, tls.clone());
+                        let tls = tls.clone();
+                        // A thread per connection, as a real server serves them side by side: a
+                        // client that connects and never sends its request (a prober whose route
+                        // was cut mid-probe) would otherwise hold up every other prober until
+                        // its read times out.
+                        std::thread::spawn(move || serve(stream, &m, count, tls));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -115,6 +122,21 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Binds `addr`, again for a while when it is in use: a listener closed here lives on in a child
+/// that another test thread forked meanwhile, until that child execs.
+fn bind(addr: SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return listener,
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
     }
 }
 
