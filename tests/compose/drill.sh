@@ -21,13 +21,19 @@
 # start) to each node's new answer; the bound is FOLLOW_BOUND_MS (1 s), or
 # DEGRADED_FOLLOW_BOUND_MS (10 s) while an etcd member is down or just back (writes are retried
 # on 503 meanwhile, and the 503s counted in the report), or FAILOVER_BOUND_MS for a region.
-# Always ends with `docker-compose down -v`. Needs Docker and docker-compose; builds the base
-# image from Debian's packages when it is missing (no registry needed).
+# Always ends with `down -v`. Needs Docker and Compose (v2 `docker compose` or v1
+# `docker-compose`); builds the base image from Debian's packages when it is missing (no
+# registry needed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-meridian-drill}
 export MERIDIAN_BASE=${MERIDIAN_BASE:-meridian-base:bookworm}
-compose() { docker-compose "$@"; }
+# Compose v2 (`docker compose`) where it is installed, else v1 (`docker-compose`).
+if docker compose version >/dev/null 2>&1; then
+  compose() { docker compose "$@"; }
+else
+  compose() { docker-compose "$@"; }
+fi
 failover_ms=${FAILOVER_BOUND_MS:-5000}  # a region's stop or start reaches both nodes' answers within
                                    # this: fall or rise (2) × interval (1 s) + timeout + a margin
 hold_ms=${HOLD_MS:-5000}           # how long answers must not move with one node cut (5 intervals)
