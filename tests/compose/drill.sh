@@ -41,12 +41,13 @@ see_ms=${SEE_BOUND_MS:-5000}       # ns2 reports its own view of a cut region wi
 follow_ms=${FOLLOW_BOUND_MS:-1000} # a change through one node's API reaches the other within this
 degraded_ms=${DEGRADED_FOLLOW_BOUND_MS:-10000}   # the same with an etcd member down or just back
 write_bound=${WRITE_BOUND:-20}     # seconds for writes to work again (etcd elects a leader)
-NS1=172.28.0.11; NS2=172.28.0.12
-US=172.28.1.10; EU=172.28.2.10; AP=172.28.3.10   # each on its region's network, with both nodes
-EU_NET=meridian-eu-west; NS2_EU=172.28.2.12     # the network ns2 is cut from, and its address there
+NET=${MERIDIAN_NET:-172.28}       # the demo's addresses: $NET.0.0/24 and one /24 per region
+NS1=$NET.0.11; NS2=$NET.0.12
+US=$NET.1.10; EU=$NET.2.10; AP=$NET.3.10   # each on its region's network, with both nodes
+EU_NET=meridian-eu-west; NS2_EU=$NET.2.12     # the network ns2 is cut from, and its address there
 NA_CLIENT=10.10.0.0/16; EU_CLIENT=10.20.0.0/16; AP_CLIENT=100.64.0.0/10
 RECORD=drill.gslb.example.com; RECORD_A=192.0.2.10
-ETCD_ENDPOINTS=http://172.28.0.31:2379,http://172.28.0.32:2379,http://172.28.0.33:2379
+ETCD_ENDPOINTS=http://$NET.0.31:2379,http://$NET.0.32:2379,http://$NET.0.33:2379
 report=()
 say() { echo "drill: $*"; report+=("$*"); }
 fail() {
@@ -232,7 +233,7 @@ events() {
 }
 # The eu-west target as events name it: its own view on one node (`... seen from ns2`) and the
 # cluster's verdict.
-EU_TARGET='target http://172\.28\.2\.10:8080/[^"]*\(check vip\)'
+EU_TARGET="target http://${NET//./\\.}\\.2\\.10:8080/[^\"]*\\(check vip\\)"
 seen_from() { events "$1" "$EU_TARGET seen from $2" | tail -1; }
 verdict() { events "$1" "$EU_TARGET" | tail -1; }
 # until_seen ADDRESS NODE STATE BOUND_MS: until the node's last own event on eu-west says
