@@ -475,7 +475,7 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         .datacenters
         .iter()
         .enumerate()
-        .map(|(i, d)| (d.name.to_string(), u8::from(h.dc_state(DcId(i as u16), d).up)))
+        .map(|(i, d)| (d.name.to_string(), h.dc_state(DcId(i as u16), d)))
         .collect();
     let guard = ctl.partition_guard();
     let cluster = ctl.cluster_status();
