@@ -373,6 +373,9 @@ pub struct StateGauges {
     pub cluster_connected: Option<u8>,
     /// Cluster mode: the live nodes this node sees (itself included once it holds its lease).
     pub cluster_nodes: Option<usize>,
+    /// Cluster mode: the distinct `health.quorum` rules the live nodes decide by (1 when they
+    /// agree; nodes deciding by different rules can give different verdicts).
+    pub cluster_quorum_rules: Option<usize>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -511,6 +514,13 @@ impl StateGauges {
                 "meridian_cluster_nodes",
                 "Cluster mode: live nodes this node sees (each holding its lease in etcd), itself included",
                 gauge(nodes as u64),
+            );
+        }
+        if let Some(rules) = self.cluster_quorum_rules {
+            r.register(
+                "meridian_cluster_quorum_rules",
+                "Cluster mode: distinct health.quorum rules among the live nodes (1 when they agree)",
+                gauge(rules as u64),
             );
         }
     }
@@ -659,6 +669,7 @@ mod tests {
             targets: vec![target(TargetView::Local, 1), target(TargetView::Cluster, 0)],
             cluster_connected: Some(1),
             cluster_nodes: Some(3),
+            cluster_quorum_rules: Some(2),
             ..StateGauges::default()
         });
         for want in [
@@ -666,6 +677,8 @@ mod tests {
             "# TYPE meridian_cluster_nodes gauge",
             "meridian_cluster_connected 1",
             "meridian_cluster_nodes 3",
+            "# TYPE meridian_cluster_quorum_rules gauge",
+            "meridian_cluster_quorum_rules 2",
             r#"meridian_target_up{check="web",address="2001:db8::1",view="local"} 1"#,
             r#"meridian_target_up{check="web",address="2001:db8::1",view="cluster"} 0"#,
         ] {
@@ -673,5 +686,6 @@ mod tests {
         }
         let single = Metrics::default().render(StateGauges::default());
         assert!(!single.contains("meridian_cluster_nodes"), "{single}");
+        assert!(!single.contains("meridian_cluster_quorum_rules"), "{single}");
     }
 }
