@@ -697,6 +697,8 @@ fn the_api_metrics_and_explain_show_every_nodes_view_beside_the_verdict() {
             s.us
         ),
         "meridian_cluster_nodes 3".to_string(),
+        // majority on a and b, any on c.
+        "meridian_cluster_quorum_rules 2".to_string(),
         "meridian_cluster_connected 1".to_string(),
     ] {
         assert!(m.contains(&want), "missing {want} in\n{m}");

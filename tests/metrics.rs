@@ -120,3 +120,113 @@ fn probe_targets_show_this_nodes_view() {
     assert!(!m.contains("meridian_cluster_nodes"), "{m}");
     promtool_check(&m);
 }
+
+const ADMIN: &str = "Bearer admin-secret-0123456789";
+
+/// The value of `series` as a float (timestamps are fractional), `None` when absent.
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The state gauge tells a drained data center and a forced one from one whose checks fail; a
+/// rejected reload shows until one applies, with the time of the last success; the build and
+/// the process show. The whole exposition reads in Prometheus's own parser.
+#[test]
+fn datacenter_states_reloads_build_and_process() {
+    let dir = fixture("admin");
+    let cfg = dir.path().join("meridian.yaml");
+    let server = Server::start(&cfg);
+    let state = |dc: &str, s: &str| format!(r#"meridian_datacenter_state{{datacenter="{dc}",state="{s}"}}"#);
+    let m = scrape(&server);
+    assert_eq!(value(&m, &state("eu", "up")), Some(1.0), "{m}");
+    assert_eq!(value(&m, &state("eu", "drained")), Some(0.0), "{m}");
+    assert_eq!(
+        value(&m, "meridian_config_last_reload_successful"),
+        Some(1.0),
+        "{m}"
+    );
+    let started = value(&m, "meridian_config_last_reload_success_timestamp_seconds").unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        m.contains(&format!("meridian_build_info{{version=\"{version}\"}} 1\n")),
+        "{m}"
+    );
+    let process_start = value(&m, "process_start_time_seconds").unwrap();
+    assert!(
+        (process_start - started).abs() < 60.0,
+        "{process_start} {started}"
+    );
+    assert!(value(&m, "process_resident_memory_bytes").unwrap() > 1e6, "{m}");
+    assert!(value(&m, "process_open_fds").unwrap() >= 3.0, "{m}");
+    assert!(m.contains("process_cpu_seconds_total "), "{m}");
+
+    let post = |path: &str, body: Option<&str>| {
+        let method = if body.is_some() { "PUT" } else { "POST" };
+        let json = ("Content-Type", "application/json");
+        let (status, _, body) = http(
+            server.admin(),
+            method,
+            path,
+            &[("Authorization", ADMIN), json],
+            body,
+        );
+        assert_eq!(status, 200, "{path}: {body}");
+    };
+    post("/api/v1/datacenters/eu/drain", None);
+    post("/api/v1/datacenters/us/override", Some(r#"{"state":"down"}"#));
+    let m = scrape(&server);
+    for (dc, s, v) in [
+        ("eu", "drained", 1.0),
+        ("eu", "up", 0.0),
+        ("eu", "down", 0.0),
+        ("us", "forced_down", 1.0),
+        ("us", "down", 0.0),
+    ] {
+        assert_eq!(value(&m, &state(dc, s)), Some(v), "{dc} {s}\n{m}");
+    }
+    // Both out of answers, both checks still pass.
+    assert!(m.contains("meridian_datacenter_up{datacenter=\"eu\"} 0\n"), "{m}");
+    assert!(
+        m.contains("meridian_datacenter_checks_up{datacenter=\"eu\"} 1\n"),
+        "{m}"
+    );
+    promtool_check(&m);
+
+    // A broken file: the reload is refused and says so until a good one applies.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}\nnot_a_key: 1\n")).unwrap();
+    let (status, _, body) = http(
+        server.admin(),
+        "POST",
+        "/api/v1/reload",
+        &[("Authorization", ADMIN)],
+        None,
+    );
+    assert_eq!(status, 422, "{body}");
+    let m = scrape(&server);
+    assert_eq!(
+        value(&m, "meridian_config_last_reload_successful"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, "meridian_config_last_reload_success_timestamp_seconds"),
+        Some(started),
+        "{m}"
+    );
+    std::fs::write(&cfg, good).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    post("/api/v1/reload", None);
+    let m = scrape(&server);
+    assert_eq!(
+        value(&m, "meridian_config_last_reload_successful"),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        value(&m, "meridian_config_last_reload_success_timestamp_seconds").unwrap() > started,
+        "{m}"
+    );
+}

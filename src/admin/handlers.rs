@@ -475,10 +475,11 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         .datacenters
         .iter()
         .enumerate()
-        .map(|(i, d)| (d.name.to_string(), u8::from(h.dc_state(DcId(i as u16), d).up)))
+        .map(|(i, d)| (d.name.to_string(), h.dc_state(DcId(i as u16), d)))
         .collect();
     let guard = ctl.partition_guard();
     let cluster = ctl.cluster_status();
+    let nodes = cluster.as_ref().map(|_| ctl.cluster_nodes());
     let body = ctl.metrics().render(StateGauges {
         endpoints,
         targets: target_gauges(&snap, cluster.is_some()),
@@ -489,7 +490,11 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
         probe_targets: ctl.probe_count(),
         snapshot_generation: snap.generation,
         cluster_connected: cluster.as_ref().map(|c| u8::from(c.connected)),
-        cluster_nodes: cluster.map(|_| ctl.cluster_nodes().len()),
+        cluster_nodes: nodes.as_ref().map(|n| n.len()),
+        cluster_quorum_rules: nodes.map(|n| {
+            let rules: std::collections::BTreeSet<_> = n.values().map(|r| r.quorum.as_str()).collect();
+            rules.len()
+        }),
     });
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
 }

@@ -246,12 +246,12 @@ impl Control {
             Ok(new) => {
                 let zones = new.zones.len();
                 let generation = self.apply(new);
-                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reload_applied(std::time::SystemTime::now());
                 tracing::info!(zones, generation, "reloaded");
                 Ok(generation)
             }
             Err(problems) => {
-                self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reload_rejected();
                 for p in &problems.0 {
                     tracing::error!(problem = %p, "reload rejected; still serving the previous config");
                 }

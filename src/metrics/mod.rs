@@ -7,9 +7,12 @@
 //! registered as `meridian_reloads` is exposed as `meridian_reloads_total` (OpenMetrics names the
 //! family without the suffix in `# HELP`/`# TYPE`, and Prometheus stores the same series).
 
+pub mod process;
+
 use crate::lock::LockExt;
 use crate::model::RType;
 use crate::model::Rcode;
+use crate::model::gslb::{DcReason, DcState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text};
 use prometheus_client::metrics::MetricType;
@@ -22,7 +25,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The content type of `Metrics::render`'s text. Prometheus picks its parser by it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -89,6 +92,11 @@ struct ProbeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     r#type: &'static str,
 }
@@ -137,6 +145,11 @@ pub struct Metrics {
     pub ecs_queries: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    /// 1 while the last reload (or the load at start) applied, 0 after one was rejected.
+    last_reload_successful: AtomicU64,
+    /// When the configuration last applied (a reload, or the load at start), in Unix
+    /// milliseconds.
+    last_reload_success_ms: AtomicU64,
     pub zone_edits: AtomicU64,
     /// Cluster mode: changes read from etcd and applied, and those refused (invalid).
     pub cluster_changes: AtomicU64,
@@ -154,6 +167,8 @@ impl Default for Metrics {
             ecs_queries: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
+            last_reload_successful: AtomicU64::new(1),
+            last_reload_success_ms: AtomicU64::new(unix_ms(SystemTime::now())),
             zone_edits: AtomicU64::new(0),
             cluster_changes: AtomicU64::new(0),
             cluster_refused: AtomicU64::new(0),
@@ -162,7 +177,24 @@ impl Default for Metrics {
     }
 }
 
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Metrics {
+    /// A reload applied at `at`: counted, and the last one is a success.
+    pub fn reload_applied(&self, at: SystemTime) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        self.last_reload_success_ms.store(unix_ms(at), Ordering::Relaxed);
+        self.last_reload_successful.store(1, Ordering::Relaxed);
+    }
+
+    /// A reload rejected: counted, and the last one failed (the time of the last success stays).
+    pub fn reload_rejected(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+        self.last_reload_successful.store(0, Ordering::Relaxed);
+    }
+
     /// The counters of a zone (`""`: queries for no zone of ours, and unparsable ones).
     pub fn zone(&self, name: &str) -> Arc<ZoneCounters> {
         self.queries
@@ -243,6 +275,29 @@ impl Metrics {
             r.register(name, help, ConstCounter::new(c.load(Ordering::Relaxed)));
         }
         r.register(
+            "meridian_config_last_reload_successful",
+            "1 if the last reload (or the load at start) applied, 0 if it was rejected and the previous configuration still serves",
+            ConstGauge::new(self.last_reload_successful.load(Ordering::Relaxed) as i64),
+        );
+        r.register_with_unit(
+            "meridian_config_last_reload_success_timestamp",
+            "When the configuration last applied (a reload, or the load at start), since the Unix epoch",
+            Unit::Seconds,
+            ConstGauge::new(self.last_reload_success_ms.load(Ordering::Relaxed) as f64 / 1000.0),
+        );
+        let build = Family::<VersionLabel, Gauge>::default();
+        build
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register(
+            "meridian_build_info",
+            "Always 1; the version of the running binary is in its label",
+            build,
+        );
+        r.register_collector(Box::new(process::Process));
+        r.register(
             "meridian_probes",
             "Health probe results, by check type and result",
             self.probes.clone(),
@@ -305,8 +360,8 @@ pub struct TargetUp {
 pub struct StateGauges {
     pub endpoints: Vec<EndpointUp>,
     pub targets: Vec<TargetUp>,
-    /// (data center, 1 up or 0 down).
-    pub datacenters: Vec<(String, u8)>,
+    /// Each data center with its state (`select`'s `Health::dc_state`: overrides beat health).
+    pub datacenters: Vec<(String, DcState)>,
     pub overrides_active: usize,
     pub partition_guard_alarms: u64,
     /// 1 while the partition guard holds health.
@@ -318,6 +373,9 @@ pub struct StateGauges {
     pub cluster_connected: Option<u8>,
     /// Cluster mode: the live nodes this node sees (itself included once it holds its lease).
     pub cluster_nodes: Option<usize>,
+    /// Cluster mode: the distinct `health.quorum` rules the live nodes decide by (1 when they
+    /// agree; nodes deciding by different rules can give different verdicts).
+    pub cluster_quorum_rules: Option<usize>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -325,6 +383,27 @@ struct TargetLabels {
     check: String,
     address: String,
     view: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DatacenterStateLabels {
+    datacenter: String,
+    state: &'static str,
+}
+
+/// The values of `meridian_datacenter_state`'s `state` label; every one shows for every data
+/// center (0 or 1), so a query for one state never finds a series missing.
+const DC_STATES: [&str; 5] = ["up", "down", "drained", "forced_up", "forced_down"];
+
+/// The `state` label of a data center's reason.
+fn dc_state_name(reason: DcReason) -> &'static str {
+    match reason {
+        DcReason::Healthy => "up",
+        DcReason::ChecksFailing => "down",
+        DcReason::Drained => "drained",
+        DcReason::ForcedUp => "forced_up",
+        DcReason::ForcedDown => "forced_down",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -362,16 +441,40 @@ impl StateGauges {
             "Probe target health (1 up, 0 down; no series while unknown), by check and address probed: this node's own view (view=local) and, in cluster mode, the cluster's verdict answers use (view=cluster)",
             targets,
         );
-        let datacenters = Family::<DatacenterLabel, Gauge>::default();
-        for (datacenter, up) in self.datacenters {
-            datacenters
-                .get_or_create(&DatacenterLabel { datacenter })
-                .set(i64::from(up));
+        let up = Family::<DatacenterLabel, Gauge>::default();
+        let state = Family::<DatacenterStateLabels, Gauge>::default();
+        let checks_up = Family::<DatacenterLabel, Gauge>::default();
+        let healthy = Family::<DatacenterLabel, Gauge>::default();
+        for (datacenter, s) in self.datacenters {
+            let label = DatacenterLabel { datacenter };
+            up.get_or_create(&label).set(i64::from(s.up));
+            for name in DC_STATES {
+                let labels = DatacenterStateLabels {
+                    datacenter: label.datacenter.clone(),
+                    state: name,
+                };
+                state
+                    .get_or_create(&labels)
+                    .set(i64::from(dc_state_name(s.reason) == name));
+            }
+            checks_up.get_or_create(&label).set(i64::from(s.checks_up()));
+            healthy.get_or_create(&label).set(s.healthy as i64);
         }
+        r.register("meridian_datacenter_up", "Data center state (1 up, 0 down)", up);
         r.register(
-            "meridian_datacenter_up",
-            "Data center state (1 up, 0 down)",
-            datacenters,
+            "meridian_datacenter_state",
+            "Data center state and why, one series per state, 1 for the current one: up (checks pass), down (checks failing), drained, forced_up, forced_down (operator overrides)",
+            state,
+        );
+        r.register(
+            "meridian_datacenter_checks_up",
+            "What the data center's health checks alone say (1 at least min_healthy endpoints up, 0 fewer), overrides aside",
+            checks_up,
+        );
+        r.register(
+            "meridian_datacenter_healthy_endpoints",
+            "Endpoints of the data center up (checks, configured state and endpoint overrides folded in)",
+            healthy,
         );
         let gauge = |v: u64| ConstGauge::new(v);
         r.register(
@@ -413,12 +516,20 @@ impl StateGauges {
                 gauge(nodes as u64),
             );
         }
+        if let Some(rules) = self.cluster_quorum_rules {
+            r.register(
+                "meridian_cluster_quorum_rules",
+                "Cluster mode: distinct health.quorum rules among the live nodes (1 when they agree)",
+                gauge(rules as u64),
+            );
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::gslb::Forced;
 
     /// The families, their types and what dashboards query: pinned.
     #[test]
@@ -441,7 +552,10 @@ mod tests {
                 view: TargetView::Local,
                 up: 0,
             }],
-            datacenters: vec![("eu".into(), 1)],
+            datacenters: vec![
+                ("eu".into(), DcState::decide(Forced::Auto, 1, 1)),
+                ("us".into(), DcState::decide(Forced::Drained, 0, 1)),
+            ],
             ..StateGauges::default()
         });
         let mut types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
@@ -450,9 +564,15 @@ mod tests {
             types,
             [
                 "# TYPE meridian_answers counter",
+                "# TYPE meridian_build_info gauge",
                 "# TYPE meridian_cluster_changes counter",
                 "# TYPE meridian_cluster_health_writes counter",
                 "# TYPE meridian_cluster_refused counter",
+                "# TYPE meridian_config_last_reload_success_timestamp_seconds gauge",
+                "# TYPE meridian_config_last_reload_successful gauge",
+                "# TYPE meridian_datacenter_checks_up gauge",
+                "# TYPE meridian_datacenter_healthy_endpoints gauge",
+                "# TYPE meridian_datacenter_state gauge",
                 "# TYPE meridian_datacenter_up gauge",
                 "# TYPE meridian_ecs_queries counter",
                 "# TYPE meridian_endpoint_up gauge",
@@ -468,6 +588,12 @@ mod tests {
                 "# TYPE meridian_snapshot_generation gauge",
                 "# TYPE meridian_target_up gauge",
                 "# TYPE meridian_zone_edits counter",
+                "# TYPE process_cpu_seconds counter",
+                "# TYPE process_max_fds gauge",
+                "# TYPE process_open_fds gauge",
+                "# TYPE process_resident_memory_bytes gauge",
+                "# TYPE process_start_time_seconds gauge",
+                "# TYPE process_virtual_memory_bytes gauge",
             ]
         );
         for want in [
@@ -481,6 +607,21 @@ mod tests {
             r#"meridian_endpoint_up{datacenter="eu",address="192.0.2.1"} 1"#,
             r#"meridian_target_up{check="web",address="192.0.2.1",view="local"} 0"#,
             "meridian_partition_guard_alarms_total 0",
+            r#"meridian_datacenter_up{datacenter="us"} 0"#,
+            r#"meridian_datacenter_state{datacenter="eu",state="up"} 1"#,
+            r#"meridian_datacenter_state{datacenter="eu",state="down"} 0"#,
+            r#"meridian_datacenter_state{datacenter="us",state="drained"} 1"#,
+            r#"meridian_datacenter_state{datacenter="us",state="down"} 0"#,
+            r#"meridian_datacenter_state{datacenter="us",state="up"} 0"#,
+            r#"meridian_datacenter_checks_up{datacenter="us"} 0"#,
+            r#"meridian_datacenter_healthy_endpoints{datacenter="eu"} 1"#,
+            "meridian_config_last_reload_successful 1",
+            concat!(
+                r#"meridian_build_info{version=""#,
+                env!("CARGO_PKG_VERSION"),
+                r#""} 1"#
+            ),
+            "process_cpu_seconds_total ",
             "# HELP meridian_queries DNS queries answered, by zone, type and rcode.\n",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
@@ -489,6 +630,30 @@ mod tests {
         assert_eq!(text.matches("meridian_queries_total").count(), 2, "{text}");
         assert!(!text.contains(".."), "a help text ends with two periods:\n{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// A rejected reload shows until the next one applies; the time is that of the last success.
+    #[test]
+    fn last_reload() {
+        let m = Metrics::default();
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_000_000_250);
+        m.reload_applied(at);
+        m.reload_rejected();
+        let text = m.render(StateGauges::default());
+        for want in [
+            "meridian_config_last_reload_successful 0\n",
+            "meridian_config_last_reload_success_timestamp_seconds 1764000000.25\n",
+            "meridian_reloads_total 1\n",
+            "meridian_reload_failures_total 1\n",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        m.reload_applied(at + Duration::from_secs(1));
+        let text = m.render(StateGauges::default());
+        assert!(
+            text.contains("meridian_config_last_reload_successful 1\n"),
+            "{text}"
+        );
     }
 
     /// Cluster mode adds the link's gauge and the live nodes'; the target gauge shows both views.
@@ -504,6 +669,7 @@ mod tests {
             targets: vec![target(TargetView::Local, 1), target(TargetView::Cluster, 0)],
             cluster_connected: Some(1),
             cluster_nodes: Some(3),
+            cluster_quorum_rules: Some(2),
             ..StateGauges::default()
         });
         for want in [
@@ -511,6 +677,8 @@ mod tests {
             "# TYPE meridian_cluster_nodes gauge",
             "meridian_cluster_connected 1",
             "meridian_cluster_nodes 3",
+            "# TYPE meridian_cluster_quorum_rules gauge",
+            "meridian_cluster_quorum_rules 2",
             r#"meridian_target_up{check="web",address="2001:db8::1",view="local"} 1"#,
             r#"meridian_target_up{check="web",address="2001:db8::1",view="cluster"} 0"#,
         ] {
@@ -518,5 +686,6 @@ mod tests {
         }
         let single = Metrics::default().render(StateGauges::default());
         assert!(!single.contains("meridian_cluster_nodes"), "{single}");
+        assert!(!single.contains("meridian_cluster_quorum_rules"), "{single}");
     }
 }
