@@ -22,7 +22,8 @@ pub mod zones;
 pub use cluster::{ClusterConfig, EtcdAuth, EtcdTls};
 pub use diagnostics::{Problem, Problems};
 pub use settings::{
-    AdminConfig, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role, listen_problems,
+    AdminConfig, AdminTls, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role,
+    TlsFilesError, listen_problems,
 };
 pub use source::Overlay;
 pub use zones::DEFAULT_SOA_SERIAL;
