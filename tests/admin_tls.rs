@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const READ: &str = "Bearer read-only-secret-0123456789";
+const ADMIN: &str = "Bearer admin-secret-0123456789";
 
 /// A client trusting only the CA in `ca`, opening a new connection for every request (so each
 /// one sees the certificate the server serves now).
@@ -166,6 +167,27 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
         assert_eq!(get(&trusts_b, &format!("{base}/healthz")).await.unwrap().0, 200);
     }
     assert_eq!(server.logs().matches("still serving the previous one").count(), 1);
+    // A zone edit is not refused over the certificate being renewed…
+    let edit = trusts_b
+        .put(format!("{base}/api/v1/zones/example.test/records/renewal"))
+        .header("Authorization", ADMIN)
+        .header("Content-Type", "application/json")
+        .body(r#"{"A": ["192.0.2.77"]}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = edit.status();
+    assert!(status.is_success(), "{status}: {}", edit.text().await.unwrap());
+    // …but a reload is, naming the file at fault.
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.logs().contains("reload rejected") {
+        assert!(Instant::now() < deadline, "no reload verdict:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = server.logs();
+    let rejected = logs.lines().find(|l| l.contains("reload rejected")).unwrap();
+    assert!(rejected.contains("admin.tls.cert_file"), "{rejected}");
 
     // Put right again: served again.
     install(dir.path(), &a);

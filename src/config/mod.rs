@@ -203,7 +203,7 @@ fn load_from(
     };
     let health = settings::health(&mut d, &raw.health);
     let (geoip, geoip_check_interval) = settings::geoip(&mut d, base, raw.geoip.as_ref(), previous);
-    let admin = settings::admin(&mut d, base, &raw.admin);
+    let admin = settings::admin(&mut d, base, &raw.admin, !overlay.admin_tls_unread);
     let zones_dir = if from_cluster {
         shared_zones_dir(&state_dir)
     } else {

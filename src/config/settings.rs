@@ -455,8 +455,9 @@ pub(crate) fn geoip(
 
 // === admin ===
 
-/// Reads `admin:`; token files are read relative to `base`.
-pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminConfig {
+/// Reads `admin:`; token files are read relative to `base`, and `admin.tls`'s pair is read and
+/// checked when `read_tls`.
+pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: bool) -> AdminConfig {
     let listen = match &raw.listen {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
         Some(l) if l.value == "off" => None,
@@ -515,7 +516,7 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminCo
     let timeout = |d: &mut Diagnostics, value, field, secs| {
         positive_duration(d, value, field, " (like 10s)", Duration::from_secs(secs))
     };
-    let tls = raw.tls.as_ref().map(|t| admin_tls(d, base, t));
+    let tls = raw.tls.as_ref().map(|t| admin_tls(d, base, t, read_tls));
     AdminConfig {
         listen,
         tokens,
@@ -551,15 +552,15 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminCo
     }
 }
 
-/// Reads `admin.tls` and checks its files now, so `meridian check` and a reload catch a bad
-/// pair before the listener would.
-fn admin_tls(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawAdminTls>) -> AdminTls {
+/// Reads `admin.tls` and (when `read`) checks its files now, so `meridian check`, the start
+/// and a reload catch a bad pair before the listener would.
+fn admin_tls(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawAdminTls>, read: bool) -> AdminTls {
     let t = &raw.value;
     let tls = AdminTls {
         cert_file: base.join(&t.cert_file.value),
         key_file: base.join(&t.key_file.value),
     };
-    if let Err(e) = tls.read() {
+    if let Some(e) = read.then(|| tls.read().err()).flatten() {
         let at = if e.field() == "admin.tls.cert_file" {
             &t.cert_file
         } else {
