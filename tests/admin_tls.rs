@@ -193,4 +193,31 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
     install(dir.path(), &a);
     let (status, _) = get(&trusts_a, &format!("{base}/api/v1/status")).await.unwrap();
     assert_eq!(status, 200);
+
+    // A reload that names other files serves them from the next connection.
+    std::fs::copy(&b.server_cert, dir.path().join("other.pem")).unwrap();
+    std::fs::copy(&b.server_key, dir.path().join("other-key.pem")).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "cert_file: admin.pem, key_file: admin-key.pem",
+        "cert_file: other.pem, key_file: other-key.pem",
+    );
+    std::fs::write(&config, text).unwrap();
+    server.signal(libc::SIGHUP);
+    // (Not "admin API certificate reloaded": the configuration's reload, with its generation.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server
+        .logs()
+        .lines()
+        .any(|l| l.contains("reloaded") && l.contains("generation"))
+    {
+        assert!(Instant::now() < deadline, "no reload:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = get(&trusts_b, &format!("{base}/api/v1/status")).await.unwrap();
+    assert_eq!(status, 200);
+    let old = get(&trusts_a, &format!("{base}/api/v1/status")).await;
+    assert!(
+        old.is_err(),
+        "the files of before the reload still served: {old:?}"
+    );
 }
