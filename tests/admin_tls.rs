@@ -221,3 +221,33 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
         "the files of before the reload still served: {old:?}"
     );
 }
+
+/// A client that opens a connection and never starts the handshake is closed within the head
+/// timeout, like a silent plain HTTP client.
+#[test]
+fn a_silent_client_is_closed_within_the_head_timeout() {
+    let dir = fixture("admin");
+    install(dir.path(), &Pki::generate(dir.path(), "a"));
+    let config = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  listen: \"127.0.0.1:0\"\n",
+        "  listen: \"127.0.0.1:0\"\n  header_timeout: 300ms\n  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    let mut silent = std::net::TcpStream::connect(server.admin()).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = silent.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0)),
+        "closed, not {read:?} after {:?}",
+        started.elapsed()
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "closed after {took:?}"
+    );
+}
