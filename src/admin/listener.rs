@@ -28,9 +28,20 @@ use tokio_util::sync::CancellationToken;
 /// Pause after a failed accept (out of descriptors, say), so the loop waits instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The listener's bounds, read from the running configuration at each accept (so a reload
-/// changes them for new connections).
-#[derive(Clone, Copy, Debug)]
+/// How a new connection is served.
+#[derive(Clone, Debug)]
+pub enum Scheme {
+    Http,
+    /// HTTPS: a TLS handshake first, within the head timeout.
+    Https(Arc<rustls::ServerConfig>),
+    /// HTTPS is configured but no certificate could ever be read: closed at once (never served
+    /// as plain HTTP instead).
+    Refuse,
+}
+
+/// The listener's bounds and scheme, read from the running configuration at each accept (so a
+/// reload changes them for new connections).
+#[derive(Clone, Debug)]
 pub struct Limits {
     pub max_connections: usize,
     /// A request head must be complete within this of the connection opening, or of the first
@@ -42,6 +53,7 @@ pub struct Limits {
     /// dropped (`dns.shutdown_grace`, the bound of the whole stop). Event streams end on the
     /// token themselves, so this only bounds slow requests and misbehaving clients.
     pub shutdown_grace: Duration,
+    pub scheme: Scheme,
 }
 
 /// Serves `router` on `listener` until `stop`, within `limits()`.
@@ -69,6 +81,10 @@ pub async fn serve(
             },
         };
         let limits = limits();
+        if matches!(limits.scheme, Scheme::Refuse) {
+            tracing::debug!(%peer, "admin connection closed: no certificate to serve");
+            continue;
+        }
         if !table.make_room(limits.max_connections, &stop).await {
             break;
         }
@@ -230,6 +246,42 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    match limits.scheme.clone() {
+        Scheme::Https(config) => {
+            // The handshake counts as the start of the first head: bounded by its timeout, and
+            // given up for a stop or to make room.
+            let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(limits.header_timeout, accept) => done,
+                _ = stop.cancelled() => { table.remove(conn.id); return; }
+                _ = conn.evict.notified() => { table.remove(conn.id); return; }
+            };
+            match handshake {
+                Ok(Ok(tls)) => serve_connection(tls, conn, table, router, limits, stop).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "admin TLS handshake failed");
+                    table.remove(conn.id);
+                }
+                Err(_) => {
+                    tracing::debug!("admin TLS handshake too slow");
+                    table.remove(conn.id);
+                }
+            }
+        }
+        Scheme::Http | Scheme::Refuse => serve_connection(stream, conn, table, router, limits, stop).await,
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    conn: Arc<Conn>,
+    table: Arc<Table>,
+    router: Router,
+    limits: Limits,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = hyper_util::rt::TokioIo::new(Watched {
         inner: stream,
         conn: conn.clone(),
@@ -345,14 +397,15 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// The socket, noting when the first byte of a request head arrives on an idle connection.
-struct Watched {
-    inner: TcpStream,
+/// The socket (or the TLS stream over it), noting when the first byte of a request head
+/// arrives on an idle connection.
+struct Watched<S> {
+    inner: S,
     conn: Arc<Conn>,
     table: Arc<Table>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -369,7 +422,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }

@@ -6,6 +6,7 @@ mod body;
 mod handlers;
 pub mod listener;
 pub mod openapi;
+pub mod tls;
 mod views;
 mod zones;
 
@@ -296,6 +297,7 @@ pub async fn serve(
         ctl: ctl.clone(),
         stop: stop.clone(),
     });
+    let certs = tls::Certs::default();
     let limits = move || {
         let admin = ctl.admin_settings();
         listener::Limits {
@@ -303,6 +305,13 @@ pub async fn serve(
             header_timeout: admin.header_timeout,
             idle_timeout: admin.idle_timeout,
             shutdown_grace: ctl.shutdown_grace(),
+            scheme: match &admin.tls {
+                None => listener::Scheme::Http,
+                Some(t) => match certs.config(t, ctl.events()) {
+                    Some(config) => listener::Scheme::Https(config),
+                    None => listener::Scheme::Refuse,
+                },
+            },
         }
     };
     listener::serve(listener, app, limits, stop).await

@@ -22,7 +22,8 @@ pub mod zones;
 pub use cluster::{ClusterConfig, EtcdAuth, EtcdTls};
 pub use diagnostics::{Problem, Problems};
 pub use settings::{
-    AdminConfig, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role, listen_problems,
+    AdminConfig, AdminTls, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role,
+    TlsFilesError, listen_problems,
 };
 pub use source::Overlay;
 pub use zones::DEFAULT_SOA_SERIAL;
@@ -202,7 +203,7 @@ fn load_from(
     };
     let health = settings::health(&mut d, &raw.health);
     let (geoip, geoip_check_interval) = settings::geoip(&mut d, base, raw.geoip.as_ref(), previous);
-    let admin = settings::admin(&mut d, base, &raw.admin);
+    let admin = settings::admin(&mut d, base, &raw.admin, !overlay.admin_tls_unread);
     let zones_dir = if from_cluster {
         shared_zones_dir(&state_dir)
     } else {

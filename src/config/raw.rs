@@ -107,6 +107,15 @@ pub struct RawAdmin {
     pub idle_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub allowed_hosts: Vec<Spanned<String>>,
+    pub tls: Option<Spanned<RawAdminTls>>,
+}
+
+/// `admin.tls`: the admin API over HTTPS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdminTls {
+    pub cert_file: Spanned<String>,
+    pub key_file: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

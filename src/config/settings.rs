@@ -3,14 +3,14 @@
 //! have their own files.)
 
 use super::diagnostics::Diagnostics;
-use super::raw::{RawAdmin, RawDns, RawGeoip, RawHealth, RawLog};
+use super::raw::{RawAdmin, RawAdminTls, RawDns, RawGeoip, RawHealth, RawLog};
 use super::source::{parse_duration, positive_duration};
 use crate::geo::GeoDb;
 use serde_saphyr::Spanned;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,6 +143,98 @@ pub struct AdminConfig {
     /// Host names (lowercase; `*.suffix` for any subdomain) that may reach the API besides
     /// loopback names and IP literals, checked while no tokens are configured. Default none.
     pub allowed_hosts: Vec<String>,
+    /// HTTPS with this certificate and key; `None` (the default): plain HTTP.
+    pub tls: Option<AdminTls>,
+}
+
+/// `admin.tls`: the PEM files the admin API serves HTTPS with (relative paths are read from
+/// the configuration's directory). Checked at every load; the listener reads them again
+/// whenever they change on disk, so a renewed certificate needs no restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminTls {
+    /// The certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
+}
+
+/// Why `admin.tls`'s files cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFilesError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+        key: bool,
+    },
+    #[error("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", path.display())]
+    NoKey { path: PathBuf },
+    #[error("the key in {} cannot sign: {source}", path.display())]
+    BadKey { path: PathBuf, source: rustls::Error },
+    #[error("the certificate in {} cannot be read: {source}", path.display())]
+    BadCertificate { path: PathBuf, source: rustls::Error },
+    #[error("{} is not the key of the certificate in {}", key.display(), cert.display())]
+    Mismatch { cert: PathBuf, key: PathBuf },
+}
+
+impl TlsFilesError {
+    /// The field at fault: `admin.tls.cert_file` or `admin.tls.key_file`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            TlsFilesError::Read { key: false, .. }
+            | TlsFilesError::NoCertificate { .. }
+            | TlsFilesError::BadCertificate { .. } => "admin.tls.cert_file",
+            _ => "admin.tls.key_file",
+        }
+    }
+}
+
+impl AdminTls {
+    /// Reads and checks the pair: a certificate chain, a key rustls can sign with, and the
+    /// key belonging to the first certificate.
+    pub fn read(&self) -> Result<rustls::sign::CertifiedKey, TlsFilesError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |path: &PathBuf, key| {
+            std::fs::read(path).map_err(|source| TlsFilesError::Read {
+                path: path.clone(),
+                source,
+                key,
+            })
+        };
+        let (cert_pem, key_pem) = (read(&self.cert_file, false)?, read(&self.key_file, true)?);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .ok()
+            .filter(|c: &Vec<_>| !c.is_empty())
+            .ok_or_else(|| TlsFilesError::NoCertificate {
+                path: self.cert_file.clone(),
+            })?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsFilesError::NoKey {
+            path: self.key_file.clone(),
+        })?;
+        let signer = rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|source| TlsFilesError::BadKey {
+                path: self.key_file.clone(),
+                source,
+            })?;
+        let pair = rustls::sign::CertifiedKey::new(chain, signer);
+        match pair.keys_match() {
+            Ok(()) => Ok(pair),
+            Err(rustls::Error::InconsistentKeys(_)) => Err(TlsFilesError::Mismatch {
+                cert: self.cert_file.clone(),
+                key: self.key_file.clone(),
+            }),
+            Err(source) => Err(TlsFilesError::BadCertificate {
+                path: self.cert_file.clone(),
+                source,
+            }),
+        }
+    }
 }
 
 // === dns ===
@@ -363,8 +455,9 @@ pub(crate) fn geoip(
 
 // === admin ===
 
-/// Reads `admin:`; token files are read relative to `base`.
-pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminConfig {
+/// Reads `admin:`; token files are read relative to `base`, and `admin.tls`'s pair is read and
+/// checked when `read_tls`.
+pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: bool) -> AdminConfig {
     let listen = match &raw.listen {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
         Some(l) if l.value == "off" => None,
@@ -423,9 +516,11 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminCo
     let timeout = |d: &mut Diagnostics, value, field, secs| {
         positive_duration(d, value, field, " (like 10s)", Duration::from_secs(secs))
     };
+    let tls = raw.tls.as_ref().map(|t| admin_tls(d, base, t, read_tls));
     AdminConfig {
         listen,
         tokens,
+        tls,
         max_connections,
         header_timeout: timeout(d, &raw.header_timeout, "admin.header_timeout", 10),
         idle_timeout: timeout(d, &raw.idle_timeout, "admin.idle_timeout", 60),
@@ -455,6 +550,25 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin) -> AdminCo
             })
             .collect(),
     }
+}
+
+/// Reads `admin.tls` and (when `read`) checks its files now, so `meridian check`, the start
+/// and a reload catch a bad pair before the listener would.
+fn admin_tls(d: &mut Diagnostics, base: &Path, raw: &Spanned<RawAdminTls>, read: bool) -> AdminTls {
+    let t = &raw.value;
+    let tls = AdminTls {
+        cert_file: base.join(&t.cert_file.value),
+        key_file: base.join(&t.key_file.value),
+    };
+    if let Some(e) = read.then(|| tls.read().err()).flatten() {
+        let at = if e.field() == "admin.tls.cert_file" {
+            &t.cert_file
+        } else {
+            &t.key_file
+        };
+        d.at(at, e.field(), e);
+    }
+    tls
 }
 
 // === shared readers ===
@@ -502,6 +616,76 @@ fn duration(
 mod tests {
     use super::{Quorum, listen_problems};
     use std::net::SocketAddr;
+
+    /// `admin.tls` reads a pair relative to the configuration, and each bad pair is a problem
+    /// at the file at fault, with its field path.
+    #[test]
+    fn admin_tls_reads_a_pair_and_points_at_the_file_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        let pair = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+        };
+        pair("a");
+        pair("b");
+        let load = |cert: &str, key: &str| {
+            let path = dir.path().join("meridian.yaml");
+            let text = format!("admin:\n  tls:\n    cert_file: {cert}\n    key_file: {key}\n");
+            std::fs::write(&path, text).unwrap();
+            crate::config::load(&path).map(|c| c.admin.tls).map_err(|p| {
+                p.0.into_iter()
+                    .map(|p| (p.field.unwrap_or_default(), p.line, p.message))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let tls = load("a.pem", "a-key.pem").unwrap().expect("tls set");
+        assert_eq!(tls.cert_file, dir.path().join("a.pem"));
+        assert_eq!(tls.key_file, dir.path().join("a-key.pem"));
+        for (cert, key, field, line, says) in [
+            ("gone.pem", "a-key.pem", "admin.tls.cert_file", 3, "cannot read"),
+            ("a.pem", "gone.pem", "admin.tls.key_file", 4, "cannot read"),
+            (
+                "a-key.pem",
+                "a-key.pem",
+                "admin.tls.cert_file",
+                3,
+                "no PEM certificate",
+            ),
+            ("a.pem", "a.pem", "admin.tls.key_file", 4, "no PEM private key"),
+            (
+                "a.pem",
+                "b-key.pem",
+                "admin.tls.key_file",
+                4,
+                "is not the key of the certificate",
+            ),
+        ] {
+            let problems = load(cert, key).expect_err(cert);
+            assert!(
+                problems.len() == 1
+                    && problems[0].0 == field
+                    && problems[0].1 == line
+                    && problems[0].2.contains(says),
+                "{cert} {key}: {problems:?}"
+            );
+        }
+        std::fs::write(
+            dir.path().join("meridian.yaml"),
+            "admin: { tls: { cert_file: a.pem } }\n",
+        )
+        .unwrap();
+        let problems = crate::config::load(&dir.path().join("meridian.yaml")).expect_err("no key_file");
+        assert!(
+            problems.0.iter().any(|p| p.message.contains("key_file")),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn quorum_rules_read_and_a_bad_one_names_its_field() {

@@ -15,6 +15,10 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct Overlay {
     pub files: HashMap<PathBuf, Option<String>>,
+    /// `admin.tls`'s files are not read: an edit of zones or of the cluster's state is not
+    /// refused over a certificate being renewed (the admin listener keeps serving its pair and
+    /// reads the files itself). `check`, the start and a reload read them.
+    pub admin_tls_unread: bool,
 }
 
 /// The text of `path`, from `overlay` when it has the file.

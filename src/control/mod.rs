@@ -473,7 +473,10 @@ impl Control {
                 .commit_to_cluster(link, change, path, text, subject, who)
                 .await;
         }
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay {
+            admin_tls_unread: true,
+            ..Overlay::default()
+        };
         overlay.files.insert(path.to_path_buf(), text.clone());
         let config = self.validate(overlay).await.map_err(CommitError::Invalid)?;
         let io = match &text {

@@ -367,7 +367,10 @@ impl Control {
     /// problem when it is invalid (a zone key holding another zone included).
     async fn check(&self, candidates: impl Iterator<Item = &Candidate>) -> Result<Config, String> {
         let candidates: Vec<&Candidate> = candidates.collect();
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay {
+            admin_tls_unread: true,
+            ..Overlay::default()
+        };
         for t in candidates.iter().flat_map(|c| &c.texts) {
             overlay.files.insert(t.file.clone(), t.text.clone());
         }

@@ -559,7 +559,10 @@ impl Control {
                 path.display()
             ))));
         };
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay {
+            admin_tls_unread: true,
+            ..Overlay::default()
+        };
         overlay.files.insert(path.to_path_buf(), text.clone());
         self.validate(overlay)
             .await
