@@ -47,6 +47,10 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+    /// The admin API's client: status, data centers, drain/undrain/override/weight, explain,
+    /// events, reload, zone get/put. The address comes from --admin or the configuration's
+    /// admin.listen; the token from --token-file or the MERIDIAN_TOKEN environment variable.
+    Ctl(meridian::ctl::CtlArgs),
     /// Cluster mode: send the checks, data centers and zones to etcd, or write the cluster's
     /// state as files.
     Cluster {
@@ -203,6 +207,7 @@ fn main() -> ExitCode {
         Command::Geoip { command } => run(geoip(command)),
         Command::Cluster { command } => cluster(command),
         Command::Serve(args) => run(serve(args)),
+        Command::Ctl(args) => meridian::ctl::run(args),
     }
 }
 
