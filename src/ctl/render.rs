@@ -99,7 +99,7 @@ pub fn status(status: &Value, gslb: &Value) -> String {
             out,
             "geoip: {} ({}, {} locations)",
             field(g, "path"),
-            field(g, "database_type"),
+            field(g, "type"),
             field(g, "locations")
         );
     }
