@@ -217,7 +217,11 @@ fn errors_say_what_to_do() {
     let write = ctl_env(&["--admin", &admin, "drain", "eu"], &read);
     assert!(!write.ok);
     assert!(write.stderr.contains("403"), "{}", write.stderr);
-    assert!(write.stderr.contains("role admin"), "{}", write.stderr);
+    assert!(
+        write.stderr.contains("read-only: this needs one of role admin"),
+        "{}",
+        write.stderr
+    );
 
     let wrong = ctl_env(
         &["--admin", &admin, "status"],

@@ -70,7 +70,12 @@ pub enum Error {
 
 fn auth_advice(status: u16, message: &str, token: &Option<TokenSource>) -> String {
     let advice = match (status, token) {
-        (403, _) => "this needs a token of role admin (admin.tokens in the server's configuration)".to_string(),
+        (403, None) => {
+            "give an admin token with --token-file FILE or the MERIDIAN_TOKEN environment variable".to_string()
+        }
+        (403, Some(_)) => "the token given is read-only: this needs one of role admin (admin.tokens in the \
+                           server's configuration)"
+            .to_string(),
         (_, None) => "give a token with --token-file FILE or the MERIDIAN_TOKEN environment variable".to_string(),
         (_, Some(TokenSource::File(p))) => format!(
             "the token in {} was refused: check it is one of admin.tokens (a token added to the \

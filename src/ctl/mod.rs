@@ -501,6 +501,43 @@ mod tests {
     }
 
     #[test]
+    fn the_address_comes_from_admin_or_admin_listen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("meridian.yaml");
+        let t = |text: &str, admin: Option<&str>| {
+            std::fs::write(&cfg, text).unwrap();
+            target(admin, &cfg)
+                .map(|t| (t.base, t.from))
+                .map_err(|e| e.to_string())
+        };
+        let from = format!("admin.listen in {}", cfg.display());
+        assert_eq!(t("{}", None), Ok(("http://127.0.0.1:8053".into(), from.clone())));
+        assert_eq!(
+            t("admin: { listen: \"0.0.0.0:9000\" }", None),
+            Ok(("http://127.0.0.1:9000".into(), from.clone()))
+        );
+        assert_eq!(
+            t("admin: { listen: \"[::]:9000\" }", None),
+            Ok(("http://[::1]:9000".into(), from))
+        );
+        assert!(
+            t("admin: { listen: off }", None)
+                .unwrap_err()
+                .contains("admin.listen: off")
+        );
+        assert!(
+            t("admin: { listen: nowhere }", None)
+                .unwrap_err()
+                .contains("`nowhere` is not an address:port")
+        );
+        assert_eq!(
+            t("admin: { listen: off }", Some("10.0.0.1:8053/")),
+            Ok(("http://10.0.0.1:8053".into(), "--admin".into()))
+        );
+        assert!(t("{}", Some("ftp://x")).is_err());
+    }
+
+    #[test]
     fn targets_are_datacenters_or_endpoints() {
         assert_eq!(override_path("eu").unwrap(), "/api/v1/datacenters/eu");
         assert_eq!(
