@@ -62,6 +62,8 @@ pub enum Error {
         /// The problems of a refused edit, one `file:line:col: message` a line.
         problems: Vec<String>,
     },
+    #[error("the connection to the admin API at {} was lost: {reason}", target.base)]
+    Lost { target: Target, reason: String },
     #[error("{}: {reason}", target.base)]
     Protocol { target: Target, reason: String },
     #[error("{0}")]
@@ -200,7 +202,11 @@ impl Client {
             .map_err(|e| self.transport(e))?;
         let mut resp = self.check(resp).await?;
         let mut pending = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(e))? {
+        let lost = |e: reqwest::Error| match self.transport(e) {
+            Error::Connect { target, reason } => Error::Lost { target, reason },
+            other => other,
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(lost)? {
             pending.extend_from_slice(&chunk);
             // An event ends with an empty line; its `data:` lines hold the JSON.
             while let Some(end) = find(&pending, b"\n\n") {
