@@ -20,6 +20,14 @@ pub const TOKEN_ENV: &str = "MERIDIAN_TOKEN";
 
 /// The options every `meridian ctl` command takes.
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+    export MERIDIAN_TOKEN=$(cat secrets/ops.token)\n  \
+    meridian ctl status\n  \
+    meridian ctl drain eu-west\n  \
+    meridian ctl explain www.gslb.example.com --client 10.20.0.0/16\n  \
+    meridian ctl events --follow\n  \
+    meridian ctl zone get gslb.example.com > zone.yaml && $EDITOR zone.yaml && \
+    meridian ctl zone put gslb.example.com zone.yaml")]
 pub struct CtlArgs {
     /// The configuration whose admin.listen names the API's address.
     #[arg(short, long, default_value = "meridian.yaml", global = true)]
@@ -48,29 +56,35 @@ pub enum CtlCommand {
     Status,
     /// Data centers and their endpoints: state, why, override, weight, last check.
     Datacenters {
-        /// One data center only.
+        /// One data center only (its name, like eu-west).
         dc: Option<String>,
     },
     /// Take a data center (or one endpoint, DC/ADDRESS) out of every answer.
     Drain {
+        /// A data center (eu-west) or one of its endpoints (eu-west/198.51.100.10).
         #[arg(value_name = "DC|DC/ADDRESS")]
         target: String,
     },
     /// Give a drained data center (or endpoint) back to its health checks.
     Undrain {
+        /// A data center (eu-west) or one of its endpoints (eu-west/198.51.100.10).
         #[arg(value_name = "DC|DC/ADDRESS")]
         target: String,
     },
     /// Force a data center (or endpoint) up or down, or give it back to its checks (auto).
     Override {
+        /// A data center (eu-west) or one of its endpoints (eu-west/198.51.100.10).
         #[arg(value_name = "DC|DC/ADDRESS")]
         target: String,
+        /// up or down forces it; auto gives it back to its health checks.
         #[arg(value_enum)]
         state: ForcedArg,
     },
     /// Set a data center's weight in every name (N), or go back to the configured ones (auto).
     Weight {
+        /// The data center.
         dc: String,
+        /// A weight (1 to 1000000) used in every name, or auto for the configured weights.
         #[arg(value_name = "N|auto")]
         weight: String,
     },
@@ -105,12 +119,17 @@ pub enum CtlCommand {
 pub enum ZoneCommand {
     /// Print a zone as YAML, its ETag in a first comment line (`# etag: "…"`), which `zone put`
     /// sends back as If-Match. With --json, the API's JSON (the ETag on stderr).
-    Get { zone: String },
+    Get {
+        /// The zone's name, like gslb.example.com.
+        zone: String,
+    },
     /// Replace a zone with a YAML (or JSON) file, like one `zone get` wrote. The file's
     /// `# etag:` line (or --if-match) is sent as If-Match: if the zone changed since, nothing
     /// is written and the command fails.
     Put {
+        /// The zone's name, like gslb.example.com.
         zone: String,
+        /// The zone as YAML or JSON (the structure of a zone file).
         file: PathBuf,
         /// The ETag to send as If-Match (`*`: the zone must exist), instead of the file's.
         #[arg(long, value_name = "ETAG")]

@@ -268,6 +268,24 @@ fn endpoint_row(ep: &Value) -> Vec<String> {
                 if let Some(e) = p.get("last_error").and_then(Value::as_str) {
                     let _ = write!(s, ", last error: {e}");
                 }
+                if let Some(c) = p.get("cluster").filter(|c| !c.is_null()) {
+                    let _ = write!(
+                        s,
+                        ", cluster: {} down of {} ({} needed, quorum {}){}",
+                        field(c, "down"),
+                        field(c, "voters"),
+                        field(c, "needed"),
+                        field(c, "quorum"),
+                        if c.get("alone") == Some(&Value::Bool(true)) {
+                            ", this node deciding alone"
+                        } else {
+                            ""
+                        }
+                    );
+                    if field(p, "status") != field(p, "verdict") {
+                        let _ = write!(s, ", this node sees it {}", field(p, "status"));
+                    }
+                }
                 if let Some(a) = ep.get("probe_address").and_then(Value::as_str) {
                     let _ = write!(s, ", probed at {a}");
                 }
@@ -379,6 +397,29 @@ mod tests {
             event(&e),
             "2026-11-24T09:00:00Z  override datacenter eu: auto -> drained (by ops)"
         );
+    }
+
+    #[test]
+    fn an_endpoint_says_why_and_in_cluster_mode_how_the_verdict_was_reached() {
+        let ep = json!({"address": "198.51.100.10", "up": false, "weight": 1, "configured": "up",
+            "override": "auto", "check": "web", "probe_address": null,
+            "probe": {"status": "up", "verdict": "down", "since": "2026-11-24T09:12:03.120Z",
+                "last_ok": true, "last_error": null, "last_checked": null, "last_latency_ms": 0.42,
+                "cluster": {"quorum": "majority", "verdict": "down", "down": 2, "voters": 3,
+                    "needed": 2, "alone": false, "nodes": []}}});
+        assert_eq!(
+            endpoint_row(&ep)[..3],
+            [
+                "  198.51.100.10".to_string(),
+                "down".to_string(),
+                "check web: down since 2026-11-24T09:12:03.120Z, 0.4 ms, cluster: 2 down of 3 \
+                 (2 needed, quorum majority), this node sees it up"
+                    .to_string()
+            ]
+        );
+        let drained = json!({"address": "192.0.2.1", "up": false, "weight": 1,
+            "configured": "up", "override": "drained", "probe": null});
+        assert_eq!(endpoint_row(&drained)[2], "drained");
     }
 
     #[test]
