@@ -127,8 +127,8 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum GeoipCommand {
-    /// Build a MaxMind DB from CSV rows (header: network,continent,country,subdivision,latitude,longitude,city;
-    /// only network is required).
+    /// Build a MaxMind DB from CSV rows (header: network,continent,country,subdivision,latitude,longitude,city,
+    /// asn,as_org; only network is required).
     Build {
         /// The CSV file.
         #[arg(long)]
