@@ -537,5 +537,18 @@ mod tests {
                 .starts_with("x.csv:2: `10.0.0.1/8` is not a network"),
             "{e}"
         );
+        let e = parse_csv("network,asn\n10.0.0.0/8,ASX\n", "x.csv").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.csv:2: asn `ASX` is not an AS number (like 64500 or AS64500)"
+        );
+        let rows = parse_csv(
+            "network,asn,as_org\n10.0.0.0/8,AS64500,Example\n10.1.0.0/16,64501,\n",
+            "x.csv",
+        )
+        .unwrap();
+        assert_eq!(rows[0].asn, Some(64500));
+        assert_eq!(rows[0].as_org.as_deref(), Some("Example"));
+        assert_eq!((rows[1].asn, rows[1].as_org.as_deref()), (Some(64501), None));
     }
 }
