@@ -119,6 +119,15 @@ fn the_drill_with_ctl() {
     assert!(status.contains("down: eu"), "{status}");
     assert!(status.contains("overrides: eu drained"), "{status}");
     assert!(status.contains("eu (drained)"), "where clients go: {status}");
+    let gslb = ctl(&server, d, &["gslb"]);
+    let www_rule = gslb
+        .lines()
+        .find(|l| l.starts_with("www.example.test."))
+        .expect(&gslb);
+    assert!(
+        www_rule.contains(" us ") && www_rule.contains("eu (drained)") && www_rule.contains("192.0.2.10"),
+        "{gslb}"
+    );
     let dcs = ctl(&server, d, &["datacenters"]);
     let eu = dcs.lines().find(|l| l.starts_with("eu ")).expect(&dcs);
     assert!(eu.contains("down") && eu.contains("drained"), "{dcs}");

@@ -54,6 +54,9 @@ pub enum CtlCommand {
     /// The server: version, zones, data centers down, partition guard, overrides, and where
     /// each balanced name sends clients now.
     Status,
+    /// For every balanced name and rule: where clients go now, what is passed over and why, and
+    /// the A answer (the table `status` ends with).
+    Gslb,
     /// Data centers and their endpoints: state, why, override, weight, last check.
     Datacenters {
         /// One data center only (its name, like eu-west).
@@ -201,6 +204,14 @@ async fn execute(args: CtlArgs) -> Result<(), CtlError> {
             } else {
                 let gslb = client.get("/api/v1/gslb").await?;
                 print!("{}", render::status(&status.body, &gslb.body));
+            }
+        }
+        CtlCommand::Gslb => {
+            let reply = client.get("/api/v1/gslb").await?;
+            if json {
+                print_json(&reply.body);
+            } else {
+                print!("{}", render::gslb_table(&reply.body));
             }
         }
         CtlCommand::Datacenters { dc } => {
