@@ -9,6 +9,7 @@ pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod ctl;
 pub mod dns;
 pub mod events;
 pub mod explain;

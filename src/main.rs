@@ -47,6 +47,10 @@ enum Command {
         #[arg(short, long, default_value = "meridian.yaml")]
         config: PathBuf,
     },
+    /// The admin API's client: status, data centers, drain/undrain/override/weight, explain,
+    /// events, reload, zone get/put. The address comes from --admin or the configuration's
+    /// admin.listen; the token from --token-file or the MERIDIAN_TOKEN environment variable.
+    Ctl(meridian::ctl::CtlArgs),
     /// Cluster mode: send the checks, data centers and zones to etcd, or write the cluster's
     /// state as files.
     Cluster {
@@ -123,8 +127,8 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum GeoipCommand {
-    /// Build a MaxMind DB from CSV rows (header: network,continent,country,subdivision,latitude,longitude,city;
-    /// only network is required).
+    /// Build a MaxMind DB from CSV rows (header: network,continent,country,subdivision,latitude,longitude,city,
+    /// asn,as_org; only network is required).
     Build {
         /// The CSV file.
         #[arg(long)]
@@ -136,13 +140,18 @@ enum GeoipCommand {
         #[arg(long, value_enum, default_value = "maxmind")]
         schema: SchemaArg,
     },
-    /// Print what a database says of an address.
+    /// Print what a database says of an address: its network, continent, country, subdivision,
+    /// coordinates and autonomous system (what the database has of them).
     Lookup {
         /// The database.
         #[arg(long)]
         db: PathBuf,
         /// The address.
         address: std::net::IpAddr,
+        /// Print JSON: address, network, continent, country, subdivision, latitude, longitude,
+        /// asn, as_org (null when the database has none).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -203,6 +212,7 @@ fn main() -> ExitCode {
         Command::Geoip { command } => run(geoip(command)),
         Command::Cluster { command } => cluster(command),
         Command::Serve(args) => run(serve(args)),
+        Command::Ctl(args) => meridian::ctl::run(args),
     }
 }
 
@@ -330,13 +340,62 @@ fn geoip(command: GeoipCommand) -> anyhow::Result<()> {
             let n = build_file(&csv, &out, schema)?;
             println!("{}: {n} networks", out.display());
         }
-        GeoipCommand::Lookup { db, address } => {
+        GeoipCommand::Lookup { db, address, json } => {
             let db = meridian::geo::GeoDb::open(&db)?;
-            let f = db.lookup(address);
-            println!("{address}: network /{} {:?}", f.prefix, f.location);
+            print!("{}", lookup_report(&db, address, json));
         }
     }
     Ok(())
+}
+
+/// What `meridian geoip lookup` prints: lines to read, or JSON.
+fn lookup_report(db: &meridian::geo::GeoDb, address: std::net::IpAddr, json: bool) -> String {
+    let found = db.lookup(address);
+    let network = found
+        .location
+        .map(|_| format!("{}/{}", meridian::geo::mask(address, found.prefix), found.prefix));
+    let loc = found.location.cloned().unwrap_or_default();
+    let asn = db.asn(address);
+    if json {
+        let v = serde_json::json!({
+            "address": address.to_string(),
+            "network": network,
+            "continent": loc.continent.as_deref(),
+            "country": loc.country.as_deref(),
+            "subdivision": loc.subdivision.as_deref(),
+            "latitude": loc.coords.map(|c| c.0),
+            "longitude": loc.coords.map(|c| c.1),
+            "asn": asn.as_ref().map(|a| a.number),
+            "as_org": asn.as_ref().and_then(|a| a.organization.as_deref()),
+        });
+        return format!("{v:#}\n");
+    }
+    let Some(network) = network else {
+        return format!(
+            "{address}: not in {} (a client there matches network rules and the default only)\n",
+            db.path.display()
+        );
+    };
+    let mut out = format!("{address}: in {network}\n");
+    let mut line = |k: &str, v: Option<String>| {
+        out.push_str(&format!("  {k:<12}{}\n", v.as_deref().unwrap_or("-")));
+    };
+    line("continent", loc.continent.as_deref().map(String::from));
+    line("country", loc.country.as_deref().map(String::from));
+    line("subdivision", loc.subdivision.as_deref().map(String::from));
+    line(
+        "location",
+        loc.coords
+            .map(|(lat, lon)| format!("{lat}, {lon} (latitude, longitude)")),
+    );
+    line(
+        "asn",
+        asn.map(|a| match a.organization {
+            Some(o) => format!("AS{} {o}", a.number),
+            None => format!("AS{}", a.number),
+        }),
+    );
+    out
 }
 
 fn serve(

@@ -15,7 +15,7 @@ fn version_and_help() {
     );
     let out = Command::new(BIN).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "check", "explain", "geoip"] {
+    for cmd in ["serve", "check", "explain", "geoip", "ctl"] {
         assert!(help.contains(cmd), "--help does not list {cmd}:\n{help}");
     }
     let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
@@ -29,6 +29,74 @@ fn version_and_help() {
     ] {
         assert!(help.contains(flag), "serve --help does not list {flag}");
     }
+    let out = Command::new(BIN).args(["ctl", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "status",
+        "datacenters",
+        "drain",
+        "override",
+        "weight",
+        "explain",
+        "events",
+        "reload",
+        "zone",
+        "--admin",
+        "--token-file",
+        "MERIDIAN_TOKEN",
+        "--json",
+    ] {
+        assert!(help.contains(word), "ctl --help does not mention {word}:\n{help}");
+    }
+}
+
+#[test]
+fn geoip_lookup_prints_a_location_to_read_or_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("geo.csv");
+    std::fs::write(
+        &csv,
+        "network,country,subdivision,latitude,longitude,asn,as_org\n\
+         192.0.2.0/24,DE,BE,52.52,13.4,AS64500,Example Net\n\
+         10.0.0.0/8,US,,,,,\n",
+    )
+    .unwrap();
+    let db = dir.path().join("geo.mmdb");
+    build_geoip(&csv, &db, "maxmind");
+    let lookup = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["geoip", "lookup", "--db"])
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = lookup(&["192.0.2.7"]);
+    assert_eq!(
+        text,
+        "192.0.2.7: in 192.0.2.0/24\n  continent   EU\n  country     DE\n  subdivision DE-BE\n  \
+         location    52.52, 13.4 (latitude, longitude)\n  asn         AS64500 Example Net\n"
+    );
+    let text = lookup(&["10.1.2.3"]);
+    assert!(
+        text.contains("in 10.0.0.0/8") && text.contains("country     US"),
+        "{text}"
+    );
+    assert!(text.contains("asn         -"), "{text}");
+    let text = lookup(&["203.0.113.1"]);
+    assert!(text.starts_with("203.0.113.1: not in "), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&lookup(&["--json", "192.0.2.7"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"address": "192.0.2.7", "network": "192.0.2.0/24", "continent": "EU",
+            "country": "DE", "subdivision": "DE-BE", "latitude": 52.52, "longitude": 13.4,
+            "asn": 64500, "as_org": "Example Net"})
+    );
+    let json: serde_json::Value = serde_json::from_str(&lookup(&["--json", "203.0.113.1"])).unwrap();
+    assert_eq!(json["network"], serde_json::Value::Null, "{json}");
 }
 
 #[test]

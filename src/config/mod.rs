@@ -131,6 +131,17 @@ pub fn load_overlay(
     load_from(path, previous, overlay, Shared::AsConfigured)
 }
 
+/// Reads only `admin.listen` of the configuration at `path` (None when it is `off`): what a
+/// client of the admin API needs, without the zones, token files or GeoIP database a full load
+/// reads (an operator's shell may not be allowed to read the token files).
+pub fn load_admin_listen(path: &Path) -> Result<Option<SocketAddr>, Problems> {
+    let text = source::read_text(path, &Overlay::default()).map_err(|p| Problems(vec![p]))?;
+    let raw: RawConfig = source::parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
+    let mut d = Diagnostics::new(path);
+    let listen = settings::admin_listen(&mut d, &raw.admin);
+    d.finish(listen).map_err(Problems)
+}
+
 /// Loads `path` with its own `checks:`, `datacenters:` and `zones_dir`, even when it has a
 /// `cluster:` section: what `meridian cluster push` sends.
 pub fn load_local(path: &Path) -> Result<Config, Problems> {

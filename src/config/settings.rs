@@ -455,10 +455,9 @@ pub(crate) fn geoip(
 
 // === admin ===
 
-/// Reads `admin:`; token files are read relative to `base`, and `admin.tls`'s pair is read and
-/// checked when `read_tls`.
-pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: bool) -> AdminConfig {
-    let listen = match &raw.listen {
+/// `admin.listen`: the default, `off` (None), or an address.
+pub(crate) fn admin_listen(d: &mut Diagnostics, raw: &RawAdmin) -> Option<SocketAddr> {
+    match &raw.listen {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 8053))),
         Some(l) if l.value == "off" => None,
         Some(l) => l
@@ -472,7 +471,13 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: 
                 )
             })
             .ok(),
-    };
+    }
+}
+
+/// Reads `admin:`; token files are read relative to `base`, and `admin.tls`'s pair is read and
+/// checked when `read_tls`.
+pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: bool) -> AdminConfig {
+    let listen = admin_listen(d, raw);
     let mut tokens = Vec::new();
     for t in raw.tokens.iter().map(|t| &t.value) {
         let role = match t.role.value.as_str() {

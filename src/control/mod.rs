@@ -579,6 +579,8 @@ mod tests {
             subdivision: None,
             coords: None,
             city: None,
+            asn: None,
+            as_org: None,
         };
         let db = dir.path().join("geo.mmdb");
         std::fs::write(&db, build(&[row], Schema::MaxMind, "test")).unwrap();

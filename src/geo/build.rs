@@ -4,7 +4,8 @@
 //! CSV (RFC 4180, read by the `csv` crate: a quoted field may hold commas and `""` quotes): a
 //! header naming the columns, then one network per row. `network` is required;
 //! `continent`, `country`, `subdivision` (ISO 3166-2 code without the country, e.g. `CA`),
-//! `latitude`, `longitude` and `city` are optional. `#` starts a comment line.
+//! `latitude`, `longitude`, `city`, `asn` (a number, with or without `AS`) and `as_org` are
+//! optional. `#` starts a comment line.
 //! More specific networks win over the networks they sit in, whatever the row order.
 
 use super::countries;
@@ -46,6 +47,10 @@ pub struct Row {
     pub subdivision: Option<String>,
     pub coords: Option<(f64, f64)>,
     pub city: Option<String>,
+    /// The autonomous system number and its organization, written as GeoLite2-ASN writes them
+    /// (`autonomous_system_number`, `autonomous_system_organization`) in either layout.
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
 }
 
 /// Reads the CSV at `csv` and writes the database at `out` (atomically: temp file + rename).
@@ -95,7 +100,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
         .transpose()?
         .ok_or_else(|| err(1, "empty file: a header line is required".into()))?;
     let columns: Vec<&str> = header.iter().collect();
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 9] = [
         "network",
         "continent",
         "country",
@@ -103,6 +108,8 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
         "latitude",
         "longitude",
         "city",
+        "asn",
+        "as_org",
     ];
     for c in &columns {
         if !KNOWN.contains(c) {
@@ -171,6 +178,17 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
             (None, None) => None,
             _ => return Err(err(n, "latitude and longitude go together".into())),
         };
+        let asn = get("asn")
+            .map(|v| {
+                let digits = v.strip_prefix("AS").or_else(|| v.strip_prefix("as")).unwrap_or(v);
+                digits.parse::<u32>().map_err(|_| {
+                    err(
+                        n,
+                        format!("asn `{v}` is not an AS number (like 64500 or AS64500)"),
+                    )
+                })
+            })
+            .transpose()?;
         rows.push(Row {
             network,
             continent,
@@ -178,6 +196,8 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Row>, BuildError> {
             subdivision: get("subdivision").map(str::to_ascii_uppercase),
             coords,
             city: get("city").map(String::from),
+            asn,
+            as_org: get("as_org").map(String::from),
         });
     }
     Ok(rows)
@@ -239,6 +259,12 @@ fn record(row: &Row, schema: Schema) -> Value {
                 m.push(("state1", Value::Str(s.clone())));
             }
         }
+    }
+    if let Some(n) = row.asn {
+        m.push(("autonomous_system_number", Value::U32(n)));
+    }
+    if let Some(o) = &row.as_org {
+        m.push(("autonomous_system_organization", Value::Str(o.clone())));
     }
     Value::Map(m)
 }
@@ -511,5 +537,18 @@ mod tests {
                 .starts_with("x.csv:2: `10.0.0.1/8` is not a network"),
             "{e}"
         );
+        let e = parse_csv("network,asn\n10.0.0.0/8,ASX\n", "x.csv").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.csv:2: asn `ASX` is not an AS number (like 64500 or AS64500)"
+        );
+        let rows = parse_csv(
+            "network,asn,as_org\n10.0.0.0/8,AS64500,Example\n10.1.0.0/16,64501,\n",
+            "x.csv",
+        )
+        .unwrap();
+        assert_eq!(rows[0].asn, Some(64500));
+        assert_eq!(rows[0].as_org.as_deref(), Some("Example"));
+        assert_eq!((rows[1].asn, rows[1].as_org.as_deref()), (Some(64501), None));
     }
 }

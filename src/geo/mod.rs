@@ -34,6 +34,13 @@ pub struct Found<'a> {
     pub prefix: u8,
 }
 
+/// An autonomous system, as a database names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Asn {
+    pub number: u32,
+    pub organization: Option<String>,
+}
+
 /// Why a database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
@@ -223,6 +230,24 @@ impl GeoDb {
         }
     }
 
+    /// The autonomous system `addr` is in, when the database carries one (GeoLite2-ASN's fields,
+    /// also found in ISP and Enterprise databases). Decoded at each call: for operators' tools,
+    /// not the query path, so the index built at load stays as small as it is.
+    pub fn asn(&self, addr: IpAddr) -> Option<Asn> {
+        #[derive(Deserialize)]
+        struct RawAsn {
+            #[serde(default)]
+            autonomous_system_number: Option<u32>,
+            #[serde(default)]
+            autonomous_system_organization: Option<String>,
+        }
+        let raw: RawAsn = self.reader.lookup(addr).ok()?.decode().ok()??;
+        Some(Asn {
+            number: raw.autonomous_system_number?,
+            organization: raw.autonomous_system_organization,
+        })
+    }
+
     /// Number of distinct locations indexed.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -284,6 +309,32 @@ mod tests {
             coords,
             subdivision: if country == "US" { Some("CA".into()) } else { None },
             city: None,
+            asn: None,
+            as_org: None,
+        }
+    }
+
+    #[test]
+    fn an_asn_reads_back_when_there_is_one() {
+        let mut with = row("192.0.2.0/24", "DE", None);
+        with.asn = Some(64500);
+        with.as_org = Some("Example Net".into());
+        for schema in [Schema::MaxMind, Schema::Flat] {
+            let db = GeoDb::from_bytes(
+                build(&[with.clone(), row("10.0.0.0/8", "US", None)], schema, "test"),
+                Path::new("t.mmdb"),
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                db.asn("192.0.2.7".parse().unwrap()),
+                Some(Asn {
+                    number: 64500,
+                    organization: Some("Example Net".into())
+                })
+            );
+            assert_eq!(db.asn("10.1.1.1".parse().unwrap()), None);
+            assert_eq!(db.asn("203.0.113.1".parse().unwrap()), None);
         }
     }
 

@@ -1,0 +1,431 @@
+//! `meridian ctl` against a real server: the failover drill of docs/api.md done with the
+//! command-line client (drain, undrain, overrides, weights, explain, events as they happen,
+//! reload, a zone read, edited and written back, a stale copy refused), and the errors an
+//! operator meets (no token, a read-only token, nothing listening, a refused edit).
+
+mod common;
+
+use common::*;
+use hickory_proto::rr::RecordType as T;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The outcome of one `meridian ctl` run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `meridian ctl ARGS` with the environment given (and no MERIDIAN_TOKEN otherwise).
+fn ctl_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(BIN);
+    c.arg("ctl").args(args).env_remove("MERIDIAN_TOKEN");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run meridian ctl");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `meridian ctl --admin <server> --token-file <admin token> ARGS`, which must succeed.
+fn ctl(server: &Server, dir: &Path, args: &[&str]) -> String {
+    let admin = format!("http://{}", server.admin());
+    let token = dir.join("secrets/admin.token");
+    let mut all = vec!["--admin", &admin, "--token-file", token.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let run = ctl_env(&all, &[]);
+    assert!(run.ok, "ctl {args:?} failed:\n{}{}", run.stdout, run.stderr);
+    run.stdout
+}
+
+fn answers(server: &Server, name: &str) -> Vec<String> {
+    answer_data(&query(server.addr, &ask(name, T::A)))
+}
+
+#[test]
+fn the_drill_with_ctl() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let server = Server::start(&d.join("meridian.yaml"));
+    let www = "www.example.test.";
+    assert_eq!(answers(&server, www), vec!["198.51.100.10", "198.51.100.11"]);
+
+    let status = ctl(&server, d, &["status"]);
+    assert!(status.contains("data centers: 2, down: none"), "{status}");
+    assert!(status.contains("overrides: none"), "{status}");
+    assert!(status.contains("www.example.test. (failover)"), "{status}");
+
+    // Watch transitions live while the drill runs.
+    let admin = format!("http://{}", server.admin());
+    let mut follower = Command::new(BIN)
+        .args(["ctl", "--admin", &admin, "--token-file"])
+        .arg(d.join("secrets/admin.token"))
+        .args(["events", "--follow"])
+        .env_remove("MERIDIAN_TOKEN")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn ctl events --follow");
+    let (tx, events) = mpsc::channel();
+    let out = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+
+    // Drain eu: the very next answer moves. The follower may not have subscribed by the first
+    // drain: drain and undrain until it prints a transition (each cycle is two events), within
+    // a bound; the loop ends with eu drained.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        assert_eq!(ctl(&server, d, &["drain", "eu"]).trim(), "eu: auto -> drained");
+        assert_eq!(answers(&server, www), vec!["192.0.2.10"]);
+        if let Ok(line) = events.recv_timeout(Duration::from_millis(200)) {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "events --follow printed nothing");
+        assert_eq!(ctl(&server, d, &["undrain", "eu"]).trim(), "eu: drained -> auto");
+    };
+    assert!(seen.contains("override datacenter eu: "), "{seen}");
+    assert!(seen.starts_with("20"), "a line starts with its time: {seen}");
+    // Subscribed now: a change made from here on is streamed as it happens.
+    assert_eq!(
+        ctl(&server, d, &["weight", "us", "7"]).trim(),
+        "us: weight 7 in every name"
+    );
+    let streamed = loop {
+        let line = events
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the weight change, streamed");
+        if line.contains("weight datacenter us") {
+            break line;
+        }
+    };
+    assert!(
+        streamed.ends_with("weight datacenter us: configured -> 7 (admin API (ops))"),
+        "{streamed}"
+    );
+    ctl(&server, d, &["weight", "us", "auto"]);
+
+    let status = ctl(&server, d, &["status"]);
+    assert!(status.contains("down: eu"), "{status}");
+    assert!(status.contains("overrides: eu drained"), "{status}");
+    assert!(status.contains("eu (drained)"), "where clients go: {status}");
+    let gslb = ctl(&server, d, &["gslb"]);
+    let www_rule = gslb
+        .lines()
+        .find(|l| l.starts_with("www.example.test."))
+        .expect(&gslb);
+    assert!(
+        www_rule.contains(" us ") && www_rule.contains("eu (drained)") && www_rule.contains("192.0.2.10"),
+        "{gslb}"
+    );
+    let dcs = ctl(&server, d, &["datacenters"]);
+    let eu = dcs.lines().find(|l| l.starts_with("eu ")).expect(&dcs);
+    assert!(eu.contains("down") && eu.contains("drained"), "{dcs}");
+
+    let explain = ctl(&server, d, &["explain", www, "--client", "10.20.0.1"]);
+    assert!(explain.contains("NOERROR"), "{explain}");
+    assert!(explain.contains("eu: drained by override"), "{explain}");
+    assert!(explain.contains("A 192.0.2.10"), "{explain}");
+
+    assert_eq!(ctl(&server, d, &["undrain", "eu"]).trim(), "eu: drained -> auto");
+    assert_eq!(answers(&server, www), vec!["198.51.100.10", "198.51.100.11"]);
+
+    // One endpoint forced down, then back.
+    assert_eq!(
+        ctl(&server, d, &["override", "eu/198.51.100.10", "down"]).trim(),
+        "eu/198.51.100.10: auto -> down"
+    );
+    assert_eq!(answers(&server, www), vec!["198.51.100.11"]);
+    ctl(&server, d, &["override", "eu/198.51.100.10", "auto"]);
+    // A whole data center forced down.
+    assert_eq!(
+        ctl(&server, d, &["override", "eu", "down"]).trim(),
+        "eu: auto -> down"
+    );
+    assert_eq!(answers(&server, www), vec!["192.0.2.10"]);
+    assert_eq!(
+        ctl(&server, d, &["override", "eu", "auto"]).trim(),
+        "eu: down -> auto"
+    );
+    assert_eq!(answers(&server, www), vec!["198.51.100.10", "198.51.100.11"]);
+
+    // Runtime weights.
+    assert_eq!(
+        ctl(&server, d, &["weight", "us", "5"]).trim(),
+        "us: weight 5 in every name"
+    );
+    let dcs = ctl(&server, d, &["datacenters", "us"]);
+    assert!(dcs.contains("5 (runtime)"), "{dcs}");
+    assert_eq!(
+        ctl(&server, d, &["weight", "us", "auto"]).trim(),
+        "us: configured weights"
+    );
+
+    // The list of events, and --json as the API's JSON.
+    let list = ctl(&server, d, &["events"]);
+    assert!(list.contains("weight datacenter us: configured -> 5"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&ctl(&server, d, &["--json", "datacenters"])).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
+
+    assert!(ctl(&server, d, &["reload"]).starts_with("reloaded: snapshot generation "));
+
+    // A zone read, edited and written back with its ETag; a stale copy refused.
+    let yaml = ctl(&server, d, &["zone", "get", "example.test"]);
+    assert!(yaml.starts_with("# etag: \""), "{yaml}");
+    assert!(yaml.contains("192.0.2.80"), "{yaml}");
+    let copy = d.join("copy.yaml");
+    std::fs::write(&copy, yaml.replace("192.0.2.80", "192.0.2.81")).unwrap();
+    let put = ctl(
+        &server,
+        d,
+        &["zone", "put", "example.test", copy.to_str().unwrap()],
+    );
+    assert!(put.contains("example.test: written, SOA serial 11"), "{put}");
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.81"]);
+
+    std::fs::write(&copy, yaml.replace("192.0.2.80", "192.0.2.82")).unwrap();
+    let token = d.join("secrets/admin.token");
+    let stale = ctl_env(
+        &[
+            "--admin",
+            &admin,
+            "--token-file",
+            token.to_str().unwrap(),
+            "zone",
+            "put",
+            "example.test",
+            copy.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!stale.ok, "a stale copy was written: {}", stale.stdout);
+    assert!(stale.stderr.contains("412"), "{}", stale.stderr);
+    assert!(stale.stderr.contains("nothing was written"), "{}", stale.stderr);
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.81"]);
+
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let server = Server::start(&d.join("meridian.yaml"));
+    let admin = format!("http://{}", server.admin());
+
+    let none = ctl_env(&["--admin", &admin, "status"], &[]);
+    assert!(!none.ok);
+    assert!(none.stderr.contains("401"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("--token-file") && none.stderr.contains("MERIDIAN_TOKEN"),
+        "{}",
+        none.stderr
+    );
+
+    let secret = std::fs::read_to_string(d.join("secrets/read.token")).unwrap();
+    let read = [("MERIDIAN_TOKEN", secret.trim())];
+    let status = ctl_env(&["--admin", &admin, "status"], &read);
+    assert!(status.ok, "a read token reads: {}", status.stderr);
+    let write = ctl_env(&["--admin", &admin, "drain", "eu"], &read);
+    assert!(!write.ok);
+    assert!(write.stderr.contains("403"), "{}", write.stderr);
+    assert!(
+        write.stderr.contains("read-only: this needs one of role admin"),
+        "{}",
+        write.stderr
+    );
+
+    let wrong = ctl_env(
+        &["--admin", &admin, "status"],
+        &[("MERIDIAN_TOKEN", "not-the-token-0123456789")],
+    );
+    assert!(!wrong.ok);
+    assert!(
+        wrong.stderr.contains("the token in MERIDIAN_TOKEN was refused"),
+        "{}",
+        wrong.stderr
+    );
+
+    // An API error: its message and field, plainly.
+    let token = [("MERIDIAN_TOKEN", "admin-secret-0123456789")];
+    let missing = ctl_env(&["--admin", &admin, "drain", "nowhere"], &token);
+    assert!(!missing.ok);
+    assert!(
+        missing
+            .stderr
+            .contains("404: no data center `nowhere` (field: dc)"),
+        "{}",
+        missing.stderr
+    );
+    let invalid = d.join("invalid.yaml");
+    std::fs::write(
+        &invalid,
+        "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\n\
+         ns: [ns1.example.test.]\nrecords: { ns1: { A: [192.0.2.1] }, static: { A: [192.0.2.300] } }\n",
+    )
+    .unwrap();
+    let refused = ctl_env(
+        &[
+            "--admin",
+            &admin,
+            "zone",
+            "put",
+            "example.test",
+            invalid.to_str().unwrap(),
+        ],
+        &token,
+    );
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("422") && refused.stderr.contains("(field: records.static.A)"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.80"]);
+
+    // Nothing listening at admin.listen: the address tried, and where it came from.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = d.join("meridian.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let elsewhere = d.join("elsewhere.yaml");
+    std::fs::write(
+        &elsewhere,
+        text.replace(
+            "listen: \"127.0.0.1:0\"",
+            &format!("listen: \"127.0.0.1:{port}\""),
+        ),
+    )
+    .unwrap();
+    let down = ctl_env(&["--config", elsewhere.to_str().unwrap(), "status"], &token);
+    assert!(!down.ok);
+    let expected = format!(
+        "cannot reach the admin API at http://127.0.0.1:{port} (admin.listen in {})",
+        elsewhere.display()
+    );
+    assert!(down.stderr.contains(&expected), "{}", down.stderr);
+    // Port 0 in admin.listen: the server's own choice, unknown to the client.
+    let zero = ctl_env(&["--config", cfg.to_str().unwrap(), "status"], &token);
+    assert!(!zero.ok);
+    assert!(
+        zero.stderr.contains("port 0") && zero.stderr.contains("--admin"),
+        "{}",
+        zero.stderr
+    );
+}
+
+/// `--admin https://…`: the server's certificate is checked, against `--ca-file` when given.
+/// The server here is a minimal TLS one answering `GET /api/v1/status` (the admin API's own
+/// TLS is configured elsewhere): what is tested is the client's side.
+#[test]
+fn https_is_verified_against_the_ca_file() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::etcd::Pki::generate(dir.path(), "admin");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, requests) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            // A refused handshake (the client did not trust us) ends here with an error.
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if !head.ends_with(b"\r\n\r\n") {
+                continue;
+            }
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+            let body = r#"{"version":"tls-test"}"#;
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    let url = format!("https://{addr}");
+    let token = [("MERIDIAN_TOKEN", "tls-token-0123456789")];
+
+    let trusted = ctl_env(
+        &[
+            "--admin",
+            &url,
+            "--ca-file",
+            pki.ca.to_str().unwrap(),
+            "--json",
+            "status",
+        ],
+        &token,
+    );
+    assert!(trusted.ok, "{}", trusted.stderr);
+    assert!(
+        trusted.stdout.contains("\"version\": \"tls-test\""),
+        "{}",
+        trusted.stdout
+    );
+    let head = requests
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("get /api/v1/status "), "{head}");
+    assert!(
+        head.contains("authorization: bearer tls-token-0123456789"),
+        "{head}"
+    );
+
+    // Without the CA file, the test CA is not among the system's roots: refused.
+    let untrusted = ctl_env(&["--admin", &url, "--json", "status"], &token);
+    assert!(!untrusted.ok, "an untrusted certificate was accepted");
+    assert!(
+        untrusted
+            .stderr
+            .contains(&format!("cannot reach the admin API at {url} (--admin)")),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+}
