@@ -9,7 +9,9 @@ use crate::events::Event;
 use crate::events::rfc3339;
 use crate::health::{Ballot, Decision, HealthView};
 use crate::lock::LockExt;
-use crate::model::gslb::{Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy};
+use crate::model::gslb::{
+    Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy, WhenAllDown,
+};
 use crate::overrides::Saved;
 use crate::select::{self, Family, Health, Outcome, Selection};
 use crate::state::Snapshot;
@@ -264,6 +266,31 @@ pub struct NameView {
     #[schema(schema_with = policy)]
     pub policy: &'static str,
     pub rules: Vec<RuleView>,
+    /// What clients get when no candidate is up (`when_all_down`).
+    pub when_all_down: WhenAllDownView,
+}
+
+/// A name's `when_all_down`, for the page to say what happens when nothing is left.
+#[derive(Serialize, ToSchema)]
+pub struct WhenAllDownView {
+    /// `all` (fail open: answer as if every candidate were up), `none` (NODATA), `servfail`, or
+    /// `fallback` (the addresses below).
+    #[schema(schema_with = when_all_down)]
+    pub action: &'static str,
+    /// The fallback addresses (`fallback` only).
+    pub addresses: Vec<String>,
+}
+
+impl From<&WhenAllDown> for WhenAllDownView {
+    fn from(w: &WhenAllDown) -> WhenAllDownView {
+        let (action, addresses) = match w {
+            WhenAllDown::All => ("all", Vec::new()),
+            WhenAllDown::None => ("none", Vec::new()),
+            WhenAllDown::Servfail => ("servfail", Vec::new()),
+            WhenAllDown::Fallback(a) => ("fallback", a.iter().map(ToString::to_string).collect()),
+        };
+        WhenAllDownView { action, addresses }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -275,6 +302,10 @@ pub struct RuleView {
     /// The first of them that takes traffic.
     pub now: Option<String>,
     pub passed_over: Vec<PassedOver>,
+    /// How first choices split now among the data centers that take traffic, in percent: by
+    /// weight for `weighted` and a geo rank of several, else all to `now` (`all`: each
+    /// answer holds every one; `nearest`: the nearest to each client). Empty when none is up.
+    pub shares: Vec<ShareView>,
     /// What such a client is answered now, for A and for AAAA: `select` itself decides.
     pub answers: Answers,
 }
@@ -320,6 +351,13 @@ impl AnswerView {
     }
 }
 
+/// A data center's share of first choices.
+#[derive(Serialize, ToSchema)]
+pub struct ShareView {
+    pub datacenter: String,
+    pub percent: f64,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PassedOver {
     pub datacenter: String,
@@ -341,6 +379,7 @@ impl NameView {
                 order: Vec::with_capacity(order.len()),
                 now: None,
                 passed_over: Vec::new(),
+                shares: Vec::new(),
                 answers: Answers {
                     a: answer(Family::V4),
                     aaaa: answer(Family::V6),
@@ -359,6 +398,7 @@ impl NameView {
                 }
                 view.order.push(d.name.to_string());
             }
+            view.shares = shares(g, rule, snap);
             view
         };
         let rules = match g.policy {
@@ -373,6 +413,7 @@ impl NameView {
             name: g.owner.to_string(),
             policy: g.policy.as_str(),
             rules,
+            when_all_down: WhenAllDownView::from(&g.when_all_down),
         }
     }
 
@@ -388,6 +429,44 @@ impl NameView {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
+}
+
+/// How first choices split among the data centers that take traffic for a client `rule`
+/// matched: the first rank with one up, by weight among those up (`weighted`: every candidate
+/// is one rank). When no rank of the rule has one up, the first candidate up takes all.
+fn shares(g: &GslbName, rule: Option<&GeoRule>, snap: &Snapshot) -> Vec<ShareView> {
+    let up = |id: DcId| snap.health.dc_state(id, &snap.datacenters[usize::from(id.0)]).up;
+    let name = |id: DcId| snap.datacenters[usize::from(id.0)].name.to_string();
+    let rank: Vec<DcId> = match g.policy {
+        Policy::Weighted => g.candidates.iter().copied().filter(|&d| up(d)).collect(),
+        Policy::Geo => select::geo::ranks(g, rule)
+            .map(|r| r.iter().copied().filter(|&d| up(d)).collect::<Vec<_>>())
+            .find(|r| !r.is_empty())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if rank.is_empty() {
+        let first = select::preference(g, rule).into_iter().find(|&d| up(d));
+        return first
+            .map(|d| ShareView {
+                datacenter: name(d),
+                percent: 100.0,
+            })
+            .into_iter()
+            .collect();
+    }
+    let weights: Vec<u32> = rank
+        .iter()
+        .map(|&d| select::weight(g, &*snap.health, d))
+        .collect();
+    let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+    rank.iter()
+        .zip(weights)
+        .map(|(&d, w)| ShareView {
+            datacenter: name(d),
+            percent: f64::from(w) * 100.0 / total,
+        })
+        .collect()
 }
 
 fn dcs(snap: &Snapshot) -> impl Iterator<Item = (DcId, &Datacenter)> {
@@ -692,6 +771,10 @@ fn policy() -> RefOr<Schema> {
 
 fn outcome() -> RefOr<Schema> {
     strings(&["addresses", "nodata", "servfail"])
+}
+
+fn when_all_down() -> RefOr<Schema> {
+    strings(&["all", "none", "servfail", "fallback"])
 }
 
 fn guard() -> RefOr<Schema> {
