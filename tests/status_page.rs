@@ -80,7 +80,7 @@ fn chromium(browser: &str, url: &str, png: Option<&Path>) -> String {
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
-        "--window-size=1280,1100",
+        "--window-size=1280,1500",
         "--virtual-time-budget=3000",
     ])
     .arg(format!("--user-data-dir={}", profile.path().display()));
@@ -114,11 +114,13 @@ fn row(dom: &str, marker: &str) -> String {
     text(dom, "<tr", marker)
 }
 
-/// The element opened by `tag` whose attributes hold `marker` (up to the next such tag), tags
+/// The element opened by `tag` (not nested in one of its kind) that holds `marker`, tags
 /// stripped to its text, class names kept as `[class]` so states can be asserted.
 fn text(dom: &str, tag: &str, marker: &str) -> String {
+    let close = format!("</{}>", &tag[1..]);
     let raw = dom
         .split(tag)
+        .map(|r| r.split(&close).next().unwrap_or_default())
         .find(|r| r.contains(marker))
         .unwrap_or_else(|| panic!("no {tag} {marker} in the page:\n{dom}"));
     let mut out = String::new();
@@ -180,6 +182,25 @@ fn a_drill_watched_on_the_status_page() {
             .unwrap()
             .iter()
             .all(|d| d["endpoints"][0]["probe"]["verdict"] == "up")
+    });
+
+    // Traffic for the chart: a resolver asking for www all through the drill.
+    let asking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let resolver = {
+        let (asking, addr) = (asking.clone(), server.addr);
+        std::thread::spawn(move || {
+            while asking.load(std::sync::atomic::Ordering::Relaxed) {
+                query(addr, &ask("www.example.test.", T::A));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    until(&server, "/api/v1/traffic", "answers counted for eu", |v| {
+        v["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["answers_per_second"]["eu"].as_f64() > Some(5.0))
     });
 
     // 1. All up: clients go to eu first; the weighted name splits 75/25.
@@ -269,6 +290,44 @@ fn a_drill_watched_on_the_status_page() {
         row(&dom, "data-name=\"www.example.test.\"").contains("[now]ap"),
         "the guard held ap"
     );
+    let ap_ep = row(&dom, "data-endpoint=\"ap/192.0.2.30\"");
+    assert!(
+        ap_ep.contains("[up]up") && ap_ep.contains("held up by the partition guard"),
+        "{ap_ep}"
+    );
+
+    // The chart: a line per data center; traffic moved from eu to us to ap, and the moves are
+    // marked where they happened.
+    until(&server, "/api/v1/traffic", "answers counted for ap", |v| {
+        let last = &v["points"].as_array().unwrap().last().unwrap()["answers_per_second"];
+        last["ap"].as_f64() > Some(5.0) && last["eu"].as_f64() == Some(0.0)
+    });
+    let dom = look(browser, &url, "5-chart");
+    let svg = text(&dom, "<svg", "id=\"traffic\"");
+    for dc in ["eu", "us", "ap"] {
+        assert!(dom.contains(&format!("<polyline data-dc=\"{dc}\"")), "{dc}: {svg}");
+    }
+    assert!(svg.contains("[legend]ap "), "{svg}");
+    assert!(
+        svg.contains("datacenter eu: down") && svg.contains("datacenter us: drained"),
+        "transitions marked: {svg}"
+    );
+    asking.store(false, std::sync::atomic::Ordering::Relaxed);
+    resolver.join().unwrap();
+
+    // Events: a filter by kind, from the page's address too.
+    let guard_event = row(&dom, "data-kind=\"health\"");
+    assert!(
+        guard_event.contains("partition-guard") && guard_event.contains("clear → engaged"),
+        "{guard_event}"
+    );
+    let dom = chromium(browser, &format!("{url}&events=overrides"), None);
+    let first = row(&dom, "data-kind=");
+    assert!(
+        first.contains("override datacenter us") && first.contains("auto → drained"),
+        "{first}"
+    );
+    assert!(!dom.contains("data-kind=\"health\""), "only overrides are shown");
 
     // Without a token, or with a wrong one, the page says how to give one.
     let bare = format!("http://{}/", server.admin());
@@ -284,4 +343,51 @@ fn a_drill_watched_on_the_status_page() {
         "{dom}"
     );
     drop((eu, us, ap));
+}
+
+/// `GET /events?after=` lists only newer events (the page polls with it), `kind=` one kind, and
+/// bad values are refused naming the parameter.
+#[test]
+fn events_are_listed_after_a_number_and_by_kind() {
+    let dir = fixture("admin");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let get = |path: &str| {
+        let (status, _, body) = http(server.admin(), "GET", path, &[("Authorization", ADMIN)], None);
+        (status, serde_json::from_str::<serde_json::Value>(&body).unwrap())
+    };
+    for dc in ["eu", "us"] {
+        let path = format!("/api/v1/datacenters/{dc}/drain");
+        let (status, _, body) = http(server.admin(), "POST", &path, &[("Authorization", ADMIN)], None);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, all) = get("/api/v1/events");
+    let all = all.as_array().unwrap().clone();
+    let drains: Vec<&serde_json::Value> = all.iter().filter(|e| e["kind"] == "overrides").collect();
+    assert_eq!(drains.len(), 2, "{all:?}");
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+
+    let (_, newer) = get(&format!("/api/v1/events?after={}", drains[0]["seq"]));
+    let newer = newer.as_array().unwrap();
+    assert_eq!(newer.len(), 1, "{newer:?}");
+    assert_eq!(newer[0]["subject"], "override datacenter us");
+    let (_, none) = get(&format!("/api/v1/events?after={}", drains[1]["seq"]));
+    assert_eq!(none, serde_json::json!([]));
+    let (_, overrides) = get("/api/v1/events?kind=overrides");
+    assert_eq!(overrides.as_array().unwrap().len(), 2, "{overrides}");
+    let (_, edits) = get("/api/v1/events?kind=edits");
+    assert_eq!(edits, serde_json::json!([]));
+
+    for (query, field) in [
+        ("after=-1", "after"),
+        ("after=x", "after"),
+        ("kind=zones", "kind"),
+    ] {
+        let (status, body) = get(&format!("/api/v1/events?{query}"));
+        assert_eq!(
+            (status, &body["field"]),
+            (400, &serde_json::json!(field)),
+            "{query}: {body}"
+        );
+    }
 }

@@ -662,6 +662,13 @@ impl StatusView {
 /// reload or a zone edit.
 #[derive(Serialize, ToSchema)]
 pub struct EventView {
+    /// The event's number: one more than the event before, rising across restarts. Pass the
+    /// last one seen as `?after=` to list only newer events.
+    pub seq: u64,
+    /// `health` (probe targets, data centers, the partition guard, nodes), `overrides` (states
+    /// and weights set by operators) or `edits` (zones, reloads, changes from the cluster).
+    #[schema(schema_with = event_kind)]
+    pub kind: &'static str,
     /// RFC 3339.
     pub time: String,
     /// Like `target http://198.51.100.10:80/healthz (check web)`, `datacenter eu`,
@@ -676,11 +683,51 @@ pub struct EventView {
 impl From<&Event> for EventView {
     fn from(e: &Event) -> EventView {
         EventView {
+            seq: e.seq,
+            kind: e.kind().as_str(),
             time: rfc3339(e.time),
             subject: e.subject.clone(),
             old: e.old.clone(),
             new: e.new.clone(),
             reason: e.reason.clone(),
+        }
+    }
+}
+
+/// `GET /traffic`: answers per second per data center, a point a second, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct TrafficView {
+    /// Seconds between points.
+    pub step_seconds: u64,
+    /// The data centers of the latest point, by name.
+    pub datacenters: Vec<String>,
+    pub points: Vec<TrafficPoint>,
+}
+
+/// Answers per second in the second before `time`.
+#[derive(Serialize, ToSchema)]
+pub struct TrafficPoint {
+    /// RFC 3339.
+    pub time: String,
+    /// By data center name.
+    pub answers_per_second: BTreeMap<String, f64>,
+}
+
+impl TrafficView {
+    pub fn new(readings: &[super::traffic::Reading]) -> TrafficView {
+        TrafficView {
+            step_seconds: super::traffic::STEP.as_secs(),
+            datacenters: readings
+                .last()
+                .map(|r| r.totals.keys().cloned().collect())
+                .unwrap_or_default(),
+            points: super::traffic::rates(readings)
+                .into_iter()
+                .map(|(time, answers_per_second)| TrafficPoint {
+                    time: rfc3339(time),
+                    answers_per_second,
+                })
+                .collect(),
         }
     }
 }
@@ -775,6 +822,11 @@ fn outcome() -> RefOr<Schema> {
 
 fn when_all_down() -> RefOr<Schema> {
     strings(&["all", "none", "servfail", "fallback"])
+}
+
+fn event_kind() -> RefOr<Schema> {
+    use crate::events::Kind::*;
+    strings(&[Health, Overrides, Edits].map(crate::events::Kind::as_str))
 }
 
 fn guard() -> RefOr<Schema> {
