@@ -305,7 +305,10 @@ fn a_drill_watched_on_the_status_page() {
     let dom = look(browser, &url, "5-chart");
     let svg = text(&dom, "<svg", "id=\"traffic\"");
     for dc in ["eu", "us", "ap"] {
-        assert!(dom.contains(&format!("<polyline data-dc=\"{dc}\"")), "{dc}: {svg}");
+        assert!(
+            dom.contains(&format!("<polyline data-dc=\"{dc}\"")),
+            "{dc}: {svg}"
+        );
     }
     assert!(svg.contains("[legend]ap "), "{svg}");
     assert!(
