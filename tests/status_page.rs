@@ -306,7 +306,7 @@ fn a_drill_watched_on_the_status_page() {
     let svg = text(&dom, "<svg", "id=\"traffic\"");
     for dc in ["eu", "us", "ap"] {
         assert!(
-            dom.contains(&format!("<polyline data-dc=\"{dc}\"")),
+            dom.contains(&format!("<polyline data-series=\"{dc}\"")),
             "{dc}: {svg}"
         );
     }
