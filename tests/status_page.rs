@@ -334,7 +334,7 @@ fn a_drill_watched_on_the_status_page() {
 
     // Without a token, or with a wrong one, the page says how to give one.
     let bare = format!("http://{}/", server.admin());
-    let dom = chromium(browser, &bare, None);
+    let dom = look(browser, &bare, "6-no-token");
     assert!(
         dom.contains("This page needs a token") && dom.contains("#token=YOUR_TOKEN"),
         "{dom}"
