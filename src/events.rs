@@ -10,6 +10,11 @@ use tokio::sync::broadcast;
 /// One transition: what changed, from what to what, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// Its place in the log: one more than the event before. The first event of a run is
+    /// numbered from the microseconds since the Unix epoch at the start, so numbers keep rising
+    /// across restarts and a reader that asks for events after the last it saw (`?after=`)
+    /// misses none from the new run.
+    pub seq: u64,
     pub time: SystemTime,
     /// Like `endpoint eu-west/198.51.100.10`, `datacenter eu-west`, `partition-guard`.
     pub subject: String,
@@ -18,10 +23,48 @@ pub struct Event {
     pub reason: String,
 }
 
+/// What an event is about, for readers that want one kind: health (probe targets, data
+/// centers, the partition guard, cluster nodes), overrides (states and weights set by an
+/// operator), or edits (zones, reloads, changes read from the cluster).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Health,
+    Overrides,
+    Edits,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Health => "health",
+            Kind::Overrides => "overrides",
+            Kind::Edits => "edits",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        [Kind::Health, Kind::Overrides, Kind::Edits]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+impl Event {
+    /// The kind, from the subject's first word (the subjects `emit` is given).
+    pub fn kind(&self) -> Kind {
+        match self.subject.split(' ').next().unwrap_or_default() {
+            "target" | "datacenter" | "partition-guard" | "node" => Kind::Health,
+            "override" | "weight" => Kind::Overrides,
+            _ => Kind::Edits,
+        }
+    }
+}
+
 /// The event log. The mutex guards a short push or copy, never held across an await.
 #[derive(Debug)]
 pub struct Events {
-    log: Mutex<VecDeque<Event>>,
+    /// The log, and the number the next event takes.
+    log: Mutex<(VecDeque<Event>, u64)>,
     capacity: usize,
     tx: broadcast::Sender<Event>,
 }
@@ -30,8 +73,11 @@ impl Events {
     /// A log keeping the last `capacity` events.
     pub fn new(capacity: usize) -> Events {
         let (tx, _) = broadcast::channel(1024);
+        let first = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         Events {
-            log: Mutex::new(VecDeque::with_capacity(capacity)),
+            log: Mutex::new((VecDeque::with_capacity(capacity), first)),
             capacity,
             tx,
         }
@@ -45,27 +91,38 @@ impl Events {
         new: impl Into<String>,
         reason: impl Into<String>,
     ) {
-        let e = Event {
-            time: SystemTime::now(),
-            subject: subject.into(),
-            old: old.into(),
-            new: new.into(),
-            reason: reason.into(),
-        };
-        tracing::info!(subject = %e.subject, old = %e.old, new = %e.new, reason = %e.reason, "transition");
-        {
-            let mut log = self.log.locked();
+        let e = {
+            let mut guard = self.log.locked();
+            let (log, next) = &mut *guard;
+            let e = Event {
+                seq: *next,
+                time: SystemTime::now(),
+                subject: subject.into(),
+                old: old.into(),
+                new: new.into(),
+                reason: reason.into(),
+            };
+            *next += 1;
             if log.len() == self.capacity {
                 log.pop_front();
             }
             log.push_back(e.clone());
-        }
+            e
+        };
+        tracing::info!(subject = %e.subject, old = %e.old, new = %e.new, reason = %e.reason, "transition");
         let _ = self.tx.send(e);
     }
 
     /// The recorded events, oldest first.
     pub fn recent(&self) -> Vec<Event> {
-        self.log.locked().iter().cloned().collect()
+        self.log.locked().0.iter().cloned().collect()
+    }
+
+    /// The recorded events numbered above `seq`, oldest first.
+    pub fn after(&self, seq: u64) -> Vec<Event> {
+        let log = self.log.locked();
+        let start = log.0.partition_point(|e| e.seq <= seq);
+        log.0.range(start..).cloned().collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -96,6 +153,64 @@ mod tests {
         }
         let subjects: Vec<String> = ev.recent().into_iter().map(|e| e.subject).collect();
         assert_eq!(subjects, ["s2", "s3", "s4"]);
+    }
+
+    #[test]
+    fn after_lists_only_newer_events_and_numbers_rise_across_logs() {
+        let ev = Events::new(10);
+        for i in 0..4 {
+            ev.emit(format!("target t{i}"), "up", "down", "test");
+        }
+        let all = ev.recent();
+        let subjects = |v: Vec<Event>| v.into_iter().map(|e| e.subject).collect::<Vec<_>>();
+        assert_eq!(subjects(ev.after(all[1].seq)), ["target t2", "target t3"]);
+        assert!(ev.after(all[3].seq).is_empty());
+        assert_eq!(ev.after(0).len(), 4);
+        // A log started later (a restarted server) numbers above the earlier one.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = Events::new(10);
+        later.emit("zone example.test", "", "edited", "test");
+        assert!(later.recent()[0].seq > all[3].seq);
+    }
+
+    #[test]
+    fn kinds_follow_subjects() {
+        let ev = Events::new(10);
+        for s in [
+            "target http://x/ (check web)",
+            "datacenter eu",
+            "partition-guard",
+            "node b",
+        ] {
+            ev.emit(s, "", "", "");
+        }
+        for s in [
+            "override datacenter eu",
+            "override endpoint eu/192.0.2.1",
+            "weight datacenter eu",
+        ] {
+            ev.emit(s, "", "", "");
+        }
+        for s in ["zone example.test", "cluster zones/example.test"] {
+            ev.emit(s, "", "", "");
+        }
+        let kinds: Vec<&str> = ev.recent().iter().map(|e| e.kind().as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "health",
+                "health",
+                "health",
+                "health",
+                "overrides",
+                "overrides",
+                "overrides",
+                "edits",
+                "edits"
+            ]
+        );
+        assert_eq!(Kind::parse("overrides"), Some(Kind::Overrides));
+        assert_eq!(Kind::parse("other"), None);
     }
 }
 

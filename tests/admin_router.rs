@@ -563,7 +563,7 @@ async fn explain_events_reload_metrics_openapi() {
             assert!(routed, "{method} {path} is documented but not routed ({s})");
         }
     }
-    assert_eq!(operations, 29, "every route is documented");
+    assert_eq!(operations, 30, "every route is documented");
     let (s, page, _) = a.call("GET", "/", None, None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(page.as_str().unwrap().contains("<h1>Meridian"));

@@ -1,9 +1,12 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
 use super::openapi::{ClientNet, ClusterWrite, IpAddress};
-use super::views::{DatacenterView, EventView, ExplainReportSchema, NameView, Peers, StatusView};
+use super::views::{
+    DatacenterView, EventView, ExplainReportSchema, NameView, Peers, StatusView, TrafficView,
+};
 use super::{AdminAccess, ApiError, ErrorBody, JsonBody, ReadAccess, Stopping};
 use crate::control::Control;
+use crate::events::Kind;
 use crate::model::gslb::{DcId, EndpointKey, Forced};
 use crate::select::Health;
 use axum::Json;
@@ -289,6 +292,17 @@ pub async fn gslb_names(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
     Ok(Json(NameView::all(&ctl.snapshot())).into_response())
 }
 
+/// Answers per second per data center over the last 15 minutes, one point a second, for the
+/// status page's chart (kept in memory from the start of the process).
+#[utoipa::path(get, path = "/traffic", tag = "status",
+    responses((status = 200, body = TrafficView), ReadAccess))]
+pub async fn traffic_history(
+    _: ReadAccess,
+    State(traffic): State<Arc<super::traffic::Traffic>>,
+) -> ApiResult {
+    Ok(Json(TrafficView::new(&traffic.readings())).into_response())
+}
+
 /// `?name=&type=&client=`
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -333,7 +347,7 @@ pub async fn explain(
     Ok(Json(report).into_response())
 }
 
-/// `?follow=`
+/// `?follow=&after=&kind=`
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
@@ -341,16 +355,26 @@ pub struct EventsQuery {
     /// lists the recent ones.
     #[param(value_type = Option<String>, pattern = "^(1|true|0|false)$")]
     follow: Option<String>,
+    /// Only events numbered above this one (an event's `seq`): a reader polling for what is
+    /// new passes the last `seq` it saw. Numbers keep rising across restarts.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    after: Option<String>,
+    /// Only events of this kind: `health` (probe targets, data centers, the partition guard,
+    /// nodes), `overrides` (states and weights set by operators) or `edits` (zones, reloads,
+    /// changes from the cluster).
+    #[param(value_type = Option<String>, pattern = "^(health|overrides|edits)$")]
+    kind: Option<String>,
 }
 
-/// Recent transitions, oldest first; with `follow=1`, a stream of server-sent events
+/// Recent transitions, oldest first, each numbered (`seq`) and of a `kind`; `after` lists only
+/// newer ones, `kind` one kind. With `follow=1`, a stream of server-sent events
 /// (`event: transition`, `data:` one event as JSON) until the client or the server stops.
 #[utoipa::path(get, path = "/events", tag = "status", params(EventsQuery),
     responses(
         (status = 200, description = "The recent events, or with follow=1 a stream of them",
             content((Vec<EventView> = "application/json"), (String = "text/event-stream"))),
         ReadAccess,
-        (status = 400, description = "follow is not 1, true, 0 or false", body = ErrorBody),
+        (status = 400, description = "follow is not 1, true, 0 or false; after is not a number; kind is not health, overrides or edits", body = ErrorBody),
         (status = 503, description = "follow=1 while half of admin.max_connections are event streams already",
             body = ErrorBody)))]
 pub async fn events(
@@ -360,8 +384,34 @@ pub async fn events(
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("follow"))?;
+    let after = match q.after.as_deref() {
+        None => None,
+        // Event numbers fit in an int64, as the document types them.
+        Some(text) => Some(
+            text.parse::<i64>()
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "after `{text}` is not an event's number (a whole number from 0 to 2^63 - 1)"
+                    ))
+                    .field("after")
+                })?,
+        ),
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(text) => Some(Kind::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!("kind `{text}` is not health, overrides or edits")).field("kind")
+        })?),
+    };
+    let wanted = move |e: &crate::events::Event| kind.is_none_or(|k| e.kind() == k);
     if !follow(q.follow.as_deref())? {
-        let list: Vec<EventView> = ctl.events().recent().iter().map(EventView::from).collect();
+        let events = match after {
+            Some(seq) => ctl.events().after(seq),
+            None => ctl.events().recent(),
+        };
+        let list: Vec<EventView> = events.iter().filter(|e| wanted(e)).map(EventView::from).collect();
         return Ok(Json(list).into_response());
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
@@ -384,8 +434,8 @@ pub async fn events(
         inner: tokio_stream::wrappers::BroadcastStream::new(rx),
         stopped: Box::pin(stop.cancelled_owned()),
     }
-    .filter_map(|e| {
-        e.ok().map(|e| {
+    .filter_map(move |e| {
+        e.ok().filter(|e| wanted(e)).map(|e| {
             Ok::<_, std::convert::Infallible>(
                 SseEvent::default()
                     .event("transition")

@@ -7,6 +7,7 @@ mod handlers;
 pub mod listener;
 pub mod openapi;
 pub mod tls;
+pub mod traffic;
 mod views;
 mod zones;
 
@@ -31,6 +32,14 @@ use utoipa_axum::routes;
 pub struct AdminState {
     pub ctl: Arc<Control>,
     pub stop: CancellationToken,
+    /// Answers per data center over the last minutes, for the page's chart.
+    pub traffic: Arc<traffic::Traffic>,
+}
+
+impl FromRef<AdminState> for Arc<traffic::Traffic> {
+    fn from_ref(s: &AdminState) -> Self {
+        s.traffic.clone()
+    }
 }
 
 impl FromRef<AdminState> for Arc<Control> {
@@ -212,6 +221,7 @@ pub fn router(ctl: Arc<Control>) -> axum::Router {
     router_with(AdminState {
         ctl,
         stop: CancellationToken::new(),
+        traffic: Arc::default(),
     })
 }
 
@@ -231,6 +241,7 @@ fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(ep_undrain))
         .routes(routes!(ep_override))
         .routes(routes!(gslb_names))
+        .routes(routes!(traffic_history))
         .routes(routes!(zones::list))
         .routes(routes!(zones::get_zone, zones::put_zone, zones::delete_zone))
         .routes(routes!(
@@ -293,9 +304,12 @@ pub async fn serve(
     ctl: Arc<Control>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    let traffic = Arc::new(traffic::Traffic::default());
+    tokio::spawn(traffic.clone().sample(ctl.clone(), stop.clone()));
     let app = router_with(AdminState {
         ctl: ctl.clone(),
         stop: stop.clone(),
+        traffic,
     });
     let certs = tls::Certs::default();
     let limits = move || {

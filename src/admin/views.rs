@@ -9,7 +9,9 @@ use crate::events::Event;
 use crate::events::rfc3339;
 use crate::health::{Ballot, Decision, HealthView};
 use crate::lock::LockExt;
-use crate::model::gslb::{Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy};
+use crate::model::gslb::{
+    Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy, WhenAllDown,
+};
 use crate::overrides::Saved;
 use crate::select::{self, Family, Health, Outcome, Selection};
 use crate::state::Snapshot;
@@ -264,6 +266,31 @@ pub struct NameView {
     #[schema(schema_with = policy)]
     pub policy: &'static str,
     pub rules: Vec<RuleView>,
+    /// What clients get when no candidate is up (`when_all_down`).
+    pub when_all_down: WhenAllDownView,
+}
+
+/// A name's `when_all_down`, for the page to say what happens when nothing is left.
+#[derive(Serialize, ToSchema)]
+pub struct WhenAllDownView {
+    /// `all` (fail open: answer as if every candidate were up), `none` (NODATA), `servfail`, or
+    /// `fallback` (the addresses below).
+    #[schema(schema_with = when_all_down)]
+    pub action: &'static str,
+    /// The fallback addresses (`fallback` only).
+    pub addresses: Vec<String>,
+}
+
+impl From<&WhenAllDown> for WhenAllDownView {
+    fn from(w: &WhenAllDown) -> WhenAllDownView {
+        let (action, addresses) = match w {
+            WhenAllDown::All => ("all", Vec::new()),
+            WhenAllDown::None => ("none", Vec::new()),
+            WhenAllDown::Servfail => ("servfail", Vec::new()),
+            WhenAllDown::Fallback(a) => ("fallback", a.iter().map(ToString::to_string).collect()),
+        };
+        WhenAllDownView { action, addresses }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -275,6 +302,10 @@ pub struct RuleView {
     /// The first of them that takes traffic.
     pub now: Option<String>,
     pub passed_over: Vec<PassedOver>,
+    /// How first choices split now among the data centers that take traffic, in percent: by
+    /// weight for `weighted` and a geo rank of several, else all to `now` (`all`: each
+    /// answer holds every one; `nearest`: the nearest to each client). Empty when none is up.
+    pub shares: Vec<ShareView>,
     /// What such a client is answered now, for A and for AAAA: `select` itself decides.
     pub answers: Answers,
 }
@@ -320,6 +351,13 @@ impl AnswerView {
     }
 }
 
+/// A data center's share of first choices.
+#[derive(Serialize, ToSchema)]
+pub struct ShareView {
+    pub datacenter: String,
+    pub percent: f64,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PassedOver {
     pub datacenter: String,
@@ -341,6 +379,7 @@ impl NameView {
                 order: Vec::with_capacity(order.len()),
                 now: None,
                 passed_over: Vec::new(),
+                shares: Vec::new(),
                 answers: Answers {
                     a: answer(Family::V4),
                     aaaa: answer(Family::V6),
@@ -359,6 +398,7 @@ impl NameView {
                 }
                 view.order.push(d.name.to_string());
             }
+            view.shares = shares(g, rule, snap);
             view
         };
         let rules = match g.policy {
@@ -373,6 +413,7 @@ impl NameView {
             name: g.owner.to_string(),
             policy: g.policy.as_str(),
             rules,
+            when_all_down: WhenAllDownView::from(&g.when_all_down),
         }
     }
 
@@ -388,6 +429,44 @@ impl NameView {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
+}
+
+/// How first choices split among the data centers that take traffic for a client `rule`
+/// matched: the first rank with one up, by weight among those up (`weighted`: every candidate
+/// is one rank). When no rank of the rule has one up, the first candidate up takes all.
+fn shares(g: &GslbName, rule: Option<&GeoRule>, snap: &Snapshot) -> Vec<ShareView> {
+    let up = |id: DcId| snap.health.dc_state(id, &snap.datacenters[usize::from(id.0)]).up;
+    let name = |id: DcId| snap.datacenters[usize::from(id.0)].name.to_string();
+    let rank: Vec<DcId> = match g.policy {
+        Policy::Weighted => g.candidates.iter().copied().filter(|&d| up(d)).collect(),
+        Policy::Geo => select::geo::ranks(g, rule)
+            .map(|r| r.iter().copied().filter(|&d| up(d)).collect::<Vec<_>>())
+            .find(|r| !r.is_empty())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if rank.is_empty() {
+        let first = select::preference(g, rule).into_iter().find(|&d| up(d));
+        return first
+            .map(|d| ShareView {
+                datacenter: name(d),
+                percent: 100.0,
+            })
+            .into_iter()
+            .collect();
+    }
+    let weights: Vec<u32> = rank
+        .iter()
+        .map(|&d| select::weight(g, &*snap.health, d))
+        .collect();
+    let total: f64 = weights.iter().map(|&w| f64::from(w)).sum();
+    rank.iter()
+        .zip(weights)
+        .map(|(&d, w)| ShareView {
+            datacenter: name(d),
+            percent: f64::from(w) * 100.0 / total,
+        })
+        .collect()
 }
 
 fn dcs(snap: &Snapshot) -> impl Iterator<Item = (DcId, &Datacenter)> {
@@ -583,6 +662,13 @@ impl StatusView {
 /// reload or a zone edit.
 #[derive(Serialize, ToSchema)]
 pub struct EventView {
+    /// The event's number: one more than the event before, rising across restarts. Pass the
+    /// last one seen as `?after=` to list only newer events.
+    pub seq: u64,
+    /// `health` (probe targets, data centers, the partition guard, nodes), `overrides` (states
+    /// and weights set by operators) or `edits` (zones, reloads, changes from the cluster).
+    #[schema(schema_with = event_kind)]
+    pub kind: &'static str,
     /// RFC 3339.
     pub time: String,
     /// Like `target http://198.51.100.10:80/healthz (check web)`, `datacenter eu`,
@@ -597,11 +683,51 @@ pub struct EventView {
 impl From<&Event> for EventView {
     fn from(e: &Event) -> EventView {
         EventView {
+            seq: e.seq,
+            kind: e.kind().as_str(),
             time: rfc3339(e.time),
             subject: e.subject.clone(),
             old: e.old.clone(),
             new: e.new.clone(),
             reason: e.reason.clone(),
+        }
+    }
+}
+
+/// `GET /traffic`: answers per second per data center, a point a second, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct TrafficView {
+    /// Seconds between points.
+    pub step_seconds: u64,
+    /// The data centers of the latest point, by name.
+    pub datacenters: Vec<String>,
+    pub points: Vec<TrafficPoint>,
+}
+
+/// Answers per second in the second before `time`.
+#[derive(Serialize, ToSchema)]
+pub struct TrafficPoint {
+    /// RFC 3339.
+    pub time: String,
+    /// By data center name.
+    pub answers_per_second: BTreeMap<String, f64>,
+}
+
+impl TrafficView {
+    pub fn new(readings: &[super::traffic::Reading]) -> TrafficView {
+        TrafficView {
+            step_seconds: super::traffic::STEP.as_secs(),
+            datacenters: readings
+                .last()
+                .map(|r| r.totals.keys().cloned().collect())
+                .unwrap_or_default(),
+            points: super::traffic::rates(readings)
+                .into_iter()
+                .map(|(time, answers_per_second)| TrafficPoint {
+                    time: rfc3339(time),
+                    answers_per_second,
+                })
+                .collect(),
         }
     }
 }
@@ -692,6 +818,15 @@ fn policy() -> RefOr<Schema> {
 
 fn outcome() -> RefOr<Schema> {
     strings(&["addresses", "nodata", "servfail"])
+}
+
+fn when_all_down() -> RefOr<Schema> {
+    strings(&["all", "none", "servfail", "fallback"])
+}
+
+fn event_kind() -> RefOr<Schema> {
+    use crate::events::Kind::*;
+    strings(&[Health, Overrides, Edits].map(crate::events::Kind::as_str))
 }
 
 fn guard() -> RefOr<Schema> {

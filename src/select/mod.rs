@@ -306,6 +306,12 @@ pub fn preference(name: &GslbName, rule: Option<&GeoRule>) -> Vec<DcId> {
     o
 }
 
+/// The weight data center `d` draws with in `name`: an operator's runtime weight, else the
+/// name's configured one.
+pub fn weight(name: &GslbName, health: &impl Health, d: DcId) -> u32 {
+    health.dc_weight(d).unwrap_or(name.weight(d).get())
+}
+
 /// Orders the data centers in `up` by the name's policy; returns the order and the ECS scope
 /// the ordering implies. `rule` is the geo rule the client matched.
 #[allow(clippy::too_many_arguments)]
@@ -319,7 +325,7 @@ fn order(
     entropy: u64,
     trace: &mut Trace,
 ) -> (Vec<DcId>, u8) {
-    let weight = |d: DcId| health.dc_weight(d).unwrap_or(name.weight(d).get());
+    let weight = |d: DcId| weight(name, health, d);
     let dc_name = |id: DcId| &*dcs[usize::from(id.0)].name;
     let sticky_prefix = if client.addr.is_ipv4() {
         STICKY_PREFIX_V4
