@@ -1,7 +1,7 @@
 //! `datacenters:` in `meridian.yaml`: where each data center is, and its endpoints (address,
 //! weight, configured state, check).
 
-use super::diagnostics::{Diagnostics, Loc};
+use super::diagnostics::{Diagnostics, Loc, did_you_mean};
 use super::raw::RawDatacenter;
 use super::source::safe_name;
 use crate::geo::countries;
@@ -13,11 +13,12 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
 /// Validates the data centers, numbering endpoints across all of them. `checks` are the
-/// validated `checks:` endpoints may name.
+/// `checks:` endpoints may name (`None`: refused, already reported; an endpoint naming it is
+/// not reported again).
 pub(crate) fn datacenters(
     d: &mut Diagnostics,
     raw: &[(Spanned<String>, Spanned<RawDatacenter>)],
-    checks: &HashMap<String, Arc<Check>>,
+    checks: &HashMap<String, Option<Arc<Check>>>,
 ) -> Vec<Datacenter> {
     let mut out = Vec::new();
     let mut next_endpoint = 0u32;
@@ -122,16 +123,20 @@ pub(crate) fn datacenters(
                     true
                 }
             };
-            let check = e.check.as_ref().and_then(|c| {
-                let found = checks.get(&c.value).cloned();
-                if found.is_none() {
+            let check = e.check.as_ref().and_then(|c| match checks.get(&c.value) {
+                Some(found) => found.clone(),
+                None => {
                     d.at(
                         c,
                         &at("check"),
-                        format_args!("no check `{}` under checks:", c.value),
+                        format_args!(
+                            "no check `{}` is defined under `checks`{}",
+                            c.value,
+                            did_you_mean(&c.value, checks.keys().map(String::as_str))
+                        ),
                     );
+                    None
                 }
-                found
             });
             let probe_address = e.probe_address.as_ref().and_then(|p| {
                 let parsed = p.value.parse::<IpAddr>().ok();

@@ -2,7 +2,7 @@
 //! rules, answer limits, what to answer when all are down). Builds on the data centers of
 //! `meridian.yaml`, given as a [`GslbContext`].
 
-use super::diagnostics::{Diagnostics, Loc};
+use super::diagnostics::{Diagnostics, Loc, did_you_mean};
 use super::raw::{RawGslb, RawValue};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
@@ -29,6 +29,11 @@ impl GslbContext<'_> {
             .iter()
             .position(|d| &*d.name == name)
             .map(|i| DcId(i as u16))
+    }
+
+    /// `, did you mean `x`?` for a data center name that is not in the configuration.
+    fn suggest(&self, name: &str) -> String {
+        did_you_mean(name, self.datacenters.iter().map(|d| &*d.name))
     }
 }
 
@@ -59,19 +64,23 @@ pub(crate) fn gslb_name(
     };
     let ttl = ttl_of(d, &g.ttl, "ttl", DEFAULT_GSLB_TTL);
     let degraded_ttl = ttl_of(d, &g.degraded_ttl, "degraded_ttl", ttl);
+    const POLICIES: [&str; 5] = ["failover", "weighted", "geo", "nearest", "all"];
     let policy = match g.policy.value.as_str() {
-        "failover" => Policy::Failover,
-        "weighted" => Policy::Weighted,
-        "geo" => Policy::Geo,
-        "nearest" => Policy::Nearest,
-        "all" => Policy::All,
+        "failover" => Some(Policy::Failover),
+        "weighted" => Some(Policy::Weighted),
+        "geo" => Some(Policy::Geo),
+        "nearest" => Some(Policy::Nearest),
+        "all" => Some(Policy::All),
         other => {
             d.at(
                 &g.policy,
                 &label("policy"),
-                format_args!("`{other}` is not a policy (failover, weighted, geo, nearest, all)"),
+                format_args!(
+                    "`{other}` is not a policy (failover, weighted, geo, nearest, all){}",
+                    did_you_mean(other, POLICIES)
+                ),
             );
-            Policy::Failover
+            None
         }
     };
 
@@ -87,10 +96,17 @@ pub(crate) fn gslb_name(
             None => d.at(
                 dc,
                 &label("datacenters"),
-                format_args!("no data center `{}` in the configuration", dc.value),
+                format_args!(
+                    "no data center `{}` in the configuration{}",
+                    dc.value,
+                    cx.suggest(&dc.value)
+                ),
             ),
         }
     }
+    // A name listed under `datacenters:` but unknown is reported there, once: the weights and
+    // rules naming it again are not.
+    let listed = |n: &str| g.datacenters.value.iter().any(|dc| dc.value == n);
     if g.datacenters.value.is_empty() {
         d.at(
             &g.datacenters,
@@ -104,11 +120,17 @@ pub(crate) fn gslb_name(
             .find(&k.value)
             .and_then(|id| candidates.iter().position(|&c| c == id))
         else {
-            d.at(
-                k,
-                &label("weights"),
-                format_args!("`{}` is not one of this name's datacenters", k.value),
-            );
+            if !listed(&k.value) {
+                d.at(
+                    k,
+                    &label("weights"),
+                    format_args!(
+                        "`{}` is not one of this name's datacenters{}",
+                        k.value,
+                        candidate_suggestion(&k.value, &candidates, cx)
+                    ),
+                );
+            }
             continue;
         };
         match u32::try_from(w.value).ok().and_then(NonZeroU32::new) {
@@ -123,7 +145,7 @@ pub(crate) fn gslb_name(
     let sticky = g.sticky.as_ref().is_some_and(|s| s.value);
     if let Some(s) = &g.sticky
         && s.value
-        && !matches!(policy, Policy::Weighted | Policy::Geo)
+        && policy.is_some_and(|p| !matches!(p, Policy::Weighted | Policy::Geo))
     {
         d.at(
             s,
@@ -133,6 +155,9 @@ pub(crate) fn gslb_name(
     }
 
     let geo = geo_rules(d, g, policy, &candidates, cx, &label);
+    // Of a name whose policy is unknown, what depends on the policy is not judged: the typo
+    // is reported once, above.
+    let policy = policy.unwrap_or(Policy::Failover);
     if policy == Policy::Nearest {
         if !cx.has_geoip {
             d.at(
@@ -229,14 +254,14 @@ pub(crate) fn gslb_name(
 fn geo_rules(
     d: &mut Diagnostics,
     g: &RawGslb,
-    policy: Policy,
+    policy: Option<Policy>,
     candidates: &[DcId],
     cx: &GslbContext<'_>,
     label: &dyn Fn(&str) -> String,
 ) -> Vec<GeoRule> {
     let mut geo = Vec::new();
     if let Some((first, _)) = g.geo.0.first()
-        && policy != Policy::Geo
+        && policy.is_some_and(|p| p != Policy::Geo)
     {
         d.at(first, &label("geo"), "geo rules need `policy: geo`");
     }
@@ -295,10 +320,15 @@ fn geo_rules(
             for (n, loc) in names {
                 match cx.find(n).filter(|id| candidates.contains(id)) {
                     Some(id) => rank.push(id),
+                    // Listed but unknown: reported under `datacenters:`.
+                    None if g.datacenters.value.iter().any(|dc| dc.value == n) => {}
                     None => d.at(
                         &loc,
                         &field,
-                        format_args!("`{n}` is not one of this name's datacenters"),
+                        format_args!(
+                            "`{n}` is not one of this name's datacenters{}",
+                            candidate_suggestion(n, candidates, cx)
+                        ),
                     ),
                 }
             }
@@ -306,7 +336,7 @@ fn geo_rules(
                 out_ranks.push(rank);
             }
         }
-        if out_ranks.is_empty() {
+        if out_ranks.is_empty() && ranks.value.is_empty() {
             d.at(ranks, &field, "a rule names at least one data center");
         }
         geo.push(GeoRule {
@@ -323,6 +353,15 @@ fn geo_rules(
         GeoMatch::Default => (4, 0),
     });
     geo
+}
+
+/// `, did you mean `x`?` for a name that is not among `candidates`, the data centers of one
+/// load-balanced name.
+fn candidate_suggestion(name: &str, candidates: &[DcId], cx: &GslbContext<'_>) -> String {
+    did_you_mean(
+        name,
+        candidates.iter().map(|c| &*cx.datacenters[usize::from(c.0)].name),
+    )
 }
 
 /// Reads a geo rule key.

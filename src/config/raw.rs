@@ -291,12 +291,33 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut v = Vec::new();
-                while let Some(e) = m.next_entry()? {
-                    v.push(e);
+                while let Some(k) = m.next_key::<Spanned<String>>()? {
+                    READING.with_borrow_mut(|keys| keys.push(k.value.clone()));
+                    let value = m.next_value()?;
+                    // Left in place on an error: the key names where it happened.
+                    READING.with_borrow_mut(|keys| keys.pop());
+                    v.push((k, value));
                 }
                 Ok(Entries(v))
             }
         }
         d.deserialize_map(Vis(PhantomData))
     }
+}
+
+thread_local! {
+    /// The keys of the [`Entries`] being read, outermost first. A serde path cannot name them
+    /// (they are read with their spans, which hides their text from it), so the key is kept here
+    /// while its value is read, and left when the value fails, for the problem to name.
+    static READING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Forgets the keys an earlier failed read left.
+pub(crate) fn reset_entry_keys() {
+    READING.with_borrow_mut(Vec::clear);
+}
+
+/// The keys of the entries a failed read was in, outermost first.
+pub(crate) fn take_entry_keys() -> Vec<String> {
+    READING.with_borrow_mut(std::mem::take)
 }
