@@ -163,6 +163,14 @@ const ONE_MISTAKE_ONE_PROBLEM: &[(&str, &str)] = &[
         "meridian.yaml:3:27: checks.web.port: 99999 is not a port",
     ),
     (
+        "bad-soa-name",
+        "zones/example.test.yaml:2:15: soa.mname: empty label in `ns1..example.test.`",
+    ),
+    (
+        "bad-glue-address",
+        "zones/example.test.yaml:7:17: records.ns.sub.A: `192.0.2.256` is not an IPv4 address",
+    ),
+    (
         "bad-datacenter-named-by-zone",
         "meridian.yaml:4:26: datacenters.eu-west.location.country: `XX` is not an ISO 3166-1 \
          country code",
