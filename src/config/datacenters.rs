@@ -7,18 +7,20 @@ use super::source::safe_name;
 use crate::geo::countries;
 use crate::model::gslb::{Check, Datacenter, DcLocation, Endpoint, EndpointId};
 use serde_saphyr::Spanned;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
 /// Validates the data centers, numbering endpoints across all of them. `checks` are the
 /// `checks:` endpoints may name (`None`: refused, already reported; an endpoint naming it is
-/// not reported again).
+/// not reported again). The names of data centers whose `location` was refused go to
+/// `refused_locations`, so that what needs the location does not report its absence again.
 pub(crate) fn datacenters(
     d: &mut Diagnostics,
     raw: &[(Spanned<String>, Spanned<RawDatacenter>)],
     checks: &HashMap<String, Option<Arc<Check>>>,
+    refused_locations: &mut HashSet<String>,
 ) -> Vec<Datacenter> {
     let mut out = Vec::new();
     let mut next_endpoint = 0u32;
@@ -33,6 +35,7 @@ pub(crate) fn datacenters(
         safe_name(d, key, "datacenters");
         let at = |s: &str| format!("datacenters.{name}.{s}");
         let dc = &dc.value;
+        let before_location = d.count();
         let mut location = DcLocation::default();
         if let Some(c) = &dc.location.continent {
             let up = c.value.to_ascii_uppercase();
@@ -79,6 +82,9 @@ pub(crate) fn datacenters(
             (Some(lat), Some(lon)) => location.coords = Some((lat.value, lon.value)),
             (None, None) => {}
             (Some(s), None) | (None, Some(s)) => d.at(s, &at("location"), "lat and lon go together"),
+        }
+        if d.count() > before_location {
+            refused_locations.insert(name.to_string());
         }
         let mut endpoints = Vec::new();
         for (i, ep) in dc.endpoints.value.iter().enumerate() {
