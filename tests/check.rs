@@ -171,6 +171,11 @@ const ONE_MISTAKE_ONE_PROBLEM: &[(&str, &str)] = &[
         "zones/example.test.yaml:7:17: records.ns.sub.A: `192.0.2.256` is not an IPv4 address",
     ),
     (
+        "duplicate-owner-cname",
+        "zones/example.test.yaml:7:3: records: `WWW` names the same owner as `www` (line 6): one \
+         entry per name",
+    ),
+    (
         "bad-datacenter-named-by-zone",
         "meridian.yaml:4:26: datacenters.eu-west.location.country: `XX` is not an ISO 3166-1 \
          country code",

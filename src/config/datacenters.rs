@@ -124,7 +124,11 @@ pub(crate) fn datacenters(
                     d.at(
                         s,
                         &at("state"),
-                        format_args!("`{}` is neither `up` nor `down`", s.value),
+                        format_args!(
+                            "`{}` is neither `up` nor `down`{}",
+                            s.value,
+                            did_you_mean(&s.value, ["up", "down"])
+                        ),
                     );
                     true
                 }

@@ -185,14 +185,24 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
             },
         }
     }
-    one_entry_per_owner(&mut d, &origin, "records", raw.records.0.iter().map(|e| &e.0));
-    one_entry_per_owner(&mut d, &origin, "gslb", raw.gslb.0.iter().map(|e| &e.0));
-    yaml_records(&mut d, &origin, &raw.records, &mut recs, &mut refused);
+    let repeated_records =
+        one_entry_per_owner(&mut d, &origin, "records", raw.records.0.iter().map(|e| &e.0));
+    let repeated_gslb = one_entry_per_owner(&mut d, &origin, "gslb", raw.gslb.0.iter().map(|e| &e.0));
+    yaml_records(
+        &mut d,
+        &origin,
+        &raw.records,
+        &repeated_records,
+        &mut recs,
+        &mut refused,
+    );
     let gslb: Vec<(GslbName, Loc)> = raw
         .gslb
         .0
         .iter()
-        .filter_map(|(k, g)| gslb_name(&mut d, &origin, k, g, cx))
+        .enumerate()
+        .filter(|(i, _)| !repeated_gslb.contains(i))
+        .filter_map(|(_, (k, g))| gslb_name(&mut d, &origin, k, g, cx))
         .collect();
 
     let zone_loc = Loc::of(file, &raw.zone);
@@ -210,19 +220,23 @@ fn text_loc(file: &Path, e: &TextError) -> Loc {
 
 /// Two keys of one section that name the same owner (`www`, `WWW`, `www.example.test.`) would be
 /// merged by DNS but edited apart by the API: refused.
+/// Returns the positions of the entries refused, which are read no further (their records would
+/// only clash with the first entry's again).
 fn one_entry_per_owner<'a>(
     d: &mut Diagnostics,
     origin: &Name,
     section: &str,
     keys: impl Iterator<Item = &'a Spanned<String>>,
-) {
+) -> HashSet<usize> {
     let mut seen: HashMap<NameKey, &Spanned<String>> = HashMap::new();
-    for key in keys {
+    let mut repeated = HashSet::new();
+    for (i, key) in keys.enumerate() {
         let Ok(owner) = Name::parse(&key.value, Some(origin)) else {
             continue; // reported where the entry is read
         };
         match seen.entry(owner.key()) {
             Entry::Occupied(first) => {
+                repeated.insert(i);
                 let first = first.get();
                 let line = Loc::of(d.file(), first).line;
                 d.at(
@@ -239,6 +253,7 @@ fn one_entry_per_owner<'a>(
             }
         }
     }
+    repeated
 }
 
 /// What a zone file gave that was refused (and reported): the zone-wide checks do not report
@@ -255,15 +270,19 @@ struct Refused {
     owners: HashSet<NameKey>,
 }
 
-/// Turns the `records:` mapping into records.
+/// Turns the `records:` mapping into records; the entries at `repeated` are left out.
 fn yaml_records(
     d: &mut Diagnostics,
     origin: &Name,
     records: &Entries<Entries<Spanned<RawValue>>>,
+    repeated: &HashSet<usize>,
     out: &mut Vec<Rec>,
     refused: &mut Refused,
 ) {
-    for (owner_key, entries) in &records.0 {
+    for (i, (owner_key, entries)) in records.0.iter().enumerate() {
+        if repeated.contains(&i) {
+            continue;
+        }
         let entry_field = format!("records.{}", owner_key.value);
         let owner = match Name::parse(&owner_key.value, Some(origin)) {
             Ok(n) => n,
