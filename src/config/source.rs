@@ -145,6 +145,9 @@ fn yaml_message(e: &serde_saphyr::Error, field: Option<&str>) -> String {
         ) if expected_form(f).is_some() => {
             format!("{f}: {}", expected_form(f).expect("checked"))
         }
+        (E::Unexpected { expected, .. }, Some(f)) if shape(expected).is_some() => {
+            format!("{f}: {}", shape(expected).expect("checked"))
+        }
         _ => {
             let mut message = inner.to_string();
             // The position is given once, in front, like every other problem.
@@ -161,6 +164,17 @@ fn yaml_message(e: &serde_saphyr::Error, field: Option<&str>) -> String {
             }
         }
     }
+}
+
+/// A field whose value has the wrong shape (a list where one value goes, say), and which
+/// [`expected_form`] does not know: what serde-saphyr expected, in words.
+fn shape(expected: &str) -> Option<&'static str> {
+    Some(match expected {
+        "mapping start" => "a mapping, like { key: value }",
+        "sequence start" => "a list, like [a, b]",
+        "string scalar" | "scalar" => "a single value, not a list or a mapping",
+        _ => return None,
+    })
 }
 
 /// The form a field takes, for a value of the wrong type there (`ttl: 60s`): every field of
@@ -188,6 +202,12 @@ pub(crate) fn expected_form(field: &str) -> Option<&'static str> {
         (_, "weight", false) => "a whole number, like 10",
         ("weights", _, false) => "a whole number, like 3",
         (_, "weights", false) => "a mapping of data center names to weights, like { eu-west: 3 }",
+        ("", "soa", false) => "a mapping with mname and rname, like { mname: ns1, rname: hostmaster }",
+        ("", "records", false) => "a mapping of names to their records, like { www: { A: [192.0.2.1] } }",
+        ("records", _, false) if top == "records" => {
+            "a mapping of record types to values, like { A: [192.0.2.1], ttl: 300 }"
+        }
+        ("geo", _, false) if top == "gslb" => "a list of data center names, like [eu-west, us-east]",
         ("location", "lat" | "lon", false) => "a number of degrees, like 48.85",
         ("answer", "datacenters" | "max_addresses", false) => "a whole number between 1 and 64, like 2",
         ("dns", "listen", false) => "a list of addresses, like [\"127.0.0.1:53\"]",
@@ -204,8 +224,7 @@ pub(crate) fn expected_form(field: &str) -> Option<&'static str> {
         (_, "headers", false) => "a mapping of header names to values, like { X-Probe: meridian }",
         (
             "",
-            "dns" | "log" | "admin" | "geoip" | "checks" | "health" | "datacenters" | "cluster" | "soa"
-            | "records" | "gslb",
+            "dns" | "log" | "admin" | "geoip" | "checks" | "health" | "datacenters" | "cluster" | "gslb",
             false,
         ) => "a mapping of keys to values",
         ("datacenters" | "checks" | "gslb", _, false) if field.matches('.').count() == 1 => {
@@ -349,6 +368,30 @@ mod tests {
                 "2:5",
                 "ns: a list of name server names, like [ns1, ns2]",
                 Some("ns"),
+            ),
+            (
+                "zone: example.test\nrecords:\n  www: [192.0.2.1]\n",
+                "3:8",
+                "records.www: a mapping of record types to values, like { A: [192.0.2.1], ttl: 300 }",
+                Some("records.www"),
+            ),
+            (
+                "zone: example.test\ngslb:\n  www: { geo: { default: eu } }\n",
+                "3:26",
+                "gslb.www.geo.default: a list of data center names, like [eu-west, us-east]",
+                Some("gslb.www.geo.default"),
+            ),
+            (
+                "zone: example.test\ngslb:\n  www: { policy: [geo] }\n",
+                "3:18",
+                "gslb.www.policy: a single value, not a list or a mapping",
+                Some("gslb.www.policy"),
+            ),
+            (
+                "zone: example.test\nsoa: ns1\n",
+                "2:6",
+                "soa: a mapping with mname and rname, like { mname: ns1, rname: hostmaster }",
+                Some("soa"),
             ),
             (
                 "zone: example.test\ntll: 300\n",
