@@ -1,6 +1,7 @@
 //! Where configuration text comes from, and the small readers every part of the configuration
 //! shares: files read from disk or from an [`Overlay`], YAML parsed with positioned problems,
-//! durations, and the names that become labels. Builds only on `diagnostics`; `settings`,
+//! durations, and the names that become labels. Builds on `diagnostics` (and on `raw`'s note of
+//! the mapping key being read, for a parse error to name); `settings`,
 //! `checks`, `datacenters`, `gslb` and `zones` all build on it.
 
 use super::diagnostics::{Diagnostics, Loc, Problem, nearest};
