@@ -81,7 +81,7 @@ const RULES: &[(&str, &str, &str)] = &[
     (
         "unknown-field",
         "zones/example.test.yaml:4:1",
-        "unknown field `tll`",
+        "unknown field `tll`, did you mean `ttl`?",
     ),
     (
         "unknown-record-type",
@@ -112,6 +112,97 @@ fn each_rule_is_reported_at_its_place() {
             failures.push(format!(
                 "{fixture}: exit {:?}, wanted `{want}… {words}` in:\n{stdout}",
                 out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// (fixture, every line `check` prints, paths relative to the fixture): one mistake, one
+/// problem, saying what was expected or what was meant; nothing that follows from it.
+const ONE_MISTAKE_ONE_PROBLEM: &[(&str, &str)] = &[
+    (
+        "ttl-with-unit",
+        "zones/example.test.yaml:4:6: ttl: a number of seconds, like 300",
+    ),
+    (
+        "typo-key",
+        "meridian.yaml:10:5: unknown field `endponts`, did you mean `endpoints`?",
+    ),
+    (
+        "unknown-field",
+        "zones/example.test.yaml:4:1: unknown field `tll`, did you mean `ttl`?",
+    ),
+    (
+        "typo-datacenter",
+        "zones/example.test.yaml:9:19: gslb.www.datacenters: no data center `eu-wst` in the \
+         configuration, did you mean `eu-west`?",
+    ),
+    (
+        "typo-datacenter-in-rule",
+        "zones/example.test.yaml:11:26: gslb.api.geo.net:10.0.0.0/8: `us-est` is not one of this \
+         name's datacenters, did you mean `us-east`?",
+    ),
+    (
+        "typo-check-name",
+        "meridian.yaml:6:47: datacenters.eu-west.endpoints[0].check: no check `wbe` is defined \
+         under `checks`, did you mean `web`?",
+    ),
+    (
+        "typo-check-type",
+        "meridian.yaml:3:16: checks.web.type: `htp` is not a check type (http, https, tcp), did \
+         you mean `http`?",
+    ),
+    (
+        "typo-policy",
+        "zones/example.test.yaml:8:13: gslb.www.policy: `wieghted` is not a policy (failover, \
+         weighted, geo, nearest, all), did you mean `weighted`?",
+    ),
+    (
+        "bad-check-named-by-endpoints",
+        "meridian.yaml:3:27: checks.web.port: 99999 is not a port",
+    ),
+    (
+        "bad-soa-name",
+        "zones/example.test.yaml:2:15: soa.mname: empty label in `ns1..example.test.`",
+    ),
+    (
+        "bad-glue-address",
+        "zones/example.test.yaml:7:17: records.ns.sub.A: `192.0.2.256` is not an IPv4 address",
+    ),
+    (
+        "duplicate-owner-cname",
+        "zones/example.test.yaml:7:3: records: `WWW` names the same owner as `www` (line 6): one \
+         entry per name",
+    ),
+    (
+        "bad-datacenter-named-by-zone",
+        "meridian.yaml:4:26: datacenters.eu-west.location.country: `XX` is not an ISO 3166-1 \
+         country code",
+    ),
+];
+
+#[test]
+fn one_mistake_is_one_problem_that_says_what_was_meant() {
+    let mut failures = Vec::new();
+    for (fixture, want) in ONE_MISTAKE_ONE_PROBLEM {
+        let dir = repo_path("tests/fixtures/check").join(fixture);
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(dir.join("meridian.yaml"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("{}/", dir.display());
+        let got: Vec<&str> = stdout
+            .lines()
+            .map(|l| l.strip_prefix(&prefix).unwrap_or(l))
+            .collect();
+        if out.status.code() != Some(1) || got != [*want] {
+            failures.push(format!(
+                "{fixture}: exit {:?}, wanted only\n  {want}\ngot\n  {}",
+                out.status.code(),
+                got.join("\n  ")
             ));
         }
     }

@@ -1,6 +1,6 @@
 //! `checks:` in `meridian.yaml`: named health checks (tcp, http, https) that endpoints refer to.
 
-use super::diagnostics::{Diagnostics, Loc};
+use super::diagnostics::{Diagnostics, Loc, did_you_mean};
 use super::raw::RawCheck;
 use super::source::{positive_duration, safe_name};
 use crate::model::gslb::{Check, CheckKind, HttpCheck};
@@ -11,13 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Validates `checks:`; a check with a problem is left out. Files (`ca_file`) are relative to
-/// `base`.
+/// Validates `checks:`, by name; a check with a problem is kept as `None`, so an endpoint
+/// naming it adds no problem of its own to the check's. Files (`ca_file`) are relative to `base`.
 pub(crate) fn checks(
     d: &mut Diagnostics,
     base: &Path,
     raw: &[(Spanned<String>, Spanned<RawCheck>)],
-) -> HashMap<String, Arc<Check>> {
+) -> HashMap<String, Option<Arc<Check>>> {
     let mut out = HashMap::new();
     for (key, c) in raw {
         let before = d.count();
@@ -28,9 +28,13 @@ pub(crate) fn checks(
         let duration = |d: &mut Diagnostics, v, field, default| {
             positive_duration(d, v, &at(field), " (like 500ms, 2s)", default)
         };
+        let counted = d.count();
         let interval = duration(d, &c.interval, "interval", Duration::from_secs(1));
+        let interval_read = d.count() == counted;
         let timeout = duration(d, &c.timeout, "timeout", Duration::from_millis(500).min(interval));
-        if timeout > interval
+        // Against an interval that did not read, the timeout is not judged.
+        if interval_read
+            && timeout > interval
             && let Some(t) = &c.timeout
         {
             d.at(
@@ -74,19 +78,24 @@ pub(crate) fn checks(
             ca_file: c.ca_file.as_ref().map(|f| base.join(&f.value)),
         };
         let kind = match c.kind.value.as_str() {
-            "tcp" => CheckKind::Tcp,
-            "http" => CheckKind::Http(http()),
-            "https" => CheckKind::Https(http()),
+            "tcp" => Some(CheckKind::Tcp),
+            "http" => Some(CheckKind::Http(http())),
+            "https" => Some(CheckKind::Https(http())),
             other => {
                 d.at(
                     &c.kind,
                     &at("type"),
-                    format_args!("`{other}` is not a check type (http, https, tcp)"),
+                    format_args!(
+                        "`{other}` is not a check type (http, https, tcp){}",
+                        did_you_mean(other, ["http", "https", "tcp"])
+                    ),
                 );
-                CheckKind::Tcp
+                None
             }
         };
-        if kind == CheckKind::Tcp {
+        // Of a check whose type is unknown, only what every type shares is judged: the options
+        // of one type would otherwise be reported as misplaced, or missing, beside the typo.
+        if kind == Some(CheckKind::Tcp) {
             let file = d.file().to_path_buf();
             let http_only = [
                 ("method", c.method.as_ref().map(|v| Loc::of(&file, v))),
@@ -143,9 +152,9 @@ pub(crate) fn checks(
             );
         }
         let default_port = match kind {
-            CheckKind::Http(_) => Some(80),
-            CheckKind::Https(_) => Some(443),
-            CheckKind::Tcp => None,
+            Some(CheckKind::Http(_)) => Some(80),
+            Some(CheckKind::Https(_)) | None => Some(443),
+            Some(CheckKind::Tcp) => None,
         };
         let port = match (&c.port, default_port) {
             (Some(p), _) => u16::try_from(p.value).ok().filter(|p| *p > 0).unwrap_or_else(|| {
@@ -158,9 +167,10 @@ pub(crate) fn checks(
                 1
             }
         };
-        if d.count() == before {
-            out.insert(
-                name.to_string(),
+        let sound = d.count() == before;
+        out.insert(
+            name.to_string(),
+            kind.filter(|_| sound).map(|kind| {
                 Arc::new(Check {
                     name: name.into(),
                     kind,
@@ -169,9 +179,9 @@ pub(crate) fn checks(
                     timeout,
                     rise,
                     fall,
-                }),
-            );
-        }
+                })
+            }),
+        );
     }
     out
 }

@@ -1,23 +1,26 @@
 //! `datacenters:` in `meridian.yaml`: where each data center is, and its endpoints (address,
 //! weight, configured state, check).
 
-use super::diagnostics::{Diagnostics, Loc};
+use super::diagnostics::{Diagnostics, Loc, did_you_mean};
 use super::raw::RawDatacenter;
 use super::source::safe_name;
 use crate::geo::countries;
 use crate::model::gslb::{Check, Datacenter, DcLocation, Endpoint, EndpointId};
 use serde_saphyr::Spanned;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
 /// Validates the data centers, numbering endpoints across all of them. `checks` are the
-/// validated `checks:` endpoints may name.
+/// `checks:` endpoints may name (`None`: refused, already reported; an endpoint naming it is
+/// not reported again). The names of data centers whose `location` was refused go to
+/// `refused_locations`, so that what needs the location does not report its absence again.
 pub(crate) fn datacenters(
     d: &mut Diagnostics,
     raw: &[(Spanned<String>, Spanned<RawDatacenter>)],
-    checks: &HashMap<String, Arc<Check>>,
+    checks: &HashMap<String, Option<Arc<Check>>>,
+    refused_locations: &mut HashSet<String>,
 ) -> Vec<Datacenter> {
     let mut out = Vec::new();
     let mut next_endpoint = 0u32;
@@ -32,6 +35,7 @@ pub(crate) fn datacenters(
         safe_name(d, key, "datacenters");
         let at = |s: &str| format!("datacenters.{name}.{s}");
         let dc = &dc.value;
+        let before_location = d.count();
         let mut location = DcLocation::default();
         if let Some(c) = &dc.location.continent {
             let up = c.value.to_ascii_uppercase();
@@ -79,6 +83,9 @@ pub(crate) fn datacenters(
             (None, None) => {}
             (Some(s), None) | (None, Some(s)) => d.at(s, &at("location"), "lat and lon go together"),
         }
+        if d.count() > before_location {
+            refused_locations.insert(name.to_string());
+        }
         let mut endpoints = Vec::new();
         for (i, ep) in dc.endpoints.value.iter().enumerate() {
             let e = &ep.value;
@@ -117,21 +124,29 @@ pub(crate) fn datacenters(
                     d.at(
                         s,
                         &at("state"),
-                        format_args!("`{}` is neither `up` nor `down`", s.value),
+                        format_args!(
+                            "`{}` is neither `up` nor `down`{}",
+                            s.value,
+                            did_you_mean(&s.value, ["up", "down"])
+                        ),
                     );
                     true
                 }
             };
-            let check = e.check.as_ref().and_then(|c| {
-                let found = checks.get(&c.value).cloned();
-                if found.is_none() {
+            let check = e.check.as_ref().and_then(|c| match checks.get(&c.value) {
+                Some(found) => found.clone(),
+                None => {
                     d.at(
                         c,
                         &at("check"),
-                        format_args!("no check `{}` under checks:", c.value),
+                        format_args!(
+                            "no check `{}` is defined under `checks`{}",
+                            c.value,
+                            did_you_mean(&c.value, checks.keys().map(String::as_str))
+                        ),
                     );
+                    None
                 }
-                found
             });
             let probe_address = e.probe_address.as_ref().and_then(|p| {
                 let parsed = p.value.parse::<IpAddr>().ok();

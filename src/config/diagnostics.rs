@@ -173,3 +173,96 @@ impl Diagnostics {
         }
     }
 }
+
+/// The name among `known` nearest to `typed`, to suggest for a typo: close enough to be a slip
+/// of the keyboard (at most one edit in four characters, and at least one), and the only one that
+/// close. `None` when nothing is near, or when two names are equally near.
+pub(crate) fn nearest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (typed.chars().count() / 4).max(1);
+    let mut best: Option<(usize, &str)> = None;
+    let mut tie = false;
+    for name in known {
+        if name == typed {
+            continue;
+        }
+        let dist = edit_distance(&typed.to_lowercase(), &name.to_lowercase());
+        if dist > limit {
+            continue;
+        }
+        match best {
+            Some((b, _)) if dist > b => {}
+            Some((b, n)) if dist == b => tie |= n != name,
+            _ => {
+                best = Some((dist, name));
+                tie = false;
+            }
+        }
+    }
+    best.filter(|_| !tie).map(|(_, n)| n)
+}
+
+/// The edit distance of `a` and `b` (optimal string alignment): insertions, deletions,
+/// substitutions and swaps of two neighbours count one each, the usual typing slips.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows of the dynamic-programming table: two back (for swaps), one back, this one.
+    let mut two_back = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(two_back[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut two_back, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// `, did you mean `x`?` when a name among `known` is near `typed`, else nothing.
+pub(crate) fn did_you_mean<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    nearest(typed, known).map_or_else(String::new, |n| format!(", did you mean `{n}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{edit_distance, nearest};
+
+    #[test]
+    fn edit_distance_counts_typing_slips() {
+        for (a, b, want) in [
+            ("", "", 0),
+            ("ttl", "ttl", 0),
+            ("tll", "ttl", 1),
+            ("endponts", "endpoints", 1),
+            ("eu-wst", "eu-west", 1),
+            ("kitten", "sitting", 3),
+            ("abc", "", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), want, "{a} → {b}");
+        }
+    }
+
+    #[test]
+    fn nearest_suggests_one_close_name_or_none() {
+        let known = ["eu-west", "eu-east", "us-east", "endpoints", "ttl"];
+        for (typed, want) in [
+            ("eu-wset", Some("eu-west")),
+            ("EU-West", Some("eu-west")),
+            ("endponts", Some("endpoints")),
+            ("tll", Some("ttl")),
+            // As near to eu-west as to eu-east: no guess.
+            ("eu-est", None),
+            ("ap-south", None),
+            ("x", None),
+        ] {
+            assert_eq!(nearest(typed, known), want, "{typed}");
+        }
+    }
+}

@@ -2,13 +2,14 @@
 //! rules, answer limits, what to answer when all are down). Builds on the data centers of
 //! `meridian.yaml`, given as a [`GslbContext`].
 
-use super::diagnostics::{Diagnostics, Loc};
+use super::diagnostics::{Diagnostics, Loc, did_you_mean, nearest};
 use super::raw::{RawGslb, RawValue};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
 use crate::model::gslb::{Datacenter, DcId, GeoMatch, GeoRule, GslbName, Policy, WhenAllDown};
 use crate::name::Name;
 use serde_saphyr::Spanned;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 
@@ -21,6 +22,9 @@ pub const DEFAULT_MAX_ADDRESSES: usize = 8;
 pub struct GslbContext<'c> {
     pub datacenters: &'c [Datacenter],
     pub has_geoip: bool,
+    /// Data centers whose `location` was refused (and reported): a policy needing their
+    /// coordinates does not report them missing.
+    pub refused_locations: &'c HashSet<String>,
 }
 
 impl GslbContext<'_> {
@@ -29,6 +33,11 @@ impl GslbContext<'_> {
             .iter()
             .position(|d| &*d.name == name)
             .map(|i| DcId(i as u16))
+    }
+
+    /// `, did you mean `x`?` for a data center name that is not in the configuration.
+    fn suggest(&self, name: &str) -> String {
+        did_you_mean(name, self.datacenters.iter().map(|d| &*d.name))
     }
 }
 
@@ -59,19 +68,23 @@ pub(crate) fn gslb_name(
     };
     let ttl = ttl_of(d, &g.ttl, "ttl", DEFAULT_GSLB_TTL);
     let degraded_ttl = ttl_of(d, &g.degraded_ttl, "degraded_ttl", ttl);
+    const POLICIES: [&str; 5] = ["failover", "weighted", "geo", "nearest", "all"];
     let policy = match g.policy.value.as_str() {
-        "failover" => Policy::Failover,
-        "weighted" => Policy::Weighted,
-        "geo" => Policy::Geo,
-        "nearest" => Policy::Nearest,
-        "all" => Policy::All,
+        "failover" => Some(Policy::Failover),
+        "weighted" => Some(Policy::Weighted),
+        "geo" => Some(Policy::Geo),
+        "nearest" => Some(Policy::Nearest),
+        "all" => Some(Policy::All),
         other => {
             d.at(
                 &g.policy,
                 &label("policy"),
-                format_args!("`{other}` is not a policy (failover, weighted, geo, nearest, all)"),
+                format_args!(
+                    "`{other}` is not a policy (failover, weighted, geo, nearest, all){}",
+                    did_you_mean(other, POLICIES)
+                ),
             );
-            Policy::Failover
+            None
         }
     };
 
@@ -87,10 +100,17 @@ pub(crate) fn gslb_name(
             None => d.at(
                 dc,
                 &label("datacenters"),
-                format_args!("no data center `{}` in the configuration", dc.value),
+                format_args!(
+                    "no data center `{}` in the configuration{}",
+                    dc.value,
+                    cx.suggest(&dc.value)
+                ),
             ),
         }
     }
+    // A name listed under `datacenters:` but unknown is reported there, once: the weights and
+    // rules naming it again are not.
+    let listed = |n: &str| g.datacenters.value.iter().any(|dc| dc.value == n);
     if g.datacenters.value.is_empty() {
         d.at(
             &g.datacenters,
@@ -104,11 +124,17 @@ pub(crate) fn gslb_name(
             .find(&k.value)
             .and_then(|id| candidates.iter().position(|&c| c == id))
         else {
-            d.at(
-                k,
-                &label("weights"),
-                format_args!("`{}` is not one of this name's datacenters", k.value),
-            );
+            if !listed(&k.value) {
+                d.at(
+                    k,
+                    &label("weights"),
+                    format_args!(
+                        "`{}` is not one of this name's datacenters{}",
+                        k.value,
+                        candidate_suggestion(&k.value, &candidates, cx)
+                    ),
+                );
+            }
             continue;
         };
         match u32::try_from(w.value).ok().and_then(NonZeroU32::new) {
@@ -123,7 +149,7 @@ pub(crate) fn gslb_name(
     let sticky = g.sticky.as_ref().is_some_and(|s| s.value);
     if let Some(s) = &g.sticky
         && s.value
-        && !matches!(policy, Policy::Weighted | Policy::Geo)
+        && policy.is_some_and(|p| !matches!(p, Policy::Weighted | Policy::Geo))
     {
         d.at(
             s,
@@ -133,6 +159,9 @@ pub(crate) fn gslb_name(
     }
 
     let geo = geo_rules(d, g, policy, &candidates, cx, &label);
+    // Of a name whose policy is unknown, what depends on the policy is not judged: the typo
+    // is reported once, above.
+    let policy = policy.unwrap_or(Policy::Failover);
     if policy == Policy::Nearest {
         if !cx.has_geoip {
             d.at(
@@ -143,7 +172,7 @@ pub(crate) fn gslb_name(
         }
         for &c in &candidates {
             let dc = &cx.datacenters[usize::from(c.0)];
-            if dc.location.coords.is_none() {
+            if dc.location.coords.is_none() && !cx.refused_locations.contains(&*dc.name) {
                 d.at(
                     &g.datacenters,
                     &label("datacenters"),
@@ -229,14 +258,14 @@ pub(crate) fn gslb_name(
 fn geo_rules(
     d: &mut Diagnostics,
     g: &RawGslb,
-    policy: Policy,
+    policy: Option<Policy>,
     candidates: &[DcId],
     cx: &GslbContext<'_>,
     label: &dyn Fn(&str) -> String,
 ) -> Vec<GeoRule> {
     let mut geo = Vec::new();
     if let Some((first, _)) = g.geo.0.first()
-        && policy != Policy::Geo
+        && policy.is_some_and(|p| p != Policy::Geo)
     {
         d.at(first, &label("geo"), "geo rules need `policy: geo`");
     }
@@ -246,7 +275,10 @@ fn geo_rules(
             d.at(
                 k,
                 &field,
-                "not a rule (net:CIDR, subdivision:CC-XX, country:CC, continent:XX, default)",
+                format_args!(
+                    "not a rule (net:CIDR, subdivision:CC-XX, country:CC, continent:XX, default){}",
+                    rule_suggestion(&k.value)
+                ),
             );
             continue;
         };
@@ -295,10 +327,15 @@ fn geo_rules(
             for (n, loc) in names {
                 match cx.find(n).filter(|id| candidates.contains(id)) {
                     Some(id) => rank.push(id),
+                    // Listed but unknown: reported under `datacenters:`.
+                    None if g.datacenters.value.iter().any(|dc| dc.value == n) => {}
                     None => d.at(
                         &loc,
                         &field,
-                        format_args!("`{n}` is not one of this name's datacenters"),
+                        format_args!(
+                            "`{n}` is not one of this name's datacenters{}",
+                            candidate_suggestion(n, candidates, cx)
+                        ),
                     ),
                 }
             }
@@ -306,7 +343,7 @@ fn geo_rules(
                 out_ranks.push(rank);
             }
         }
-        if out_ranks.is_empty() {
+        if out_ranks.is_empty() && ranks.value.is_empty() {
             d.at(ranks, &field, "a rule names at least one data center");
         }
         geo.push(GeoRule {
@@ -323,6 +360,27 @@ fn geo_rules(
         GeoMatch::Default => (4, 0),
     });
     geo
+}
+
+/// `, did you mean `x`?` for a name that is not among `candidates`, the data centers of one
+/// load-balanced name.
+fn candidate_suggestion(name: &str, candidates: &[DcId], cx: &GslbContext<'_>) -> String {
+    did_you_mean(
+        name,
+        candidates.iter().map(|c| &*cx.datacenters[usize::from(c.0)].name),
+    )
+}
+
+/// `, did you mean `country:FR`?` for a rule key whose kind is misspelt (`contry:FR`,
+/// `defualt`), else nothing.
+fn rule_suggestion(key: &str) -> String {
+    const KINDS: [&str; 4] = ["net", "subdivision", "country", "continent"];
+    match key.split_once(':') {
+        Some((kind, value)) => nearest(kind, KINDS)
+            .map(|k| format!(", did you mean `{k}:{value}`?"))
+            .unwrap_or_default(),
+        None => did_you_mean(key, ["default"]),
+    }
 }
 
 /// Reads a geo rule key.
@@ -348,4 +406,117 @@ fn geo_match(key: &str) -> Option<GeoMatch> {
         "continent" => GeoMatch::Continent(value.to_ascii_uppercase().into()),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GslbContext, gslb_name};
+    use crate::config::diagnostics::Diagnostics;
+    use crate::config::raw::RawZone;
+    use crate::config::source::parse_yaml;
+    use crate::model::gslb::{Datacenter, DcLocation};
+    use crate::name::Name;
+    use std::collections::HashSet;
+    use std::num::NonZeroUsize;
+    use std::path::Path;
+
+    fn dc(name: &str, coords: Option<(f64, f64)>) -> Datacenter {
+        Datacenter {
+            name: name.into(),
+            location: DcLocation {
+                coords,
+                ..DcLocation::default()
+            },
+            endpoints: Vec::new(),
+            min_healthy: NonZeroUsize::MIN,
+        }
+    }
+
+    /// (the entry under `gslb: www:`, every problem it gives): a misspelt name gets the nearest
+    /// one; one mistake gives one problem, not one more for each place that depends on it.
+    #[test]
+    fn a_mistake_is_reported_once_with_what_was_meant() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "{ policy: weighted, datacenters: [eu-wst, us-east], weights: { eu-wst: 3 } }",
+                &[
+                    "gslb.www.datacenters: no data center `eu-wst` in the configuration, did you mean `eu-west`?",
+                ],
+            ),
+            (
+                "{ policy: weighted, datacenters: [eu-west], weights: { eu-wset: 3 } }",
+                &[
+                    "gslb.www.weights: `eu-wset` is not one of this name's datacenters, did you mean `eu-west`?",
+                ],
+            ),
+            (
+                "{ policy: weighted, datacenters: [eu-west], weights: { us-east: 3 } }",
+                &["gslb.www.weights: `us-east` is not one of this name's datacenters"],
+            ),
+            (
+                "{ policy: geo, datacenters: [eu-west, us-east], geo: { default: [eu-wst] } }",
+                &[
+                    "gslb.www.geo.default: `eu-wst` is not one of this name's datacenters, did you mean `eu-west`?",
+                ],
+            ),
+            (
+                "{ policy: geo, datacenters: [eu-wst], geo: { default: [eu-wst] } }",
+                &[
+                    "gslb.www.datacenters: no data center `eu-wst` in the configuration, did you mean `eu-west`?",
+                ],
+            ),
+            (
+                "{ policy: geo, datacenters: [eu-west], geo: { \"contry:FR\": [eu-west] } }",
+                &[
+                    "gslb.www.geo.contry:FR: not a rule (net:CIDR, subdivision:CC-XX, country:CC, \
+                   continent:XX, default), did you mean `country:FR`?",
+                ],
+            ),
+            (
+                "{ policy: geo, datacenters: [eu-west], geo: { defualt: [eu-west] } }",
+                &[
+                    "gslb.www.geo.defualt: not a rule (net:CIDR, subdivision:CC-XX, country:CC, \
+                   continent:XX, default), did you mean `default`?",
+                ],
+            ),
+            (
+                "{ policy: wieghted, sticky: true, datacenters: [eu-west], geo: { default: [eu-west] } }",
+                &[
+                    "gslb.www.policy: `wieghted` is not a policy (failover, weighted, geo, nearest, all), \
+                   did you mean `weighted`?",
+                ],
+            ),
+            (
+                "{ policy: nearest, datacenters: [eu-west, us-east] }",
+                &["gslb.www.datacenters: nearest needs lat/lon for data center `us-east`"],
+            ),
+            // ap-south's location was refused where it is defined.
+            ("{ policy: nearest, datacenters: [eu-west, ap-south] }", &[]),
+        ];
+        let datacenters = [
+            dc("eu-west", Some((48.85, 2.35))),
+            dc("us-east", None),
+            dc("ap-south", None),
+        ];
+        let refused: HashSet<String> = ["ap-south".to_string()].into();
+        let cx = GslbContext {
+            datacenters: &datacenters,
+            has_geoip: true,
+            refused_locations: &refused,
+        };
+        let origin = Name::parse("example.test.", None).unwrap();
+        let mut wrong = Vec::new();
+        for (entry, want) in cases {
+            let text = format!("zone: example.test\ngslb:\n  www: {entry}\n");
+            let raw: RawZone = parse_yaml(Path::new("z.yaml"), &text).unwrap();
+            let (key, g) = &raw.gslb.0[0];
+            let mut d = Diagnostics::new(Path::new("z.yaml"));
+            let built = gslb_name(&mut d, &origin, key, g, &cx);
+            let got: Vec<String> = d.into_problems().into_iter().map(|p| p.message).collect();
+            if got != *want || built.is_some() != want.is_empty() {
+                wrong.push(format!("{entry}\n  got {got:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
 }

@@ -199,15 +199,17 @@ fn load_from(
     // In file order, so problems come out in the order they are written.
     let dns = settings::dns(&mut d, &raw.dns);
     let log = settings::log(&mut d, &raw.log);
+    let mut refused_locations = std::collections::HashSet::new();
     let datacenters = match &shared_raw {
         None => {
             let checks = checks::checks(&mut d, base, &raw.checks.0);
-            datacenters::datacenters(&mut d, &raw.datacenters.0, &checks)
+            datacenters::datacenters(&mut d, &raw.datacenters.0, &checks, &mut refused_locations)
         }
         Some((file, shared)) => {
             let mut ds = Diagnostics::new(file);
             let checks = checks::checks(&mut ds, base, &shared.checks.0);
-            let datacenters = datacenters::datacenters(&mut ds, &shared.datacenters.0, &checks);
+            let datacenters =
+                datacenters::datacenters(&mut ds, &shared.datacenters.0, &checks, &mut refused_locations);
             d.append(ds.into_problems());
             datacenters
         }
@@ -223,6 +225,7 @@ fn load_from(
     let cx = gslb::GslbContext {
         datacenters: &datacenters,
         has_geoip: raw.geoip.is_some(),
+        refused_locations: &refused_locations,
     };
     let zones = if from_cluster && !zones_dir.exists() {
         // No zone has reached this node yet.

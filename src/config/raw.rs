@@ -300,12 +300,38 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut v = Vec::new();
-                while let Some(e) = m.next_entry()? {
-                    v.push(e);
+                while let Some(k) = m.next_key::<Spanned<String>>()? {
+                    READING.with_borrow_mut(|keys| {
+                        if let Some(keys) = keys {
+                            keys.push(k.value.clone());
+                        }
+                    });
+                    let value = m.next_value()?;
+                    // Left in place on an error: the key names where it happened.
+                    READING.with_borrow_mut(|keys| keys.as_mut().map(Vec::pop));
+                    v.push((k, value));
                 }
                 Ok(Entries(v))
             }
         }
         d.deserialize_map(Vis(PhantomData))
     }
+}
+
+thread_local! {
+    /// While tracked, the keys of the [`Entries`] being read, outermost first. A serde path
+    /// cannot name them (they are read with their spans, which hides their text from it), so
+    /// the key is kept here while its value is read, and left when the value fails, for the
+    /// problem to name. `None`: not tracked (a first reading, which usually succeeds).
+    static READING: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts tracking the keys of the entries being read, from none.
+pub(crate) fn track_entry_keys() {
+    READING.set(Some(Vec::new()));
+}
+
+/// Stops tracking; the keys of the entries a failed read was in, outermost first.
+pub(crate) fn take_entry_keys() -> Vec<String> {
+    READING.take().unwrap_or_default()
 }

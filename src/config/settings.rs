@@ -2,7 +2,7 @@
 //! `admin:`, each read into its typed form with its defaults. (`checks:` and `datacenters:`
 //! have their own files.)
 
-use super::diagnostics::Diagnostics;
+use super::diagnostics::{Diagnostics, did_you_mean};
 use super::raw::{RawAdmin, RawAdminTls, RawDns, RawGeoip, RawHealth, RawLog};
 use super::source::{parse_duration, positive_duration};
 use crate::geo::GeoDb;
@@ -359,7 +359,10 @@ pub(crate) fn log(d: &mut Diagnostics, raw: &RawLog) -> LogConfig {
             d.at(
                 f,
                 "log.format",
-                format_args!("`{other}` is neither `text` nor `json`"),
+                format_args!(
+                    "`{other}` is neither `text` nor `json`{}",
+                    did_you_mean(other, ["text", "json"])
+                ),
             );
             LogFormat::Text
         }
@@ -406,8 +409,9 @@ pub(crate) fn health(d: &mut Diagnostics, raw: &RawHealth) -> HealthConfig {
                     q,
                     "health.quorum",
                     format_args!(
-                        "`{}` is not a quorum: say majority, any, all, or a number of nodes (like 2)",
-                        q.value
+                        "`{}` is not a quorum: say majority, any, all, or a number of nodes (like 2){}",
+                        q.value,
+                        did_you_mean(&q.value, ["majority", "any", "all"])
                     ),
                 );
                 Quorum::default()
@@ -487,7 +491,10 @@ pub(crate) fn admin(d: &mut Diagnostics, base: &Path, raw: &RawAdmin, read_tls: 
                 d.at(
                     &t.role,
                     "admin.tokens",
-                    format_args!("role `{other}` is neither `read` nor `admin`"),
+                    format_args!(
+                        "role `{other}` is neither `read` nor `admin`{}",
+                        did_you_mean(other, ["read", "admin"])
+                    ),
                 );
                 continue;
             }

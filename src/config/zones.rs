@@ -11,8 +11,8 @@ use crate::model::gslb::GslbName;
 use crate::model::{Node, RData, RRset, RType, Soa, Zone};
 use crate::name::{Name, NameKey};
 use serde_saphyr::Spanned;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -113,11 +113,14 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
     let mut recs: Vec<Rec> = Vec::new();
     let name_at = |d: &mut Diagnostics, s: &Spanned<String>, field: &str| -> Option<Name> {
         Name::parse(&s.value, Some(&origin))
-            .map_err(|e| d.say(s, Some(field), e))
+            .map_err(|e| d.at(s, field, e))
             .ok()
     };
+    // What was refused, so that what it leaves missing is not reported again.
+    let mut refused = Refused::default();
 
     if let Some(soa) = &raw.soa {
+        refused.soa = true;
         let s = &soa.value;
         let mname = name_at(&mut d, &s.mname, "soa.mname");
         let rname = name_at(&mut d, &s.rname, "soa.rname");
@@ -138,10 +141,13 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
                 rdata: RData::Soa(Box::new(soa_rdata)),
                 loc: Loc::of(file, soa),
             });
+            refused.soa = false;
         }
     }
+    refused.ns = raw.ns.as_ref().is_some_and(|l| !l.value.is_empty());
     for ns in raw.ns.iter().flat_map(|l| l.value.iter()) {
         if let Some(target) = name_at(&mut d, ns, "ns") {
+            refused.ns = false;
             recs.push(Rec {
                 owner: origin.clone(),
                 ttl: None,
@@ -152,6 +158,8 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
     }
     if let Some(import) = &raw.import {
         let path = file.parent().unwrap_or(Path::new(".")).join(&import.value);
+        // Either way the file's records are missing: the SOA, NS or glue it may have held.
+        refused.import = true;
         match read_text(&path, overlay) {
             Err(p) => d.at(
                 import,
@@ -161,31 +169,44 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
             Ok(text) => match zonefile::parse_master(&text, &origin) {
                 // A problem inside the imported file, at its place there.
                 Err(e) => d.say(&text_loc(&path, &e), None, e.message),
-                Ok(master) => recs.extend(master.into_iter().map(|m| Rec {
-                    owner: m.owner,
-                    ttl: m.ttl,
-                    rdata: m.rdata,
-                    loc: Loc {
-                        file: path.clone(),
-                        line: m.line,
-                        col: m.col,
-                    },
-                })),
+                Ok(master) => {
+                    refused.import = false;
+                    recs.extend(master.into_iter().map(|m| Rec {
+                        owner: m.owner,
+                        ttl: m.ttl,
+                        rdata: m.rdata,
+                        loc: Loc {
+                            file: path.clone(),
+                            line: m.line,
+                            col: m.col,
+                        },
+                    }));
+                }
             },
         }
     }
-    one_entry_per_owner(&mut d, &origin, "records", raw.records.0.iter().map(|e| &e.0));
-    one_entry_per_owner(&mut d, &origin, "gslb", raw.gslb.0.iter().map(|e| &e.0));
-    yaml_records(&mut d, &origin, &raw.records, &mut recs);
+    let repeated_records =
+        one_entry_per_owner(&mut d, &origin, "records", raw.records.0.iter().map(|e| &e.0));
+    let repeated_gslb = one_entry_per_owner(&mut d, &origin, "gslb", raw.gslb.0.iter().map(|e| &e.0));
+    yaml_records(
+        &mut d,
+        &origin,
+        &raw.records,
+        &repeated_records,
+        &mut recs,
+        &mut refused,
+    );
     let gslb: Vec<(GslbName, Loc)> = raw
         .gslb
         .0
         .iter()
-        .filter_map(|(k, g)| gslb_name(&mut d, &origin, k, g, cx))
+        .enumerate()
+        .filter(|(i, _)| !repeated_gslb.contains(i))
+        .filter_map(|(_, (k, g))| gslb_name(&mut d, &origin, k, g, cx))
         .collect();
 
     let zone_loc = Loc::of(file, &raw.zone);
-    let zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc);
+    let zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc, &refused);
     d.finish((zone, zone_loc))
 }
 
@@ -199,19 +220,23 @@ fn text_loc(file: &Path, e: &TextError) -> Loc {
 
 /// Two keys of one section that name the same owner (`www`, `WWW`, `www.example.test.`) would be
 /// merged by DNS but edited apart by the API: refused.
+/// Returns the positions of the entries refused, which are read no further (their records would
+/// only clash with the first entry's again).
 fn one_entry_per_owner<'a>(
     d: &mut Diagnostics,
     origin: &Name,
     section: &str,
     keys: impl Iterator<Item = &'a Spanned<String>>,
-) {
+) -> HashSet<usize> {
     let mut seen: HashMap<NameKey, &Spanned<String>> = HashMap::new();
-    for key in keys {
+    let mut repeated = HashSet::new();
+    for (i, key) in keys.enumerate() {
         let Ok(owner) = Name::parse(&key.value, Some(origin)) else {
             continue; // reported where the entry is read
         };
         match seen.entry(owner.key()) {
             Entry::Occupied(first) => {
+                repeated.insert(i);
                 let first = first.get();
                 let line = Loc::of(d.file(), first).line;
                 d.at(
@@ -228,16 +253,36 @@ fn one_entry_per_owner<'a>(
             }
         }
     }
+    repeated
 }
 
-/// Turns the `records:` mapping into records.
+/// What a zone file gave that was refused (and reported): the zone-wide checks do not report
+/// again what its absence causes (no SOA after a bad `soa:`, missing glue after a bad address).
+#[derive(Default)]
+struct Refused {
+    /// `soa:` was given but refused.
+    soa: bool,
+    /// `ns:` was given and every entry refused.
+    ns: bool,
+    /// `import:` was given but its file could not be read.
+    import: bool,
+    /// Owners some of whose records were refused.
+    owners: HashSet<NameKey>,
+}
+
+/// Turns the `records:` mapping into records; the entries at `repeated` are left out.
 fn yaml_records(
     d: &mut Diagnostics,
     origin: &Name,
     records: &Entries<Entries<Spanned<RawValue>>>,
+    repeated: &HashSet<usize>,
     out: &mut Vec<Rec>,
+    refused: &mut Refused,
 ) {
-    for (owner_key, entries) in &records.0 {
+    for (i, (owner_key, entries)) in records.0.iter().enumerate() {
+        if repeated.contains(&i) {
+            continue;
+        }
         let entry_field = format!("records.{}", owner_key.value);
         let owner = match Name::parse(&owner_key.value, Some(origin)) {
             Ok(n) => n,
@@ -246,15 +291,17 @@ fn yaml_records(
                 continue;
             }
         };
+        let before = d.count();
         let mut ttl = None;
+        let ttl_field = format!("{entry_field}.ttl");
         for (key, value) in &entries.0 {
             if key.value == "ttl" {
                 match &value.value {
                     RawValue::Number(n) => match check_ttl(*n) {
                         Ok(t) => ttl = Some(t),
-                        Err(e) => d.at(value, "ttl", e),
+                        Err(e) => d.at(value, &ttl_field, e),
                     },
-                    _ => d.at(value, "ttl", "expected a number of seconds"),
+                    _ => d.at(value, &ttl_field, "a number of seconds, like 300"),
                 }
             }
         }
@@ -304,6 +351,9 @@ fn yaml_records(
                 }
             }
         }
+        if d.count() > before {
+            refused.owners.insert(owner.key());
+        }
     }
 }
 
@@ -352,6 +402,7 @@ fn build(
     recs: Vec<Rec>,
     gslb: Vec<(GslbName, Loc)>,
     zone_loc: &Loc,
+    refused: &Refused,
 ) -> Zone {
     let mut index: HashMap<NameKey, usize> = HashMap::new();
     let mut nodes: Vec<NodeBuild> = Vec::new();
@@ -458,14 +509,20 @@ fn build(
 
     let apex_key = origin.key();
     let apex = index.get(&apex_key).map(|&i| &nodes[i]);
-    if !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::SOA)) {
+    if !refused.soa
+        && !refused.import
+        && !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::SOA))
+    {
         d.say(
             zone_loc,
             Some("soa"),
             format_args!("zone {origin} has no SOA: add a `soa:` key (mname, rname)"),
         );
     }
-    if !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::NS)) {
+    if !refused.ns
+        && !refused.import
+        && !apex.is_some_and(|n| n.sets.iter().any(|(s, _)| s.rtype == RType::NS))
+    {
         d.say(
             zone_loc,
             Some("ns"),
@@ -538,7 +595,7 @@ fn build(
                     .iter()
                     .any(|(s, _)| matches!(s.rtype, RType::A | RType::AAAA))
             });
-            if !has_glue {
+            if !has_glue && !refused.owners.contains(&target.key()) && !refused.import {
                 d.say(
                     loc,
                     None,
