@@ -228,8 +228,8 @@ say "NSID tells the nodes apart: $ids"
 # SUBJECT (an extended regular expression), oldest first, one a line: "TIME OLD→NEW: REASON".
 events() {
   inclient api "$1" events \
-    | grep -oE '\{"time":"[^"]*","subject":"'"$2"'","old":"[a-z]*","new":"[a-z]*","reason":"([^"\\]|\\.)*"\}' \
-    | sed -E 's/^\{"time":"([^"]*)","subject":"[^"]*","old":"([a-z]*)","new":"([a-z]*)","reason":"(.*)"\}$/\1 \2→\3: \4/' || true
+    | grep -oE '"time":"[^"]*","subject":"'"$2"'","old":"[a-z]*","new":"[a-z]*","reason":"([^"\\]|\\.)*"\}' \
+    | sed -E 's/^"time":"([^"]*)","subject":"[^"]*","old":"([a-z]*)","new":"([a-z]*)","reason":"(.*)"\}$/\1 \2→\3: \4/' || true
 }
 # The eu-west target as events name it: its own view on one node (`... seen from ns2`) and the
 # cluster's verdict.
