@@ -518,6 +518,7 @@ pub async fn metrics(_: ReadAccess, State(ctl): Ctl) -> ApiResult {
                 datacenter: d.name.to_string(),
                 address: e.address,
                 up: u8::from(h.endpoint_up(DcId(i as u16), e)),
+                checks_up: u8::from(h.endpoint_checks_up(e)),
             });
         }
     }

@@ -293,11 +293,19 @@ impl HealthView {
     }
 }
 
+impl HealthView {
+    /// Whether the endpoint's checks pass, overrides and its configured state left out: an
+    /// endpoint with no check passes.
+    pub fn endpoint_checks_up(&self, e: &Endpoint) -> bool {
+        self.probe(e).is_none_or(|p| p.is_up())
+    }
+}
+
 impl crate::select::Health for HealthView {
     fn endpoint_up(&self, _dc: DcId, e: &Endpoint) -> bool {
         match self.endpoint_override(e).verdict() {
             Some(v) => v,
-            None => e.configured_up && self.probe(e).is_none_or(|p| p.is_up()),
+            None => e.configured_up && self.endpoint_checks_up(e),
         }
     }
 

@@ -323,6 +323,8 @@ pub struct EndpointUp {
     pub address: IpAddr,
     /// 1 up, 0 down.
     pub up: u8,
+    /// Whether its checks pass (1) or not (0), overrides left out.
+    pub checks_up: u8,
 }
 
 /// Whose view of a probe target `meridian_target_up` shows.
@@ -415,17 +417,24 @@ struct EndpointLabels {
 impl StateGauges {
     fn register(self, r: &mut Registry) {
         let endpoints = Family::<EndpointLabels, Gauge>::default();
+        let endpoint_checks = Family::<EndpointLabels, Gauge>::default();
         for e in self.endpoints {
             let labels = EndpointLabels {
                 datacenter: e.datacenter,
                 address: e.address.to_string(),
             };
             endpoints.get_or_create(&labels).set(i64::from(e.up));
+            endpoint_checks.get_or_create(&labels).set(i64::from(e.checks_up));
         }
         r.register(
             "meridian_endpoint_up",
             "Endpoint health (1 up, 0 down), overrides included",
             endpoints,
+        );
+        r.register(
+            "meridian_endpoint_checks_up",
+            "Whether the endpoint's checks pass (1) or not (0), overrides and its configured state left out",
+            endpoint_checks,
         );
         let targets = Family::<TargetLabels, Gauge>::default();
         for t in self.targets {
@@ -545,6 +554,7 @@ mod tests {
                 datacenter: "eu".into(),
                 address: "192.0.2.1".parse().unwrap(),
                 up: 1,
+                checks_up: 0,
             }],
             targets: vec![TargetUp {
                 check: "web".into(),
@@ -575,6 +585,7 @@ mod tests {
                 "# TYPE meridian_datacenter_state gauge",
                 "# TYPE meridian_datacenter_up gauge",
                 "# TYPE meridian_ecs_queries counter",
+                "# TYPE meridian_endpoint_checks_up gauge",
                 "# TYPE meridian_endpoint_up gauge",
                 "# TYPE meridian_overrides_active gauge",
                 "# TYPE meridian_partition_guard_alarms counter",
@@ -605,6 +616,7 @@ mod tests {
             r#"meridian_probe_duration_seconds_bucket{le="0.005",type="http"} 1"#,
             r#"meridian_probe_duration_seconds_count{type="http"} 1"#,
             r#"meridian_endpoint_up{datacenter="eu",address="192.0.2.1"} 1"#,
+            r#"meridian_endpoint_checks_up{datacenter="eu",address="192.0.2.1"} 0"#,
             r#"meridian_target_up{check="web",address="192.0.2.1",view="local"} 0"#,
             "meridian_partition_guard_alarms_total 0",
             r#"meridian_datacenter_up{datacenter="us"} 0"#,
