@@ -32,6 +32,23 @@ struct Running {
     cancel: CancellationToken,
 }
 
+/// The running probes, by target and by target key (`Target::key`, the name the cluster knows a
+/// target by), so that a peer's view or a published key finds its probe without a scan.
+#[derive(Default)]
+struct Probes {
+    by_target: HashMap<Target, Running>,
+    /// A key names one target: a check whose settings change gets a new target under the same
+    /// key, which replaces the old one here as `sync` starts it.
+    by_key: HashMap<String, Target>,
+}
+
+impl Probes {
+    fn by_key(&self, key: &str) -> Option<(&Target, &Running)> {
+        let target = self.by_key.get(key)?;
+        Some((target, self.by_target.get(target)?))
+    }
+}
+
 /// The partition guard: when no target has answered since a probe began failing, this node is
 /// more likely cut off than every region down. Down transitions are then held, and an alarm
 /// raised, until some probe succeeds again.
@@ -105,7 +122,7 @@ pub struct Scheduler {
     events: Arc<Events>,
     limit: Arc<Semaphore>,
     guard: Guard,
-    running: Mutex<HashMap<Target, Running>>,
+    running: Mutex<Probes>,
     next_id: AtomicU64,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -136,7 +153,7 @@ impl Scheduler {
                 enabled: settings.partition_guard,
                 ..Guard::default()
             },
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::default(),
             next_id: AtomicU64::new(1),
             stop,
             tracker: TaskTracker::new(),
@@ -169,7 +186,7 @@ impl Scheduler {
                 addr: e.probe_target(),
                 check: check.clone(),
             };
-            let state = match running.get(&target) {
+            let state = match running.by_target.get(&target) {
                 Some(r) => r.state.clone(),
                 None => {
                     let state = Arc::new(ProbeState::new());
@@ -178,7 +195,8 @@ impl Scheduler {
                     let runner = Runner::new(target.clone(), &self.tls);
                     self.tracker
                         .spawn(self.clone().probe_loop(id, runner, state.clone(), cancel.clone()));
-                    running.insert(
+                    running.by_key.insert(target.key(), target.clone());
+                    running.by_target.insert(
                         target.clone(),
                         Running {
                             id,
@@ -195,12 +213,17 @@ impl Scheduler {
             probes[e.id.0 as usize] = Some(state);
         }
         let before = self.unpublished.locked().len();
-        running.retain(|target, r| {
+        let Probes { by_target, by_key } = &mut *running;
+        by_target.retain(|target, r| {
             let keep = wanted.contains_key(target);
             if !keep {
                 r.cancel.cancel();
                 self.guard.last_success.locked().remove(&r.id);
-                self.unpublished.locked().insert(target.key());
+                let key = target.key();
+                if by_key.get(&key) == Some(target) {
+                    by_key.remove(&key);
+                }
+                self.unpublished.locked().insert(key);
                 tracing::debug!(%target, "probe stopped");
             }
             keep
@@ -235,7 +258,7 @@ impl Scheduler {
 
     /// Number of distinct probes running.
     pub fn probe_count(&self) -> usize {
-        self.running.locked().len()
+        self.running.locked().by_target.len()
     }
 
     /// Waits until every probe has a first result, or `wait` has passed.
@@ -244,7 +267,7 @@ impl Scheduler {
         loop {
             let pending = {
                 let r = self.running.locked();
-                r.values().filter(|p| !p.state.has_result()).count()
+                r.by_target.values().filter(|p| !p.state.has_result()).count()
             };
             if pending == 0 {
                 break;
@@ -276,7 +299,7 @@ impl Scheduler {
         let running = self.running.locked();
         let any_success = !self.guard.last_success.locked().is_empty();
         let mut changed: Vec<(Target, Arc<ProbeState>, String)> = Vec::new();
-        for (target, r) in running.iter() {
+        for (target, r) in running.by_target.iter() {
             let mut d = r.state.detail.locked();
             if d.counter.status != Status::Unknown || d.last_ok != Some(false) {
                 continue;
@@ -469,6 +492,7 @@ impl Scheduler {
         let probes: Vec<(Target, Arc<ProbeState>)> = self
             .running
             .locked()
+            .by_target
             .iter()
             .map(|(t, r)| (t.clone(), r.state.clone()))
             .collect();
@@ -511,23 +535,27 @@ impl Scheduler {
         let Some(node) = self.votes.locked().as_ref().map(|v| v.node.clone()) else {
             return Vec::new();
         };
-        self.running
-            .locked()
-            .iter()
-            .filter_map(|(t, r)| Some((t.key(), own_view(&node, &r.state.detail.locked())?)))
+        let running = self.running.locked();
+        running
+            .by_key
+            .keys()
+            .filter_map(|key| {
+                let (_, r) = running.by_key(key)?;
+                Some((key.clone(), own_view(&node, &r.state.detail.locked())?))
+            })
             .collect()
     }
 
     /// Whether the target named `key` is probed.
     pub fn probes(&self, key: &str) -> bool {
-        self.running.locked().keys().any(|t| t.key() == key)
+        self.running.locked().by_key.contains_key(key)
     }
 
     /// This node's view of the target named `key`, when probed and with a result.
     pub fn own_view(&self, key: &str) -> Option<View> {
         let node = self.votes.locked().as_ref()?.node.clone();
         let running = self.running.locked();
-        let (_, r) = running.iter().find(|(t, _)| t.key() == key)?;
+        let (_, r) = running.by_key(key)?;
         own_view(&node, &r.state.detail.locked())
     }
 
@@ -583,8 +611,7 @@ impl Scheduler {
         let probe = self
             .running
             .locked()
-            .iter()
-            .find(|(t, _)| t.key() == target)
+            .by_key(target)
             .map(|(t, r)| (t.clone(), r.state.clone()));
         if let Some((t, state)) = probe {
             self.decide(&t, &state);
@@ -685,4 +712,74 @@ fn dc_states(dcs: &[Datacenter], view: &HealthView) -> HashMap<Box<str>, DcState
         .enumerate()
         .map(|(i, d)| (d.name.clone(), view.dc_state(DcId(i as u16), d)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gslb::{Check, CheckKind, DcLocation, Endpoint, EndpointId};
+    use std::num::{NonZeroU32, NonZeroUsize};
+
+    fn check(interval_ms: u64) -> Arc<Check> {
+        Arc::new(Check {
+            name: "web".into(),
+            kind: CheckKind::Tcp,
+            port: 9,
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(50),
+            rise: NonZeroU32::MIN,
+            fall: NonZeroU32::MIN,
+        })
+    }
+
+    fn dcs(check: &Arc<Check>, addrs: &[&str]) -> Vec<Datacenter> {
+        let endpoints = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Endpoint {
+                id: EndpointId(i as u32),
+                address: a.parse().unwrap(),
+                weight: NonZeroU32::MIN,
+                configured_up: true,
+                check: Some(check.clone()),
+                probe_address: None,
+            })
+            .collect();
+        vec![Datacenter {
+            name: "eu".into(),
+            location: DcLocation::default(),
+            endpoints,
+            min_healthy: NonZeroUsize::MIN,
+        }]
+    }
+
+    #[tokio::test]
+    async fn probes_are_found_by_key_across_a_change_of_their_check() {
+        let stop = CancellationToken::new();
+        let s = Scheduler::new(
+            Settings {
+                max_concurrent: 4,
+                partition_guard: false,
+            },
+            Arc::new(Events::new(16)),
+            Arc::new(Metrics::default()),
+            stop.clone(),
+        );
+        s.sync(&dcs(&check(100), &["127.0.0.1", "127.0.0.2"]));
+        assert!(s.probes("web/127.0.0.1") && s.probes("web/127.0.0.2"));
+        assert!(!s.probes("web/127.0.0.3") && !s.probes("db/127.0.0.1"));
+
+        // The check's settings change: a new target under the same key replaces the old one.
+        let before = s.running.locked().by_key.get("web/127.0.0.1").cloned().unwrap();
+        s.sync(&dcs(&check(200), &["127.0.0.1"]));
+        let running = s.running.locked();
+        let now = running.by_key.get("web/127.0.0.1").cloned().unwrap();
+        assert_ne!(before, now, "the key names the new target");
+        assert_eq!(now.check.interval, Duration::from_millis(200));
+        assert_eq!(running.by_target.len(), 1);
+        assert_eq!(running.by_key.len(), 1, "a stopped target leaves no key behind");
+        drop(running);
+        assert!(s.probes("web/127.0.0.1") && !s.probes("web/127.0.0.2"));
+        stop.cancel();
+    }
 }
