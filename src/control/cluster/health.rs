@@ -331,46 +331,10 @@ impl Control {
         if let Err(e) = write_leases(&file, &history, lease.id) {
             tracing::warn!(file = %file.display(), error = %e, "cannot record the lease: a restart will not take it back");
         }
-        let mut taken_back = false;
-        loop {
-            match self.put_record(link, lease.id, Expect::Absent).await {
-                Ok(()) => break,
-                Err(EtcdError::Conflict { .. }) if !taken_back => {
-                    // A record under a lease this node held before (an etcd restored from a
-                    // backup brings it back): this node's own, not a second node's.
-                    let key = Key::Node(link.node().to_string()).under(link.prefix());
-                    let theirs = link
-                        .etcd
-                        .get(&key)
-                        .await?
-                        .and_then(|e| serde_json::from_slice::<NodeRecord>(&e.value).ok());
-                    match theirs {
-                        Some(r) if history.contains(&LeaseId(r.lease)) => {
-                            tracing::info!(
-                                lease = r.lease,
-                                "a record of this node under a lease of an earlier run (a restored etcd): revoked"
-                            );
-                            match link.etcd.revoke(LeaseId(r.lease)).await {
-                                Ok(()) | Err(EtcdError::LeaseGone(_)) => {}
-                                Err(e) => return Err(e.into()),
-                            }
-                            taken_back = true;
-                        }
-                        _ => {
-                            let _ = link.etcd.revoke(lease.id).await;
-                            return Err(Stopped::NameTaken);
-                        }
-                    }
-                }
-                Err(EtcdError::Conflict { .. }) => {
-                    let _ = link.etcd.revoke(lease.id).await;
-                    return Err(Stopped::NameTaken);
-                }
-                Err(e) => {
-                    let _ = link.etcd.revoke(lease.id).await;
-                    return Err(e.into());
-                }
-            }
+        if let Err(e) = self.claim_record(link, lease.id, &history).await {
+            // The new lease is no use without the record: given back at once.
+            let _ = link.etcd.revoke(lease.id).await;
+            return Err(e);
         }
         if lease.ttl != link.settings.lease_ttl {
             tracing::info!(asked = ?link.settings.lease_ttl, granted = ?lease.ttl, "etcd granted another lease TTL than asked");
@@ -378,6 +342,41 @@ impl Control {
         tracing::info!(lease = lease.id.0, ttl = ?lease.ttl, "joined the cluster's health exchange");
         *link.exchange.lease.locked() = Some(lease.id);
         Ok(lease.id)
+    }
+
+    /// Writes this node's record under the new `lease`, where no record of the node exists. A
+    /// record under a lease of an earlier run of this node (`history`; an etcd restored from a
+    /// backup brings one back) is this node's own: that lease is revoked and the write tried
+    /// once more. Any other record means a second node runs under this name.
+    async fn claim_record(&self, link: &Link, lease: LeaseId, history: &[LeaseId]) -> Result<(), Stopped> {
+        let mut taken_back = false;
+        loop {
+            match self.put_record(link, lease, Expect::Absent).await {
+                Ok(()) => return Ok(()),
+                Err(EtcdError::Conflict { .. }) if !taken_back => {
+                    let key = Key::Node(link.node().to_string()).under(link.prefix());
+                    let theirs = link
+                        .etcd
+                        .get(&key)
+                        .await?
+                        .and_then(|e| serde_json::from_slice::<NodeRecord>(&e.value).ok());
+                    let Some(r) = theirs.filter(|r| history.contains(&LeaseId(r.lease))) else {
+                        return Err(Stopped::NameTaken);
+                    };
+                    tracing::info!(
+                        lease = r.lease,
+                        "a record of this node under a lease of an earlier run (a restored etcd): revoked"
+                    );
+                    match link.etcd.revoke(LeaseId(r.lease)).await {
+                        Ok(()) | Err(EtcdError::LeaseGone(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    taken_back = true;
+                }
+                Err(EtcdError::Conflict { .. }) => return Err(Stopped::NameTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Whether what etcd holds of this node's view of `target` (`published`) must be written
