@@ -66,6 +66,8 @@ impl Event {
 pub struct Events {
     /// The log, and the number the next event takes.
     log: Mutex<(VecDeque<Event>, u64)>,
+    /// The number of this run's first event: no event of this run is numbered below it.
+    start: u64,
     capacity: usize,
     tx: broadcast::Sender<Event>,
 }
@@ -79,6 +81,7 @@ impl Events {
             .map_or(0, |d| d.as_micros() as u64);
         Events {
             log: Mutex::new((VecDeque::with_capacity(capacity), first)),
+            start: first,
             capacity,
             tx,
         }
@@ -128,8 +131,9 @@ impl Events {
         self.since(seq).1
     }
 
-    /// Like [`Events::after`], with how many events numbered above `seq` the log no longer holds
-    /// (dropped from the bounded log, or gone with a restart): 0 when none is missing.
+    /// Like [`Events::after`], with how many events of this run numbered above `seq` the log no
+    /// longer holds (dropped from the bounded log): 0 when none is missing. (Events of an
+    /// earlier run are not counted: their number is not known.)
     pub fn since(&self, seq: u64) -> (u64, Vec<Event>) {
         let guard = self.log.locked();
         let (log, next) = &*guard;
@@ -139,7 +143,7 @@ impl Events {
             return (0, log.iter().cloned().collect());
         }
         let start = log.partition_point(|e| e.seq <= seq);
-        let missing = first.saturating_sub(seq.saturating_add(1));
+        let missing = first.saturating_sub(seq.saturating_add(1).max(self.start));
         (missing, log.range(start..).cloned().collect())
     }
 
@@ -222,6 +226,8 @@ mod tests {
         // Saw none: the first two were dropped from the log.
         let (missing, list) = ev.since(start - 1);
         assert_eq!((missing, list.len()), (2, 3));
+        // From a number of an earlier run: only this run's dropped events are counted.
+        assert_eq!(ev.since(0).0, 2);
         assert_eq!(ev.since(start + 2), (0, ev.recent()[1..].to_vec()));
         assert_eq!(ev.since(start + 4), (0, vec![]));
         // A number from a run whose clock was ahead: every event held is newer.

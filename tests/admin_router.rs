@@ -1078,8 +1078,8 @@ async fn a_follower_is_told_what_it_missed() {
     assert_eq!(sse_id(&got[1]), first);
 }
 
-/// The list says which is the oldest event it still holds (`Meridian-Events-First`), so a
-/// poller can tell that events after its last were dropped; a number this run never gave (a
+/// The list says which is the oldest event it still holds (`Meridian-Events-First`) and how
+/// many after `after` it dropped (`Meridian-Events-Missed`); a number this run never gave (a
 /// poller from before a restart with the clock set back) lists every event held.
 #[tokio::test]
 async fn the_list_says_where_the_log_begins() {
@@ -1101,6 +1101,16 @@ async fn the_list_says_where_the_log_begins() {
         resp.headers()["meridian-events-first"].to_str().unwrap(),
         first.to_string()
     );
+    // Asked after first - 10: the five this run dropped are counted (the numbers below the
+    // run's first event were never events).
+    assert_eq!(resp.headers()["meridian-events-missed"].to_str().unwrap(), "5");
+    let req = Request::builder()
+        .uri(format!("/api/v1/events?after={}", first - 3))
+        .header(header::AUTHORIZATION, format!("Bearer {READ}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(a.ctl.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()["meridian-events-missed"].to_str().unwrap(), "2");
     let (_, all, _) = a.get(&format!("/api/v1/events?after={}", last + 1_000_000)).await;
     assert_eq!(all.as_array().map(Vec::len), Some(1000), "every event held");
 }

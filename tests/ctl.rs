@@ -538,3 +538,71 @@ fn reloads_are_events() {
         "{third:?} {list}"
     );
 }
+
+/// `events --follow` whose connection drops opens it again from the last event printed
+/// (`Last-Event-ID`), says so on stderr, and prints no event twice. The server here is a
+/// minimal one: the first stream is cut in the middle, the second ends cleanly.
+#[test]
+fn events_follow_resumes_after_a_dropped_connection() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let event = |seq: u64, subject: &str| {
+        let data = serde_json::json!({
+            "seq": seq, "kind": "overrides", "time": "2026-11-24T06:00:00.000Z",
+            "subject": subject, "old": "auto", "new": "drained", "reason": "test",
+        });
+        let text = format!("event: transition\nid: {seq}\ndata: {data}\n\n");
+        format!("{:x}\r\n{text}\r\n", text.len())
+    };
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for (i, body) in [
+            // Cut: no last chunk.
+            format!(
+                "{}{}",
+                event(7, "override datacenter a"),
+                event(8, "override datacenter b")
+            ),
+            format!("{}0\r\n\r\n", event(9, "override datacenter c")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            heads.push(String::from_utf8_lossy(&head).to_lowercase());
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+                )
+                .as_bytes(),
+            );
+            let _ = s.flush();
+            if i == 0 {
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        heads
+    });
+    let admin = format!("http://{addr}");
+    let run = ctl_env(&["--admin", &admin, "events", "--follow"], &[]);
+    let heads = server.join().unwrap();
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    for (line, dc) in lines.iter().zip(["a", "b", "c"]) {
+        assert!(
+            line.contains(&format!("override datacenter {dc}: auto -> drained")),
+            "{line}"
+        );
+    }
+    assert!(!heads[0].contains("last-event-id"), "{}", heads[0]);
+    assert!(heads[1].contains("last-event-id: 8\r\n"), "{}", heads[1]);
+    assert!(run.stderr.contains("reconnecting from event 8"), "{}", run.stderr);
+}

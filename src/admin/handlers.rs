@@ -370,8 +370,8 @@ pub struct EventsQuery {
 
 /// Recent transitions, oldest first, each numbered (`seq`) and of a `kind`; `after` lists only
 /// newer ones, `kind` one kind. The header `Meridian-Events-First` names the oldest event the
-/// log holds: a reader that saw up to N and finds it above N + 1 missed the events between.
-/// With `follow=1`, a stream of server-sent events (`event: transition`, `id:` the event's
+/// log holds; with `after=N`, `Meridian-Events-Missed` how many events after N it no longer
+/// holds. With `follow=1`, a stream of server-sent events (`event: transition`, `id:` the event's
 /// `seq`, `data:` one event as JSON) until the client or the server stops; with `after` (or a
 /// `Last-Event-ID` header, as a reconnecting EventSource sends) it starts with the logged events
 /// after that number, then the live ones, none twice. Events a stream cannot send (the reader
@@ -380,8 +380,10 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/events", tag = "status", params(EventsQuery),
     responses(
         (status = 200, description = "The recent events, or with follow=1 a stream of them",
-            headers(("Meridian-Events-First" = u64, description = "The number of the oldest event the log holds (the next event's when it holds none); on the list only")),
-            content((Vec<EventView> = "application/json"), (String = "text/event-stream"))),
+            headers(
+                ("Meridian-Events-First" = u64, description = "The number of the oldest event the log holds (the next event's when it holds none); on the list only"),
+                ("Meridian-Events-Missed" = u64, description = "With after=N, on the list: how many events of this run numbered above N the log no longer holds")),
+            content((Vec<EventView> = "application/json"), (EventFrame = "text/event-stream"))),
         ReadAccess,
         (status = 400, description = "follow is not 1, true, 0 or false; after (or Last-Event-ID) is not a number; kind is not health, overrides or edits", body = ErrorBody),
         (status = 503, description = "follow=1 while half of admin.max_connections are event streams already",
@@ -417,16 +419,17 @@ pub async fn events(
     };
     let wanted = move |e: &crate::events::Event| kind.is_none_or(|k| e.kind() == k);
     if !follow(q.follow.as_deref())? {
-        let (first, events) = (
-            ctl.events().first(),
-            match after {
-                Some(seq) => ctl.events().after(seq),
-                None => ctl.events().recent(),
-            },
-        );
+        let first = ctl.events().first();
+        let (missed, events) = match after {
+            Some(seq) => ctl.events().since(seq),
+            None => (0, ctl.events().recent()),
+        };
         let list: Vec<EventView> = events.iter().filter(|e| wanted(e)).map(EventView::from).collect();
         let mut resp = Json(list).into_response();
         resp.headers_mut().insert(EVENTS_FIRST, first.into());
+        if after.is_some() {
+            resp.headers_mut().insert(EVENTS_MISSED, missed.into());
+        }
         return Ok(resp);
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
@@ -467,6 +470,24 @@ pub async fn events(
 /// The header of the events list naming the oldest event the log holds (the next one's when it
 /// holds none): a reader that saw up to N and finds it above N + 1 missed the events between.
 pub const EVENTS_FIRST: &str = "meridian-events-first";
+
+/// The header of the events list asked with `after=N`: how many events of this run numbered
+/// above N the log no longer holds (0: none was missed).
+pub const EVENTS_MISSED: &str = "meridian-events-missed";
+
+/// One server-sent event of `GET /events?follow=1`, as a reader parses it (the document's
+/// schema of the stream; never built).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventFrame {
+    /// `transition` (an event), or `skipped` (events the stream could not send).
+    #[schema(pattern = "^(transition|skipped)$")]
+    event: String,
+    /// A transition's `seq` (what a reconnecting reader sends back as `Last-Event-ID`).
+    id: Option<String>,
+    /// JSON: the event (as in the list), or `{"skipped": count, "after": seq, "reason": …}`.
+    data: String,
+}
 
 /// Feeds one event stream: the logged events after `resume` (when given), then each new one,
 /// every event once and in order, its `seq` as the SSE `id`. Events the stream cannot send any
