@@ -359,7 +359,17 @@ fn a_drill_watched_on_the_status_page() {
     );
     assert_eq!(www(&server), vec!["192.0.2.30"]);
     let dom = look(browser, &url, "06-endpoint-forced-down");
-    assert!(row(&dom, "data-name=\"www.example.test.\"").contains("[now]ap"));
+    // Why us is out: its endpoint was forced down, not its checks failing.
+    let w = row(&dom, "data-name=\"www.example.test.\"");
+    assert!(
+        w.contains("[now]ap") && w.contains("[forced]us (endpoints forced down)"),
+        "{w}"
+    );
+    let d = row(&dom, "data-dc=\"us\"");
+    assert!(
+        d.contains("[down]down") && d.contains("[why forced]endpoints forced down"),
+        "{d}"
+    );
     let ep = row(&dom, &format!("data-endpoint=\"{us_ep}\""));
     assert!(
         ep.contains("[down]down") && ep.contains("[why forced]forced down"),
