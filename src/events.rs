@@ -11,9 +11,10 @@ use tokio::sync::broadcast;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// Its place in the log: one more than the event before. The first event of a run is
-    /// numbered from the microseconds since the Unix epoch at the start, so numbers keep rising
-    /// across restarts and a reader that asks for events after the last it saw (`?after=`)
-    /// misses none from the new run.
+    /// numbered from the microseconds since the Unix epoch at the start, so numbers usually
+    /// rise across restarts. When they do not (the host's clock was set back), a reader asking
+    /// for events after a number this run never gave gets every event held (see [`Events::after`]),
+    /// so no reader misses the new run's events.
     pub seq: u64,
     pub time: SystemTime,
     /// Like `endpoint eu-west/198.51.100.10`, `datacenter eu-west`, `partition-guard`.
@@ -65,6 +66,8 @@ impl Event {
 pub struct Events {
     /// The log, and the number the next event takes.
     log: Mutex<(VecDeque<Event>, u64)>,
+    /// The number of this run's first event: no event of this run is numbered below it.
+    start: u64,
     capacity: usize,
     tx: broadcast::Sender<Event>,
 }
@@ -78,6 +81,7 @@ impl Events {
             .map_or(0, |d| d.as_micros() as u64);
         Events {
             log: Mutex::new((VecDeque::with_capacity(capacity), first)),
+            start: first,
             capacity,
             tx,
         }
@@ -107,10 +111,12 @@ impl Events {
                 log.pop_front();
             }
             log.push_back(e.clone());
+            // Sent under the lock (a send never waits): subscribers get events in the order of
+            // their numbers, which a stream resuming by number relies on.
+            let _ = self.tx.send(e.clone());
             e
         };
         tracing::info!(subject = %e.subject, old = %e.old, new = %e.new, reason = %e.reason, "transition");
-        let _ = self.tx.send(e);
     }
 
     /// The recorded events, oldest first.
@@ -118,15 +124,50 @@ impl Events {
         self.log.locked().0.iter().cloned().collect()
     }
 
-    /// The recorded events numbered above `seq`, oldest first.
+    /// The recorded events numbered above `seq`, oldest first. A number above the last this
+    /// run gave comes from an earlier run whose numbers were higher (the clock was set back
+    /// since): every recorded event is newer than it, so all are listed.
     pub fn after(&self, seq: u64) -> Vec<Event> {
-        let log = self.log.locked();
-        let start = log.0.partition_point(|e| e.seq <= seq);
-        log.0.range(start..).cloned().collect()
+        self.since(seq).1
+    }
+
+    /// Like [`Events::after`], with how many events of this run numbered above `seq` the log no
+    /// longer holds (dropped from the bounded log): 0 when none is missing. (Events of an
+    /// earlier run are not counted: their number is not known.)
+    pub fn since(&self, seq: u64) -> (u64, Vec<Event>) {
+        let guard = self.log.locked();
+        let (log, next) = &*guard;
+        let first = log.front().map_or(*next, |e| e.seq);
+        if seq >= *next {
+            // Not a number of this run: everything held is newer.
+            return (0, log.iter().cloned().collect());
+        }
+        let start = log.partition_point(|e| e.seq <= seq);
+        let missing = first.saturating_sub(seq.saturating_add(1).max(self.start));
+        (missing, log.range(start..).cloned().collect())
+    }
+
+    /// The number of the oldest event held, or the next one's when none is held: a reader that
+    /// saw up to N and finds this above N + 1 missed the events in between.
+    pub fn first(&self) -> u64 {
+        let guard = self.log.locked();
+        guard.0.front().map_or(guard.1, |e| e.seq)
+    }
+
+    /// The number the next event takes (one more than the last given).
+    pub fn next_seq(&self) -> u64 {
+        self.log.locked().1
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// A subscription and the number of the last event given before it: every later event
+    /// comes through the receiver (taken under the log's lock, so none falls between).
+    pub fn subscribe_at(&self) -> (broadcast::Receiver<Event>, u64) {
+        let guard = self.log.locked();
+        (self.tx.subscribe(), guard.1.saturating_sub(1))
     }
 
     /// How many subscribers are listening now.
@@ -171,6 +212,26 @@ mod tests {
         let later = Events::new(10);
         later.emit("zone example.test", "", "edited", "test");
         assert!(later.recent()[0].seq > all[3].seq);
+    }
+
+    #[test]
+    fn gaps_are_counted_and_numbers_of_another_run_list_everything() {
+        let ev = Events::new(3);
+        let start = ev.first();
+        assert_eq!(ev.next_seq(), start);
+        for i in 0..5 {
+            ev.emit(format!("target t{i}"), "up", "down", "test");
+        }
+        assert_eq!(ev.first(), start + 2);
+        // Saw none: the first two were dropped from the log.
+        let (missing, list) = ev.since(start - 1);
+        assert_eq!((missing, list.len()), (2, 3));
+        // From a number of an earlier run: only this run's dropped events are counted.
+        assert_eq!(ev.since(0).0, 2);
+        assert_eq!(ev.since(start + 2), (0, ev.recent()[1..].to_vec()));
+        assert_eq!(ev.since(start + 4), (0, vec![]));
+        // A number from a run whose clock was ahead: every event held is newer.
+        assert_eq!(ev.since(start + 1_000_000).1.len(), 3);
     }
 
     #[test]

@@ -629,7 +629,11 @@ async fn events_follow_streams_transitions() {
             text.push_str(&String::from_utf8_lossy(&data));
         }
     }
-    assert!(text.starts_with("event: transition\ndata: {"), "{text}");
+    // The event's `seq` is its SSE id (a reconnecting reader sends it back as Last-Event-ID).
+    assert!(text.starts_with("event: transition\nid: "), "{text}");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).expect(&text);
+    let event: Value = serde_json::from_str(data).unwrap();
+    assert!(text.contains(&format!("\nid: {}\n", event["seq"])), "{text}");
     assert!(
         text.contains("\"subject\":\"override datacenter us\"") && text.contains("\"new\":\"drained\""),
         "{text}"
@@ -953,4 +957,175 @@ async fn metrics_label_values_are_escaped() {
     let m = m.as_str().unwrap();
     assert!(!m.contains("we\"ird"), "unescaped label value:\n{m}");
     common::promtool_check(m);
+}
+
+/// `GET /events?follow=1` on `path` (with `Last-Event-ID` when given): the body, unread.
+async fn follow_body(a: &Api, path: &str, last_event_id: Option<u64>) -> Body {
+    let mut req = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {READ}"));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let resp = router(a.ctl.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.into_body()
+}
+
+/// The next `n` server-sent events of a stream (keep-alive comments left out), each as text.
+async fn sse_events(body: &mut Body, n: usize) -> Vec<String> {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let blocks: Vec<String> = text
+            .split("\n\n")
+            .filter(|b| b.lines().any(|l| l.starts_with("event:")))
+            .map(str::to_string)
+            .collect();
+        if blocks.len() >= n && text.ends_with("\n\n") {
+            return blocks;
+        }
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("{n} events within 5 s: {text}"));
+        match frame {
+            Some(Ok(f)) => {
+                if let Ok(data) = f.into_data() {
+                    text.push_str(&String::from_utf8_lossy(&data));
+                }
+            }
+            _ => panic!("the stream ended: {text}"),
+        }
+    }
+}
+
+fn sse_id(block: &str) -> u64 {
+    block
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap_or_else(|| panic!("no id: {block}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// With `after=N` (or `Last-Event-ID: N`, as a browser's EventSource sends on reconnecting) a
+/// stream first sends the logged events after N, then live ones: none missed, none twice, each
+/// with its `seq` as the SSE `id:`.
+#[tokio::test]
+async fn events_follow_resumes_after_a_number() {
+    let a = api().await;
+    let ev = a.ctl.events();
+    for i in 0..3 {
+        ev.emit(format!("zone t{i}.test"), "", "edited", "test");
+    }
+    let logged = ev.recent();
+    let seq = |subject: &str| logged.iter().find(|e| e.subject == subject).unwrap().seq;
+    let mut body = follow_body(
+        &a,
+        &format!("/api/v1/events?follow=1&after={}", seq("zone t0.test")),
+        None,
+    )
+    .await;
+    ev.emit("zone t3.test", "", "edited", "test");
+    let got = sse_events(&mut body, 3).await;
+    assert!(
+        got[0].contains("zone t1.test") && sse_id(&got[0]) == seq("zone t1.test"),
+        "{got:?}"
+    );
+    assert!(got[1].contains("zone t2.test"), "{got:?}");
+    assert!(
+        got[2].contains("zone t3.test") && sse_id(&got[2]) == sse_id(&got[1]) + 1,
+        "{got:?}"
+    );
+
+    let mut body = follow_body(&a, "/api/v1/events?follow=1", Some(seq("zone t2.test"))).await;
+    ev.emit("zone t4.test", "", "edited", "test");
+    let got = sse_events(&mut body, 2).await;
+    assert!(got[0].contains("zone t3.test"), "{got:?}");
+    assert!(got[1].contains("zone t4.test"), "{got:?}");
+}
+
+/// A follower too slow for the stream, or resuming after events the log no longer holds, is
+/// told how many it missed (`event: skipped`), then gets the rest in order, none twice.
+#[tokio::test]
+async fn a_follower_is_told_what_it_missed() {
+    let a = api().await;
+    let ev = a.ctl.events();
+    let mut body = follow_body(&a, "/api/v1/events?follow=1", None).await;
+    // Not read while 2100 events pass: more than the stream's buffer and the log hold.
+    for i in 0..2100 {
+        ev.emit(format!("zone t{i}.test"), "", "edited", "test");
+    }
+    let got = sse_events(&mut body, 1001).await;
+    assert!(got[0].starts_with("event: skipped"), "{:?}", &got[..2]);
+    assert!(got[0].contains("\"skipped\":1100"), "{}", got[0]);
+    let ids: Vec<u64> = got[1..].iter().map(|b| sse_id(b)).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "in order, none twice");
+    assert_eq!(*ids.last().unwrap(), ev.recent().last().unwrap().seq);
+
+    // Resuming from a number older than the log's first: the gap is said first.
+    let first = ev.recent()[0].seq;
+    let mut body = follow_body(&a, &format!("/api/v1/events?follow=1&after={}", first - 3), None).await;
+    let got = sse_events(&mut body, 2).await;
+    assert!(
+        got[0].starts_with("event: skipped") && got[0].contains("\"skipped\":2"),
+        "{got:?}"
+    );
+    assert_eq!(sse_id(&got[1]), first);
+}
+
+/// The list says which is the oldest event it still holds (`Meridian-Events-First`) and how
+/// many after `after` it dropped (`Meridian-Events-Missed`); a number this run never gave (a
+/// poller from before a restart with the clock set back) lists every event held.
+#[tokio::test]
+async fn the_list_says_where_the_log_begins() {
+    let a = api().await;
+    let ev = a.ctl.events();
+    for i in 0..1005 {
+        ev.emit(format!("zone t{i}.test"), "", "edited", "test");
+    }
+    let first = ev.recent()[0].seq;
+    let last = ev.recent().last().unwrap().seq;
+    let req = Request::builder()
+        .uri(format!("/api/v1/events?after={}", first - 10))
+        .header(header::AUTHORIZATION, format!("Bearer {READ}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(a.ctl.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["meridian-events-first"].to_str().unwrap(),
+        first.to_string()
+    );
+    // Asked after first - 10: the five this run dropped are counted (the numbers below the
+    // run's first event were never events).
+    assert_eq!(resp.headers()["meridian-events-missed"].to_str().unwrap(), "5");
+    let req = Request::builder()
+        .uri(format!("/api/v1/events?after={}", first - 3))
+        .header(header::AUTHORIZATION, format!("Bearer {READ}"))
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(a.ctl.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()["meridian-events-missed"].to_str().unwrap(), "2");
+    let (_, all, _) = a.get(&format!("/api/v1/events?after={}", last + 1_000_000)).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1000), "every event held");
+}
+
+/// The traffic answer carries the server's time (`now`): the page measures its chart and its
+/// "ago" times from it, not from the browser's clock.
+#[tokio::test]
+async fn traffic_says_the_servers_time() {
+    let a = api().await;
+    let (s, v, _) = a.get("/api/v1/traffic").await;
+    assert_eq!(s, StatusCode::OK);
+    let now = meridian::events::parse_rfc3339(v["now"].as_str().unwrap_or_default())
+        .unwrap_or_else(|| panic!("no now: {v}"));
+    let off = std::time::SystemTime::now()
+        .duration_since(now)
+        .unwrap_or_default();
+    assert!(off < std::time::Duration::from_secs(2), "{v}");
 }

@@ -283,6 +283,8 @@ fn errors_say_what_to_do() {
             "put",
             "example.test",
             invalid.to_str().unwrap(),
+            // Written by hand, without an ETag: the server's check is what is tested here.
+            "--force",
         ],
         &token,
     );
@@ -428,4 +430,179 @@ fn https_is_verified_against_the_ca_file() {
         "{}",
         untrusted.stderr
     );
+}
+
+/// `zone put` of a file without an ETag would overwrite whatever was written since: it is
+/// refused (saying to `zone get` first, or `--force`); `--json zone get` carries the ETag in the
+/// document (`etag`), which `zone put` sends back as If-Match, so a stale JSON copy is refused.
+#[test]
+fn a_zone_put_needs_an_etag_or_force() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let server = Server::start(&d.join("meridian.yaml"));
+    let admin = format!("http://{}", server.admin());
+    let token = d.join("secrets/admin.token");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--admin", &admin, "--token-file", token.to_str().unwrap()];
+        all.extend_from_slice(args);
+        ctl_env(&all, &[])
+    };
+    let yaml = ctl(&server, d, &["zone", "get", "example.test"]);
+    let bare: String = yaml.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert!(!bare.contains("etag"), "{bare}");
+    let copy = d.join("bare.yaml");
+    std::fs::write(&copy, bare.replace("192.0.2.80", "192.0.2.81")).unwrap();
+    let refused = run(&["zone", "put", "example.test", copy.to_str().unwrap()]);
+    assert!(!refused.ok, "written without an ETag: {}", refused.stdout);
+    assert!(
+        refused.stderr.contains("zone get") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.80"]);
+    let forced = run(&["zone", "put", "example.test", copy.to_str().unwrap(), "--force"]);
+    assert!(forced.ok, "{}", forced.stderr);
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.81"]);
+
+    // --json: the ETag travels in the document.
+    let json = ctl(&server, d, &["--json", "zone", "get", "example.test"]);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["etag"].as_str().is_some_and(|t| t.starts_with('"')), "{doc}");
+    let edit = |from: &str, to: &str| {
+        let file = d.join("zone.json");
+        std::fs::write(&file, json.replace(from, to)).unwrap();
+        run(&["zone", "put", "example.test", file.to_str().unwrap()])
+    };
+    let put = edit("192.0.2.81", "192.0.2.82");
+    assert!(put.ok, "{}", put.stderr);
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.82"]);
+    let stale = edit("192.0.2.81", "192.0.2.83");
+    assert!(!stale.ok, "a stale JSON copy was written: {}", stale.stdout);
+    assert!(stale.stderr.contains("412"), "{}", stale.stderr);
+    assert_eq!(answers(&server, "static.example.test."), vec!["192.0.2.82"]);
+}
+
+/// Every reload is an event of kind edits, from `ctl reload` (the API) and SIGHUP alike:
+/// applied (what changed, or nothing) or rejected (how many problems, and the first).
+#[test]
+fn reloads_are_events() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let server = Server::start(&d.join("meridian.yaml"));
+    ctl(&server, d, &["reload"]);
+    let edits = |n: usize| {
+        let start = Instant::now();
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&ctl(&server, d, &["--json", "events"])).unwrap();
+            let reloads: Vec<serde_json::Value> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "edits" && e["subject"] == "reload")
+                .cloned()
+                .collect();
+            if reloads.len() >= n {
+                return reloads;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "{list}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = edits(1);
+    assert_eq!(first[0]["new"], "applied", "{first:?}");
+    assert!(
+        first[0]["reason"].as_str().unwrap().contains("nothing changed"),
+        "{first:?}"
+    );
+
+    let zone = d.join("zones/example.test.yaml");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    std::fs::write(&zone, text.replace("192.0.2.80", "192.0.2.300")).unwrap();
+    server.signal(1); // SIGHUP
+    let second = edits(2);
+    assert_eq!(second[1]["new"], "rejected", "{second:?}");
+    let reason = second[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("1 problem") && reason.contains("192.0.2.300"),
+        "{reason}"
+    );
+
+    std::fs::write(&zone, text.replace("192.0.2.80", "192.0.2.90")).unwrap();
+    let list = ctl(&server, d, &["events"]);
+    ctl(&server, d, &["reload"]);
+    let third = edits(3);
+    assert_eq!(third[2]["new"], "applied", "{third:?}");
+    assert!(
+        third[2]["reason"].as_str().unwrap().contains("example.test"),
+        "{third:?} {list}"
+    );
+}
+
+/// `events --follow` whose connection drops opens it again from the last event printed
+/// (`Last-Event-ID`), says so on stderr, and prints no event twice. The server here is a
+/// minimal one: the first stream is cut in the middle, the second ends cleanly.
+#[test]
+fn events_follow_resumes_after_a_dropped_connection() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let event = |seq: u64, subject: &str| {
+        let data = serde_json::json!({
+            "seq": seq, "kind": "overrides", "time": "2026-11-24T06:00:00.000Z",
+            "subject": subject, "old": "auto", "new": "drained", "reason": "test",
+        });
+        let text = format!("event: transition\nid: {seq}\ndata: {data}\n\n");
+        format!("{:x}\r\n{text}\r\n", text.len())
+    };
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for (i, body) in [
+            // Cut: no last chunk.
+            format!(
+                "{}{}",
+                event(7, "override datacenter a"),
+                event(8, "override datacenter b")
+            ),
+            format!("{}0\r\n\r\n", event(9, "override datacenter c")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            heads.push(String::from_utf8_lossy(&head).to_lowercase());
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+                )
+                .as_bytes(),
+            );
+            let _ = s.flush();
+            if i == 0 {
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        heads
+    });
+    let admin = format!("http://{addr}");
+    let run = ctl_env(&["--admin", &admin, "events", "--follow"], &[]);
+    let heads = server.join().unwrap();
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    for (line, dc) in lines.iter().zip(["a", "b", "c"]) {
+        assert!(
+            line.contains(&format!("override datacenter {dc}: auto -> drained")),
+            "{line}"
+        );
+    }
+    assert!(!heads[0].contains("last-event-id"), "{}", heads[0]);
+    assert!(heads[1].contains("last-event-id: 8\r\n"), "{}", heads[1]);
+    assert!(run.stderr.contains("reconnecting from event 8"), "{}", run.stderr);
 }

@@ -1,7 +1,10 @@
-//! The status page in headless Chromium through a failover drill: a region fails, another is
-//! drained, then every probe fails and the partition guard engages. At each step a screenshot is
-//! taken (kept under the target directory for people) and what an operator must read is asserted
-//! from the page's DOM: where clients go, each data center's state and why, the banners.
+//! The status page in headless Chromium through the failover drill of docs/api.md, every
+//! operator action done with the real `meridian ctl` (explain, drain, status, undrain, an
+//! endpoint forced down and back, a weight, a zone read, edited and written back with its ETag,
+//! a reload), while a region fails and, at the end, every probe fails and the partition guard
+//! engages. After each step a screenshot is taken (kept under the target directory for people)
+//! and what an operator must read is asserted from the page's DOM: where clients go, each data
+//! center's state and why, the banners, and the action's event in the events list.
 
 mod common;
 
@@ -167,6 +170,50 @@ fn www(server: &Server) -> Vec<String> {
     answer_data(&query(server.addr, &ask("www.example.test.", T::A)))
 }
 
+/// `meridian ctl --admin <server> ARGS`, the admin token in `MERIDIAN_TOKEN` as an operator
+/// exports it: the drill's every action goes through the real command-line client. Must succeed;
+/// its output.
+fn ctl(server: &Server, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("ctl")
+        .arg("--admin")
+        .arg(format!("http://{}", server.admin()))
+        .args(args)
+        .env("MERIDIAN_TOKEN", "admin-secret-0123456789")
+        .output()
+        .expect("run meridian ctl");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "ctl {args:?} failed:\n{stdout}{stderr}");
+    stdout
+}
+
+/// The events list's row of the newest event about `subject` (the list is newest first), as
+/// text.
+fn event(dom: &str, subject: &str) -> String {
+    row(dom, &format!("<td>{subject}</td>"))
+}
+
+/// The `data-seq` of every row of the events list: each event is shown once.
+fn event_seqs(dom: &str) -> Vec<u64> {
+    dom.split("data-seq=\"")
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn assert_events_once(dom: &str) {
+    let seqs = event_seqs(dom);
+    assert!(!seqs.is_empty(), "no events listed");
+    let mut unique = seqs.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), seqs.len(), "an event listed twice: {seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first: {seqs:?}");
+}
+
 #[test]
 fn a_drill_watched_on_the_status_page() {
     let Some(browser) = browser() else { return };
@@ -204,7 +251,7 @@ fn a_drill_watched_on_the_status_page() {
     });
 
     // 1. All up: clients go to eu first; the weighted name splits 75/25.
-    let dom = look(browser, &url, "1-all-up");
+    let dom = look(browser, &url, "01-all-up");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]eu"), "{w}");
     assert!(w.contains("every candidate, as if up (fail open)"), "{w}");
@@ -216,13 +263,27 @@ fn a_drill_watched_on_the_status_page() {
     assert!(ap_ep.contains(" ms"), "last check latency: {ap_ep}");
     assert!(!dom.contains("id=\"guard-banner\""), "{dom}");
 
-    // 2. eu fails its checks: www moves to us, eu-only answers SERVFAIL, and the page says why.
+    // 2. `ctl explain`: where do clients in 10.20.0.0/16 go, and why? The page's geo rule says
+    // the same.
+    let explain = ctl(&server, &["explain", "app.example.test", "--client", "10.20.0.1"]);
+    assert!(
+        explain.contains("NOERROR") && explain.contains(&format!("A 127.{net}.2.1")),
+        "{explain}"
+    );
+    let dom = look(browser, &url, "02-explain");
+    let app = row(&dom, "data-rule=\"net:10.20.0.0/16\"");
+    assert!(
+        app.contains("clients in net:10.20.0.0/16") && app.contains("[now]eu"),
+        "{app}"
+    );
+
+    // 3. eu fails its checks: www moves to us, eu-only answers SERVFAIL, and the page says why.
     eu.stop();
     until(&server, "/api/v1/datacenters", "eu down", |v| {
         dc_state(v, "eu") == ("down".into(), "health checks failing".into())
     });
     assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
-    let dom = look(browser, &url, "2-eu-failed");
+    let dom = look(browser, &url, "03-eu-failed");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]us"), "{w}");
     assert!(w.contains("[down]eu (checks failing)"), "{w}");
@@ -251,18 +312,16 @@ fn a_drill_watched_on_the_status_page() {
         "last error: {ep}"
     );
     assert!(dom.contains("Not taking traffic: eu"), "{dom}");
+    let e = event(&dom, "datacenter eu");
+    assert!(e.contains("up → down") && e.contains("0 endpoints up"), "{e}");
 
-    // 3. us is drained: www moves to ap; drained is told apart from failing.
-    let (status, _, body) = http(
-        server.admin(),
-        "POST",
-        "/api/v1/datacenters/us/drain",
-        &[("Authorization", ADMIN)],
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
+    // 4. `ctl drain us`: www moves to ap; drained is told apart from failing.
+    assert_eq!(ctl(&server, &["drain", "us"]).trim(), "us: auto -> drained");
     assert_eq!(www(&server), vec!["192.0.2.30"]);
-    let dom = look(browser, &url, "3-us-drained");
+    let status = ctl(&server, &["status"]);
+    assert!(status.contains("overrides: us drained"), "{status}");
+    assert!(status.contains("us (drained)"), "where clients go: {status}");
+    let dom = look(browser, &url, "04-us-drained");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]ap"), "{w}");
     assert!(
@@ -276,14 +335,104 @@ fn a_drill_watched_on_the_status_page() {
     );
     let shop = row(&dom, "data-name=\"shop.example.test.\"");
     assert!(shop.contains("[fallback]fallback 192.0.2.250"), "{shop}");
+    let e = event(&dom, "override datacenter us");
+    assert!(
+        e.contains("auto → drained") && e.contains("admin API (ops)"),
+        "{e}"
+    );
 
-    // 4. Every probe fails at once: the guard engages and holds ap; a banner says so.
+    // 5. `ctl undrain us`: back to its checks, www back on us.
+    assert_eq!(ctl(&server, &["undrain", "us"]).trim(), "us: drained -> auto");
+    assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
+    let dom = look(browser, &url, "05-us-undrained");
+    assert!(row(&dom, "data-name=\"www.example.test.\"").contains("[now]us"));
+    let d = row(&dom, "data-dc=\"us\"");
+    assert!(d.contains("[up]up") && d.contains("healthy"), "{d}");
+    let e = event(&dom, "override datacenter us");
+    assert!(e.contains("drained → auto"), "{e}");
+
+    // 6. `ctl override us/ADDRESS down`: its one endpoint forced down takes us out.
+    let us_ep = format!("us/127.{net}.1.1");
+    assert_eq!(
+        ctl(&server, &["override", &us_ep, "down"]).trim(),
+        format!("{us_ep}: auto -> down")
+    );
+    assert_eq!(www(&server), vec!["192.0.2.30"]);
+    let dom = look(browser, &url, "06-endpoint-forced-down");
+    // Why us is out: its endpoint was forced down, not its checks failing.
+    let w = row(&dom, "data-name=\"www.example.test.\"");
+    assert!(
+        w.contains("[now]ap") && w.contains("[forced]us (endpoints forced down)"),
+        "{w}"
+    );
+    let d = row(&dom, "data-dc=\"us\"");
+    assert!(
+        d.contains("[down]down") && d.contains("[why forced]endpoints forced down"),
+        "{d}"
+    );
+    let ep = row(&dom, &format!("data-endpoint=\"{us_ep}\""));
+    assert!(
+        ep.contains("[down]down") && ep.contains("[why forced]forced down"),
+        "{ep}"
+    );
+    let e = event(&dom, &format!("override endpoint {us_ep}"));
+    assert!(e.contains("auto → down"), "{e}");
+
+    // 7. `ctl override us/ADDRESS auto`: back to its checks.
+    ctl(&server, &["override", &us_ep, "auto"]);
+    assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
+    let dom = look(browser, &url, "07-endpoint-auto");
+    assert!(row(&dom, "data-name=\"www.example.test.\"").contains("[now]us"));
+    let ep = row(&dom, &format!("data-endpoint=\"{us_ep}\""));
+    assert!(ep.contains("[up]up"), "{ep}");
+    assert!(event(&dom, &format!("override endpoint {us_ep}")).contains("down → auto"));
+
+    // 8. `ctl weight us 5`, then back to the configured weights.
+    assert_eq!(
+        ctl(&server, &["weight", "us", "5"]).trim(),
+        "us: weight 5 in every name"
+    );
+    let dom = look(browser, &url, "08-weight");
+    let d = row(&dom, "data-dc=\"us\"");
+    assert!(d.contains("weight 5"), "{d}");
+    let e = event(&dom, "weight datacenter us");
+    assert!(e.contains("configured → 5"), "{e}");
+    assert_eq!(
+        ctl(&server, &["weight", "us", "auto"]).trim(),
+        "us: configured weights"
+    );
+    let dom = look(browser, &url, "09-weight-auto");
+    assert!(!row(&dom, "data-dc=\"us\"").contains("weight 5"));
+    assert!(event(&dom, "weight datacenter us").contains("5 → configured"));
+
+    // 9. `ctl zone get` (--json: the ETag in the document), edit, `ctl zone put`: shop's
+    // fallback changes on the page.
+    let zone = ctl(&server, &["--json", "zone", "get", "example.test"]);
+    assert!(zone.contains("\"etag\""), "{zone}");
+    let file = dir.path().join("zone.json");
+    std::fs::write(&file, zone.replace("192.0.2.250", "192.0.2.251")).unwrap();
+    let put = ctl(&server, &["zone", "put", "example.test", file.to_str().unwrap()]);
+    assert!(put.contains("example.test: written, SOA serial"), "{put}");
+    let dom = look(browser, &url, "10-zone-edited");
+    let shop = row(&dom, "data-name=\"shop.example.test.\"");
+    assert!(shop.contains("fallback addresses 192.0.2.251"), "{shop}");
+    assert!(event(&dom, "zone example.test").contains("admin API (ops)"));
+
+    // 10. `ctl reload`: nothing changed on disk, and the page says so.
+    assert!(ctl(&server, &["reload"]).starts_with("reloaded: snapshot generation "));
+    let dom = look(browser, &url, "11-reloaded");
+    let e = event(&dom, "reload");
+    assert!(e.contains("applied") && e.contains("nothing changed"), "{e}");
+
+    // 11. us drained again, then every probe fails at once: the guard engages and holds ap; a
+    // banner says so.
+    assert_eq!(ctl(&server, &["drain", "us"]).trim(), "us: auto -> drained");
     us.stop();
     ap.stop();
     until(&server, "/api/v1/status", "the guard", |v| {
         v["partition_guard"] == "engaged"
     });
-    let dom = look(browser, &url, "4-guard-engaged");
+    let dom = look(browser, &url, "12-guard-engaged");
     let banner = text(&dom, "<div", "id=\"guard-banner\"");
     assert!(banner.contains("PARTITION GUARD ENGAGED"), "{banner}");
     assert!(
@@ -295,6 +444,7 @@ fn a_drill_watched_on_the_status_page() {
         ap_ep.contains("[up]up") && ap_ep.contains("held up by the partition guard"),
         "{ap_ep}"
     );
+    assert!(event(&dom, "partition-guard").contains("clear → engaged"));
 
     // The chart: a line per data center; traffic moved from eu to us to ap, and the moves are
     // marked where they happened.
@@ -302,7 +452,7 @@ fn a_drill_watched_on_the_status_page() {
         let last = &v["points"].as_array().unwrap().last().unwrap()["answers_per_second"];
         last["ap"].as_f64() > Some(5.0) && last["eu"].as_f64() == Some(0.0)
     });
-    let dom = look(browser, &url, "5-chart");
+    let dom = look(browser, &url, "13-chart");
     let svg = text(&dom, "<svg", "id=\"traffic\"");
     for dc in ["eu", "us", "ap"] {
         assert!(
@@ -317,6 +467,8 @@ fn a_drill_watched_on_the_status_page() {
     );
     asking.store(false, std::sync::atomic::Ordering::Relaxed);
     resolver.join().unwrap();
+    // Every event of the drill once, however the page's refreshes fell.
+    assert_events_once(&dom);
 
     // Events: a filter by kind, from the page's address too.
     let guard_event = row(&dom, "data-kind=\"health\"");
@@ -334,7 +486,7 @@ fn a_drill_watched_on_the_status_page() {
 
     // Without a token, or with a wrong one, the page says how to give one.
     let bare = format!("http://{}/", server.admin());
-    let dom = look(browser, &bare, "6-no-token");
+    let dom = look(browser, &bare, "14-no-token");
     assert!(
         dom.contains("This page needs a token") && dom.contains("#token=YOUR_TOKEN"),
         "{dom}"

@@ -356,7 +356,9 @@ pub struct EventsQuery {
     #[param(value_type = Option<String>, pattern = "^(1|true|0|false)$")]
     follow: Option<String>,
     /// Only events numbered above this one (an event's `seq`): a reader polling for what is
-    /// new passes the last `seq` it saw. Numbers keep rising across restarts.
+    /// new passes the last `seq` it saw. A number above the last this run gave (from before a
+    /// restart with the clock set back) lists every event held. With `follow=1`, the stream
+    /// starts with the logged events after it.
     #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     /// Only events of this kind: `health` (probe targets, data centers, the partition guard,
@@ -367,20 +369,30 @@ pub struct EventsQuery {
 }
 
 /// Recent transitions, oldest first, each numbered (`seq`) and of a `kind`; `after` lists only
-/// newer ones, `kind` one kind. With `follow=1`, a stream of server-sent events
-/// (`event: transition`, `data:` one event as JSON) until the client or the server stops.
+/// newer ones, `kind` one kind. The header `Meridian-Events-First` names the oldest event the
+/// log holds; with `after=N`, `Meridian-Events-Missed` how many events after N it no longer
+/// holds. With `follow=1`, a stream of server-sent events (`event: transition`, `id:` the event's
+/// `seq`, `data:` one event as JSON) until the client or the server stops; with `after` (or a
+/// `Last-Event-ID` header, as a reconnecting EventSource sends) it starts with the logged events
+/// after that number, then the live ones, none twice. Events a stream cannot send (the reader
+/// was too slow, or resumed from events the log no longer holds) are said in an
+/// `event: skipped` (`data:` `{"skipped": count, "after": seq, "reason": …}`).
 #[utoipa::path(get, path = "/events", tag = "status", params(EventsQuery),
     responses(
         (status = 200, description = "The recent events, or with follow=1 a stream of them",
-            content((Vec<EventView> = "application/json"), (String = "text/event-stream"))),
+            headers(
+                ("Meridian-Events-First" = u64, description = "The number of the oldest event the log holds (the next event's when it holds none); on the list only"),
+                ("Meridian-Events-Missed" = u64, description = "With after=N, on the list: how many events of this run numbered above N the log no longer holds")),
+            content((Vec<EventView> = "application/json"), (EventFrame = "text/event-stream"))),
         ReadAccess,
-        (status = 400, description = "follow is not 1, true, 0 or false; after is not a number; kind is not health, overrides or edits", body = ErrorBody),
+        (status = 400, description = "follow is not 1, true, 0 or false; after (or Last-Event-ID) is not a number; kind is not health, overrides or edits", body = ErrorBody),
         (status = 503, description = "follow=1 while half of admin.max_connections are event streams already",
             body = ErrorBody)))]
 pub async fn events(
     _: ReadAccess,
     State(ctl): Ctl,
     State(Stopping(stop)): State<Stopping>,
+    headers: axum::http::HeaderMap,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()).field("follow"))?;
@@ -407,12 +419,18 @@ pub async fn events(
     };
     let wanted = move |e: &crate::events::Event| kind.is_none_or(|k| e.kind() == k);
     if !follow(q.follow.as_deref())? {
-        let events = match after {
-            Some(seq) => ctl.events().after(seq),
-            None => ctl.events().recent(),
+        let first = ctl.events().first();
+        let (missed, events) = match after {
+            Some(seq) => ctl.events().since(seq),
+            None => (0, ctl.events().recent()),
         };
         let list: Vec<EventView> = events.iter().filter(|e| wanted(e)).map(EventView::from).collect();
-        return Ok(Json(list).into_response());
+        let mut resp = Json(list).into_response();
+        resp.headers_mut().insert(EVENTS_FIRST, first.into());
+        if after.is_some() {
+            resp.headers_mut().insert(EVENTS_MISSED, missed.into());
+        }
+        return Ok(resp);
     }
     // A stream holds its connection for as long as it runs: half the connections at most, so
     // followers can never lock everyone else out.
@@ -427,24 +445,111 @@ pub async fn events(
         )
         .field("follow"));
     }
+    // A reconnecting EventSource (or `meridian ctl events --follow`) names the last event it got.
+    let resume = match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
+        None => after,
+        Some(Ok(text)) => Some(text.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("Last-Event-ID `{text}` is not an event's number"))
+                .field("Last-Event-ID")
+        })?),
+        Some(Err(_)) => {
+            return Err(
+                ApiError::bad_request("Last-Event-ID is not an event's number").field("Last-Event-ID")
+            );
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
+    // Subscribed here, before the answer: every event from now on reaches the stream.
+    let live = ctl.events().subscribe_at();
+    tokio::spawn(stream_events(ctl, live, resume, wanted, tx, stop));
     use tokio_stream::StreamExt;
-    let rx = ctl.events().subscribe();
-    // The stream ends when the server stops, so a follower never holds up shutdown.
-    let stream = UntilStopped {
-        inner: tokio_stream::wrappers::BroadcastStream::new(rx),
-        stopped: Box::pin(stop.cancelled_owned()),
-    }
-    .filter_map(move |e| {
-        e.ok().filter(|e| wanted(e)).map(|e| {
-            Ok::<_, std::convert::Infallible>(
-                SseEvent::default()
-                    .event("transition")
-                    .json_data(EventView::from(&e))
-                    .expect("an event serializes"),
-            )
-        })
-    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::convert::Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The header of the events list naming the oldest event the log holds (the next one's when it
+/// holds none): a reader that saw up to N and finds it above N + 1 missed the events between.
+pub const EVENTS_FIRST: &str = "meridian-events-first";
+
+/// The header of the events list asked with `after=N`: how many events of this run numbered
+/// above N the log no longer holds (0: none was missed).
+pub const EVENTS_MISSED: &str = "meridian-events-missed";
+
+/// One server-sent event of `GET /events?follow=1`, as a reader parses it (the document's
+/// schema of the stream; never built).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventFrame {
+    /// `transition` (an event), or `skipped` (events the stream could not send).
+    #[schema(pattern = "^(transition|skipped)$")]
+    event: String,
+    /// A transition's `seq` (what a reconnecting reader sends back as `Last-Event-ID`).
+    id: Option<String>,
+    /// JSON: the event (as in the list), or `{"skipped": count, "after": seq, "reason": …}`.
+    data: String,
+}
+
+/// Feeds one event stream: the logged events after `resume` (when given), then each new one,
+/// every event once and in order, its `seq` as the SSE `id`. Events the stream cannot send any
+/// more (dropped from the log while the reader was slow, or before it resumed) are said in an
+/// `event: skipped` with their count. Ends when the reader goes or the server stops.
+async fn stream_events(
+    ctl: Arc<Control>,
+    (mut live, mut last): (tokio::sync::broadcast::Receiver<crate::events::Event>, u64),
+    resume: Option<u64>,
+    wanted: impl Fn(&crate::events::Event) -> bool + Send + 'static,
+    tx: tokio::sync::mpsc::Sender<SseEvent>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    // What the log holds after a number, and how many after it it no longer holds.
+    let mut pending = resume.map(|seq| (seq, ctl.events().since(seq)));
+    loop {
+        if let Some((from, (missing, backlog))) = pending.take() {
+            if missing > 0 {
+                let notice = SseEvent::default().event("skipped").json_data(json!({
+                    "skipped": missing,
+                    "after": from,
+                    "reason": "the event log no longer holds them (it keeps the last 1000)",
+                }));
+                if tx.send(notice.expect("a notice serializes")).await.is_err() {
+                    return;
+                }
+            }
+            // Every one is newer than what was sent: the live events up to the last of them
+            // are passed over below.
+            for e in backlog {
+                last = last.max(e.seq);
+                if wanted(&e) && tx.send(sse_event(&e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tx.closed() => return,
+            next = live.recv() => next,
+        };
+        match next {
+            Ok(e) if e.seq <= last => {}
+            Ok(e) => {
+                last = e.seq;
+                if wanted(&e) && tx.send(sse_event(&e)).await.is_err() {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(_)) => pending = Some((last, ctl.events().since(last))),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+fn sse_event(e: &crate::events::Event) -> SseEvent {
+    SseEvent::default()
+        .event("transition")
+        .id(e.seq.to_string())
+        .json_data(EventView::from(e))
+        .expect("an event serializes")
 }
 
 /// Whether `?follow=` asks for a stream. Anything but the four spellings is refused: a typo
@@ -456,25 +561,6 @@ fn follow(value: Option<&str>) -> Result<bool, ApiError> {
         Some(other) => {
             Err(ApiError::bad_request(format!("follow `{other}` is not 1, true, 0 or false")).field("follow"))
         }
-    }
-}
-
-/// A stream that ends when the server stops.
-struct UntilStopped<S> {
-    inner: S,
-    stopped: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
-}
-
-impl<S: tokio_stream::Stream + Unpin> tokio_stream::Stream for UntilStopped<S> {
-    type Item = S::Item;
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<S::Item>> {
-        if self.stopped.as_mut().poll(cx).is_ready() {
-            return std::task::Poll::Ready(None);
-        }
-        std::pin::Pin::new(&mut self.inner).poll_next(cx)
     }
 }
 

@@ -697,6 +697,9 @@ impl From<&Event> for EventView {
 /// `GET /traffic`: answers per second per data center, a point a second, oldest first.
 #[derive(Serialize, ToSchema)]
 pub struct TrafficView {
+    /// The server's time of this answer (RFC 3339): the reference the status page measures its
+    /// chart and its "ago" times from, so a browser whose clock is off still shows them right.
+    pub now: String,
     /// Seconds between points.
     pub step_seconds: u64,
     /// The data centers of the latest point, by name.
@@ -716,6 +719,7 @@ pub struct TrafficPoint {
 impl TrafficView {
     pub fn new(readings: &[super::traffic::Reading]) -> TrafficView {
         TrafficView {
+            now: rfc3339(std::time::SystemTime::now()),
             step_seconds: super::traffic::STEP.as_secs(),
             datacenters: readings
                 .last()

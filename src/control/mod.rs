@@ -55,6 +55,51 @@ pub struct Control {
     command_line: CommandLine,
     /// In cluster mode, the link to etcd.
     cluster: Option<cluster::Link>,
+    /// The files last applied, by what they hold (see [`Fingerprint`]): what a reload changed.
+    fingerprint: Mutex<Fingerprint>,
+}
+
+/// A hash of the configuration file and of each zone's file (by zone), to tell in a reload's
+/// event what changed on disk.
+type Fingerprint = std::collections::BTreeMap<String, u64>;
+
+fn fingerprint(config: &Config) -> Fingerprint {
+    let hash = |path: &std::path::Path| std::fs::read(path).map_or(0, |bytes| crate::rng::hash(&[&bytes]));
+    let mut fp = Fingerprint::new();
+    fp.insert(String::new(), hash(&config.path));
+    for zone in &config.zones {
+        fp.insert(zone.origin.to_string(), hash(&zone.source));
+    }
+    fp
+}
+
+/// What differs between two fingerprints, in a few words: `zones changed: a., b.; zones added:
+/// c.; meridian.yaml changed`, or `nothing changed`.
+fn what_changed(old: &Fingerprint, new: &Fingerprint, config_file: &std::path::Path) -> String {
+    let names = |pick: &dyn Fn(&String) -> bool, map: &Fingerprint| -> Vec<String> {
+        map.keys().filter(|k| !k.is_empty() && pick(k)).cloned().collect()
+    };
+    let mut parts = Vec::new();
+    if old.get("") != new.get("") {
+        parts.push(format!("{} changed", config_file.display()));
+    }
+    for (label, list) in [
+        (
+            "zones changed",
+            names(&|k| old.get(k).is_some_and(|h| Some(h) != new.get(k)), new),
+        ),
+        ("zones added", names(&|k| !old.contains_key(k), new)),
+        ("zones removed", names(&|k| !new.contains_key(k), old)),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{label}: {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "nothing changed".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// Why `Control` could not be set up.
@@ -134,6 +179,7 @@ impl Control {
             scheduler.join_cluster(link.node(), config.health.quorum);
         }
         let mut config = config;
+        let fingerprint = Mutex::new(fingerprint(&config));
         let running = without_zone_data(&mut config);
         let store = Arc::new(Store::new(config, Arc::default(), metrics.clone()));
         Ok(Arc::new(Control {
@@ -148,6 +194,7 @@ impl Control {
             ready: AtomicBool::new(false),
             log_reload: Mutex::new(None),
             command_line,
+            fingerprint,
             cluster,
         }))
     }
@@ -239,15 +286,24 @@ impl Control {
         generation
     }
 
-    /// Re-reads everything from disk and publishes it, or keeps the old on any problem.
+    /// Re-reads everything from disk and publishes it, or keeps the old on any problem. Either
+    /// way an event says so (`reload`, kind edits): applied with what changed on disk, or
+    /// rejected with the number of problems and the first.
     pub async fn reload(&self) -> Result<u64, Problems> {
         let _one_at_a_time = self.begin_change().await;
         match self.validate(Overlay::default()).await {
             Ok(new) => {
                 let zones = new.zones.len();
+                let changed = self.refingerprint(&new);
                 let generation = self.apply(new);
                 self.metrics.reload_applied(std::time::SystemTime::now());
                 tracing::info!(zones, generation, "reloaded");
+                self.events.emit(
+                    "reload",
+                    "",
+                    "applied",
+                    format!("{changed} (snapshot generation {generation})"),
+                );
                 Ok(generation)
             }
             Err(problems) => {
@@ -255,9 +311,28 @@ impl Control {
                 for p in &problems.0 {
                     tracing::error!(problem = %p, "reload rejected; still serving the previous config");
                 }
+                let n = problems.0.len();
+                let first = problems.0.first().map(|p| p.to_string()).unwrap_or_default();
+                self.events.emit(
+                    "reload",
+                    "",
+                    "rejected",
+                    format!(
+                        "{n} problem{}, still serving the previous configuration; first: {first}",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                );
                 Err(problems)
             }
         }
+    }
+
+    /// Records the files of `config` as the ones applied; what changed since the last, in words.
+    fn refingerprint(&self, config: &Config) -> String {
+        let new = fingerprint(config);
+        let old = std::mem::replace(&mut *self.fingerprint.locked(), new.clone());
+        let file = config.path.file_name().map_or(config.path.clone(), PathBuf::from);
+        what_changed(&old, &new, &file)
     }
 
     /// Watches the GeoIP database file and swaps in a replacement (as `geoipupdate` writes it)
@@ -487,6 +562,7 @@ impl Control {
             path: path.to_path_buf(),
             source,
         })?;
+        self.refingerprint(&config);
         let generation = self.apply(config);
         self.metrics.zone_edits.fetch_add(1, Ordering::Relaxed);
         self.events.emit(

@@ -191,15 +191,23 @@ impl Client {
         Ok(Reply { etag, body })
     }
 
-    /// `GET path` as a stream of server-sent events: `each` is called with the data of every
-    /// event as it arrives, until the server ends the stream.
-    pub async fn follow(&self, path: &str, mut each: impl FnMut(&str)) -> Result<(), Error> {
-        let resp = self
+    /// `GET path` as a stream of server-sent events, resumed after the event numbered
+    /// `last_id` when given (`Last-Event-ID`): `each` is called with the type (`event:`), the
+    /// number (`id:`) and the data of every event as it arrives, until the server ends the
+    /// stream.
+    pub async fn follow(
+        &self,
+        path: &str,
+        last_id: Option<u64>,
+        mut each: impl FnMut(&str, Option<u64>, &str),
+    ) -> Result<(), Error> {
+        let mut req = self
             .request(Method::Get, path)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
         let mut resp = self.check(resp).await?;
         let mut pending = Vec::new();
         let lost = |e: reqwest::Error| match self.transport(e) {
@@ -217,8 +225,14 @@ impl Client {
                     .filter_map(|l| l.strip_prefix("data:"))
                     .map(|d| d.strip_prefix(' ').unwrap_or(d))
                     .collect();
+                let field = |name: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.strip_prefix(' ').unwrap_or(v))
+                };
+                let id = field("id:").and_then(|v| v.trim().parse().ok());
                 if !data.is_empty() {
-                    each(&data.join("\n"));
+                    each(field("event:").unwrap_or("message"), id, &data.join("\n"));
                 }
             }
         }

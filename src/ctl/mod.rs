@@ -105,7 +105,9 @@ pub enum CtlCommand {
     },
     /// Recent transitions (health, overrides, reloads, zone edits), oldest first.
     Events {
-        /// Keep printing transitions as they happen, until the server stops or Ctrl-C.
+        /// Keep printing transitions as they happen, until the server stops or Ctrl-C. A
+        /// dropped connection is opened again (up to 5 times in a row), from the last event
+        /// printed: none is printed twice, and events the server no longer holds are said.
         #[arg(short, long)]
         follow: bool,
     },
@@ -121,14 +123,16 @@ pub enum CtlCommand {
 #[derive(clap::Subcommand)]
 pub enum ZoneCommand {
     /// Print a zone as YAML, its ETag in a first comment line (`# etag: "…"`), which `zone put`
-    /// sends back as If-Match. With --json, the API's JSON (the ETag on stderr).
+    /// sends back as If-Match. With --json, the API's JSON with one more top-level key, `etag`,
+    /// which `zone put` takes out and sends back the same way.
     Get {
         /// The zone's name, like gslb.example.com.
         zone: String,
     },
-    /// Replace a zone with a YAML (or JSON) file, like one `zone get` wrote. The file's
-    /// `# etag:` line (or --if-match) is sent as If-Match: if the zone changed since, nothing
-    /// is written and the command fails.
+    /// Replace a zone with a YAML (or JSON) file, like one `zone get` wrote. The file's ETag
+    /// (its `# etag:` line or `etag` key, or --if-match) is sent as If-Match: if the zone
+    /// changed since, nothing is written and the command fails. A file without an ETag is
+    /// refused unless --force is given: it would overwrite any edit made since it was read.
     Put {
         /// The zone's name, like gslb.example.com.
         zone: String,
@@ -137,6 +141,10 @@ pub enum ZoneCommand {
         /// The ETag to send as If-Match (`*`: the zone must exist), instead of the file's.
         #[arg(long, value_name = "ETAG")]
         if_match: Option<String>,
+        /// Write the file even without an ETag, over whatever the zone holds now (a new zone,
+        /// or a file written by hand).
+        #[arg(long, conflicts_with = "if_match")]
+        force: bool,
     },
 }
 
@@ -293,20 +301,7 @@ async fn execute(args: CtlArgs) -> Result<(), CtlError> {
                 print!("{}", render::events(&reply.body));
             }
         }
-        CtlCommand::Events { follow: true } => {
-            client
-                .follow("/api/v1/events?follow=1", |data| {
-                    let line = match serde_json::from_str::<Value>(data) {
-                        Ok(e) if !json => render::event(&e),
-                        _ => data.to_string(),
-                    };
-                    let mut out = std::io::stdout().lock();
-                    // Flushed per event: a follower is usually piped or watched live.
-                    let _ = writeln!(out, "{line}");
-                    let _ = out.flush();
-                })
-                .await?;
-        }
+        CtlCommand::Events { follow: true } => follow_events(&client, json).await?,
         CtlCommand::Reload => {
             let reply = client.send(Method::Post, "/api/v1/reload", None, None).await?;
             if json {
@@ -323,22 +318,43 @@ async fn execute(args: CtlArgs) -> Result<(), CtlError> {
         } => {
             let reply = client.get(&format!("/api/v1/zones/{}", segment(&zone))).await?;
             if json {
-                if let Some(tag) = &reply.etag {
-                    eprintln!("etag: {tag}");
+                // The ETag as a key of the document, which `zone put` takes out again.
+                let mut doc = reply.body.clone();
+                if let (Some(tag), Some(map)) = (&reply.etag, doc.as_object_mut()) {
+                    map.insert(ETAG_KEY.to_string(), Value::String(tag.clone()));
                 }
-                print_json(&reply.body);
+                print_json(&doc);
             } else {
                 print!("{}", zone_yaml(&reply)?);
             }
         }
         CtlCommand::Zone {
-            command: ZoneCommand::Put { zone, file, if_match },
+            command:
+                ZoneCommand::Put {
+                    zone,
+                    file,
+                    if_match,
+                    force,
+                },
         } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CtlError::Usage(format!("cannot read {}: {e}", file.display())))?;
-            let doc: Value = crate::config::source::parse_yaml(&file, &text)
+            let mut doc: Value = crate::config::source::parse_yaml(&file, &text)
                 .map_err(|p| CtlError::Usage(p.to_string()))?;
-            let tag = if_match.or_else(|| etag_line(&text));
+            let key = doc
+                .as_object_mut()
+                .and_then(|m| m.remove(ETAG_KEY))
+                .and_then(|v| v.as_str().map(str::to_string));
+            let tag = if_match.or_else(|| etag_line(&text)).or(key);
+            if tag.is_none() && !force {
+                return Err(CtlError::Usage(format!(
+                    "{} has no ETag (no `# etag:` line, no `etag` key): it could overwrite edits \
+                     made since it was read. Read the zone with `meridian ctl zone get {zone}`, \
+                     edit that copy and put it; or give --force to write this file over whatever \
+                     the zone holds now",
+                    file.display()
+                )));
+            }
             let path = format!("/api/v1/zones/{}", segment(&zone));
             let reply = client
                 .send(Method::Put, &path, Some(&doc), tag.as_deref())
@@ -358,6 +374,54 @@ async fn execute(args: CtlArgs) -> Result<(), CtlError> {
         }
     }
     Ok(())
+}
+
+/// The top-level key of `--json zone get`'s document holding the zone's ETag.
+const ETAG_KEY: &str = "etag";
+
+/// `events --follow`: prints each event as it comes; a dropped connection is opened again from
+/// the last event printed (`Last-Event-ID`), at most [`RETRIES`] times in a row.
+async fn follow_events(client: &Client, json: bool) -> Result<(), CtlError> {
+    const RETRIES: u32 = 5;
+    let mut last: Option<u64> = None;
+    let mut failures = 0;
+    loop {
+        let printed_before = last;
+        let result = client
+            .follow("/api/v1/events?follow=1", last, |kind, id, data| {
+                let line = match (kind, serde_json::from_str::<Value>(data)) {
+                    _ if json => data.to_string(),
+                    ("skipped", Ok(v)) => format!(
+                        "-- {} events skipped: {}",
+                        render_value(&v["skipped"]),
+                        render_value(&v["reason"])
+                    ),
+                    (_, Ok(e)) => render::event(&e),
+                    (_, Err(_)) => data.to_string(),
+                };
+                if id.is_some() {
+                    last = id;
+                }
+                let mut out = std::io::stdout().lock();
+                // Flushed per event: a follower is usually piped or watched live.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            })
+            .await;
+        match result {
+            // The server ended the stream: it is stopping.
+            Ok(()) => return Ok(()),
+            Err(Error::Lost { .. } | Error::Connect { .. }) if failures < RETRIES => {
+                failures = if last != printed_before { 1 } else { failures + 1 };
+                let after = last.map_or("the start".to_string(), |n| format!("event {n}"));
+                eprintln!(
+                    "meridian ctl: the event stream was cut; reconnecting from {after} ({failures} of {RETRIES})"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(failures))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The API's address: `--admin`, else the configuration's `admin.listen` (a wildcard address
