@@ -3,15 +3,18 @@
 #   docker build -t meridian .                                       # base from a registry
 #   docker build --build-arg BASE=meridian-base:bookworm -t meridian . # base built locally
 #                                                                    # (tests/compose/base-image.sh)
+#
+# No Rust on the host? Dockerfile.source builds the binary inside a Rust image (registry and
+# crates.io needed). Keep the two final stages alike.
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 # dig for clients, busybox httpd for the demo's data centers, curl for the admin API, etcd and
-# etcdctl for the demo's etcd members. The local base already has them; a registry base gets
-# them from Debian.
+# etcdctl for the demo's etcd members, openssl (with ca-certificates) for the demo's
+# certificates. The local base already has them; a registry base gets them from Debian.
 RUN if ! command -v dig >/dev/null || ! command -v busybox >/dev/null || ! command -v curl >/dev/null \
-      || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
+      || ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v openssl >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends bind9-dnsutils busybox curl ca-certificates \
-        etcd-server etcd-client \
+        openssl etcd-server etcd-client \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY target/release/meridian /usr/local/bin/meridian

@@ -251,3 +251,61 @@ fn a_silent_client_is_closed_within_the_head_timeout() {
         "closed after {took:?}"
     );
 }
+
+/// A renewal that the server first fails to read (here a key not yet written whole; in life, a
+/// key written root-only and then handed to its user with `chown`) is served once the file is
+/// right, though its modification time, length and inode are those of the failed read: only
+/// its change time (and owner or mode, for `chown`/`chmod`) tells it apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_failed_once_is_read_again_when_put_right_in_place() {
+    let dir = fixture("admin");
+    let (a, b) = (Pki::generate(dir.path(), "a"), Pki::generate(dir.path(), "b"));
+    install(dir.path(), &a);
+    let config = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  listen: \"127.0.0.1:0\"\n",
+        "  listen: \"127.0.0.1:0\"\n  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    let url = format!("https://{}/api/v1/status", server.admin());
+    let (trusts_a, trusts_b) = (client(&a.ca), client(&b.ca));
+    assert_eq!(get(&trusts_a, &url).await.unwrap().0, 200);
+
+    // b's certificate, with a key file of the right length that cannot be read as a key.
+    let key_path = dir.path().join("admin-key.pem");
+    let key = std::fs::read(&b.server_key).unwrap();
+    std::fs::copy(&b.server_cert, dir.path().join("admin.pem")).unwrap();
+    std::fs::write(&key_path, vec![b'x'; key.len()]).unwrap();
+    let modified = std::fs::metadata(&key_path).unwrap().modified().unwrap();
+    // The failed read, on the next connection: a's certificate still served.
+    assert_eq!(get(&trusts_a, &url).await.unwrap().0, 200);
+    assert!(
+        server.logs().contains("still serving the previous one"),
+        "{}",
+        server.logs()
+    );
+
+    // Put right in place: same inode, same length, the modification time set back.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&key_path).unwrap();
+    file.write_all(&key).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    assert_eq!(
+        std::fs::metadata(&key_path).unwrap().modified().unwrap(),
+        modified
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match get(&trusts_b, &url).await {
+            Ok((200, _)) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "the renewed certificate never served: {other:?}\n{}",
+                server.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

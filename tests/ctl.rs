@@ -330,22 +330,19 @@ fn errors_say_what_to_do() {
     );
 }
 
-/// `--admin https://…`: the server's certificate is checked, against `--ca-file` when given.
-/// The server here is a minimal TLS one answering `GET /api/v1/status` (the admin API's own
-/// TLS is configured elsewhere): what is tested is the client's side.
-#[test]
-fn https_is_verified_against_the_ca_file() {
+/// A minimal HTTPS server answering every request with `{"version":"tls-test"}`, serving the
+/// pair in `cert` and `key` (PEM); the head of each request it read is sent on the channel. A
+/// refused handshake (the client did not trust it) sends nothing.
+fn tls_server(cert: &Path, key: &Path) -> (std::net::SocketAddr, mpsc::Receiver<String>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = common::etcd::Pki::generate(dir.path(), "admin");
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config = std::sync::Arc::new(
         rustls::ServerConfig::builder()
             .with_no_client_auth()
@@ -363,7 +360,6 @@ fn https_is_verified_against_the_ca_file() {
             let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
             let mut head = Vec::new();
             let mut byte = [0u8; 1];
-            // A refused handshake (the client did not trust us) ends here with an error.
             while !head.ends_with(b"\r\n\r\n") {
                 match tls.read(&mut byte) {
                     Ok(1) => head.push(byte[0]),
@@ -385,6 +381,48 @@ fn https_is_verified_against_the_ca_file() {
             let _ = tls.flush();
         }
     });
+    (addr, requests)
+}
+
+/// A plain TCP listener on loopback that takes every connection and sends what it read (until
+/// the head's end, a close, or 2 s) on the channel, answering `{"version":"plain"}`.
+fn plain_listener() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, heads) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tcp.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+            let body = r#"{"version":"plain"}"#;
+            let _ = write!(
+                tcp,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, heads)
+}
+
+/// `--admin https://…`: the server's certificate is checked, against `--ca-file` when given.
+/// The server here is a minimal TLS one (the admin API's own TLS is configured elsewhere):
+/// what is tested is the client's side.
+#[test]
+fn https_is_verified_against_the_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::etcd::Pki::generate(dir.path(), "admin");
+    let (addr, requests) = tls_server(&pki.server_cert, &pki.server_key);
     let url = format!("https://{addr}");
     let token = [("MERIDIAN_TOKEN", "tls-token-0123456789")];
 
@@ -415,21 +453,199 @@ fn https_is_verified_against_the_ca_file() {
         "{head}"
     );
 
-    // Without the CA file, the test CA is not among the system's roots: refused.
+    // Without the CA file, the test CA is not among the system's roots: refused, as a TLS
+    // failure (not "cannot reach") that names the cause and what to do.
     let untrusted = ctl_env(&["--admin", &url, "--json", "status"], &token);
     assert!(!untrusted.ok, "an untrusted certificate was accepted");
     assert!(
         untrusted
             .stderr
-            .contains(&format!("cannot reach the admin API at {url} (--admin)")),
+            .contains(&format!("TLS with the admin API at {url} (--admin) failed")),
         "{}",
         untrusted.stderr
     );
     assert!(
-        untrusted.stderr.to_lowercase().contains("certificate"),
+        untrusted.stderr.contains("UnknownIssuer")
+            && untrusted
+                .stderr
+                .contains("not signed by the system's trusted CAs")
+            && untrusted.stderr.contains("--ca-file"),
         "{}",
         untrusted.stderr
     );
+    assert!(
+        requests.try_recv().is_err(),
+        "a request went to an untrusted server"
+    );
+}
+
+/// A self-signed certificate made as `openssl req -x509` makes it (basicConstraints CA:TRUE)
+/// and given to `--ca-file` is still refused as the server's own certificate (verification
+/// stays strict), and the error says why and points at the commands that make a usable pair.
+#[test]
+fn a_ca_certificate_served_as_the_servers_own_is_explained() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (dir.path().join("self.crt"), dir.path().join("self.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (addr, requests) = tls_server(&cert_file, &key_file);
+    let url = format!("https://{addr}");
+
+    let run = ctl_env(
+        &[
+            "--admin",
+            &url,
+            "--ca-file",
+            cert_file.to_str().unwrap(),
+            "status",
+        ],
+        &[("MERIDIAN_TOKEN", "tls-token-0123456789")],
+    );
+    assert!(!run.ok, "a CA certificate was accepted as the server's");
+    assert!(
+        run.stderr
+            .contains(&format!("TLS with the admin API at {url} (--admin) failed")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("cannot reach"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("CaUsedAsEndEntity")
+            && run.stderr.contains("itself a CA certificate")
+            && run
+                .stderr
+                .contains("sign the server's certificate with a small CA")
+            && run.stderr.contains("docs/api.md, \"Over TLS\""),
+        "{}",
+        run.stderr
+    );
+    assert!(requests.try_recv().is_err(), "a request went to a refused server");
+}
+
+/// With `admin.tls` in the configuration, `meridian ctl` (without `--admin`) speaks HTTPS to
+/// admin.listen.
+#[test]
+fn admin_tls_in_the_configuration_means_https() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let pki = common::etcd::Pki::generate(d, "admin");
+    let cfg = d.join("meridian.yaml");
+    let tls = format!(
+        "  tls: {{ cert_file: {}, key_file: {} }}\n",
+        pki.server_cert.display(),
+        pki.server_key.display()
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "  listen: \"127.0.0.1:0\"\n",
+            &format!("  listen: \"127.0.0.1:0\"\n{tls}"),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&cfg);
+    // The client's copy of the configuration names the port the server bound.
+    let client_cfg = d.join("client.yaml");
+    std::fs::write(
+        &client_cfg,
+        format!("admin:\n  listen: \"{}\"\n{tls}", server.admin()),
+    )
+    .unwrap();
+    let run = ctl_env(
+        &[
+            "--config",
+            client_cfg.to_str().unwrap(),
+            "--ca-file",
+            pki.ca.to_str().unwrap(),
+            "--token-file",
+            d.join("secrets/admin.token").to_str().unwrap(),
+            "status",
+        ],
+        &[],
+    );
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("data centers: 2"), "{}", run.stdout);
+}
+
+/// A token is not sent over plain HTTP to an address that is not loopback, unless
+/// `--insecure-http` says so. (0.0.0.0 is not loopback as written, yet Linux connects it to
+/// the loopback listener here, so the listener would see a token sent.)
+#[test]
+fn a_token_is_not_sent_in_cleartext_off_loopback() {
+    let (addr, heads) = plain_listener();
+    let url = format!("http://0.0.0.0:{}", addr.port());
+    let token = [("MERIDIAN_TOKEN", "cleartext-token-0123456789")];
+    let refused = ctl_env(&["--admin", &url, "--json", "status"], &token);
+    assert!(!refused.ok, "the token was sent: {}", refused.stdout);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("not sending the token in cleartext to {url} (--admin)"))
+            && refused.stderr.contains("admin.tls")
+            && refused.stderr.contains("--insecure-http"),
+        "{}",
+        refused.stderr
+    );
+
+    // Asked for: sent (which shows the listener is reached at that address).
+    let sent = ctl_env(&["--admin", &url, "--insecure-http", "--json", "status"], &token);
+    assert!(sent.ok, "{}", sent.stderr);
+    let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(head.contains("Bearer cleartext-token-0123456789"), "{head}");
+    assert!(
+        heads.try_recv().is_err(),
+        "the refused run reached the listener too"
+    );
+
+    // Without a token nothing secret goes: plain HTTP is fine (open reads).
+    let open = ctl_env(&["--admin", &url, "--json", "status"], &[]);
+    assert!(open.ok, "{}", open.stderr);
+    let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(!head.to_ascii_lowercase().contains("authorization"), "{head}");
+}
+
+/// `meridian ctl` never goes through a proxy, whatever the environment names: the token goes to
+/// the API's address only.
+#[test]
+fn no_proxy_is_used() {
+    let dir = fixture("admin");
+    let d = dir.path();
+    let server = Server::start(&d.join("meridian.yaml"));
+    let (proxy, seen) = plain_listener();
+    let proxy_url = format!("http://{proxy}");
+    let mut c = Command::new(BIN);
+    c.args(["ctl", "--admin", &format!("http://{}", server.admin())])
+        .arg("--token-file")
+        .arg(d.join("secrets/admin.token"))
+        .arg("status")
+        .env_remove("MERIDIAN_TOKEN")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        c.env(var, &proxy_url);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("data centers: 2"), "{stdout}");
+    assert!(seen.try_recv().is_err(), "the proxy was used: it got a request");
 }
 
 /// `zone put` of a file without an ETag would overwrite whatever was written since: it is

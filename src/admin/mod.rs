@@ -321,7 +321,7 @@ pub async fn serve(
             shutdown_grace: ctl.shutdown_grace(),
             scheme: match &admin.tls {
                 None => listener::Scheme::Http,
-                Some(t) => match certs.config(t, ctl.events()) {
+                Some(t) => match certs.config(t, ctl.snapshot().generation, ctl.events()) {
                     Some(config) => listener::Scheme::Https(config),
                     None => listener::Scheme::Refuse,
                 },

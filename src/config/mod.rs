@@ -131,14 +131,24 @@ pub fn load_overlay(
     load_from(path, previous, overlay, Shared::AsConfigured)
 }
 
-/// Reads only `admin.listen` of the configuration at `path` (None when it is `off`): what a
-/// client of the admin API needs, without the zones, token files or GeoIP database a full load
-/// reads (an operator's shell may not be allowed to read the token files).
-pub fn load_admin_listen(path: &Path) -> Result<Option<SocketAddr>, Problems> {
+/// Where the admin API listens, as a client of it needs to know: its address and whether it
+/// serves HTTPS (`admin.tls` is set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminListen {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+/// Reads only `admin.listen` of the configuration at `path` (None when it is `off`) and whether
+/// `admin.tls` is set: what a client of the admin API needs, without the zones, token files,
+/// certificate files or GeoIP database a full load reads (an operator's shell may not be
+/// allowed to read the token files or the key).
+pub fn load_admin_listen(path: &Path) -> Result<Option<AdminListen>, Problems> {
     let text = source::read_text(path, &Overlay::default()).map_err(|p| Problems(vec![p]))?;
     let raw: RawConfig = source::parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
     let mut d = Diagnostics::new(path);
-    let listen = settings::admin_listen(&mut d, &raw.admin);
+    let tls = raw.admin.tls.is_some();
+    let listen = settings::admin_listen(&mut d, &raw.admin).map(|addr| AdminListen { addr, tls });
     d.finish(listen).map_err(Problems)
 }
 

@@ -68,6 +68,22 @@ pub enum Error {
     Protocol { target: Target, reason: String },
     #[error("{0}")]
     Tls(String),
+    #[error(
+        "TLS with the admin API at {} ({}) failed: {cause}\n{advice}",
+        target.base, target.from
+    )]
+    Certificate {
+        target: Target,
+        cause: String,
+        advice: String,
+    },
+    #[error(
+        "not sending the token in cleartext to {} ({}): plain http:// to an address that is not \
+         loopback can be read on the way. Serve the API over HTTPS (admin.tls) and give \
+         https://, or give --insecure-http to send it anyway over a network you trust",
+        target.base, target.from
+    )]
+    Cleartext { target: Target },
 }
 
 fn auth_advice(status: u16, message: &str, token: &Option<TokenSource>) -> String {
@@ -103,16 +119,24 @@ pub struct Client {
     http: reqwest::Client,
     target: Target,
     token: Option<(String, TokenSource)>,
+    /// For the advice given when a certificate is refused.
+    ca_file: Option<PathBuf>,
 }
 
 impl Client {
     /// A client of `target`. For `https://`, the server's certificate is checked against the
-    /// system's trust roots, or against `ca_file` alone when given.
+    /// system's trust roots, or against `ca_file` alone when given. A token is sent over plain
+    /// `http://` only to a loopback address, or when `insecure_http`. No proxy is ever used
+    /// (`http_proxy` and the like are ignored): the token goes to the API's address only.
     pub fn new(
         target: Target,
         token: Option<(String, TokenSource)>,
         ca_file: Option<&std::path::Path>,
+        insecure_http: bool,
     ) -> Result<Client, Error> {
+        if token.is_some() && !insecure_http && !safe_for_token(&target.base) {
+            return Err(Error::Cleartext { target });
+        }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         match ca_file {
@@ -144,11 +168,18 @@ impl Client {
             .with_no_client_auth();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            // The token goes to the API's address, never to a proxy an environment names.
+            .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("meridian-ctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Tls(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Client { http, target, token })
+        Ok(Client {
+            http,
+            target,
+            token,
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
+        })
     }
 
     /// `GET path` (like `/api/v1/status`).
@@ -253,8 +284,16 @@ impl Client {
     }
 
     /// A failure before any answer: a refused or timed-out connection says which address was
-    /// tried and where it came from.
+    /// tried and where it came from; a certificate refused says why and what to do.
     fn transport(&self, e: reqwest::Error) -> Error {
+        if let Some(tls) = rustls_error(&e) {
+            let (cause, advice) = certificate_advice(tls, self.ca_file.as_deref());
+            return Error::Certificate {
+                target: self.target.clone(),
+                cause,
+                advice,
+            };
+        }
         let mut reason = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -309,6 +348,81 @@ impl Client {
             },
         })
     }
+}
+
+/// Whether a token may go to `base` as it is: over `https://`, or to a loopback address
+/// (`localhost` included), where it does not cross a network.
+fn safe_for_token(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    if url.scheme() == "https" {
+        return true;
+    }
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// The rustls error behind a failed request, if TLS is what failed (it travels inside
+/// `std::io::Error`s, whose `source` skips it).
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = rustls_error(inner)
+        {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// What went wrong with TLS, and what to do about it.
+fn certificate_advice(e: &rustls::Error, ca_file: Option<&std::path::Path>) -> (String, String) {
+    use rustls::CertificateError as C;
+    const GUIDE: &str = "docs/api.md, \"Over TLS\", has the openssl commands for a small CA and a server certificate signed by it";
+    let trusted = match ca_file {
+        Some(p) => format!("the CA in --ca-file {}", p.display()),
+        None => "the system's trusted CAs (give --ca-file FILE to trust your own CA)".to_string(),
+    };
+    let advice = match e {
+        rustls::Error::InvalidCertificate(C::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "the server's certificate is itself a CA certificate (basicConstraints CA:TRUE, what \
+             `openssl req -x509` makes by default), which is not accepted as a server's: sign the \
+             server's certificate with a small CA and give that CA to --ca-file ({GUIDE})"
+            )
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => format!(
+            "the server's certificate is not signed by {trusted}; a self-signed server \
+             certificate is not accepted ({GUIDE})"
+        ),
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the server's certificate does not name the host in the address: its subjectAltName must \
+             hold the name or IP address given (--admin, or admin.listen's address)"
+                .to_string()
+        }
+        rustls::Error::InvalidCertificate(
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
+        ) => "the server's certificate is outside its validity dates: renew it (or check this \
+             machine's clock)"
+            .to_string(),
+        rustls::Error::InvalidCertificate(_) => format!("the server's certificate was refused ({GUIDE})"),
+        _ => "check that the address serves HTTPS (admin.tls) and that the server logs no TLS error"
+            .to_string(),
+    };
+    (format!("{e}"), advice)
 }
 
 impl fmt::Display for Target {

@@ -32,7 +32,8 @@ pub struct CtlArgs {
     /// The configuration whose admin.listen names the API's address.
     #[arg(short, long, default_value = "meridian.yaml", global = true)]
     pub config: PathBuf,
-    /// The API's address (like http://127.0.0.1:8053, or 127.0.0.1:8053); replaces admin.listen.
+    /// The API's address (like https://ns1.example.net:8053, http://127.0.0.1:8053, or
+    /// 127.0.0.1:8053 for http://); replaces admin.listen (and admin.tls's https://).
     #[arg(long, value_name = "URL", global = true)]
     pub admin: Option<String>,
     /// A file holding the token (else the MERIDIAN_TOKEN environment variable; a token is never
@@ -42,6 +43,10 @@ pub struct CtlArgs {
     /// For https://: trust this CA certificate (PEM) instead of the system's.
     #[arg(long, value_name = "FILE", global = true)]
     pub ca_file: Option<PathBuf>,
+    /// Send the token over plain http:// to an address that is not loopback (it crosses the
+    /// network readable by anyone on the path; serve the API with admin.tls instead).
+    #[arg(long, global = true)]
+    pub insecure_http: bool,
     /// Print the API's JSON as it comes, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
@@ -202,7 +207,7 @@ pub fn run(args: CtlArgs) -> ExitCode {
 async fn execute(args: CtlArgs) -> Result<(), CtlError> {
     let target = target(args.admin.as_deref(), &args.config)?;
     let token = token(args.token_file.as_deref())?;
-    let client = Client::new(target, token, args.ca_file.as_deref())?;
+    let client = Client::new(target, token, args.ca_file.as_deref(), args.insecure_http)?;
     let json = args.json;
     match args.command {
         CtlCommand::Status => {
@@ -425,7 +430,7 @@ async fn follow_events(client: &Client, json: bool) -> Result<(), CtlError> {
 }
 
 /// The API's address: `--admin`, else the configuration's `admin.listen` (a wildcard address
-/// is reached on loopback).
+/// is reached on loopback), over `https://` when the configuration has `admin.tls`.
 fn target(admin: Option<&str>, config: &Path) -> Result<Target, CtlError> {
     if let Some(url) = admin {
         let base = if url.contains("://") {
@@ -448,7 +453,7 @@ fn target(admin: Option<&str>, config: &Path) -> Result<Target, CtlError> {
             "cannot read admin.listen (give --admin URL to name the API's address):\n{problems}"
         ))
     })?;
-    let Some(mut addr) = listen else {
+    let Some(crate::config::AdminListen { mut addr, tls }) = listen else {
         return Err(CtlError::Config(format!(
             "the admin API is off in {} (admin.listen: off); give --admin URL",
             config.display()
@@ -468,8 +473,9 @@ fn target(admin: Option<&str>, config: &Path) -> Result<Target, CtlError> {
         };
         addr.set_ip(loopback);
     }
+    let scheme = if tls { "https" } else { "http" };
     Ok(Target {
-        base: format!("http://{addr}"),
+        base: format!("{scheme}://{addr}"),
         from: format!("admin.listen in {}", config.display()),
     })
 }
@@ -612,7 +618,15 @@ mod tests {
         );
         assert_eq!(
             t("admin: { listen: \"[::]:9000\" }", None),
-            Ok(("http://[::1]:9000".into(), from))
+            Ok(("http://[::1]:9000".into(), from.clone()))
+        );
+        // admin.tls: https, its files not read (they need not exist for the client).
+        assert_eq!(
+            t(
+                "admin: { listen: \"0.0.0.0:9000\", tls: { cert_file: /no/c.pem, key_file: /no/k.pem } }",
+                None
+            ),
+            Ok(("https://127.0.0.1:9000".into(), from))
         );
         assert!(
             t("admin: { listen: off }", None)

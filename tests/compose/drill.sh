@@ -9,7 +9,8 @@
 #   4. eu-west's VIP stops → both nodes see it down (2 of 2) and send EU clients to the next
 #      region within the bound;
 #   5. it starts again → EU traffic returns on both;
-#   6. ap-south is drained through ns1's admin API → ns2 follows within a second; undrained;
+#   6. ap-south is drained through ns1's admin API (meridian ctl --ca-file in the client) → ns2
+#      follows within a second; undrained;
 #   7. a record is put through ns2's API → ns1 answers it within a second;
 #   8. one etcd member (etcd2) stops → both nodes answer as before, a drain through ns1 still
 #      reaches ns2; it starts again;
@@ -17,6 +18,8 @@
 #  10. a second member stops (no quorum) → both nodes answer as before, writes get 503 and
 #      /api/v1/status says `disconnected`;
 #  11. both members start again → writes work again and a change reaches both nodes.
+# The admin API is HTTPS only (admin.tls, the certificate made by the `certs` service): curl
+# and meridian ctl verify it against the demo's CA.
 # Times are measured in the client container, from the API's answer (or the region's stop or
 # start) to each node's new answer; the bound is FOLLOW_BOUND_MS (1 s), or
 # DEGRADED_FOLLOW_BOUND_MS (10 s) while an etcd member is down or just back (writes are retried
@@ -52,7 +55,7 @@ report=()
 say() { echo "drill: $*"; report+=("$*"); }
 fail() {
   echo "drill: FAILED: $*" >&2
-  compose logs --tail=50 init etcd1 etcd2 etcd3 ns1 ns2 >&2 || true
+  compose logs --tail=50 certs init etcd1 etcd2 etcd3 ns1 ns2 >&2 || true
   exit 1
 }
 
@@ -72,6 +75,7 @@ token=$(tr -d '\n' < compose/drill.token)
 # most of a second to start one.
 client_lib='
 set -u
+CA=/etc/meridian/tls/ca.crt   # the admin API is HTTPS only (admin.tls), its CA from the certs service
 now() { date +%s%N; }
 ask() {   # ask NODE NAME SUBNET|- → the first address answered (empty on no answer)
   local ecs=(); [ "$3" = - ] || ecs=("+subnet=$3")
@@ -112,11 +116,11 @@ follow() {
 # long the API took to answer, and `follow` from that answer.
 change() {
   local method=$1 node=$2 path=$3 body=$4 bound=$5; shift 5
-  local args=(-s -o /tmp/answer -w "%{http_code}" --max-time 30 -X "$method"
+  local args=(-s --cacert "$CA" -o /tmp/answer -w "%{http_code}" --max-time 30 -X "$method"
     -H "Authorization: Bearer '"$token"'" -H "Content-Type: application/json")
   [ -z "$body" ] || args+=(-d "$body")
   local t0 t1 code out
-  t0=$(now); code=$(curl "${args[@]}" "http://$node:8053/api/v1/$path"); t1=$(now)
+  t0=$(now); code=$(curl "${args[@]}" "https://$node:8053/api/v1/$path"); t1=$(now)
   out="$code $(( (t1 - t0) / 1000000 ))"
   case $code in 2??) ;; *) echo "$out $(head -c 300 /tmp/answer | tr "\n" " ")"; return ;; esac
   [ $# -eq 0 ] || out+=" $(follow "$t1" "$bound" "$@")"
@@ -139,11 +143,24 @@ hold() {
   done
   echo "held $rounds"
 }
+# ctl_change NODE COMMAND BOUND_MS CHECK... → like `change`: "200 CTL_MS MS...", the command
+# run with `meridian ctl` (over HTTPS, verified against the CA), or "ctl MS ERROR" when it fails.
+ctl_change() {
+  local node=$1 command=$2 bound=$3; shift 3
+  local t0 t1 out
+  t0=$(now)
+  if out=$(MERIDIAN_TOKEN='"$token"' meridian ctl --admin "https://$node:8053" --ca-file "$CA" $command 2>&1); then
+    t1=$(now)
+    echo "200 $(( (t1 - t0) / 1000000 )) $(follow "$t1" "$bound" "$@")"
+  else
+    echo "ctl $(( ($(now) - t0) / 1000000 )) $(echo "$out" | tr "\n" " ")"
+  fi
+}
 api() {   # api NODE PATH → the answer of GET /api/v1/PATH
-  curl -s --max-time 5 -H "Authorization: Bearer '"$token"'" "http://$1:8053/api/v1/$2"
+  curl -s --cacert "$CA" --max-time 5 -H "Authorization: Bearer '"$token"'" "https://$1:8053/api/v1/$2"
 }
 link() {   # link NODE → connected or disconnected, from /api/v1/status
-  curl -s --max-time 5 -H "Authorization: Bearer '"$token"'" "http://$1:8053/api/v1/status" \
+  curl -s --cacert "$CA" --max-time 5 -H "Authorization: Bearer '"$token"'" "https://$1:8053/api/v1/status" \
     | grep -o "\"cluster\":{[^}]*}" | grep -o "\"state\":\"[a-z]*\"" | cut -d\" -f4
 }
 roles() {   # every etcd member that answers: "etcd1=leader etcd2=follower ..."
@@ -307,9 +324,9 @@ say "eu-west started: the cluster verdict on ns1: $v1; on ns2: $v2"
 # 6. Drain ap-south through ns1: ns2 follows through etcd. Then undrain.
 drained=("$NS1,www.gslb.example.com,$AP_CLIENT,$EU" "$NS2,www.gslb.example.com,$AP_CLIENT,$EU")
 undrained=("$NS1,www.gslb.example.com,$AP_CLIENT,$AP" "$NS2,www.gslb.example.com,$AP_CLIENT,$AP")
-drain() { inclient change POST "$1" datacenters/ap-south/drain "" "$follow_ms" "${drained[@]}"; }
+drain() { inclient ctl_change "$1" "drain ap-south" "$follow_ms" "${drained[@]}"; }
 undrain() { inclient change POST "$1" datacenters/ap-south/undrain "" "$follow_ms" "${undrained[@]}"; }
-changed "ap-south drained through ns1 (Asia → eu-west)" "ns1 ns2" "$follow_ms" "$(drain $NS1)"
+changed "ap-south drained through ns1 with meridian ctl over HTTPS (Asia → eu-west)" "ns1 ns2" "$follow_ms" "$(drain $NS1)"
 changed "ap-south undrained through ns1 (Asia → ap-south)" "ns1 ns2" "$follow_ms" "$(undrain $NS1)"
 
 # 7. A record put through ns2 is answered by ns1.
