@@ -225,7 +225,29 @@ fn the_shipped_config_is_valid() {
 /// (`load_local`), and both files name the same etcd members.
 #[test]
 fn the_compose_demo_config_is_valid() {
-    let node = repo_path("compose/meridian.yaml");
+    // The node file names paths inside the container: the certificate the `certs` service
+    // makes (made here instead), and files beside it (read from the repository).
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["ns1".to_string()]).unwrap();
+    std::fs::write(dir.path().join("admin.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("admin-key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let mut text = std::fs::read_to_string(repo_path("compose/meridian.yaml")).unwrap();
+    for (from, to) in [
+        (
+            "/etc/meridian/tls/".to_string(),
+            format!("{}/", dir.path().display()),
+        ),
+        (
+            "token_file: drill.token".into(),
+            format!("token_file: {}", repo_path("compose/drill.token").display()),
+        ),
+        ("../geoip/".into(), format!("{}/", repo_path("geoip").display())),
+    ] {
+        assert!(text.contains(&from), "compose/meridian.yaml no longer has {from}");
+        text = text.replace(&from, &to);
+    }
+    let node = dir.path().join("meridian.yaml");
+    std::fs::write(&node, text).unwrap();
     let out = Command::new(BIN)
         .args(["check", "--config"])
         .arg(&node)
