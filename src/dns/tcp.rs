@@ -2,6 +2,7 @@
 //! an idle timeout on reads and writes, and a bound on open connections.
 
 use super::{Transport, handle};
+use crate::answer::Scratch;
 use crate::rng::Entropy;
 use crate::state::Store;
 use std::sync::Arc;
@@ -76,9 +77,12 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
     let mut entropy = Entropy::new();
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    let mut msg = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
-    let mut framed = Vec::with_capacity(4096);
+    // Each buffer grows to the largest message of this connection, not to 64 KiB up front;
+    // then answering allocates nothing.
+    let mut msg = Vec::new();
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    let mut framed = Vec::new();
     loop {
         let len = tokio::select! {
             _ = stop.stop.cancelled() => return Ok(()),
@@ -88,7 +92,8 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
                 Ok(r) => usize::from(r?),
             },
         };
-        let body = &mut msg[..len];
+        msg.resize(len, 0);
+        let body = &mut msg[..];
         tokio::select! {
             _ = stop.abort.cancelled() => return Ok(()),
             r = tokio::time::timeout(idle, read.read_exact(body)) => {
@@ -101,6 +106,7 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
             peer,
             &store.load(),
             entropy.draw(),
+            &mut scratch,
             &mut out,
         ) {
             continue;

@@ -411,22 +411,33 @@ pub fn check(k: &Kind, out: &[u8]) {
 /// Answers `k` `warmup` times, then `n` times counting this thread's allocations, through
 /// `dns::handle` as the UDP (or TCP) worker calls it. Returns the allocations counted.
 pub fn allocations(snap: &Snapshot, k: &Kind, transport: Transport, warmup: usize, n: usize) -> u64 {
-    let mut out = Vec::with_capacity(4096);
+    let mut out = Vec::new();
+    let mut scratch = meridian::answer::Scratch::default();
     let mut entropy = meridian::rng::Entropy::new();
     for _ in 0..warmup {
+        let e = entropy.draw();
         assert!(handle(
             &k.packet,
             transport,
             k.peer,
             snap,
-            entropy.draw(),
+            e,
+            &mut scratch,
             &mut out
         ));
         check(k, &out);
     }
     let before = thread_allocs();
     for _ in 0..n {
-        handle(&k.packet, transport, k.peer, snap, entropy.draw(), &mut out);
+        handle(
+            &k.packet,
+            transport,
+            k.peer,
+            snap,
+            entropy.draw(),
+            &mut scratch,
+            &mut out,
+        );
     }
     let counted = thread_allocs() - before;
     check(k, &out);
