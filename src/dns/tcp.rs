@@ -7,7 +7,8 @@ use crate::rng::Entropy;
 use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +68,39 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, 
     tracker.wait().await;
 }
 
+/// A connection with no query for this long (or for half its idle timeout, when that is
+/// shorter) gives back its message buffers: an idle connection holds none. They grow again with
+/// the next message.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// What waiting for the next query's first bytes ended with.
+enum Next {
+    /// Bytes are buffered.
+    Bytes,
+    /// The client closed the connection, or the server is stopping.
+    Closed,
+    /// Nothing came in the time given.
+    Quiet,
+}
+
+/// Waits up to `wait` for bytes to read. `fill_buf` is cancel-safe: a wait cut short loses
+/// nothing of what the client sent.
+async fn next_bytes(
+    read: &mut BufReader<OwnedReadHalf>,
+    wait: Duration,
+    stop: &CancellationToken,
+) -> std::io::Result<Next> {
+    tokio::select! {
+        _ = stop.cancelled() => Ok(Next::Closed),
+        r = tokio::time::timeout(wait, read.fill_buf()) => match r {
+            Err(_) => Ok(Next::Quiet),
+            Ok(Ok([])) => Ok(Next::Closed),
+            Ok(Ok(_)) => Ok(Next::Bytes),
+            Ok(Err(e)) => Err(e),
+        },
+    }
+}
+
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, what)
 }
@@ -78,12 +112,26 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     // Each buffer grows to the largest message of this connection, not to 64 KiB up front;
-    // then answering allocates nothing.
+    // then answering allocates nothing, until a quiet spell gives them back.
     let mut msg = Vec::new();
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
     let mut framed = Vec::new();
+    let quiet = RELEASE_AFTER.min(idle / 2);
     loop {
+        if read.buffer().is_empty() {
+            match next_bytes(&mut read, quiet, &stop.stop).await? {
+                Next::Bytes => {}
+                Next::Closed => return Ok(()),
+                Next::Quiet => {
+                    (msg, out, framed, scratch) = Default::default();
+                    match next_bytes(&mut read, idle.saturating_sub(quiet), &stop.stop).await? {
+                        Next::Bytes => {}
+                        Next::Closed | Next::Quiet => return Ok(()), // closed, or idle
+                    }
+                }
+            }
+        }
         let len = tokio::select! {
             _ = stop.stop.cancelled() => return Ok(()),
             r = tokio::time::timeout(idle, read.read_u16()) => match r {
