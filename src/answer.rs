@@ -2,6 +2,10 @@
 //!
 //! `respond` is synchronous and transport-free: a question in, a response model out, read from
 //! one immutable snapshot. No lock, no I/O, no await. `dns::wire` turns the model into bytes.
+//! No allocation either, in steady state: the response's record vectors are lent by the
+//! worker's [`Scratch`] (`respond_with`) and given back after the response is written, and
+//! load-balanced names are chosen in fixed-capacity arrays (`select`). `bench/allocs.rs` and
+//! `tests/no_alloc.rs` count.
 
 use crate::model::gslb::{DcId, GslbName, Policy};
 use crate::model::{Node, RData, RRset, RType, Rcode};
@@ -105,7 +109,17 @@ pub struct Response<'a> {
     pub zone: Option<&'a CompiledZone>,
 }
 
-impl Response<'_> {
+impl<'a> Response<'a> {
+    /// A response whose sections are the vectors `scratch` keeps (emptied).
+    fn from_scratch(rcode: Rcode, scratch: &mut Scratch) -> Self {
+        Response {
+            answer: relabel(std::mem::take(&mut scratch.answer)),
+            authority: relabel(std::mem::take(&mut scratch.authority)),
+            additional: relabel(std::mem::take(&mut scratch.additional)),
+            ..Response::empty(rcode)
+        }
+    }
+
     fn empty(rcode: Rcode) -> Self {
         Response {
             rcode,
@@ -120,18 +134,66 @@ impl Response<'_> {
     }
 }
 
+/// Room for the records of responses, kept by a worker and lent to each response it builds
+/// ([`respond_with`], then [`Scratch::recycle`]): once the vectors have grown to the largest
+/// response seen, answering allocates nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    answer: Vec<Record<'static>>,
+    authority: Vec<Record<'static>>,
+    additional: Vec<Record<'static>>,
+}
+
+impl Scratch {
+    /// Takes back the section vectors of `resp` (emptied), keeping the larger of each.
+    pub fn recycle(&mut self, resp: Response<'_>) {
+        let keep = |mine: &mut Vec<Record<'static>>, theirs: Vec<Record<'_>>| {
+            if theirs.capacity() > mine.capacity() {
+                *mine = relabel(theirs);
+            }
+        };
+        keep(&mut self.answer, resp.answer);
+        keep(&mut self.authority, resp.authority);
+        keep(&mut self.additional, resp.additional);
+    }
+}
+
+/// `v` emptied, as a vector of records borrowing for any lifetime, in the same allocation:
+/// collecting a vector's own iterator into elements of the same layout reuses its buffer (the
+/// standard library's in-place collection), and no element is left to outlive its borrow.
+/// `tests/no_alloc.rs` fails if that ever allocates.
+fn relabel<'b>(mut v: Vec<Record<'_>>) -> Vec<Record<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| -> Record<'b> { unreachable!("the vector was emptied") })
+        .collect()
+}
+
 /// Longest CNAME chain followed inside our zones.
 const MAX_CHAIN: usize = 8;
 
 /// Answers one question from `snap`. `entropy` seeds the random choices of load-balanced
-/// names (weighted picks, address rotation).
+/// names (weighted picks, address rotation). Allocates the response's vectors: a worker
+/// answering many questions calls [`respond_with`] instead.
 pub fn respond<'a>(
     q: &Question<'_>,
     client: &ClientSubnet,
     snap: &'a Snapshot,
     entropy: u64,
 ) -> Response<'a> {
-    answer(q, client, snap, entropy, &RefCell::new(Trace::off()))
+    respond_with(q, client, snap, entropy, &mut Scratch::default())
+}
+
+/// Answers like [`respond`], the response's records in vectors lent by `scratch`; give them
+/// back with [`Scratch::recycle`] once the response is written.
+pub fn respond_with<'a>(
+    q: &Question<'_>,
+    client: &ClientSubnet,
+    snap: &'a Snapshot,
+    entropy: u64,
+    scratch: &mut Scratch,
+) -> Response<'a> {
+    answer(q, client, snap, entropy, &RefCell::new(Trace::off()), scratch)
 }
 
 /// An answer and the steps that led to it, for `meridian explain` and the admin API.
@@ -151,7 +213,7 @@ pub fn explain<'a>(
     entropy: u64,
 ) -> Explanation<'a> {
     let trace = RefCell::new(Trace::enabled());
-    let response = answer(q, client, snap, entropy, &trace);
+    let response = answer(q, client, snap, entropy, &trace, &mut Scratch::default());
     let trace = trace.into_inner();
     Explanation {
         response,
@@ -166,6 +228,7 @@ fn answer<'a>(
     snap: &'a Snapshot,
     entropy: u64,
     trace: &RefCell<Trace>,
+    scratch: &mut Scratch,
 ) -> Response<'a> {
     if q.qclass != CLASS_IN {
         return Response::empty(Rcode::Refused);
@@ -182,7 +245,7 @@ fn answer<'a>(
     let Some(zone) = snap.zone_for(key) else {
         return Response::empty(Rcode::Refused);
     };
-    let mut resp = Response::empty(Rcode::NoError);
+    let mut resp = Response::from_scratch(Rcode::NoError, scratch);
     resp.authoritative = true;
     resp.zone = Some(zone);
     let cx = Lookup {
@@ -461,16 +524,12 @@ fn referral<'a>(
     let Some(ns) = cut.get(RType::NS) else { return };
     push_set(&mut resp.authority, Owner::Name(&cut.name), ns);
     // Glue for in-bailiwick targets first: without it the child is unreachable.
-    let (inside, outside): (Vec<&Name>, Vec<&Name>) = ns
-        .rdatas
-        .iter()
-        .filter_map(RData::additional_target)
-        .partition(|t| t.is_subdomain_of(&cut.name));
-    for target in &inside {
+    let targets = || ns.rdatas.iter().filter_map(RData::additional_target);
+    for target in targets().filter(|t| t.is_subdomain_of(&cut.name)) {
         add_zone_addresses(zone, target, &mut resp.additional);
     }
     resp.required_additional = resp.additional.len();
-    for target in outside {
+    for target in targets().filter(|t| !t.is_subdomain_of(&cut.name)) {
         add_addresses(snap, target, &mut resp.additional);
     }
 }

@@ -120,6 +120,36 @@ fn tcp_pipelines_in_order_and_closes_idle_connections() {
     );
 }
 
+/// A connection quiet past half its idle timeout (500ms) gives its buffers back; its next
+/// queries are answered all the same (the buffers grow again), and
+/// the connection stays open until the idle timeout itself.
+#[test]
+fn tcp_connections_answer_after_a_quiet_spell() {
+    use std::io::Write;
+    let dir = fixture("conformance");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let questions = [
+        ("www.example.test.", T::A),
+        ("example.test.", T::NS),
+        ("www.example.test.", T::AAAA),
+    ];
+    for (i, (name, rtype)) in questions.into_iter().enumerate() {
+        let q = ask(name, rtype).to_bytes(i as u16 + 7);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        s.write_all(&framed).unwrap();
+        let m = hickory_proto::op::Message::from_vec(&read_framed(&mut s)).unwrap();
+        assert_eq!(m.metadata.id, i as u16 + 7);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{name} {rtype}");
+        assert_eq!(m.queries[0].query_type(), rtype);
+        assert!(!m.answers.is_empty(), "{name} {rtype}: answered");
+        // Past the release (250ms), before the idle timeout (500ms).
+        std::thread::sleep(Duration::from_millis(350));
+    }
+}
+
 #[test]
 fn tcp_connections_beyond_the_limit_are_refused() {
     use std::io::Read;

@@ -6,7 +6,9 @@ use super::diagnostics::{Diagnostics, Loc, did_you_mean, nearest};
 use super::raw::{RawGslb, RawValue};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
-use crate::model::gslb::{Datacenter, DcId, GeoMatch, GeoRule, GslbName, Policy, WhenAllDown};
+use crate::model::gslb::{
+    Datacenter, DcId, GeoMatch, GeoRule, GslbName, MAX_ADDRESSES, MAX_CANDIDATES, Policy, WhenAllDown,
+};
 use crate::name::Name;
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
@@ -118,6 +120,17 @@ pub(crate) fn gslb_name(
             "at least one data center is needed",
         );
     }
+    if g.datacenters.value.len() > MAX_CANDIDATES {
+        d.at(
+            &g.datacenters,
+            &label("datacenters"),
+            format_args!(
+                "{} data centers; a name lists at most {MAX_CANDIDATES} (answers are chosen in \
+                 arrays of that size, without allocating)",
+                g.datacenters.value.len()
+            ),
+        );
+    }
     let mut weights = vec![NonZeroU32::MIN; candidates.len()];
     for (k, w) in &g.weights.0 {
         let Some(i) = cx
@@ -212,6 +225,16 @@ pub(crate) fn gslb_name(
             RawValue::One(s) if s == "none" => WhenAllDown::None,
             RawValue::One(s) if s == "servfail" => WhenAllDown::Servfail,
             RawValue::Many(list) if !list.is_empty() => {
+                if list.len() > MAX_ADDRESSES {
+                    d.at(
+                        w,
+                        &label("when_all_down"),
+                        format_args!(
+                            "{} fallback addresses; at most {MAX_ADDRESSES} (as many as one answer carries)",
+                            list.len()
+                        ),
+                    );
+                }
                 let mut addrs = Vec::new();
                 for a in list {
                     match a.value.parse::<IpAddr>() {
@@ -518,5 +541,57 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// The bounds the answer path's fixed-size arrays rely on, refused where they are written.
+    #[test]
+    fn too_many_candidates_or_fallback_addresses_are_refused_where_written() {
+        let datacenters: Vec<Datacenter> = (0..65).map(|i| dc(&format!("dc{i}"), None)).collect();
+        let refused = HashSet::new();
+        let cx = GslbContext {
+            datacenters: &datacenters,
+            has_geoip: false,
+            refused_locations: &refused,
+        };
+        let origin = Name::parse("example.test.", None).unwrap();
+        let names = |n: usize| (0..n).map(|i| format!("dc{i}")).collect::<Vec<_>>().join(", ");
+        let addrs = |n: usize| {
+            (0..n)
+                .map(|i| format!("10.0.0.{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let problems = |entry: String| -> Vec<String> {
+            let text = format!("zone: example.test\ngslb:\n  www:\n{entry}");
+            let raw: RawZone = parse_yaml(Path::new("z.yaml"), &text).unwrap();
+            let (key, g) = &raw.gslb.0[0];
+            let mut d = Diagnostics::new(Path::new("z.yaml"));
+            let built = gslb_name(&mut d, &origin, key, g, &cx);
+            let got: Vec<String> = d.into_problems().into_iter().map(|p| p.to_string()).collect();
+            assert_eq!(built.is_some(), got.is_empty(), "{got:?}");
+            got
+        };
+        let at_most = |dcs: usize, fallback: usize| {
+            format!(
+                "    policy: failover\n    datacenters: [{}]\n    when_all_down: [{}]\n",
+                names(dcs),
+                addrs(fallback)
+            )
+        };
+        assert_eq!(problems(at_most(64, 64)), Vec::<String>::new());
+        assert_eq!(
+            problems(at_most(65, 1)),
+            [
+                "z.yaml:5:18: gslb.www.datacenters: 65 data centers; a name lists at most 64 \
+              (answers are chosen in arrays of that size, without allocating)"
+            ]
+        );
+        assert_eq!(
+            problems(at_most(1, 65)),
+            [
+                "z.yaml:6:20: gslb.www.when_all_down: 65 fallback addresses; at most 64 (as many as \
+              one answer carries)"
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@ pub mod tcp;
 pub mod udp;
 pub mod wire;
 
-use crate::answer::{self, ClientSubnet};
+use crate::answer::{self, ClientSubnet, Scratch};
 use crate::model::RType;
 use crate::state::Snapshot;
 use std::net::IpAddr;
@@ -20,13 +20,16 @@ pub enum Transport {
 }
 
 /// Answers one packet from `peer` into `out`. Returns false when nothing should be sent back.
-/// `entropy` seeds the random choices of load-balanced answers.
+/// `entropy` seeds the random choices of load-balanced answers. `scratch` and `out` belong to
+/// the worker and are reused by every packet it answers: once they have grown to the largest
+/// answer seen, answering allocates nothing.
 pub fn handle(
     packet: &[u8],
     transport: Transport,
     peer: IpAddr,
     snap: &Snapshot,
     entropy: u64,
+    scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> bool {
     let query = match wire::parse_query(packet) {
@@ -75,7 +78,7 @@ pub fn handle(
         },
         _ => ClientSubnet::from_source(peer),
     };
-    let resp = answer::respond(&query.question, &client, snap, entropy);
+    let resp = answer::respond_with(&query.question, &client, snap, entropy, scratch);
     resp.zone
         .map_or(&*snap.no_zone, |z| &*z.counters)
         .count(query.question.qtype, resp.rcode);
@@ -85,5 +88,6 @@ pub fn handle(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     wire::write_response(&query, &resp, max_len, snap.nsid.as_deref(), out);
+    scratch.recycle(resp);
     true
 }

@@ -2,11 +2,13 @@
 //! an idle timeout on reads and writes, and a bound on open connections.
 
 use super::{Transport, handle};
+use crate::answer::Scratch;
 use crate::rng::Entropy;
 use crate::state::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +68,39 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, 
     tracker.wait().await;
 }
 
+/// A connection with no query for this long (or for half its idle timeout, when that is
+/// shorter) gives back its message buffers: an idle connection holds none. They grow again with
+/// the next message.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// What waiting for the next query's first bytes ended with.
+enum Next {
+    /// Bytes are buffered.
+    Bytes,
+    /// The client closed the connection, or the server is stopping.
+    Closed,
+    /// Nothing came in the time given.
+    Quiet,
+}
+
+/// Waits up to `wait` for bytes to read. `fill_buf` is cancel-safe: a wait cut short loses
+/// nothing of what the client sent.
+async fn next_bytes(
+    read: &mut BufReader<OwnedReadHalf>,
+    wait: Duration,
+    stop: &CancellationToken,
+) -> std::io::Result<Next> {
+    tokio::select! {
+        _ = stop.cancelled() => Ok(Next::Closed),
+        r = tokio::time::timeout(wait, read.fill_buf()) => match r {
+            Err(_) => Ok(Next::Quiet),
+            Ok(Ok([])) => Ok(Next::Closed),
+            Ok(Ok(_)) => Ok(Next::Bytes),
+            Ok(Err(e)) => Err(e),
+        },
+    }
+}
+
 fn timed_out(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, what)
 }
@@ -76,10 +111,27 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
     let mut entropy = Entropy::new();
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    let mut msg = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
-    let mut framed = Vec::with_capacity(4096);
+    // Each buffer grows to the largest message of this connection, not to 64 KiB up front;
+    // then answering allocates nothing, until a quiet spell gives them back.
+    let mut msg = Vec::new();
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    let mut framed = Vec::new();
+    let quiet = RELEASE_AFTER.min(idle / 2);
     loop {
+        if read.buffer().is_empty() {
+            match next_bytes(&mut read, quiet, &stop.stop).await? {
+                Next::Bytes => {}
+                Next::Closed => return Ok(()),
+                Next::Quiet => {
+                    (msg, out, framed, scratch) = Default::default();
+                    match next_bytes(&mut read, idle.saturating_sub(quiet), &stop.stop).await? {
+                        Next::Bytes => {}
+                        Next::Closed | Next::Quiet => return Ok(()), // closed, or idle
+                    }
+                }
+            }
+        }
         let len = tokio::select! {
             _ = stop.stop.cancelled() => return Ok(()),
             r = tokio::time::timeout(idle, read.read_u16()) => match r {
@@ -88,7 +140,8 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
                 Ok(r) => usize::from(r?),
             },
         };
-        let body = &mut msg[..len];
+        msg.resize(len, 0);
+        let body = &mut msg[..];
         tokio::select! {
             _ = stop.abort.cancelled() => return Ok(()),
             r = tokio::time::timeout(idle, read.read_exact(body)) => {
@@ -101,6 +154,7 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
             peer,
             &store.load(),
             entropy.draw(),
+            &mut scratch,
             &mut out,
         ) {
             continue;

@@ -12,6 +12,7 @@
 //! nothing.
 
 use super::{Transport, handle};
+use crate::answer::Scratch;
 use crate::rng::Entropy;
 use crate::state::Store;
 use std::net::{SocketAddr, UdpSocket};
@@ -51,11 +52,18 @@ pub fn spawn(
 
 /// Answers one datagram into `out`; false when nothing is to be sent. A bug costs one answer,
 /// not a worker: no packet may stop the server.
-fn answer(packet: &[u8], peer: SocketAddr, store: &Store, entropy: &mut Entropy, out: &mut Vec<u8>) -> bool {
+fn answer(
+    packet: &[u8],
+    peer: SocketAddr,
+    store: &Store,
+    entropy: &mut Entropy,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> bool {
     let snap = store.load();
     let e = entropy.draw();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handle(packet, Transport::Udp, peer.ip(), &snap, e, out)
+        handle(packet, Transport::Udp, peer.ip(), &snap, e, scratch, out)
     }))
     .unwrap_or_else(|_| {
         tracing::error!(%peer, packet = ?packet, "answering a packet panicked; it was dropped");
@@ -73,6 +81,7 @@ fn serve(socket: &UdpSocket, _pktinfo: bool, store: &Store, stop: &AtomicBool) {
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(MAX_QUERY);
     let mut entropy = Entropy::new();
+    let mut scratch = Scratch::default();
     while !stop.load(Ordering::Relaxed) {
         let (len, peer) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -82,7 +91,7 @@ fn serve(socket: &UdpSocket, _pktinfo: bool, store: &Store, stop: &AtomicBool) {
                 continue;
             }
         };
-        if answer(&buf[..len], peer, store, &mut entropy, &mut out)
+        if answer(&buf[..len], peer, store, &mut entropy, &mut scratch, &mut out)
             && let Err(e) = socket.send_to(&out, peer)
         {
             tracing::debug!(%peer, error = %e, "udp send failed");
@@ -96,6 +105,7 @@ fn serve(socket: &UdpSocket, pktinfo: bool, store: &Store, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
     let mut batch = mmsg::Batch::new(pktinfo);
     let mut entropy = Entropy::new();
+    let mut scratch = Scratch::default();
     while !stop.load(Ordering::Relaxed) {
         let received = match batch.recv(fd) {
             Ok(n) => n,
@@ -109,7 +119,7 @@ fn serve(socket: &UdpSocket, pktinfo: bool, store: &Store, stop: &AtomicBool) {
             let Some((packet, peer, out)) = batch.datagram(i) else {
                 continue;
             };
-            if answer(packet, peer, store, &mut entropy, out) {
+            if answer(packet, peer, store, &mut entropy, &mut scratch, out) {
                 batch.reply(i);
             }
         }

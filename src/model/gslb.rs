@@ -340,9 +340,17 @@ pub enum WhenAllDown {
     /// NOERROR with no addresses.
     None,
     Servfail,
-    /// These addresses (of the family asked).
+    /// These addresses (of the family asked); at most [`MAX_ADDRESSES`].
     Fallback(Vec<IpAddr>),
 }
+
+/// Most candidate data centers one load-balanced name may list. The answer path orders them in
+/// fixed-capacity arrays on the stack, so that a query allocates nothing; the configuration is
+/// refused beyond it (`config::gslb`).
+pub const MAX_CANDIDATES: usize = 64;
+/// Most addresses one answer carries: the bound of `answer.max_addresses` and of a
+/// `when_all_down` list, for the same reason.
+pub const MAX_ADDRESSES: usize = 64;
 
 /// A load-balanced name.
 #[derive(Clone, Debug, PartialEq)]
@@ -352,7 +360,8 @@ pub struct GslbName {
     /// TTL while any candidate is down. Default: `ttl`.
     pub degraded_ttl: u32,
     pub policy: Policy,
-    /// The data centers this name may answer with; this order is the failover order.
+    /// The data centers this name may answer with; this order is the failover order. At most
+    /// [`MAX_CANDIDATES`] (the answer path reads no further).
     pub candidates: Vec<DcId>,
     /// Weight per candidate, in `candidates` order.
     pub weights: Vec<NonZeroU32>,
@@ -362,7 +371,7 @@ pub struct GslbName {
     pub geo: Vec<GeoRule>,
     /// How many data centers one answer draws from (`all` uses every healthy one). Default 1.
     pub answer_datacenters: NonZeroUsize,
-    /// At most this many addresses in one answer. Default 8.
+    /// At most this many addresses in one answer (at most [`MAX_ADDRESSES`]). Default 8.
     pub max_addresses: NonZeroUsize,
     pub when_all_down: WhenAllDown,
 }

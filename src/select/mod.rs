@@ -5,6 +5,11 @@
 //! the family asked → their healthy endpoints, weighted and rotated, at most `max_addresses`.
 //! Nothing left → `when_all_down`.
 //! Randomness comes in as `entropy`; health comes in through [`Health`].
+//!
+//! Nothing here allocates unless an explanation is asked for: data centers and addresses are
+//! kept in fixed-capacity arrays ([`DcList`], [`Addresses`]) sized by the bounds the
+//! configuration enforces (`MAX_CANDIDATES` data centers per name, `MAX_ADDRESSES` addresses per
+//! answer), and the `Trace` builds its notes only when enabled.
 
 pub mod geo;
 pub mod nearest;
@@ -12,8 +17,10 @@ pub mod weighted;
 
 use crate::geo::Location;
 use crate::model::gslb::{
-    Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy, WhenAllDown,
+    Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, MAX_ADDRESSES, MAX_CANDIDATES,
+    Policy, WhenAllDown,
 };
+use arrayvec::ArrayVec;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -74,11 +81,18 @@ pub struct Client<'g> {
 pub const STICKY_PREFIX_V4: u8 = 24;
 pub const STICKY_PREFIX_V6: u8 = 48;
 
+/// Data centers, in answer order: no more than a name's candidates.
+pub type DcList = ArrayVec<DcId, MAX_CANDIDATES>;
+/// The addresses of one answer.
+pub type Addresses = ArrayVec<IpAddr, MAX_ADDRESSES>;
+
 /// What to answer.
+// The addresses stay inline (about 1 KiB on the stack): boxing them would allocate per answer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// These addresses (never empty).
-    Addresses(Vec<IpAddr>),
+    Addresses(Addresses),
     /// NOERROR, no address of this family.
     NoData,
     ServFail,
@@ -92,7 +106,7 @@ pub struct Selection {
     /// ECS scope: the widest client prefix for which this answer holds.
     pub scope: u8,
     /// Data centers the addresses came from, in answer order.
-    pub datacenters: Vec<DcId>,
+    pub datacenters: DcList,
 }
 
 /// Collects explanation steps when enabled; costs nothing otherwise.
@@ -193,9 +207,10 @@ fn pipeline(
         _ => format!("client {}/{}", client.addr, client.source_prefix),
     });
 
-    // 1. Which candidates are up.
-    let mut up = Vec::with_capacity(name.candidates.len());
-    for &id in &name.candidates {
+    // 1. Which candidates are up. The configuration lists no more than MAX_CANDIDATES.
+    let candidates = &name.candidates[..name.candidates.len().min(MAX_CANDIDATES)];
+    let mut up = DcList::new();
+    for &id in candidates {
         let d = dc(id);
         let state = health.dc_state(id, d);
         trace.read_health(id);
@@ -252,7 +267,7 @@ fn pipeline(
             outcome: Outcome::NoData,
             ttl,
             scope: scope.min(client.source_prefix),
-            datacenters: vec![],
+            datacenters: DcList::new(),
         };
     }
 
@@ -267,11 +282,11 @@ fn pipeline(
         outcome,
         ttl,
         scope: 0,
-        datacenters: vec![],
+        datacenters: DcList::new(),
     };
     match &name.when_all_down {
         WhenAllDown::All => {
-            let (order, scope) = order(name, dcs, &name.candidates, client, rule, health, entropy, trace);
+            let (order, scope) = order(name, dcs, candidates, client, rule, health, entropy, trace);
             match take(name, dcs, &order, family, health, entropy, false, trace) {
                 Some((s, _)) => Selection {
                     ttl,
@@ -284,7 +299,12 @@ fn pipeline(
         WhenAllDown::None => nothing(Outcome::NoData),
         WhenAllDown::Servfail => nothing(Outcome::ServFail),
         WhenAllDown::Fallback(addrs) => {
-            let a: Vec<IpAddr> = addrs.iter().copied().filter(|a| family.has(*a)).collect();
+            let a: Addresses = addrs
+                .iter()
+                .copied()
+                .filter(|a| family.has(*a))
+                .take(MAX_ADDRESSES)
+                .collect();
             nothing(if a.is_empty() {
                 Outcome::NoData
             } else {
@@ -312,8 +332,9 @@ pub fn weight(name: &GslbName, health: &impl Health, d: DcId) -> u32 {
     health.dc_weight(d).unwrap_or(name.weight(d).get())
 }
 
-/// Orders the data centers in `up` by the name's policy; returns the order and the ECS scope
-/// the ordering implies. `rule` is the geo rule the client matched.
+/// Orders the data centers in `up` (at most `MAX_CANDIDATES`, distinct) by the name's policy;
+/// returns the order and the ECS scope the ordering implies. `rule` is the geo rule the client
+/// matched.
 #[allow(clippy::too_many_arguments)]
 fn order(
     name: &GslbName,
@@ -324,7 +345,8 @@ fn order(
     health: &impl Health,
     entropy: u64,
     trace: &mut Trace,
-) -> (Vec<DcId>, u8) {
+) -> (DcList, u8) {
+    let up = &up[..up.len().min(MAX_CANDIDATES)];
     let weight = |d: DcId| weight(name, health, d);
     let dc_name = |id: DcId| &*dcs[usize::from(id.0)].name;
     let sticky_prefix = if client.addr.is_ipv4() {
@@ -333,21 +355,27 @@ fn order(
         STICKY_PREFIX_V6
     };
     let sticky_key = crate::geo::mask(client.addr, sticky_prefix.min(client.source_prefix));
-    let weighted = |ids: &[DcId]| -> Vec<DcId> {
-        let items: Vec<(DcId, u32)> = ids.iter().map(|&d| (d, weight(d))).collect();
+    let weighted = |ids: &[DcId]| -> DcList {
+        let items = ids.iter().map(|&d| (d, weight(d)));
         if name.sticky {
-            weighted::order(&items, |d| crate::rng::sticky_draw(sticky_key, dc_name(d)))
+            weighted::top(
+                items,
+                |d| crate::rng::sticky_draw(sticky_key, dc_name(d)),
+                MAX_CANDIDATES,
+            )
         } else {
-            weighted::order(&items, |d| {
-                crate::rng::mix(entropy ^ u64::from(d.0).wrapping_mul(0x9e37_79b9))
-            })
+            weighted::top(
+                items,
+                |d| crate::rng::mix(entropy ^ u64::from(d.0).wrapping_mul(0x9e37_79b9)),
+                MAX_CANDIDATES,
+            )
         }
     };
     let sticky_scope = if name.sticky { sticky_prefix } else { 0 };
     match name.policy {
         Policy::Failover | Policy::All => {
             trace.note(|| format!("{}: candidate order", name.policy.as_str()));
-            (up.to_vec(), 0)
+            (up.iter().copied().collect(), 0)
         }
         Policy::Weighted => {
             let o = weighted(up);
@@ -373,7 +401,7 @@ fn order(
             (o, sticky_scope)
         }
         Policy::Nearest => {
-            let mut o = up.to_vec();
+            let mut o: DcList = up.iter().copied().collect();
             match client.location.and_then(|l| l.coords) {
                 Some(here) => {
                     let dist = |d: DcId| {
@@ -382,7 +410,12 @@ fn order(
                             .coords
                             .map_or(f64::MAX, |c| nearest::distance_km(here, c))
                     };
-                    o.sort_by(|a, b| dist(*a).total_cmp(&dist(*b)));
+                    // An unstable sort never allocates; the place in `up` breaks ties, as a
+                    // stable sort would.
+                    let mut keyed: ArrayVec<(f64, usize, DcId), MAX_CANDIDATES> =
+                        o.iter().enumerate().map(|(i, &d)| (dist(d), i, d)).collect();
+                    keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    o = keyed.iter().map(|k| k.2).collect();
                     trace.note(|| {
                         let d: Vec<String> = o
                             .iter()
@@ -400,7 +433,7 @@ fn order(
         }
         Policy::Geo => {
             let mut scope = geo::scope(&name.geo, client.addr, rule, client.geo_prefix);
-            let mut o: Vec<DcId> = Vec::with_capacity(up.len());
+            let mut o = DcList::new();
             match rule {
                 Some(r) => trace.note(|| format!("geo rule {} matched", r.matches)),
                 None => trace.note(|| "no geo rule matched".to_string()),
@@ -410,11 +443,16 @@ fn order(
                 let live = |d: &DcId| up.contains(d) && !o.contains(d);
                 match rank.iter().filter(|d| live(d)).count() {
                     0 => {}
-                    // The common case, without allocating.
                     1 => o.extend(rank.iter().copied().find(|d| live(d))),
                     _ => {
                         scope = scope.max(sticky_scope);
-                        let ids: Vec<DcId> = rank.iter().copied().filter(|d| live(d)).collect();
+                        // Distinct members of `up`: no more than MAX_CANDIDATES.
+                        let mut ids = DcList::new();
+                        for &d in rank {
+                            if live(&d) && !ids.contains(&d) {
+                                ids.push(d);
+                            }
+                        }
                         o.extend(weighted(&ids));
                     }
                 }
@@ -451,21 +489,28 @@ fn take(
     } else {
         name.answer_datacenters.get()
     };
-    let mut chosen = Vec::with_capacity(want.min(order.len()));
-    let mut pool: Vec<(IpAddr, u32)> = Vec::with_capacity(8);
+    let mut chosen = DcList::new();
+    // Weighted rotation: every query draws a fresh order, heavier endpoints first more often.
+    // Only the first `max_addresses` places are kept, as the endpoints are offered.
+    let mut addrs = weighted::Top::<IpAddr, MAX_ADDRESSES>::new(name.max_addresses.get());
+    let draw = |a: IpAddr| {
+        let (bytes, len) = crate::rng::addr_bytes(a);
+        crate::rng::mix(entropy.rotate_left(17) ^ crate::rng::hash(&[&bytes[..len]]))
+    };
     for &id in order {
-        if chosen.len() >= want {
+        if chosen.len() >= want || chosen.is_full() {
             break;
         }
         let d = &dcs[usize::from(id.0)];
-        let before = pool.len();
-        pool.extend(
-            d.endpoints
-                .iter()
-                .filter(|e| family.has(e.address) && (!respect_health || health.endpoint_up(id, e)))
-                .map(|e| (e.address, e.weight.get())),
-        );
-        if pool.len() == before {
+        let mut offered = false;
+        for e in &d.endpoints {
+            // Health is read once per endpoint: what was offered is what was seen up.
+            if family.has(e.address) && (!respect_health || health.endpoint_up(id, e)) {
+                addrs.offer(e.address, e.weight.get(), draw(e.address));
+                offered = true;
+            }
+        }
+        if !offered {
             skipped |= d.endpoints.iter().any(|e| family.has(e.address));
             trace.note(|| format!("{}: no {} endpoint up; next", d.name, family_name(family)));
             continue;
@@ -475,12 +520,7 @@ fn take(
     if chosen.is_empty() {
         return None;
     }
-    // Weighted rotation: every query draws a fresh order, heavier endpoints first more often.
-    let mut addrs = weighted::order(&pool, |a| {
-        let (bytes, len) = crate::rng::addr_bytes(a);
-        crate::rng::mix(entropy.rotate_left(17) ^ crate::rng::hash(&[&bytes[..len]]))
-    });
-    addrs.truncate(name.max_addresses.get());
+    let addrs = addrs.into_items();
     trace.note(|| {
         let n: Vec<&str> = chosen.iter().map(|&d| &*dcs[usize::from(d.0)].name).collect();
         let a: Vec<String> = addrs.iter().map(ToString::to_string).collect();

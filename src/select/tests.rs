@@ -209,7 +209,7 @@ fn weighted_follows_weights() {
     for e in 0..4000u64 {
         let s = run(&n, Family::V4, &client("192.0.2.1", 32), &[], crate::rng::mix(e));
         assert_eq!(s.scope, 0, "random choice does not depend on the client");
-        if s.datacenters == vec![US] {
+        if s.datacenters[..] == [US] {
             us += 1;
         }
     }
@@ -357,7 +357,7 @@ fn geo_rank_splits_by_weight() {
             &[],
             crate::rng::mix(e),
         );
-        if s.datacenters == vec![AP] {
+        if s.datacenters[..] == [AP] {
             ap += 1;
         }
     }
@@ -376,11 +376,11 @@ fn nearest_orders_by_distance() {
     });
     let n = name(Policy::Nearest);
     assert_eq!(
-        run(&n, Family::V4, &located("10.50.0.0", 16, &SYDNEY, 16), &[], 1).datacenters,
-        vec![AP]
+        run(&n, Family::V4, &located("10.50.0.0", 16, &SYDNEY, 16), &[], 1).datacenters[..],
+        [AP]
     );
     let s = run(&n, Family::V4, &located("10.20.0.0", 24, &LONDON, 16), &[], 1);
-    assert_eq!((s.datacenters.clone(), s.scope), (vec![EU], 16));
+    assert_eq!((&s.datacenters[..], s.scope), (&[EU][..], 16));
     let s = run(
         &n,
         Family::V4,
@@ -388,10 +388,10 @@ fn nearest_orders_by_distance() {
         &["198.51.100.10", "2001:db8:20::10"],
         1,
     );
-    assert_eq!(s.datacenters, vec![US], "next nearest when the nearest is down");
+    assert_eq!(s.datacenters[..], [US], "next nearest when the nearest is down");
     assert_eq!(
-        run(&n, Family::V4, &client("10.0.0.0", 8), &[], 1).datacenters,
-        vec![US],
+        run(&n, Family::V4, &client("10.0.0.0", 8), &[], 1).datacenters[..],
+        [US],
         "no coordinates: candidate order"
     );
 }
@@ -400,11 +400,11 @@ fn nearest_orders_by_distance() {
 fn all_answers_every_healthy_datacenter_within_max_addresses() {
     let mut n = name(Policy::All);
     let s = run(&n, Family::V4, &client("192.0.2.1", 32), &[], 1);
-    assert_eq!(s.datacenters, vec![US, EU, AP]);
+    assert_eq!(s.datacenters[..], [US, EU, AP]);
     assert_eq!(addrs(&s).len(), 5);
     n.max_addresses = NonZeroUsize::new(3).unwrap();
     let s = run(&n, Family::V4, &client("192.0.2.1", 32), &US4, 1);
-    assert_eq!(s.datacenters, vec![EU, AP]);
+    assert_eq!(s.datacenters[..], [EU, AP]);
     assert_eq!(addrs(&s).len(), 3);
     let s = run(&n, Family::V6, &client("192.0.2.1", 32), &[], 1);
     assert_eq!(addrs(&s), vec!["2001:db8:10::10", "2001:db8:20::10"]);

@@ -1,25 +1,77 @@
 //! Weighted orderings: a weighted random permutation (Efraimidis–Spirakis keys), and its sticky
 //! form, weighted rendezvous hashing, where each (client subnet, data center) pair draws a fixed
 //! key: removing one data center moves only the clients it had.
+//!
+//! Only the first `k` places of the order are kept, in a fixed-capacity array: the answer path
+//! draws without allocating, whatever the number of items offered.
 
 use crate::rng::unit;
+use arrayvec::ArrayVec;
 
-/// Orders `items` (with weights) by descending key u^(1/w), where u comes from `draw(item)`.
-/// The first item is a weighted choice; the whole order is a weighted draw without replacement.
-pub fn order<T: Copy>(items: &[(T, u32)], draw: impl Fn(T) -> u64) -> Vec<T> {
-    let mut keyed: Vec<(f64, usize)> = items
-        .iter()
-        .enumerate()
-        .map(|(i, &(item, w))| (unit(draw(item)).ln() / f64::from(w.max(1)), i))
-        .collect();
-    // ln(u)/w is monotone in u^(1/w); larger is first. Ties fall back to list order.
-    keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    keyed.into_iter().map(|(_, i)| items[i].0).collect()
+/// The first `k` (at most `N`) places of a weighted order, built as items are offered: each item
+/// of weight w draws the key u^(1/w), u from its random bits, and larger keys come first. The
+/// first place is a weighted choice; the whole order is a weighted draw without replacement.
+pub struct Top<T, const N: usize> {
+    /// (ln(u)/w, item), by descending key; ln(u)/w is monotone in u^(1/w).
+    keyed: ArrayVec<(f64, T), N>,
+    k: usize,
+}
+
+impl<T: Copy, const N: usize> Top<T, N> {
+    /// Keeps the first `k` places (no more than `N`).
+    pub fn new(k: usize) -> Self {
+        Top {
+            keyed: ArrayVec::new(),
+            k: k.min(N),
+        }
+    }
+
+    /// Offers the next item, of weight `weight` (0 counts as 1), with random `bits`. Items are
+    /// offered in list order: on equal keys the one offered first keeps the earlier place.
+    pub fn offer(&mut self, item: T, weight: u32, bits: u64) {
+        let key = unit(bits).ln() / f64::from(weight.max(1));
+        let at = self
+            .keyed
+            .iter()
+            .position(|(k, _)| k.total_cmp(&key).is_lt())
+            .unwrap_or(self.keyed.len());
+        if at >= self.k {
+            return;
+        }
+        if self.keyed.len() == self.k {
+            self.keyed.pop();
+        }
+        self.keyed.insert(at, (key, item));
+    }
+
+    /// The items kept, first place first.
+    pub fn into_items(self) -> ArrayVec<T, N> {
+        self.keyed.iter().map(|&(_, item)| item).collect()
+    }
+}
+
+/// The first `k` (at most `N`) places of the weighted order of `items` (with weights), where
+/// each item's random bits come from `draw(item)`.
+pub fn top<T: Copy, const N: usize>(
+    items: impl IntoIterator<Item = (T, u32)>,
+    draw: impl Fn(T) -> u64,
+    k: usize,
+) -> ArrayVec<T, N> {
+    let mut t = Top::new(k);
+    for (item, w) in items {
+        t.offer(item, w, draw(item));
+    }
+    t.into_items()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole order of a few items.
+    fn order<T: Copy>(items: &[(T, u32)], draw: impl Fn(T) -> u64) -> ArrayVec<T, 8> {
+        top(items.iter().copied(), draw, 8)
+    }
 
     #[test]
     fn weights_shape_the_first_choice() {
@@ -36,6 +88,30 @@ mod tests {
         }
         // Expect 75% ± a little.
         assert!((7_200..7_800).contains(&first_a), "{first_a}");
+    }
+
+    /// Keeping the first k places is the same as ordering everything and cutting: the same
+    /// items in the same order, ties to the item listed first.
+    #[test]
+    fn the_first_places_are_the_whole_orders_head() {
+        let items: Vec<(u32, u32)> = (0..20).map(|i| (i, 1 + i % 4)).collect();
+        for seed in 0..500u64 {
+            // Few distinct draws, so that keys tie often.
+            let draw = |x: u32| crate::rng::mix(seed ^ u64::from(x % 5));
+            let all: ArrayVec<u32, 20> = top(items.iter().copied(), draw, 20);
+            let mut sorted: Vec<(f64, usize)> = items
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, w))| (unit(draw(x)).ln() / f64::from(w), i))
+                .collect();
+            sorted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let want: Vec<u32> = sorted.iter().map(|&(_, i)| items[i].0).collect();
+            assert_eq!(&all[..], &want[..], "seed {seed}");
+            for k in [0, 1, 3, 7] {
+                let head: ArrayVec<u32, 8> = top(items.iter().copied(), draw, k);
+                assert_eq!(&head[..], &want[..k], "seed {seed}, k {k}");
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and the error replies.
 
 use super::*;
+use arrayvec::ArrayVec;
 
 /// Writes a response into `out` (cleared first), at most `max_len` bytes: when the required
 /// sections do not fit, TC is set and only the question (and OPT) are sent.
@@ -164,11 +165,17 @@ struct Mark {
     names: usize,
 }
 
+/// How many label positions a response remembers as compression targets. A name written once
+/// the table is full is still correct, only not pointed at later; 512 labels is far more than
+/// a UDP response holds (each takes at least two bytes, and UDP answers are at most 1232).
+const MAX_LABELS: usize = 512;
+
 /// A response being written, with the positions of names that later names may point at.
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
-    /// Offsets of label starts written uncompressed; suffixes there can be pointed at.
-    labels: Vec<u16>,
+    /// Offsets of label starts written uncompressed; suffixes there can be pointed at. A
+    /// fixed array on the stack, so that writing allocates nothing.
+    labels: ArrayVec<u16, MAX_LABELS>,
     question_names: usize,
 }
 
@@ -177,7 +184,7 @@ impl<'o> Writer<'o> {
         out.clear();
         Writer {
             out,
-            labels: Vec::with_capacity(16),
+            labels: ArrayVec::new(),
             question_names: 0,
         }
     }
@@ -248,7 +255,8 @@ impl<'o> Writer<'o> {
             Some(ptr) => self.u16(0xc000 | ptr),
             None => self.out.push(0),
         }
-        self.labels.extend_from_slice(&written[..count]);
+        let room = self.labels.remaining_capacity().min(count);
+        self.labels.extend(written[..room].iter().copied());
     }
 
     fn find(&self, suffix: &[u8]) -> Option<u16> {
