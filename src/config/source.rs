@@ -32,6 +32,12 @@ pub(crate) fn read_text(path: &Path, overlay: &Overlay) -> Result<String, Proble
     std::fs::read_to_string(path).map_err(|e| Loc::start(path).problem(format!("cannot read file: {e}")))
 }
 
+/// The SHA-256 of `bytes`: what a zone's stamp records of each file it was read from.
+pub(crate) fn digest(bytes: &[u8]) -> crate::model::Digest {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().try_into().expect("a SHA-256 digest is 32 bytes")
+}
+
 /// The YAML parser's limits for a file of `len` bytes. serde-saphyr's defaults (250,000 nodes,
 /// 1,000,000 events, 64 MiB of scalars) suit configuration files but stop a zone at about
 /// 50,000 records. Without aliases a document cannot hold more nodes or scalar bytes than it
@@ -46,6 +52,14 @@ fn yaml_budget(len: usize) -> serde_saphyr::Budget {
     b
 }
 
+/// The parser's options for a YAML file of `len` bytes: its limits grow with the file (see
+/// [`yaml_budget`]). Every reader of zone files uses them, so a zone that loads can be edited.
+pub(crate) fn yaml_options(len: usize) -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(yaml_budget(len));
+    options
+}
+
 /// What to do when a YAML file breaches the parser's limits.
 const BUDGET_ADVICE: &str = "a limit of the YAML parser against alias expansion (at most \
     50,000 anchors, 50,000 aliases and 10 aliases per anchor past the first 100, nesting 64 \
@@ -56,11 +70,7 @@ const BUDGET_ADVICE: &str = "a limit of the YAML parser against alias expansion 
 /// Parses YAML into `T`, turning a parser error into a positioned problem that names the field
 /// at fault and, for a value of the wrong type, the form expected there (see [`expected_form`]).
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, Problem> {
-    let options = || {
-        let mut options = serde_saphyr::Options::default();
-        options.budget = Some(yaml_budget(text.len()));
-        options
-    };
+    let options = || yaml_options(text.len());
     let e = match serde_saphyr::from_str_with_options(text, options()) {
         Ok(value) => return Ok(value),
         Err(e) => e,

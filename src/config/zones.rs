@@ -5,10 +5,10 @@
 use super::diagnostics::{Diagnostics, Loc, Problem};
 use super::gslb::{GslbContext, gslb_name};
 use super::raw::{Entries, RawValue, RawZone};
-use super::source::{Overlay, parse_yaml, read_text};
+use super::source::{Overlay, digest, parse_yaml, read_text};
 use super::zonefile::{self, TextError, Word, check_ttl, parse_rdata};
 use crate::model::gslb::GslbName;
-use crate::model::{Node, RData, RRset, RType, Soa, Zone};
+use crate::model::{Digest, Node, RData, RRset, RType, Soa, Zone, ZoneStamp};
 use crate::name::{Name, NameKey};
 use serde_saphyr::Spanned;
 use std::collections::hash_map::Entry;
@@ -31,9 +31,63 @@ pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Zones validated before, by file: those of the snapshot serving. A zone file that reads the
+/// same as one of them is not parsed again (see [`Known::unchanged`]).
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    /// Each zone's origin and stamp, by the file it was read from.
+    pub zones: HashMap<PathBuf, (Name, ZoneStamp)>,
+}
+
+impl Known {
+    /// The zone of `file`, whose text has the digest `text`, when it reads the same as when it
+    /// was validated: the same text, the same imported files, and for a zone with `gslb:`
+    /// names the same context. A zone depends on nothing else, so it would validate to the
+    /// same zone: it comes out `unchanged` (no nodes: the compiled zone serving is reused).
+    fn unchanged(
+        &self,
+        file: &Path,
+        text: &Digest,
+        cx: &GslbContext<'_>,
+        overlay: &Overlay,
+    ) -> Option<(Zone, Loc)> {
+        let (origin, stamp) = self.zones.get(file)?;
+        let same = stamp.text == *text
+            && stamp.context.is_none_or(|c| c == cx.digest)
+            && stamp
+                .imports
+                .iter()
+                .all(|(path, d)| read_text(path, overlay).is_ok_and(|t| digest(t.as_bytes()) == *d));
+        same.then(|| {
+            let (line, col) = stamp.zone_at;
+            let zone = Zone {
+                origin: origin.clone(),
+                source: file.to_path_buf(),
+                stamp: stamp.clone(),
+                nodes: Vec::new(),
+                unchanged: true,
+            };
+            (
+                zone,
+                Loc {
+                    file: file.to_path_buf(),
+                    line,
+                    col,
+                },
+            )
+        })
+    }
+}
+
 /// Loads every zone file of `dir` (as `overlay` would leave it); a zone with problems is left
-/// out, and its problems go to `d`.
-pub(crate) fn zones(d: &mut Diagnostics, dir: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Vec<Zone> {
+/// out, and its problems go to `d`. A file that reads as one of `known` is not parsed again.
+pub(crate) fn zones(
+    d: &mut Diagnostics,
+    dir: &Path,
+    cx: &GslbContext<'_>,
+    overlay: &Overlay,
+    known: &Known,
+) -> Vec<Zone> {
     let files = zone_files(dir).map(|mut files| {
         for (p, entry) in &overlay.files {
             let is_zone = p.parent() == Some(dir) && p.extension().is_some_and(|x| x == "yaml" || x == "yml");
@@ -60,7 +114,20 @@ pub(crate) fn zones(d: &mut Diagnostics, dir: &Path, cx: &GslbContext<'_>, overl
     let mut zones = Vec::new();
     let mut seen: HashMap<NameKey, Loc> = HashMap::new();
     for file in files {
-        match zone(&file, cx, overlay) {
+        let text = match read_text(&file, overlay) {
+            Ok(text) => text,
+            Err(p) => {
+                d.append(vec![p]);
+                continue;
+            }
+        };
+        let text_digest = digest(text.as_bytes());
+        let loaded = match known.unchanged(&file, &text_digest, cx, overlay) {
+            Some(same) => Ok(same),
+            None => zone(&file, &text, text_digest, cx, overlay),
+        };
+        // Across zones, unchanged or not: one file per zone, the first in name order.
+        match loaded {
             Ok((zone, loc)) => {
                 if let Some(first) = seen.get(&zone.origin.key()) {
                     d.say(
@@ -87,10 +154,22 @@ struct Rec {
     loc: Loc,
 }
 
-/// Reads and validates one zone file; returns the zone and where its `zone:` key is.
-fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, Loc), Vec<Problem>> {
-    let text = read_text(file, overlay).map_err(|p| vec![p])?;
-    let raw: RawZone = parse_yaml(file, &text).map_err(|p| vec![p])?;
+/// Validates one zone file of `text` (whose digest is `text_digest`); returns the zone and
+/// where its `zone:` key is.
+fn zone(
+    file: &Path,
+    text: &str,
+    text_digest: Digest,
+    cx: &GslbContext<'_>,
+    overlay: &Overlay,
+) -> Result<(Zone, Loc), Vec<Problem>> {
+    let raw: RawZone = parse_yaml(file, text).map_err(|p| vec![p])?;
+    let mut stamp = ZoneStamp {
+        text: text_digest,
+        imports: Vec::new(),
+        context: (!raw.gslb.0.is_empty()).then_some(cx.digest),
+        zone_at: (0, 0),
+    };
     let mut d = Diagnostics::new(file);
     let origin = match Name::parse(raw.zone.value.trim_end_matches('.'), Some(&Name::root())) {
         Ok(n) if n.label_count() > 0 => n,
@@ -171,6 +250,7 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
                 Err(e) => d.say(&text_loc(&path, &e), None, e.message),
                 Ok(master) => {
                     refused.import = false;
+                    stamp.imports.push((path.clone(), digest(text.as_bytes())));
                     recs.extend(master.into_iter().map(|m| Rec {
                         owner: m.owner,
                         ttl: m.ttl,
@@ -206,7 +286,9 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
         .collect();
 
     let zone_loc = Loc::of(file, &raw.zone);
-    let zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc, &refused);
+    stamp.zone_at = (zone_loc.line, zone_loc.col);
+    let mut zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc, &refused);
+    zone.stamp = stamp;
     d.finish((zone, zone_loc))
 }
 
@@ -624,6 +706,8 @@ fn build(
     Zone {
         origin,
         source: zone_loc.file.clone(),
+        stamp: ZoneStamp::default(),
+        unchanged: false,
         nodes: nodes
             .into_iter()
             .map(|n| Node {

@@ -186,11 +186,15 @@ impl Control {
         health
     }
 
-    /// Validates the configuration on disk with `overlay` on top, off the async threads.
+    /// Validates the configuration on disk with `overlay` on top, off the async threads. Zone
+    /// files that read as the zones serving are not parsed again (`config::load_known`): the
+    /// caller holds the change guard until it applies the result, so those zones are still
+    /// serving then, and the new snapshot shares them.
     async fn validate(&self, overlay: Overlay) -> Result<Config, Problems> {
         let path = self.config_path.clone();
         let geo = self.store.load().geo.clone();
-        tokio::task::spawn_blocking(move || config::load_overlay(&path, geo.as_ref(), &overlay))
+        let known = self.store.known();
+        tokio::task::spawn_blocking(move || config::load_known(&path, geo.as_ref(), &overlay, &known))
             .await
             .unwrap_or_else(|e| {
                 Err(Problems(vec![config::Problem {
