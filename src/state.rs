@@ -240,6 +240,7 @@ impl Store {
                 .values()
                 .map(|z| (z.source.clone(), (z.origin.clone(), z.stamp.clone())))
                 .collect(),
+            files: Arc::default(),
         }
     }
 

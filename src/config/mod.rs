@@ -25,7 +25,7 @@ pub use settings::{
     AdminConfig, AdminTls, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role,
     TlsFilesError, listen_problems,
 };
-pub use source::Overlay;
+pub use source::{FileDigests, Overlay};
 pub use zones::{DEFAULT_SOA_SERIAL, Known};
 
 use crate::geo::GeoDb;
@@ -331,6 +331,7 @@ mod tests {
                 .iter()
                 .map(|z| (z.source.clone(), (z.origin.clone(), z.stamp.clone())))
                 .collect(),
+            ..Known::default()
         }
     }
 
@@ -405,6 +406,38 @@ mod tests {
         std::fs::write(&path, swapped).unwrap();
         let next = load_again(&path, &next);
         assert_eq!(read(&next), ["b.test."]);
+    }
+
+    /// A file not modified since it was hashed is not read again; one modified is, and so is
+    /// one changed too recently for its identity to be trusted.
+    #[test]
+    fn files_not_modified_are_not_read_again() {
+        let (dir, path) = tree();
+        let zones = dir.path().join("zones");
+        let served = load(&path).unwrap();
+        let trusting = Known {
+            files: std::sync::Arc::new(super::FileDigests::new(std::time::Duration::ZERO)),
+            ..known(&served)
+        };
+        let first = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&first), Vec::<String>::new());
+        let reads = trusting.files.reads();
+        assert_eq!(reads, 4, "three zone files and one master file hashed once");
+        let again = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&again), Vec::<String>::new());
+        assert_eq!(trusting.files.reads(), reads, "nothing read again");
+        std::fs::write(zones.join("c.test.zone"), "www 300 A 192.0.2.182\n").unwrap();
+        let next = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&next), ["c.test."]);
+
+        // With the default margin (2 s), files written just now are read every time: a second
+        // write within the same timestamp tick, of the same size, would not change their
+        // identity.
+        let careful = known(&next);
+        load_known(&path, None, &Overlay::default(), &careful).unwrap();
+        assert_eq!(careful.files.reads(), 4);
+        load_known(&path, None, &Overlay::default(), &careful).unwrap();
+        assert_eq!(careful.files.reads(), 8);
     }
 
     /// What spans zones is judged over every zone, parsed again or not: the problems of a load

@@ -5,7 +5,7 @@
 use super::diagnostics::{Diagnostics, Loc, Problem};
 use super::gslb::{GslbContext, gslb_name};
 use super::raw::{Entries, RawValue, RawZone};
-use super::source::{Overlay, digest, parse_yaml, read_text};
+use super::source::{FileDigests, Overlay, parse_yaml};
 use super::zonefile::{self, TextError, Word, check_ttl, parse_rdata};
 use crate::model::gslb::GslbName;
 use crate::model::{Digest, Node, RData, RRset, RType, Soa, Zone, ZoneStamp};
@@ -37,6 +37,9 @@ pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub struct Known {
     /// Each zone's origin and stamp, by the file it was read from.
     pub zones: HashMap<PathBuf, (Name, ZoneStamp)>,
+    /// Digests of the files read before (a server keeps one for its life): a file that was not
+    /// modified is not read again to be hashed.
+    pub files: Arc<FileDigests>,
 }
 
 impl Known {
@@ -57,7 +60,7 @@ impl Known {
             && stamp
                 .imports
                 .iter()
-                .all(|(path, d)| read_text(path, overlay).is_ok_and(|t| digest(t.as_bytes()) == *d));
+                .all(|(path, d)| self.files.digest(path, overlay) == Some(*d));
         same.then(|| {
             let (line, col) = stamp.zone_at;
             let zone = Zone {
@@ -114,17 +117,17 @@ pub(crate) fn zones(
     let mut zones = Vec::new();
     let mut seen: HashMap<NameKey, Loc> = HashMap::new();
     for file in files {
-        let text = match read_text(&file, overlay) {
-            Ok(text) => text,
-            Err(p) => {
-                d.append(vec![p]);
-                continue;
-            }
+        // A file not modified since it was hashed is not read: its digest is known.
+        let loaded = match known.files.digest(&file, overlay) {
+            Some(text_digest) => known.unchanged(&file, &text_digest, cx, overlay),
+            None => None,
         };
-        let text_digest = digest(text.as_bytes());
-        let loaded = match known.unchanged(&file, &text_digest, cx, overlay) {
+        let loaded = match loaded {
             Some(same) => Ok(same),
-            None => zone(&file, &text, text_digest, cx, overlay),
+            None => match known.files.read(&file, overlay) {
+                Ok((text, text_digest)) => zone(&file, &text, text_digest, cx, overlay, &known.files),
+                Err(p) => Err(vec![p]),
+            },
         };
         // Across zones, unchanged or not: one file per zone, the first in name order.
         match loaded {
@@ -162,6 +165,7 @@ fn zone(
     text_digest: Digest,
     cx: &GslbContext<'_>,
     overlay: &Overlay,
+    files: &FileDigests,
 ) -> Result<(Zone, Loc), Vec<Problem>> {
     let raw: RawZone = parse_yaml(file, text).map_err(|p| vec![p])?;
     let mut stamp = ZoneStamp {
@@ -239,18 +243,18 @@ fn zone(
         let path = file.parent().unwrap_or(Path::new(".")).join(&import.value);
         // Either way the file's records are missing: the SOA, NS or glue it may have held.
         refused.import = true;
-        match read_text(&path, overlay) {
+        match files.read(&path, overlay) {
             Err(p) => d.at(
                 import,
                 "import",
                 format_args!("cannot read {}: {}", path.display(), p.message),
             ),
-            Ok(text) => match zonefile::parse_master(&text, &origin) {
+            Ok((text, text_digest)) => match zonefile::parse_master(&text, &origin) {
                 // A problem inside the imported file, at its place there.
                 Err(e) => d.say(&text_loc(&path, &e), None, e.message),
                 Ok(master) => {
                     refused.import = false;
-                    stamp.imports.push((path.clone(), digest(text.as_bytes())));
+                    stamp.imports.push((path.clone(), text_digest));
                     recs.extend(master.into_iter().map(|m| Rec {
                         owner: m.owner,
                         ttl: m.ttl,

@@ -55,6 +55,9 @@ pub struct Control {
     command_line: CommandLine,
     /// In cluster mode, the link to etcd.
     cluster: Option<cluster::Link>,
+    /// Digests of the zone files (and imports) read so far, so that those not modified since
+    /// are not read again by the next change.
+    file_digests: Arc<config::FileDigests>,
 }
 
 /// Why `Control` could not be set up.
@@ -149,6 +152,7 @@ impl Control {
             log_reload: Mutex::new(None),
             command_line,
             cluster,
+            file_digests: Arc::default(),
         }))
     }
 
@@ -193,7 +197,10 @@ impl Control {
     async fn validate(&self, overlay: Overlay) -> Result<Config, Problems> {
         let path = self.config_path.clone();
         let geo = self.store.load().geo.clone();
-        let known = self.store.known();
+        let known = config::Known {
+            files: self.file_digests.clone(),
+            ..self.store.known()
+        };
         tokio::task::spawn_blocking(move || config::load_known(&path, geo.as_ref(), &overlay, &known))
             .await
             .unwrap_or_else(|e| {
