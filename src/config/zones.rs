@@ -117,8 +117,10 @@ pub(crate) fn zones(
     let mut zones = Vec::new();
     let mut seen: HashMap<NameKey, Loc> = HashMap::new();
     for file in files {
-        // A file not modified since it was hashed is not read: its digest is known.
-        let loaded = match known.files.digest(&file, overlay) {
+        // A file not modified since it was hashed is not read: its digest is known. (A file
+        // no zone was read from, as at start, is read once, below.)
+        let digest = || known.files.digest(&file, overlay);
+        let loaded = match known.zones.contains_key(&file).then(digest).flatten() {
             Some(text_digest) => known.unchanged(&file, &text_digest, cx, overlay),
             None => None,
         };
