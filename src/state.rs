@@ -1,17 +1,18 @@
 //! The serving snapshot: the validated model compiled into lookup tables, and the one place it
 //! is published. Readers `load()` an `Arc<Snapshot>` per query and never see half an update.
 
-use crate::config::Config;
+use crate::config::{Config, Known};
 use crate::geo::GeoDb;
 use crate::health::HealthView;
 use crate::lock::LockExt;
 use crate::metrics::{Metrics, ZoneCounters};
 use crate::model::gslb::Datacenter;
-use crate::model::{Node, RRset, RType, Zone};
+use crate::model::{Node, RRset, RType, Zone, ZoneStamp};
 use crate::name::{Name, NameKey, parent_wire};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// A name in a compiled zone: a node with data, or an empty non-terminal (RFC 4592 §2.2.2).
@@ -22,10 +23,14 @@ pub struct Entry {
     pub is_cut: bool,
 }
 
-/// A zone compiled for lookups, keyed by lowercased wire names.
+/// A zone compiled for lookups, keyed by lowercased wire names. Shared by every snapshot while
+/// its file reads the same (its `stamp`): an edit or a reload compiles only the zones it changed.
 #[derive(Debug)]
 pub struct CompiledZone {
     pub origin: Name,
+    /// The file it was read from, and what that file held (`config::Known` is made of these).
+    pub source: PathBuf,
+    pub stamp: ZoneStamp,
     pub entries: HashMap<NameKey, Entry>,
     /// The apex SOA RRset, for negative answers.
     pub soa: RRset,
@@ -34,8 +39,10 @@ pub struct CompiledZone {
 }
 
 impl CompiledZone {
-    /// Compiles a validated zone. The apex SOA is guaranteed by validation.
+    /// Compiles a validated zone (one read, not `unchanged`). The apex SOA is guaranteed by
+    /// validation.
     pub fn compile(zone: Zone) -> CompiledZone {
+        assert!(!zone.unchanged, "an unchanged zone has no nodes to compile");
         let apex = zone.origin.key();
         let soa = zone
             .nodes
@@ -67,6 +74,8 @@ impl CompiledZone {
         }
         CompiledZone {
             origin: zone.origin,
+            source: zone.source,
+            stamp: zone.stamp,
             entries,
             soa,
             counters: Arc::default(),
@@ -85,7 +94,7 @@ impl CompiledZone {
 /// Everything a query needs, immutable once published.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub zones: Arc<HashMap<NameKey, CompiledZone>>,
+    pub zones: Arc<HashMap<NameKey, Arc<CompiledZone>>>,
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,
@@ -116,13 +125,37 @@ impl Snapshot {
         metrics: Arc<Metrics>,
         generation: u64,
     ) -> Snapshot {
+        Snapshot::reusing(config, health, metrics, generation, &HashMap::new())
+    }
+
+    /// Compiles the zones of `config` that were read, and shares those `unchanged` from
+    /// `before` (the zones of the snapshot `config` was loaded against: see `config::Known`).
+    fn reusing(
+        config: Config,
+        health: Arc<HealthView>,
+        metrics: Arc<Metrics>,
+        generation: u64,
+        before: &HashMap<NameKey, Arc<CompiledZone>>,
+    ) -> Snapshot {
         let zones = config
             .zones
             .into_iter()
             .map(|z| {
-                let mut c = CompiledZone::compile(z);
-                c.counters = metrics.zone(&c.origin.to_string());
-                (c.origin.key(), c)
+                let key = z.origin.key();
+                let compiled = if z.unchanged {
+                    let same = before
+                        .get(&key)
+                        .filter(|c| c.source == z.source && c.stamp == z.stamp);
+                    // `Known` is read from the snapshot serving, and changes are applied one at
+                    // a time (`Control::begin_change`): the zone is there.
+                    same.expect("an unchanged zone is served by the snapshot it was loaded against")
+                        .clone()
+                } else {
+                    let mut c = CompiledZone::compile(z);
+                    c.counters = metrics.zone(&c.origin.to_string());
+                    Arc::new(c)
+                };
+                (key, compiled)
             })
             .collect();
         let nsid = config.dns.nsid.as_ref().map(|n| n.as_bytes().into());
@@ -149,7 +182,7 @@ impl Snapshot {
         let mut cur = Some(key);
         while let Some(k) = cur {
             if let Some(z) = self.zones.get(k) {
-                return Some(z);
+                return Some(z.as_ref());
             }
             cur = parent_wire(k);
         }
@@ -180,17 +213,35 @@ impl Store {
         self.current.load()
     }
 
-    /// Builds a snapshot from `config` and swaps it in whole. Returns its generation.
+    /// Builds a snapshot from `config` and swaps it in whole. Returns its generation. The
+    /// zones of `config` that are `unchanged` are shared with the snapshot serving, not
+    /// compiled again.
     pub fn publish(&self, config: Config, health: Arc<HealthView>) -> u64 {
         let _w = self.write.locked();
-        let generation = self.current.load().generation + 1;
-        self.current.store(Arc::new(Snapshot::with_metrics(
+        let current = self.current.load_full();
+        let generation = current.generation + 1;
+        self.current.store(Arc::new(Snapshot::reusing(
             config,
             health,
             self.metrics.clone(),
             generation,
+            &current.zones,
         )));
         generation
+    }
+
+    /// The zones serving, as `config::load_known` takes them: an edit or a reload parses and
+    /// compiles only the zone files that read differently.
+    pub fn known(&self) -> Known {
+        let current = self.current.load();
+        Known {
+            zones: current
+                .zones
+                .values()
+                .map(|z| (z.source.clone(), (z.origin.clone(), z.stamp.clone())))
+                .collect(),
+            files: Arc::default(),
+        }
     }
 
     /// Swaps in a new GeoIP database, keeping everything else.
@@ -236,5 +287,70 @@ impl Snapshot {
             nsid: self.nsid.clone(),
             generation: self.generation,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Overlay};
+
+    fn zone(name: &str, www: &str) -> String {
+        format!(
+            "zone: {name}\nsoa: {{ mname: ns1, rname: hostmaster }}\nns: [ns1]\n\
+             records:\n  ns1: {{ A: [192.0.2.1] }}\n  www: {{ A: [{www}] }}\n"
+        )
+    }
+
+    /// A snapshot published after an edit shares every zone the edit left as it was (the same
+    /// allocation, not a copy), and compiles the one it changed.
+    #[test]
+    fn zones_not_changed_are_shared_by_the_next_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meridian.yaml");
+        std::fs::write(&path, "zones_dir: zones\n").unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        std::fs::write(zones.join("a.test.yaml"), zone("a.test", "192.0.2.80")).unwrap();
+        std::fs::write(zones.join("b.test.yaml"), zone("b.test", "192.0.2.81")).unwrap();
+        let store = Store::new(config::load(&path).unwrap(), Arc::default(), Arc::default());
+        let before = arc_swap::Guard::into_inner(store.load());
+        let key = |name: &str| Name::parse(name, None).unwrap().key();
+
+        std::fs::write(zones.join("b.test.yaml"), zone("b.test", "192.0.2.91")).unwrap();
+        let edited = config::load_known(&path, None, &Overlay::default(), &store.known()).unwrap();
+        store.publish(edited, Arc::default());
+        let after = arc_swap::Guard::into_inner(store.load());
+        assert!(Arc::ptr_eq(
+            &before.zones[&key("a.test.")],
+            &after.zones[&key("a.test.")]
+        ));
+        assert!(!Arc::ptr_eq(
+            &before.zones[&key("b.test.")],
+            &after.zones[&key("b.test.")]
+        ));
+        let www = |snap: &Snapshot, name: &str| {
+            let entry = &snap.zones[&key(name)].entries[&key(&format!("www.{name}"))];
+            let set = entry.node.as_ref().unwrap().get(RType::A).unwrap();
+            format!("{:?}", set.rdatas)
+        };
+        assert_eq!(www(&after, "a.test."), www(&before, "a.test."));
+        assert!(
+            www(&after, "b.test.").contains("192.0.2.91"),
+            "{}",
+            www(&after, "b.test.")
+        );
+
+        // A reload of files that read the same compiles nothing.
+        let same = config::load_known(&path, None, &Overlay::default(), &store.known()).unwrap();
+        store.publish(same, Arc::default());
+        let again = arc_swap::Guard::into_inner(store.load());
+        for name in ["a.test.", "b.test."] {
+            assert!(
+                Arc::ptr_eq(&after.zones[&key(name)], &again.zones[&key(name)]),
+                "{name}"
+            );
+        }
+        assert_eq!(again.generation, after.generation + 1);
     }
 }

@@ -597,3 +597,71 @@ fn a_422_names_the_field_of_each_problem() {
     assert!(body["problems"][0]["field"].is_null(), "{body}");
     assert_eq!(body["field"], "records.fresh", "{body}");
 }
+
+/// An edit reads again only the zone it changes (the others serve on, not parsed again), but
+/// what spans zones is judged against all of them as before: with a second file naming a zone
+/// being served, an edit of another zone is refused with exactly the problems `meridian check`
+/// reports for the same files.
+#[test]
+fn an_edit_is_judged_against_every_zone_read_again_or_not() {
+    let dir = fixture("admin");
+    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let other = r#"{"soa": {"mname": "ns1.other.test.", "rname": "hostmaster.other.test."},
+        "ns": ["ns1.other.test."], "records": {"ns1": {"A": ["192.0.2.1"]}}}"#;
+    let (status, _, body) = call(&server, "PUT", "/api/v1/zones/other.test", Some(other));
+    assert_eq!(status, 201, "{body}");
+    // Written by hand and not loaded; it sorts before example.test.yaml, so the file of the zone
+    // being served, which the edit does not read again, is the second to name example.test.
+    let text = std::fs::read_to_string(dir.path().join("zones/example.test.yaml")).unwrap();
+    std::fs::write(dir.path().join("zones/aaa.yaml"), &text).unwrap();
+    let edit = r#"{"A": ["192.0.2.8"]}"#;
+    let (status, _, body) = call(&server, "PUT", "/api/v1/zones/other.test/records/www", Some(edit));
+    assert_eq!(status, 422, "{body}");
+    let refused: Vec<String> = body["problems"]
+        .as_array()
+        .expect("a problems list")
+        .iter()
+        .map(|p| {
+            let text = |k: &str| p[k].as_str().unwrap().to_string();
+            format!("{}:{}:{}: {}", text("file"), p["line"], p["col"], text("message"))
+        })
+        .collect();
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(dir.path().join("meridian.yaml"))
+        .output()
+        .unwrap();
+    let checked: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(refused, checked);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let zones = dir.path().join("zones");
+    assert_eq!(
+        refused[0],
+        format!(
+            "{}:1:7: zone example.test. is already defined at {}:1:7",
+            zones.join("example.test.yaml").display(),
+            zones.join("aaa.yaml").display()
+        )
+    );
+    assert!(
+        answer_data(&query(server.addr, &ask("www.other.test.", T::A))).is_empty(),
+        "nothing applied"
+    );
+
+    std::fs::remove_file(dir.path().join("zones/aaa.yaml")).unwrap();
+    let (status, _, body) = call(&server, "PUT", "/api/v1/zones/other.test/records/www", Some(edit));
+    assert_eq!(status, 201, "a new name: {body}");
+    assert_eq!(
+        answer_data(&query(server.addr, &ask("www.other.test.", T::A))),
+        vec!["192.0.2.8"]
+    );
+    let m = query(server.addr, &ask("static.example.test.", T::A));
+    assert_eq!(
+        answer_data(&m),
+        vec!["192.0.2.80"],
+        "the zone not read again serves on"
+    );
+}

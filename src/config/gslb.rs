@@ -6,6 +6,7 @@ use super::diagnostics::{Diagnostics, Loc, did_you_mean, nearest};
 use super::raw::{RawGslb, RawValue};
 use super::zonefile::check_ttl;
 use crate::geo::countries;
+use crate::model::Digest;
 use crate::model::gslb::{
     Datacenter, DcId, GeoMatch, GeoRule, GslbName, MAX_ADDRESSES, MAX_CANDIDATES, Policy, WhenAllDown,
 };
@@ -27,9 +28,38 @@ pub struct GslbContext<'c> {
     /// Data centers whose `location` was refused (and reported): a policy needing their
     /// coordinates does not report them missing.
     pub refused_locations: &'c HashSet<String>,
+    /// The digest of what `gslb_name` reads of the above: a zone validated against the same
+    /// digest validates the same (see `ZoneStamp::context`).
+    pub digest: Digest,
 }
 
-impl GslbContext<'_> {
+impl<'c> GslbContext<'c> {
+    pub fn new(
+        datacenters: &'c [Datacenter],
+        has_geoip: bool,
+        refused_locations: &'c HashSet<String>,
+    ) -> GslbContext<'c> {
+        // Everything `gslb_name` reads of the context, and nothing else (an endpoint's address
+        // or check changes no zone): the data centers' names in order (a `DcId` is a position),
+        // whether each has coordinates, the refused locations, whether there is a GeoIP database.
+        // A new read of the context must join this text.
+        let mut text = format!("geoip {has_geoip}\n");
+        for dc in datacenters {
+            text.push_str(&format!("dc {} {}\n", dc.name, dc.location.coords.is_some()));
+        }
+        let mut refused: Vec<&String> = refused_locations.iter().collect();
+        refused.sort();
+        for name in refused {
+            text.push_str(&format!("refused {name}\n"));
+        }
+        GslbContext {
+            datacenters,
+            has_geoip,
+            refused_locations,
+            digest: super::source::digest(text.as_bytes()),
+        }
+    }
+
     fn find(&self, name: &str) -> Option<DcId> {
         self.datacenters
             .iter()
@@ -522,11 +552,7 @@ mod tests {
             dc("ap-south", None),
         ];
         let refused: HashSet<String> = ["ap-south".to_string()].into();
-        let cx = GslbContext {
-            datacenters: &datacenters,
-            has_geoip: true,
-            refused_locations: &refused,
-        };
+        let cx = GslbContext::new(&datacenters, true, &refused);
         let origin = Name::parse("example.test.", None).unwrap();
         let mut wrong = Vec::new();
         for (entry, want) in cases {
@@ -548,11 +574,7 @@ mod tests {
     fn too_many_candidates_or_fallback_addresses_are_refused_where_written() {
         let datacenters: Vec<Datacenter> = (0..65).map(|i| dc(&format!("dc{i}"), None)).collect();
         let refused = HashSet::new();
-        let cx = GslbContext {
-            datacenters: &datacenters,
-            has_geoip: false,
-            refused_locations: &refused,
-        };
+        let cx = GslbContext::new(&datacenters, false, &refused);
         let origin = Name::parse("example.test.", None).unwrap();
         let names = |n: usize| (0..n).map(|i| format!("dc{i}")).collect::<Vec<_>>().join(", ");
         let addrs = |n: usize| {

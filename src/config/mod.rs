@@ -25,8 +25,8 @@ pub use settings::{
     AdminConfig, AdminTls, AdminToken, DnsConfig, HealthConfig, LogConfig, LogFormat, Quorum, Role,
     TlsFilesError, listen_problems,
 };
-pub use source::Overlay;
-pub use zones::DEFAULT_SOA_SERIAL;
+pub use source::{FileDigests, Overlay};
+pub use zones::{DEFAULT_SOA_SERIAL, Known};
 
 use crate::geo::GeoDb;
 use crate::model::Zone;
@@ -128,7 +128,20 @@ pub fn load_overlay(
     previous: Option<&Arc<GeoDb>>,
     overlay: &Overlay,
 ) -> Result<Config, Problems> {
-    load_from(path, previous, overlay, Shared::AsConfigured)
+    load_known(path, previous, overlay, &Known::default())
+}
+
+/// Like [`load_overlay`], for a server serving the zones `known`: a zone file that reads the
+/// same as one of them (its text, its imports, and for `gslb:` names the data centers) is not
+/// parsed again and comes out `unchanged`, with no nodes. What spans zones (two files naming
+/// the same zone) is checked as always.
+pub fn load_known(
+    path: &Path,
+    previous: Option<&Arc<GeoDb>>,
+    overlay: &Overlay,
+    known: &Known,
+) -> Result<Config, Problems> {
+    load_from(path, previous, overlay, Shared::AsConfigured, known)
 }
 
 /// Where the admin API listens, as a client of it needs to know: its address and whether it
@@ -155,7 +168,13 @@ pub fn load_admin_listen(path: &Path) -> Result<Option<AdminListen>, Problems> {
 /// Loads `path` with its own `checks:`, `datacenters:` and `zones_dir`, even when it has a
 /// `cluster:` section: what `meridian cluster push` sends.
 pub fn load_local(path: &Path) -> Result<Config, Problems> {
-    load_from(path, None, &Overlay::default(), Shared::FromThisFile)
+    load_from(
+        path,
+        None,
+        &Overlay::default(),
+        Shared::FromThisFile,
+        &Known::default(),
+    )
 }
 
 /// Where the shared part of the configuration (data centers, checks, zones) comes from.
@@ -183,6 +202,7 @@ fn load_from(
     previous: Option<&Arc<GeoDb>>,
     overlay: &Overlay,
     shared: Shared,
+    known: &Known,
 ) -> Result<Config, Problems> {
     let text = source::read_text(path, overlay).map_err(|p| Problems(vec![p]))?;
     let raw: RawConfig = source::parse_yaml(path, &text).map_err(|p| Problems(vec![p]))?;
@@ -232,16 +252,12 @@ fn load_from(
     } else {
         base.join(raw.zones_dir.as_ref().map_or("zones", |z| z.value.as_str()))
     };
-    let cx = gslb::GslbContext {
-        datacenters: &datacenters,
-        has_geoip: raw.geoip.is_some(),
-        refused_locations: &refused_locations,
-    };
+    let cx = gslb::GslbContext::new(&datacenters, raw.geoip.is_some(), &refused_locations);
     let zones = if from_cluster && !zones_dir.exists() {
         // No zone has reached this node yet.
         Vec::new()
     } else {
-        zones::zones(&mut d, &zones_dir, &cx, overlay)
+        zones::zones(&mut d, &zones_dir, &cx, overlay, known)
     };
 
     let config = Config {
@@ -283,7 +299,201 @@ fn read_shared(file: &Path, overlay: &Overlay) -> Result<RawShared, Problem> {
 
 #[cfg(test)]
 mod tests {
-    use super::load;
+    use super::{Config, Known, Overlay, load, load_known};
+    use std::path::{Path, PathBuf};
+
+    const MERIDIAN: &str = "zones_dir: zones\n\
+        datacenters:\n  eu: { endpoints: [{ address: 198.51.100.10 }] }\n  \
+        us: { endpoints: [{ address: 192.0.2.10 }] }\n";
+
+    fn zone(name: &str, extra: &str) -> String {
+        format!(
+            "zone: {name}\nsoa: {{ mname: ns1, rname: hostmaster }}\nns: [ns1]\n\
+             records:\n  ns1: {{ A: [192.0.2.1] }}\n{extra}"
+        )
+    }
+
+    /// A configuration directory: meridian.yaml, zones a.test (records only), b.test (a
+    /// load-balanced name) and c.test (records imported from a master file).
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meridian.yaml");
+        std::fs::write(&path, MERIDIAN).unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        std::fs::write(
+            zones.join("a.test.yaml"),
+            zone("a.test", "  www: { A: [192.0.2.80] }\n"),
+        )
+        .unwrap();
+        let gslb = "gslb:\n  www: { policy: failover, datacenters: [eu, us] }\n";
+        std::fs::write(zones.join("b.test.yaml"), zone("b.test", gslb)).unwrap();
+        std::fs::write(zones.join("c.test.yaml"), zone("c.test", "import: c.test.zone\n")).unwrap();
+        std::fs::write(zones.join("c.test.zone"), "www 300 A 192.0.2.81\n").unwrap();
+        (dir, path)
+    }
+
+    /// What a server loaded with `config` knows of its zones.
+    fn known(config: &Config) -> Known {
+        Known {
+            zones: config
+                .zones
+                .iter()
+                .map(|z| (z.source.clone(), (z.origin.clone(), z.stamp.clone())))
+                .collect(),
+            ..Known::default()
+        }
+    }
+
+    /// The zones of `config` read again, by name.
+    fn read(config: &Config) -> Vec<String> {
+        let mut read: Vec<String> = config
+            .zones
+            .iter()
+            .filter(|z| !z.unchanged)
+            .map(|z| z.origin.to_string())
+            .collect();
+        read.sort();
+        read
+    }
+
+    fn load_again(path: &Path, before: &Config) -> Config {
+        load_known(path, None, &Overlay::default(), &known(before)).unwrap()
+    }
+
+    /// A zone file that reads as when it was loaded (its text, its imports, and for `gslb:`
+    /// names the data centers they were checked against) is not parsed again; any change to
+    /// one of those is.
+    #[test]
+    fn only_zones_whose_files_read_differently_are_parsed_again() {
+        let (dir, path) = tree();
+        let zones = dir.path().join("zones");
+        let full = load(&path).unwrap();
+        assert_eq!(read(&full), ["a.test.", "b.test.", "c.test."]);
+
+        let same = load_again(&path, &full);
+        assert_eq!(read(&same), Vec::<String>::new());
+        assert!(same.zones.iter().all(|z| z.nodes.is_empty()));
+        assert_eq!(
+            same.zones
+                .iter()
+                .map(|z| (&z.origin, &z.source, &z.stamp))
+                .collect::<Vec<_>>(),
+            full.zones
+                .iter()
+                .map(|z| (&z.origin, &z.source, &z.stamp))
+                .collect::<Vec<_>>()
+        );
+
+        // Its own text.
+        std::fs::write(
+            zones.join("a.test.yaml"),
+            zone("a.test", "  www: { A: [192.0.2.90] }\n"),
+        )
+        .unwrap();
+        let next = load_again(&path, &same);
+        assert_eq!(read(&next), ["a.test."]);
+        assert!(!next.zones[0].nodes.is_empty());
+        // The master file it imports.
+        std::fs::write(zones.join("c.test.zone"), "www 300 A 192.0.2.82\n").unwrap();
+        let next = load_again(&path, &next);
+        assert_eq!(read(&next), ["c.test."]);
+        // An edit in memory (the API's overlay) is a change like one on disk.
+        let mut overlay = Overlay::default();
+        overlay
+            .files
+            .insert(zones.join("a.test.yaml"), Some(zone("a.test", "")));
+        let edited = load_known(&path, None, &overlay, &known(&next)).unwrap();
+        assert_eq!(read(&edited), ["a.test."]);
+
+        // An endpoint's address is nothing a load-balanced name is checked against.
+        std::fs::write(&path, MERIDIAN.replace("192.0.2.10", "192.0.2.11")).unwrap();
+        let next = load_again(&path, &next);
+        assert_eq!(read(&next), Vec::<String>::new());
+        // The data centers' order is (a name keeps the position of its data center).
+        let swapped = "zones_dir: zones\ndatacenters:\n  us: { endpoints: [{ address: 192.0.2.10 }] }\n  \
+                       eu: { endpoints: [{ address: 198.51.100.10 }] }\n";
+        std::fs::write(&path, swapped).unwrap();
+        let next = load_again(&path, &next);
+        assert_eq!(read(&next), ["b.test."]);
+    }
+
+    /// A file not modified since it was hashed is not read again; one modified is, and so is
+    /// one changed too recently for its identity to be trusted.
+    #[test]
+    fn files_not_modified_are_not_read_again() {
+        let (dir, path) = tree();
+        let zones = dir.path().join("zones");
+        let served = load(&path).unwrap();
+        let trusting = Known {
+            files: std::sync::Arc::new(super::FileDigests::new(std::time::Duration::ZERO)),
+            ..known(&served)
+        };
+        let first = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&first), Vec::<String>::new());
+        let reads = trusting.files.reads();
+        assert_eq!(reads, 4, "three zone files and one master file hashed once");
+        let again = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&again), Vec::<String>::new());
+        assert_eq!(trusting.files.reads(), reads, "nothing read again");
+        std::fs::write(zones.join("c.test.zone"), "www 300 A 192.0.2.182\n").unwrap();
+        let next = load_known(&path, None, &Overlay::default(), &trusting).unwrap();
+        assert_eq!(read(&next), ["c.test."]);
+
+        // With the default margin (2 s), files written just now are read every time: a second
+        // write within the same timestamp tick, of the same size, would not change their
+        // identity.
+        let careful = known(&next);
+        load_known(&path, None, &Overlay::default(), &careful).unwrap();
+        assert_eq!(careful.files.reads(), 4);
+        load_known(&path, None, &Overlay::default(), &careful).unwrap();
+        assert_eq!(careful.files.reads(), 8);
+    }
+
+    /// What spans zones is judged over every zone, parsed again or not: the problems of a load
+    /// that reuses zones are those of a full load of the same files, word for word.
+    #[test]
+    fn what_spans_zones_is_judged_as_in_a_full_load() {
+        let (dir, path) = tree();
+        let zones = dir.path().join("zones");
+        let served = load(&path).unwrap();
+        let problems = |known: &Known| {
+            let p = load_known(&path, None, &Overlay::default(), known).unwrap_err();
+            p.0.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+
+        // A new file naming a zone served: before its file (the served one is refused) and
+        // after it (the new one is).
+        std::fs::write(zones.join("0.yaml"), zone("a.test", "")).unwrap();
+        std::fs::write(zones.join("z.yaml"), zone("b.test", "")).unwrap();
+        let full = problems(&Known::default());
+        assert_eq!(full.len(), 2, "{full:?}");
+        assert!(
+            full[0].contains("a.test.yaml:1:7: zone a.test. is already defined at"),
+            "{full:?}"
+        );
+        assert!(
+            full[1].contains("z.yaml:1:7: zone b.test. is already defined at"),
+            "{full:?}"
+        );
+        assert_eq!(problems(&known(&served)), full);
+        std::fs::remove_file(zones.join("0.yaml")).unwrap();
+        std::fs::remove_file(zones.join("z.yaml")).unwrap();
+
+        // A data center gone that a zone not edited names.
+        std::fs::write(
+            &path,
+            MERIDIAN.replace("  us: { endpoints: [{ address: 192.0.2.10 }] }\n", ""),
+        )
+        .unwrap();
+        let full = problems(&Known::default());
+        assert_eq!(full.len(), 1, "{full:?}");
+        assert!(
+            full[0].contains("no data center `us` in the configuration"),
+            "{full:?}"
+        );
+        assert_eq!(problems(&known(&served)), full);
+    }
 
     /// Each problem names its field as data, not only in its message.
     #[test]

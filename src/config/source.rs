@@ -5,6 +5,7 @@
 //! `checks`, `datacenters`, `gslb` and `zones` all build on it.
 
 use super::diagnostics::{Diagnostics, Loc, Problem, nearest};
+use crate::lock::LockExt;
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,127 @@ pub(crate) fn read_text(path: &Path, overlay: &Overlay) -> Result<String, Proble
     std::fs::read_to_string(path).map_err(|e| Loc::start(path).problem(format!("cannot read file: {e}")))
 }
 
+/// Files' digests by identity, kept between loads: a file whose device, inode, size, mtime and
+/// ctime are those it had when it was hashed is not read again (a load of 1,000 unchanged zone
+/// files then makes 1,000 `stat`s, not 1,000 reads). Like git's index, it trusts an identity only
+/// for a file last changed before a margin (`racy`, 2 s by default) ahead of its reading: a second
+/// write within the same timestamp tick, of the same size, would leave the identity as it was.
+/// Such a file is read and hashed every time until it is old enough. Files given by an overlay
+/// are always hashed from the overlay's text.
+#[derive(Debug)]
+pub struct FileDigests {
+    known: std::sync::Mutex<HashMap<PathBuf, (FileId, crate::model::Digest)>>,
+    racy: Duration,
+    /// Files read to be hashed (for tests).
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for FileDigests {
+    fn default() -> Self {
+        FileDigests::new(Duration::from_secs(2))
+    }
+}
+
+/// What identifies one version of a file without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileDigests {
+    /// A cache trusting identities of files last changed at least `racy` before they were read.
+    pub fn new(racy: Duration) -> FileDigests {
+        FileDigests {
+            known: Default::default(),
+            racy,
+            reads: Default::default(),
+        }
+    }
+
+    /// How many files were read to be hashed so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The identity of `path` now (`None` when it cannot be read), and whether it may be kept.
+    fn id(&self, path: &Path) -> Option<(FileId, bool)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let id = FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let changed = id.mtime.0.max(id.ctime.0);
+        let settled = now - changed > self.racy.as_secs() as i64 || (self.racy.is_zero() && now >= changed);
+        Some((id, settled))
+    }
+
+    /// The digest of `path` as `overlay` leaves it, from the cache when the file is as it was
+    /// hashed; `None` when it cannot be read.
+    pub(crate) fn digest(&self, path: &Path, overlay: &Overlay) -> Option<crate::model::Digest> {
+        if let Some(text) = overlay.files.get(path) {
+            return text.as_ref().map(|t| digest(t.as_bytes()));
+        }
+        let id = self.id(path)?;
+        if let Some((known, d)) = self.known.locked().get(path)
+            && *known == id.0
+        {
+            return Some(*d);
+        }
+        read_text(path, overlay)
+            .ok()
+            .map(|t| self.remember(path, Some(id), &t))
+    }
+
+    /// Reads `path` (as `overlay` leaves it): its text and digest, remembered for the next load.
+    pub(crate) fn read(
+        &self,
+        path: &Path,
+        overlay: &Overlay,
+    ) -> Result<(String, crate::model::Digest), Problem> {
+        // The identity before the text: a write in between makes the next identity differ.
+        let id = if overlay.files.contains_key(path) {
+            None
+        } else {
+            self.id(path)
+        };
+        let text = read_text(path, overlay)?;
+        let d = self.remember(path, id, &text);
+        Ok((text, d))
+    }
+
+    fn remember(&self, path: &Path, id: Option<(FileId, bool)>, text: &str) -> crate::model::Digest {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = digest(text.as_bytes());
+        let mut known = self.known.locked();
+        match id {
+            Some((id, true)) => {
+                known.insert(path.to_path_buf(), (id, d));
+            }
+            _ => {
+                known.remove(path);
+            }
+        }
+        d
+    }
+}
+
+/// The SHA-256 of `bytes`: what a zone's stamp records of each file it was read from.
+pub(crate) fn digest(bytes: &[u8]) -> crate::model::Digest {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().try_into().expect("a SHA-256 digest is 32 bytes")
+}
+
 /// The YAML parser's limits for a file of `len` bytes. serde-saphyr's defaults (250,000 nodes,
 /// 1,000,000 events, 64 MiB of scalars) suit configuration files but stop a zone at about
 /// 50,000 records. Without aliases a document cannot hold more nodes or scalar bytes than it
@@ -46,6 +168,14 @@ fn yaml_budget(len: usize) -> serde_saphyr::Budget {
     b
 }
 
+/// The parser's options for a YAML file of `len` bytes: its limits grow with the file (see
+/// [`yaml_budget`]). Every reader of zone files uses them, so a zone that loads can be edited.
+pub(crate) fn yaml_options(len: usize) -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(yaml_budget(len));
+    options
+}
+
 /// What to do when a YAML file breaches the parser's limits.
 const BUDGET_ADVICE: &str = "a limit of the YAML parser against alias expansion (at most \
     50,000 anchors, 50,000 aliases and 10 aliases per anchor past the first 100, nesting 64 \
@@ -56,11 +186,7 @@ const BUDGET_ADVICE: &str = "a limit of the YAML parser against alias expansion 
 /// Parses YAML into `T`, turning a parser error into a positioned problem that names the field
 /// at fault and, for a value of the wrong type, the form expected there (see [`expected_form`]).
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, Problem> {
-    let options = || {
-        let mut options = serde_saphyr::Options::default();
-        options.budget = Some(yaml_budget(text.len()));
-        options
-    };
+    let options = || yaml_options(text.len());
     let e = match serde_saphyr::from_str_with_options(text, options()) {
         Ok(value) => return Ok(value),
         Err(e) => e,

@@ -5,10 +5,10 @@
 use super::diagnostics::{Diagnostics, Loc, Problem};
 use super::gslb::{GslbContext, gslb_name};
 use super::raw::{Entries, RawValue, RawZone};
-use super::source::{Overlay, parse_yaml, read_text};
+use super::source::{FileDigests, Overlay, parse_yaml};
 use super::zonefile::{self, TextError, Word, check_ttl, parse_rdata};
 use crate::model::gslb::GslbName;
-use crate::model::{Node, RData, RRset, RType, Soa, Zone};
+use crate::model::{Digest, Node, RData, RRset, RType, Soa, Zone, ZoneStamp};
 use crate::name::{Name, NameKey};
 use serde_saphyr::Spanned;
 use std::collections::hash_map::Entry;
@@ -31,9 +31,66 @@ pub fn zone_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Zones validated before, by file: those of the snapshot serving. A zone file that reads the
+/// same as one of them is not parsed again (see [`Known::unchanged`]).
+#[derive(Clone, Debug, Default)]
+pub struct Known {
+    /// Each zone's origin and stamp, by the file it was read from.
+    pub zones: HashMap<PathBuf, (Name, ZoneStamp)>,
+    /// Digests of the files read before (a server keeps one for its life): a file that was not
+    /// modified is not read again to be hashed.
+    pub files: Arc<FileDigests>,
+}
+
+impl Known {
+    /// The zone of `file`, whose text has the digest `text`, when it reads the same as when it
+    /// was validated: the same text, the same imported files, and for a zone with `gslb:`
+    /// names the same context. A zone depends on nothing else, so it would validate to the
+    /// same zone: it comes out `unchanged` (no nodes: the compiled zone serving is reused).
+    fn unchanged(
+        &self,
+        file: &Path,
+        text: &Digest,
+        cx: &GslbContext<'_>,
+        overlay: &Overlay,
+    ) -> Option<(Zone, Loc)> {
+        let (origin, stamp) = self.zones.get(file)?;
+        let same = stamp.text == *text
+            && stamp.context.is_none_or(|c| c == cx.digest)
+            && stamp
+                .imports
+                .iter()
+                .all(|(path, d)| self.files.digest(path, overlay) == Some(*d));
+        same.then(|| {
+            let (line, col) = stamp.zone_at;
+            let zone = Zone {
+                origin: origin.clone(),
+                source: file.to_path_buf(),
+                stamp: stamp.clone(),
+                nodes: Vec::new(),
+                unchanged: true,
+            };
+            (
+                zone,
+                Loc {
+                    file: file.to_path_buf(),
+                    line,
+                    col,
+                },
+            )
+        })
+    }
+}
+
 /// Loads every zone file of `dir` (as `overlay` would leave it); a zone with problems is left
-/// out, and its problems go to `d`.
-pub(crate) fn zones(d: &mut Diagnostics, dir: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Vec<Zone> {
+/// out, and its problems go to `d`. A file that reads as one of `known` is not parsed again.
+pub(crate) fn zones(
+    d: &mut Diagnostics,
+    dir: &Path,
+    cx: &GslbContext<'_>,
+    overlay: &Overlay,
+    known: &Known,
+) -> Vec<Zone> {
     let files = zone_files(dir).map(|mut files| {
         for (p, entry) in &overlay.files {
             let is_zone = p.parent() == Some(dir) && p.extension().is_some_and(|x| x == "yaml" || x == "yml");
@@ -60,7 +117,22 @@ pub(crate) fn zones(d: &mut Diagnostics, dir: &Path, cx: &GslbContext<'_>, overl
     let mut zones = Vec::new();
     let mut seen: HashMap<NameKey, Loc> = HashMap::new();
     for file in files {
-        match zone(&file, cx, overlay) {
+        // A file not modified since it was hashed is not read: its digest is known. (A file
+        // no zone was read from, as at start, is read once, below.)
+        let digest = || known.files.digest(&file, overlay);
+        let loaded = match known.zones.contains_key(&file).then(digest).flatten() {
+            Some(text_digest) => known.unchanged(&file, &text_digest, cx, overlay),
+            None => None,
+        };
+        let loaded = match loaded {
+            Some(same) => Ok(same),
+            None => match known.files.read(&file, overlay) {
+                Ok((text, text_digest)) => zone(&file, &text, text_digest, cx, overlay, &known.files),
+                Err(p) => Err(vec![p]),
+            },
+        };
+        // Across zones, unchanged or not: one file per zone, the first in name order.
+        match loaded {
             Ok((zone, loc)) => {
                 if let Some(first) = seen.get(&zone.origin.key()) {
                     d.say(
@@ -87,10 +159,23 @@ struct Rec {
     loc: Loc,
 }
 
-/// Reads and validates one zone file; returns the zone and where its `zone:` key is.
-fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, Loc), Vec<Problem>> {
-    let text = read_text(file, overlay).map_err(|p| vec![p])?;
-    let raw: RawZone = parse_yaml(file, &text).map_err(|p| vec![p])?;
+/// Validates one zone file of `text` (whose digest is `text_digest`); returns the zone and
+/// where its `zone:` key is.
+fn zone(
+    file: &Path,
+    text: &str,
+    text_digest: Digest,
+    cx: &GslbContext<'_>,
+    overlay: &Overlay,
+    files: &FileDigests,
+) -> Result<(Zone, Loc), Vec<Problem>> {
+    let raw: RawZone = parse_yaml(file, text).map_err(|p| vec![p])?;
+    let mut stamp = ZoneStamp {
+        text: text_digest,
+        imports: Vec::new(),
+        context: (!raw.gslb.0.is_empty()).then_some(cx.digest),
+        zone_at: (0, 0),
+    };
     let mut d = Diagnostics::new(file);
     let origin = match Name::parse(raw.zone.value.trim_end_matches('.'), Some(&Name::root())) {
         Ok(n) if n.label_count() > 0 => n,
@@ -160,17 +245,18 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
         let path = file.parent().unwrap_or(Path::new(".")).join(&import.value);
         // Either way the file's records are missing: the SOA, NS or glue it may have held.
         refused.import = true;
-        match read_text(&path, overlay) {
+        match files.read(&path, overlay) {
             Err(p) => d.at(
                 import,
                 "import",
                 format_args!("cannot read {}: {}", path.display(), p.message),
             ),
-            Ok(text) => match zonefile::parse_master(&text, &origin) {
+            Ok((text, text_digest)) => match zonefile::parse_master(&text, &origin) {
                 // A problem inside the imported file, at its place there.
                 Err(e) => d.say(&text_loc(&path, &e), None, e.message),
                 Ok(master) => {
                     refused.import = false;
+                    stamp.imports.push((path.clone(), text_digest));
                     recs.extend(master.into_iter().map(|m| Rec {
                         owner: m.owner,
                         ttl: m.ttl,
@@ -206,7 +292,9 @@ fn zone(file: &Path, cx: &GslbContext<'_>, overlay: &Overlay) -> Result<(Zone, L
         .collect();
 
     let zone_loc = Loc::of(file, &raw.zone);
-    let zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc, &refused);
+    stamp.zone_at = (zone_loc.line, zone_loc.col);
+    let mut zone = build(&mut d, origin, default_ttl, recs, gslb, &zone_loc, &refused);
+    zone.stamp = stamp;
     d.finish((zone, zone_loc))
 }
 
@@ -624,6 +712,8 @@ fn build(
     Zone {
         origin,
         source: zone_loc.file.clone(),
+        stamp: ZoneStamp::default(),
+        unchanged: false,
         nodes: nodes
             .into_iter()
             .map(|n| Node {

@@ -57,6 +57,9 @@ pub struct Control {
     cluster: Option<cluster::Link>,
     /// The files last applied, by what they hold (see [`Fingerprint`]): what a reload changed.
     fingerprint: Mutex<Fingerprint>,
+    /// Digests of the zone files (and imports) read so far, so that those not modified since
+    /// are not read again by the next change.
+    file_digests: Arc<config::FileDigests>,
 }
 
 /// A hash of the configuration file and of each zone's file (by zone), to tell in a reload's
@@ -196,6 +199,7 @@ impl Control {
             command_line,
             fingerprint,
             cluster,
+            file_digests: Arc::default(),
         }))
     }
 
@@ -233,11 +237,18 @@ impl Control {
         health
     }
 
-    /// Validates the configuration on disk with `overlay` on top, off the async threads.
+    /// Validates the configuration on disk with `overlay` on top, off the async threads. Zone
+    /// files that read as the zones serving are not parsed again (`config::load_known`): the
+    /// caller holds the change guard until it applies the result, so those zones are still
+    /// serving then, and the new snapshot shares them.
     async fn validate(&self, overlay: Overlay) -> Result<Config, Problems> {
         let path = self.config_path.clone();
         let geo = self.store.load().geo.clone();
-        tokio::task::spawn_blocking(move || config::load_overlay(&path, geo.as_ref(), &overlay))
+        let known = config::Known {
+            files: self.file_digests.clone(),
+            ..self.store.known()
+        };
+        tokio::task::spawn_blocking(move || config::load_known(&path, geo.as_ref(), &overlay, &known))
             .await
             .unwrap_or_else(|e| {
                 Err(Problems(vec![config::Problem {

@@ -283,6 +283,29 @@ pub struct Zone {
     pub origin: Name,
     /// The YAML file the zone was read from.
     pub source: std::path::PathBuf,
-    /// Nodes in canonical-ish (file) order; the apex is among them.
+    /// What it was read from, to tell at the next load that it would read the same.
+    pub stamp: ZoneStamp,
+    /// Nodes in canonical-ish (file) order; the apex is among them. Empty when `unchanged`.
     pub nodes: Vec<Node>,
+    /// Loaded against zones validated before (`config::Known`), with the same stamp as one of
+    /// them: not read again, so `nodes` is empty, and the compiled zone serving is reused.
+    pub unchanged: bool,
+}
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// What a zone was validated from: its file's text, the master files it imports, and what its
+/// load-balanced names were checked against. The same stamp validates to the same zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneStamp {
+    /// The zone file's text.
+    pub text: Digest,
+    /// Each imported master file, with the digest of its text.
+    pub imports: Vec<(std::path::PathBuf, Digest)>,
+    /// What the `gslb:` names read of the rest of the configuration (the data centers, whether
+    /// there is a GeoIP database); `None` for a zone with no `gslb:` entries.
+    pub context: Option<Digest>,
+    /// Where its `zone:` key is (line, column), for a second file naming the same zone.
+    pub zone_at: (u32, u32),
 }

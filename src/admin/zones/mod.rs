@@ -158,7 +158,9 @@ async fn read_doc(path: &std::path::Path) -> Result<(Value, String), ApiError> {
     blocking(move || {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))?;
-        let doc: Value = serde_saphyr::from_str(&text).map_err(|e| {
+        // With the limits the zone was loaded with: a large zone that serves can be edited.
+        let options = crate::config::source::yaml_options(text.len());
+        let doc: Value = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
             ApiError::internal(format!(
                 "{} no longer parses: {}",
                 path.display(),
