@@ -22,6 +22,7 @@
 # (apt-get install etcd-server etcd-client), python3 (standard library only) and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 root=$(dirname "$here")
 zones=${1:-1000}
 records=${2:-100}
@@ -80,20 +81,8 @@ EOC
 # appears. Sets node_pid, node_secs (process start to ready file), node_dns and node_api.
 start_node() {
   local dir="$work/$1"
-  rm -f "$dir/ready"
-  local t0; t0=$(date +%s.%N)
-  "$bin" serve --config "$dir/meridian.yaml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --ready-file "$dir/ready" >>"$dir/log" 2>&1 &
-  node_pid=$!
-  until [ -s "$dir/ready" ]; do
-    kill -0 "$node_pid" 2>/dev/null || { echo "meridian in $dir exited:" >&2; tail "$dir/log" >&2; exit 1; }
-    sleep 0.005
-  done
-  node_secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')
-  node_dns=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dns"][0])' "$dir/ready")
-  node_api=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$dir/ready")
+  serve_node "$dir"
 }
-stop_node() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 
 # series KIND DNS ETCD HELD: 100 changes of KIND through the API at $api, timed until every
 # server in DNS (comma-separated) answers each; ETCD (or none) is read around them.

@@ -18,6 +18,7 @@
 # another build of meridian instead of this tree's release build.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
 root=$(dirname "$here")
 zones=${1:-1000}
 records=${2:-100}
@@ -49,20 +50,8 @@ datacenters:
   eu: { endpoints: [{ address: 198.51.100.10 }] }
   us: { endpoints: [{ address: 192.0.2.10 }] }
 EOC
-  rm -f "$dir/ready"
-  local t0; t0=$(date +%s.%N)
-  taskset -c 0 "$bin" serve --config "$dir/meridian.yaml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --ready-file "$dir/ready" >>"$dir/log" 2>&1 &
-  node_pid=$!
-  until [ -s "$dir/ready" ]; do
-    kill -0 "$node_pid" 2>/dev/null || { echo "meridian in $dir exited:" >&2; tail "$dir/log" >&2; exit 1; }
-    sleep 0.005
-  done
-  node_secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.2f", a - b}')
-  node_dns=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dns"][0])' "$dir/ready")
-  node_api=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$dir/ready")
+  serve_node "$dir" taskset -c 0
 }
-stop_node() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 
 i=0
 # run SETUP edits|reloads ARGS...: one series into the results.

@@ -73,3 +73,25 @@ stop_servers() {
   wait 2>/dev/null || true
   sleep 0.5
 }
+
+# serve_node DIR [COMMAND PREFIX...]: `meridian serve` ($bin) of DIR/meridian.yaml on free
+# loopback ports (the prefix, e.g. `taskset -c 0`, runs it), until its ready file appears. Sets
+# node_pid, node_secs (process start to ready file), node_dns and node_api.
+serve_node() {
+  local dir=$1
+  shift
+  rm -f "$dir/ready"
+  local t0; t0=$(date +%s.%N)
+  "$@" "$bin" serve --config "$dir/meridian.yaml" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --ready-file "$dir/ready" >>"$dir/log" 2>&1 &
+  node_pid=$!
+  until [ -s "$dir/ready" ]; do
+    kill -0 "$node_pid" 2>/dev/null || { echo "meridian in $dir exited:" >&2; tail "$dir/log" >&2; exit 1; }
+    sleep 0.005
+  done
+  node_secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')
+  node_dns=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dns"][0])' "$dir/ready")
+  node_api=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$dir/ready")
+}
+
+stop_node() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
