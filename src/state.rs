@@ -305,7 +305,7 @@ impl GeoRules {
                     let tree = reusable
                         .and_then(|p| p.trees.iter().find(|(c, _)| *c == conditions))
                         .map(|(_, t)| t.clone())
-                        .unwrap_or_else(|| Arc::new(RuleTree::compile(&g.geo, db.map(|d| &**d))));
+                        .unwrap_or_else(|| Arc::new(compiled(&g.geo, db)));
                     rules.trees.push((conditions, tree));
                     rules.trees.len() - 1
                 }
@@ -329,8 +329,7 @@ impl GeoRules {
                         ranks: Vec::new(),
                     })
                     .collect();
-                let tree = RuleTree::compile(&rules, db.map(|d| &**d));
-                (conditions.clone(), Arc::new(tree))
+                (conditions.clone(), Arc::new(compiled(&rules, db)))
             })
             .collect();
         GeoRules {
@@ -358,6 +357,21 @@ impl GeoRules {
         let bytes = self.trees.iter().map(|(_, t)| t.tree().heap_bytes()).sum();
         (self.trees.len(), bytes)
     }
+}
+
+/// `RuleTree::compile`, logged with its size and time (a database of millions of networks
+/// takes a noticeable part of a second).
+fn compiled(rules: &[crate::model::gslb::GeoRule], db: Option<&Arc<GeoDb>>) -> RuleTree {
+    let started = std::time::Instant::now();
+    let tree = RuleTree::compile(rules, db.map(|d| &**d));
+    tracing::info!(
+        rules = rules.len(),
+        nodes = tree.tree().nodes(),
+        bytes = tree.tree().heap_bytes(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "geo rules compiled"
+    );
+    tree
 }
 
 fn address(g: &GslbName) -> usize {
