@@ -228,12 +228,13 @@ impl GeoDb {
                 }
             };
             tree.insert(addr, len, id);
-            if let (IpAddr::V6(a), true) = (addr, len <= 96) {
+            if let IpAddr::V6(a) = addr
+                && len <= 96
+                && u128::from(a) == 0
+            {
                 // An IPv6 database without an IPv4 tree: IPv4 addresses fall in the network
                 // that holds ::/96.
-                if u128::from(a) == 0 {
-                    tree.insert(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0, id);
-                }
+                tree.insert(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0, id);
             }
         }
         if v6 {
@@ -589,6 +590,20 @@ mod tests {
                 "6to4: 10.20.1.1, in 10.20/16, 16 bits down"
             );
         }
+    }
+
+    /// An IPv6 database whose ::/64 holds a record, so it has no IPv4 tree: every IPv4
+    /// address falls in that record, as the database's own lookups say.
+    #[test]
+    fn without_an_ipv4_tree_ipv4_addresses_take_the_record_holding_it() {
+        let rows = vec![row("::/64", "DE", None), row("2001:db8::/32", "FR", None)];
+        let db = GeoDb::from_bytes(build(&rows, Schema::MaxMind, "test"), Path::new("t.mmdb"), None).unwrap();
+        let (id, depth) = db.tree().lookup("10.1.2.3".parse().unwrap());
+        assert_eq!(
+            (db.locations()[id as usize].country.as_deref(), depth),
+            (Some("DE"), 0)
+        );
+        assert!(tree_agrees_with_lookup(&db, clients(6_000)) > 2_000);
     }
 
     /// MaxMind's test databases (their alias layout, record sizes and schemas), when
