@@ -446,6 +446,10 @@ fn gslb_answer<'a>(
         source_prefix: cx.client.source_prefix,
         location: found.as_ref().and_then(|f| f.location),
         geo_prefix: found.as_ref().map_or(0, |f| f.prefix),
+        geo: match g.policy {
+            Policy::Geo => snap.geo_rules.decide(g, addr),
+            _ => select::geo::Decision::NONE,
+        },
     };
     cx.note(|| format!("{} is load-balanced: policy {}", g.owner, g.policy.as_str()));
     let sel = select::select(

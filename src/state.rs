@@ -6,12 +6,14 @@ use crate::geo::GeoDb;
 use crate::health::HealthView;
 use crate::lock::LockExt;
 use crate::metrics::{Metrics, ZoneCounters};
-use crate::model::gslb::Datacenter;
+use crate::model::gslb::{Datacenter, GeoMatch, GslbName, Policy};
 use crate::model::{Node, RRset, RType, Zone, ZoneStamp};
 use crate::name::{Name, NameKey, parent_wire};
+use crate::select::geo::{Decision, RuleTree};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -98,6 +100,8 @@ pub struct Snapshot {
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,
+    /// The geo rules of every `policy: geo` name, compiled over `geo`.
+    pub geo_rules: Arc<GeoRules>,
     /// Endpoint health: probe states read through atomics.
     pub health: Arc<HealthView>,
     pub metrics: Arc<Metrics>,
@@ -125,19 +129,21 @@ impl Snapshot {
         metrics: Arc<Metrics>,
         generation: u64,
     ) -> Snapshot {
-        Snapshot::reusing(config, health, metrics, generation, &HashMap::new())
+        Snapshot::reusing(config, health, metrics, generation, &HashMap::new(), None)
     }
 
     /// Compiles the zones of `config` that were read, and shares those `unchanged` from
-    /// `before` (the zones of the snapshot `config` was loaded against: see `config::Known`).
+    /// `before` (the zones of the snapshot `config` was loaded against: see `config::Known`);
+    /// rule trees of `previous` over the same database are reused.
     fn reusing(
         config: Config,
         health: Arc<HealthView>,
         metrics: Arc<Metrics>,
         generation: u64,
         before: &HashMap<NameKey, Arc<CompiledZone>>,
+        previous: Option<&GeoRules>,
     ) -> Snapshot {
-        let zones = config
+        let zones: HashMap<NameKey, Arc<CompiledZone>> = config
             .zones
             .into_iter()
             .map(|z| {
@@ -164,10 +170,12 @@ impl Snapshot {
             .iter()
             .map(|d| metrics.datacenter(&d.name))
             .collect();
+        let geo_rules = GeoRules::compile(&zones, config.geoip.as_ref(), previous);
         Snapshot {
             zones: Arc::new(zones),
             datacenters: config.datacenters.into(),
             geo: config.geoip,
+            geo_rules: Arc::new(geo_rules),
             health,
             no_zone: metrics.zone(""),
             metrics,
@@ -226,6 +234,7 @@ impl Store {
             self.metrics.clone(),
             generation,
             &current.zones,
+            Some(&current.geo_rules),
         )));
         generation
     }
@@ -244,9 +253,11 @@ impl Store {
         }
     }
 
-    /// Swaps in a new GeoIP database, keeping everything else.
+    /// Swaps in a new GeoIP database, keeping everything else; the geo rules are compiled
+    /// over it before it serves.
     pub fn replace_geo(&self, geo: Arc<GeoDb>) -> u64 {
         self.replace(|cur| Snapshot {
+            geo_rules: Arc::new(cur.geo_rules.over(Some(&geo))),
             geo: Some(geo),
             ..cur.share()
         })
@@ -280,6 +291,7 @@ impl Snapshot {
             zones: self.zones.clone(),
             datacenters: self.datacenters.clone(),
             geo: self.geo.clone(),
+            geo_rules: self.geo_rules.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
             no_zone: self.no_zone.clone(),
@@ -290,10 +302,128 @@ impl Snapshot {
     }
 }
 
+/// The geo rules of every `policy: geo` name compiled over the GeoIP database
+/// (`select::geo::RuleTree`): one tree per distinct list of conditions, shared by the names
+/// that have it. Built with the snapshot, immutable after.
+#[derive(Debug, Default)]
+pub struct GeoRules {
+    /// (address of a name's `GslbName` in the snapshot's zones, index into `trees`), sorted by
+    /// address. The snapshot holds the zones, so the addresses stay those names' while it lives.
+    names: Vec<(usize, u32)>,
+    /// Each distinct list of conditions and its tree.
+    trees: Vec<(Vec<GeoMatch>, Arc<RuleTree>)>,
+    /// The database the trees were compiled over.
+    db: Option<Arc<GeoDb>>,
+}
+
+impl GeoRules {
+    /// Compiles the geo names of `zones` over `db`, reusing `previous`'s trees when they were
+    /// compiled over the same database.
+    fn compile(
+        zones: &HashMap<NameKey, Arc<CompiledZone>>,
+        db: Option<&Arc<GeoDb>>,
+        previous: Option<&GeoRules>,
+    ) -> GeoRules {
+        let reusable = previous.filter(|p| match (&p.db, db) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        });
+        let mut rules = GeoRules {
+            db: db.cloned(),
+            ..GeoRules::default()
+        };
+        let names = zones
+            .values()
+            .flat_map(|z| z.entries.values())
+            .filter_map(|e| e.node.as_ref()?.gslb.as_deref())
+            .filter(|g| g.policy == Policy::Geo);
+        for g in names {
+            let conditions: Vec<GeoMatch> = g.geo.iter().map(|r| r.matches.clone()).collect();
+            let index = match rules.trees.iter().position(|(c, _)| *c == conditions) {
+                Some(i) => i,
+                None => {
+                    let tree = reusable
+                        .and_then(|p| p.trees.iter().find(|(c, _)| *c == conditions))
+                        .map(|(_, t)| t.clone())
+                        .unwrap_or_else(|| Arc::new(compiled(&g.geo, db)));
+                    rules.trees.push((conditions, tree));
+                    rules.trees.len() - 1
+                }
+            };
+            rules.names.push((address(g), index as u32));
+        }
+        rules.names.sort_unstable();
+        rules
+    }
+
+    /// The same names' rules compiled over another database.
+    fn over(&self, db: Option<&Arc<GeoDb>>) -> GeoRules {
+        let trees = self
+            .trees
+            .iter()
+            .map(|(conditions, _)| {
+                let rules: Vec<crate::model::gslb::GeoRule> = conditions
+                    .iter()
+                    .map(|m| crate::model::gslb::GeoRule {
+                        matches: m.clone(),
+                        ranks: Vec::new(),
+                    })
+                    .collect();
+                (conditions.clone(), Arc::new(compiled(&rules, db)))
+            })
+            .collect();
+        GeoRules {
+            names: self.names.clone(),
+            trees,
+            db: db.cloned(),
+        }
+    }
+
+    /// What `g`'s rules decide for `addr`. No allocation, no lock: a binary search and a walk
+    /// down the tree.
+    pub fn decide(&self, g: &GslbName, addr: IpAddr) -> Decision {
+        match self.names.binary_search_by_key(&address(g), |&(a, _)| a) {
+            Ok(i) => self.trees[self.names[i].1 as usize].1.decide(addr),
+            // Only names of this snapshot's zones come here; all were compiled.
+            Err(_) => {
+                debug_assert!(false, "{} has no compiled geo rules", g.owner);
+                Decision::NONE
+            }
+        }
+    }
+
+    /// Distinct rule trees and the bytes their nodes hold.
+    pub fn size(&self) -> (usize, usize) {
+        let bytes = self.trees.iter().map(|(_, t)| t.tree().heap_bytes()).sum();
+        (self.trees.len(), bytes)
+    }
+}
+
+/// `RuleTree::compile`, logged with its size and time (a database of millions of networks
+/// takes a noticeable part of a second).
+fn compiled(rules: &[crate::model::gslb::GeoRule], db: Option<&Arc<GeoDb>>) -> RuleTree {
+    let started = std::time::Instant::now();
+    let tree = RuleTree::compile(rules, db.map(|d| &**d));
+    tracing::info!(
+        rules = rules.len(),
+        nodes = tree.tree().nodes(),
+        bytes = tree.tree().heap_bytes(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "geo rules compiled"
+    );
+    tree
+}
+
+fn address(g: &GslbName) -> usize {
+    std::ptr::from_ref(g) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{self, Overlay};
+    use crate::geo::build::{Row, Schema, build};
 
     fn zone(name: &str, www: &str) -> String {
         format!(
@@ -352,5 +482,96 @@ mod tests {
             );
         }
         assert_eq!(again.generation, after.generation + 1);
+    }
+
+    fn write_db(path: &std::path::Path, net: &str, continent: &str, country: &str) {
+        let row = Row {
+            network: crate::geo::parse_cidr(net).unwrap(),
+            continent: Some(continent.into()),
+            country: Some(country.into()),
+            subdivision: None,
+            coords: None,
+            city: None,
+            asn: None,
+            as_org: None,
+        };
+        std::fs::write(path, build(&[row], Schema::MaxMind, "test")).unwrap();
+    }
+
+    /// Two names with the same rules share one tree; a reload over the same database reuses it;
+    /// a new database is compiled before it serves.
+    #[test]
+    fn geo_rules_follow_the_database_and_are_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        write_db(&dir.path().join("geo.mmdb"), "10.20.0.0/16", "EU", "GB");
+        std::fs::write(
+            dir.path().join("meridian.yaml"),
+            "zones_dir: zones\ngeoip: { database: geo.mmdb }\ndatacenters:\n  \
+             us: { location: { continent: NA }, endpoints: [{ address: 192.0.2.10 }] }\n  \
+             eu: { location: { continent: EU }, endpoints: [{ address: 198.51.100.10 }] }\n",
+        )
+        .unwrap();
+        let rules = "policy: geo, datacenters: [us, eu], geo: { \"continent:EU\": [eu], default: [us] }";
+        std::fs::write(
+            dir.path().join("zones/example.test.yaml"),
+            format!(
+                "zone: example.test\nsoa: {{ mname: ns1.example.test., rname: h.example.test. }}\n\
+                 ns: [ns1.example.test.]\nrecords: {{ ns1: {{ A: [192.0.2.1] }} }}\n\
+                 gslb:\n  www: {{ {rules} }}\n  api: {{ {rules} }}\n"
+            ),
+        )
+        .unwrap();
+        let load = || crate::config::load(&dir.path().join("meridian.yaml")).unwrap();
+        let store = Store::new(load(), Arc::default(), Arc::default());
+        let snap = store.load().clone();
+        assert_eq!(
+            snap.geo_rules.size().0,
+            1,
+            "one tree for two names with the same rules"
+        );
+        let name = |snap: &Snapshot, n: &str| {
+            let zone = snap.zones.values().next().unwrap();
+            let key = Name::parse(&format!("{n}.example.test."), None).unwrap().key();
+            zone.entries[&key].node.as_ref().unwrap().gslb.clone().unwrap()
+        };
+        let decide = |snap: &Snapshot, n: &str, a: &str| {
+            let g = name(snap, n);
+            let d = snap.geo_rules.decide(&g, a.parse().unwrap());
+            (d.rule(&g.geo).map(|r| r.matches.to_string()), d.scope)
+        };
+        let eu = (Some("continent:EU".to_string()), 16);
+        assert_eq!(decide(&snap, "www", "10.20.1.1"), eu);
+        assert_eq!(decide(&snap, "api", "10.20.1.1"), eu);
+
+        // A reload, same database (kept by the reload, as the file is unchanged): the tree is
+        // reused.
+        let reloaded = crate::config::load_overlay(
+            &dir.path().join("meridian.yaml"),
+            snap.geo.as_ref(),
+            &Default::default(),
+        )
+        .unwrap();
+        store.publish(reloaded, Arc::default());
+        let again = store.load().clone();
+        assert!(Arc::ptr_eq(
+            &again.geo_rules.trees[0].1,
+            &snap.geo_rules.trees[0].1
+        ));
+        assert_eq!(decide(&again, "www", "10.20.1.1"), eu);
+
+        // A new database: compiled over it.
+        let path = dir.path().join("geo2.mmdb");
+        write_db(&path, "10.0.0.0/8", "EU", "FR");
+        store.replace_geo(Arc::new(GeoDb::open(&path).unwrap()));
+        let swapped = store.load().clone();
+        assert_eq!(
+            decide(&swapped, "www", "10.20.1.1"),
+            (Some("continent:EU".to_string()), 8)
+        );
+        assert_eq!(
+            decide(&swapped, "api", "10.99.1.1"),
+            (Some("continent:EU".to_string()), 8)
+        );
     }
 }

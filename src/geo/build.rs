@@ -269,7 +269,8 @@ fn record(row: &Row, schema: Schema) -> Value {
     Value::Map(m)
 }
 
-/// Builds a whole IPv6 database (IPv4 networks live at ::/96 and are aliased at ::ffff:0:0/96).
+/// Builds a whole IPv6 database (IPv4 networks live at ::/96 and are aliased at ::ffff:0:0/96
+/// and 2002::/16).
 pub fn build(rows: &[Row], schema: Schema, description: &str) -> Vec<u8> {
     let mut w = Writer::default();
     let mut sorted: Vec<&Row> = rows.iter().collect();
@@ -371,7 +372,8 @@ impl Writer {
         self.nodes[node as usize][b] = Child::Data(offset);
     }
 
-    /// Makes ::ffff:0:0/96 lead to the same subtree as ::/96, as MaxMind's databases do.
+    /// Makes ::ffff:0:0/96 (IPv4-mapped) and 2002::/16 (6to4: the IPv4 address in bits 16–48)
+    /// lead to the same subtree as ::/96, as MaxMind's databases do.
     fn alias_ipv4_mapped(&mut self) {
         if self.nodes.is_empty() {
             return;
@@ -384,9 +386,10 @@ impl Writer {
                 _ => return, // no IPv4 data
             }
         }
-        let mapped: u128 = 0xffff << 32;
-        let parent = self.parent_of(mapped, 96);
-        self.nodes[parent as usize][Self::bit(mapped, 95)] = Child::Node(node);
+        for (alias, len) in [(0xffff_u128 << 32, 96), (0x2002_u128 << 112, 16)] {
+            let parent = self.parent_of(alias, len);
+            self.nodes[parent as usize][Self::bit(alias, len - 1)] = Child::Node(node);
+        }
     }
 
     fn finish(self, schema: Schema, description: &str) -> Vec<u8> {

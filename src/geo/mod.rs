@@ -2,10 +2,12 @@
 //!
 //! Reads MaxMind GeoIP2/GeoLite2 City and Country, DB-IP lite (same layout), and ip-location-db's
 //! flat layout (`country_code`, `latitude`, `longitude`). Every distinct record is decoded once,
-//! at load, so a query costs one tree walk and one hash lookup.
+//! at load, so a query costs one tree walk and one hash lookup. The same walk builds a
+//! [`tree::PrefixTree`] of every network's location, which geo rules compile from.
 
 pub mod build;
 pub mod countries;
+pub mod tree;
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -50,11 +52,19 @@ pub enum GeoError {
     Schema { path: PathBuf },
 }
 
+/// The value of [`GeoDb::tree`] where the database has no record.
+pub const NO_LOCATION: u32 = tree::MAX_VALUE;
+
 /// An opened database.
 pub struct GeoDb {
     reader: maxminddb::Reader<Vec<u8>>,
-    /// Decoded records by data-section offset.
-    records: HashMap<usize, Location>,
+    /// Location index (into `locations`) by data-section offset.
+    records: HashMap<usize, u32>,
+    /// Every distinct record, decoded.
+    locations: Vec<Location>,
+    /// Every address's location index (or [`NO_LOCATION`]); the IPv4 tree shared by the IPv6
+    /// prefixes that alias it.
+    tree: tree::PrefixTree,
     pub path: PathBuf,
     /// Modification time when read, to notice replacement on disk.
     pub modified: Option<SystemTime>,
@@ -67,6 +77,7 @@ impl std::fmt::Debug for GeoDb {
             .field("path", &self.path)
             .field("database_type", &self.database_type)
             .field("records", &self.records.len())
+            .field("tree_nodes", &self.tree.nodes())
             .finish()
     }
 }
@@ -180,23 +191,54 @@ impl GeoDb {
         let reader = maxminddb::Reader::from_source(bytes).map_err(|e| open_err(e.to_string()))?;
         reader.verify().map_err(|e| open_err(format!("corrupt: {e}")))?;
         let mut records = HashMap::new();
+        let mut locations = Vec::new();
         let mut useful = false;
-        let networks = reader
-            .networks(maxminddb::WithinOptions::default())
-            .map_err(|e| open_err(e.to_string()))?;
+        let mut tree = tree::Builder::new(NO_LOCATION);
+        // Networks without data are walked too: together with the networks with data they
+        // cover the address space, but for the IPv6 prefixes that alias the IPv4 tree, which
+        // the walk skips (so IPv4 networks are walked once); those gaps become aliases.
+        let options = maxminddb::WithinOptions::default().include_networks_without_data();
+        let networks = reader.networks(options).map_err(|e| open_err(e.to_string()))?;
+        let v6 = reader.metadata().ip_version == 6;
+        let mut walk = Walk::new();
         for item in networks {
             let item = item.map_err(|e| open_err(format!("corrupt: {e}")))?;
-            let Some(offset) = item.offset() else { continue };
-            if records.contains_key(&offset) {
-                continue;
+            let net = item.network().map_err(|e| open_err(format!("corrupt: {e}")))?;
+            let (addr, len) = (net.ip(), net.prefix());
+            if v6 {
+                walk.next(addr, len);
             }
-            let raw: RawRecord = item
-                .decode()
-                .map_err(|e| open_err(format!("corrupt: {e}")))?
-                .unwrap_or_default();
-            let loc = raw.location();
-            useful |= loc.country.is_some() || loc.continent.is_some() || loc.coords.is_some();
-            records.insert(offset, loc);
+            let Some(offset) = item.offset() else { continue };
+            let id = match records.get(&offset) {
+                Some(&id) => id,
+                None => {
+                    let raw: RawRecord = item
+                        .decode()
+                        .map_err(|e| open_err(format!("corrupt: {e}")))?
+                        .unwrap_or_default();
+                    let loc = raw.location();
+                    useful |= loc.country.is_some() || loc.continent.is_some() || loc.coords.is_some();
+                    let id = u32::try_from(locations.len())
+                        .ok()
+                        .filter(|&id| id < NO_LOCATION)
+                        .ok_or_else(|| open_err("too many distinct records".into()))?;
+                    locations.push(loc);
+                    records.insert(offset, id);
+                    id
+                }
+            };
+            tree.insert(addr, len, id);
+            if let IpAddr::V6(a) = addr
+                && len <= 96
+                && u128::from(a) == 0
+            {
+                // An IPv6 database without an IPv4 tree: IPv4 addresses fall in the network
+                // that holds ::/96.
+                tree.insert(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0, id);
+            }
+        }
+        if v6 {
+            walk.finish(&mut tree);
         }
         if !useful {
             return Err(GeoError::Schema {
@@ -207,6 +249,8 @@ impl GeoDb {
         Ok(GeoDb {
             reader,
             records,
+            locations,
+            tree: tree.finish(),
             path: path.to_path_buf(),
             modified,
             database_type,
@@ -219,7 +263,10 @@ impl GeoDb {
             Ok(r) => {
                 let prefix = r.network().map_or(0, |n| n.prefix());
                 Found {
-                    location: r.offset().and_then(|o| self.records.get(&o)),
+                    location: r
+                        .offset()
+                        .and_then(|o| self.records.get(&o))
+                        .map(|&id| &self.locations[id as usize]),
                     prefix,
                 }
             }
@@ -250,11 +297,102 @@ impl GeoDb {
 
     /// Number of distinct locations indexed.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.locations.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.locations.is_empty()
+    }
+
+    /// Every address's location, as an index into [`GeoDb::locations`] (or [`NO_LOCATION`]).
+    pub fn tree(&self) -> &tree::PrefixTree {
+        &self.tree
+    }
+
+    /// The distinct locations, indexed by the values of [`GeoDb::tree`].
+    pub fn locations(&self) -> &[Location] {
+        &self.locations
+    }
+}
+
+/// Where an IPv6 database's walk has got to, to find the prefixes it skipped: the aliases of
+/// the IPv4 tree (::ffff:0:0/96 and 2002::/16 in MaxMind's databases). The walk goes in address
+/// order and, networks without data included, covers everything but those.
+#[derive(Default)]
+struct Walk {
+    /// The first address not walked yet; `None` once the walk has reached 2^128.
+    next: Option<u128>,
+    /// Prefixes that lead to the IPv4 tree, made once every network is in.
+    aliases: Vec<(u128, u8)>,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        Walk {
+            next: Some(0),
+            aliases: Vec::new(),
+        }
+    }
+
+    /// The walk yields `addr/len`; an IPv4 network is one of the IPv6 tree's ::/96 subtree.
+    fn next(&mut self, addr: IpAddr, len: u8) {
+        let (start, len) = match addr {
+            IpAddr::V4(a) => {
+                if self.aliases.last() != Some(&(0, 96)) {
+                    // The IPv4 tree itself, at ::/96.
+                    self.aliases.push((0, 96));
+                }
+                (u128::from(u32::from(a)), len + 96)
+            }
+            IpAddr::V6(a) => (u128::from(a), len),
+        };
+        if let Some(at) = self.next {
+            self.skipped(at, Some(start));
+        }
+        self.next = match len {
+            0 => None,
+            _ => start.checked_add(1u128 << (128 - u32::from(len))),
+        };
+    }
+
+    /// `at` up to `end` (`None`: 2^128) was skipped: split into aligned prefixes, each an alias.
+    fn skipped(&mut self, mut at: u128, end: Option<u128>) {
+        while Some(at) != end {
+            // Addresses left; `None` when that is all 2^128 of them.
+            let left = match end {
+                Some(e) => Some(e - at),
+                None => (at != 0).then(|| at.wrapping_neg()),
+            };
+            let fits = |k: u32| match (k, left) {
+                (128, left) => left.is_none(),
+                (k, left) => left.is_none_or(|l| 1u128 << k <= l),
+            };
+            let mut k = at.trailing_zeros(); // 128 when `at` is 0
+            while !fits(k) {
+                k -= 1;
+            }
+            let len = (128 - k) as u8;
+            // An alias deeper than /96 would leave fewer than 32 bits: no writer makes one.
+            if len <= 96 {
+                self.aliases.push((at, len));
+            }
+            if k == 128 {
+                return;
+            }
+            match at.checked_add(1u128 << k) {
+                Some(n) => at = n,
+                None => return, // reached 2^128
+            }
+        }
+    }
+
+    fn finish(mut self, tree: &mut tree::Builder) {
+        if let Some(at) = self.next {
+            self.skipped(at, None);
+        }
+        for (at, len) in self.aliases {
+            tree.alias_v4(at.into(), len);
+        }
     }
 }
 
@@ -389,6 +527,111 @@ mod tests {
                 "IPv4-mapped alias"
             );
         }
+    }
+
+    /// The location tree built at load against the database's own lookups: the same record
+    /// for every address, and the same record throughout the leaf's prefix.
+    fn tree_agrees_with_lookup(db: &GeoDb, addrs: impl Iterator<Item = IpAddr>) -> usize {
+        let record = |a: IpAddr| db.lookup(a).location.map(std::ptr::from_ref);
+        let mut seen = 0;
+        for (i, a) in addrs.enumerate() {
+            let (id, depth) = db.tree().lookup(a);
+            let from_tree = db.locations().get(id as usize).map(std::ptr::from_ref);
+            assert_eq!(from_tree, record(a), "{a}");
+            for n in 0..3u64 {
+                let noise = u128::from(crate::rng::mix(i as u64 * 3 + n)) << 64
+                    | u128::from(crate::rng::mix(!(i as u64 * 3 + n)));
+                let other = match a {
+                    IpAddr::V4(v) => {
+                        let keep = (u32::MAX).checked_shl(32 - u32::from(depth)).unwrap_or(0);
+                        IpAddr::from(((u32::from(v) & keep) | (noise as u32 & !keep)).to_be_bytes())
+                    }
+                    IpAddr::V6(v) => {
+                        let keep = (u128::MAX).checked_shl(128 - u32::from(depth)).unwrap_or(0);
+                        IpAddr::from(((u128::from(v) & keep) | (noise & !keep)).to_be_bytes())
+                    }
+                };
+                assert_eq!(record(other), record(a), "{other} is in {a}/{depth}");
+            }
+            seen += usize::from(from_tree.is_some());
+        }
+        seen
+    }
+
+    /// Random clients, a third of them in the IPv6 prefixes that alias the IPv4 tree.
+    fn clients(n: u64) -> impl Iterator<Item = IpAddr> {
+        (0..n).map(|i| {
+            let r = crate::rng::mix(i);
+            let v4 = [10, (r >> 8) as u8 % 64, (r >> 16) as u8, (r >> 24) as u8];
+            match i % 6 {
+                0 => IpAddr::from(v4),
+                1 => IpAddr::from((r as u32).to_be_bytes()),
+                2 => IpAddr::V6(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+                3 => {
+                    let six =
+                        (0x2002u128 << 112) | (u128::from(u32::from_be_bytes(v4)) << 80) | u128::from(r);
+                    IpAddr::from(six.to_be_bytes())
+                }
+                4 => IpAddr::from(((0x2001_0db8u128 << 96) | (u128::from(r) << 40)).to_be_bytes()),
+                _ => IpAddr::from((u128::from(r) << 64 | u128::from(crate::rng::mix(!i))).to_be_bytes()),
+            }
+        })
+    }
+
+    #[test]
+    fn the_location_tree_agrees_with_lookups_aliases_included() {
+        for schema in [Schema::MaxMind, Schema::Flat] {
+            let db = GeoDb::from_bytes(build(&rows(), schema, "test"), Path::new("t.mmdb"), None).unwrap();
+            assert!(tree_agrees_with_lookup(&db, clients(20_000)) > 10_000);
+            let (id, depth) = db.tree().lookup("2002:a14:101::1".parse().unwrap());
+            assert_eq!(
+                (db.locations()[id as usize].country.as_deref(), depth),
+                (Some("DE"), 32),
+                "6to4: 10.20.1.1, in 10.20/16, 16 bits down"
+            );
+        }
+    }
+
+    /// An IPv6 database whose ::/64 holds a record, so it has no IPv4 tree: every IPv4
+    /// address falls in that record, as the database's own lookups say.
+    #[test]
+    fn without_an_ipv4_tree_ipv4_addresses_take_the_record_holding_it() {
+        let rows = vec![row("::/64", "DE", None), row("2001:db8::/32", "FR", None)];
+        let db = GeoDb::from_bytes(build(&rows, Schema::MaxMind, "test"), Path::new("t.mmdb"), None).unwrap();
+        let (id, depth) = db.tree().lookup("10.1.2.3".parse().unwrap());
+        assert_eq!(
+            (db.locations()[id as usize].country.as_deref(), depth),
+            (Some("DE"), 0)
+        );
+        assert!(tree_agrees_with_lookup(&db, clients(6_000)) > 2_000);
+    }
+
+    /// MaxMind's test databases (their alias layout, record sizes and schemas), when
+    /// `MERIDIAN_MMDB_TESTDATA` names the directory holding them.
+    #[test]
+    #[ignore = "needs MaxMind's test databases: MERIDIAN_MMDB_TESTDATA=dir"]
+    fn the_location_tree_agrees_with_maxminds_test_databases() {
+        let dir = std::path::PathBuf::from(std::env::var("MERIDIAN_MMDB_TESTDATA").unwrap());
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let Ok(db) = GeoDb::open(&path) else { continue };
+            // Their networks sit all over the space: ask near each of them.
+            let mut near: Vec<IpAddr> = Vec::new();
+            for item in db.reader.networks(Default::default()).unwrap() {
+                let net = item.unwrap().network().unwrap();
+                near.push(net.ip());
+                if let IpAddr::V4(a) = net.ip() {
+                    near.push(IpAddr::V6(a.to_ipv6_mapped()));
+                    let six = (0x2002u128 << 112) | (u128::from(u32::from(a)) << 80);
+                    near.push(IpAddr::from(six.to_be_bytes()));
+                }
+            }
+            let found = tree_agrees_with_lookup(&db, near.into_iter().chain(clients(20_000)));
+            eprintln!("{}: {found} addresses with a record agree", path.display());
+            checked += 1;
+        }
+        assert!(checked > 0);
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Client<'g> {
     pub location: Option<&'g Location>,
     /// Prefix of the GeoIP network `addr` fell in (0 without a database).
     pub geo_prefix: u8,
+    /// For `policy: geo`, the name's rule for `addr` and its scope (`geo::RuleTree::decide`).
+    pub geo: geo::Decision,
 }
 
 /// Subnet lengths hashed for `sticky`: clients in one /24 (IPv4) or /48 (IPv6) stay together.
@@ -152,7 +154,7 @@ pub fn select(
     trace: &mut Trace,
 ) -> Selection {
     let rule = match name.policy {
-        Policy::Geo => geo::matching(&name.geo, Some(client.addr), client.location),
+        Policy::Geo => client.geo.rule(&name.geo),
         _ => None,
     };
     pipeline(name, dcs, family, client, rule, health, entropy, trace)
@@ -177,6 +179,7 @@ pub fn select_for_rule(
         source_prefix: 0,
         location: None,
         geo_prefix: 0,
+        geo: geo::Decision::NONE,
     };
     pipeline(name, dcs, family, &anyone, rule, health, 0, &mut Trace::off())
 }
@@ -432,7 +435,7 @@ fn order(
             }
         }
         Policy::Geo => {
-            let mut scope = geo::scope(&name.geo, client.addr, rule, client.geo_prefix);
+            let mut scope = client.geo.scope;
             let mut o = DcList::new();
             match rule {
                 Some(r) => trace.note(|| format!("geo rule {} matched", r.matches)),

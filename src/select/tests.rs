@@ -85,6 +85,7 @@ fn client(addr: &str, prefix: u8) -> Client<'static> {
         source_prefix: prefix,
         location: None,
         geo_prefix: 0,
+        geo: geo::Decision::NONE,
     }
 }
 
@@ -293,6 +294,39 @@ fn located(addr: &str, prefix: u8, loc: &'static Location, geo_prefix: u8) -> Cl
         source_prefix: prefix,
         location: Some(loc),
         geo_prefix,
+        geo: geo::Decision::NONE,
+    }
+}
+
+/// A database of `(network, country)` rows.
+fn geo_db(rows: &[(&str, &str)]) -> crate::geo::GeoDb {
+    use crate::geo::build::{Row, Schema, build};
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|(net, country)| Row {
+            network: crate::geo::parse_cidr(net).unwrap(),
+            country: Some(country.to_string()),
+            continent: crate::geo::countries::continent_of(country).map(String::from),
+            subdivision: None,
+            coords: None,
+            city: None,
+            asn: None,
+            as_org: None,
+        })
+        .collect();
+    crate::geo::GeoDb::from_bytes(
+        build(&rows, Schema::MaxMind, "test"),
+        std::path::Path::new("t"),
+        None,
+    )
+    .unwrap()
+}
+
+/// `c` with `n`'s geo rules decided over `db`, as the answer path does.
+fn decided(n: &GslbName, db: Option<&crate::geo::GeoDb>, c: Client<'static>) -> Client<'static> {
+    Client {
+        geo: geo::RuleTree::compile(&n.geo, db).decide(c.addr),
+        ..c
     }
 }
 
@@ -309,16 +343,23 @@ fn geo_table() {
         ..Default::default()
     });
     let n = geo_name();
+    let db = geo_db(&[
+        ("192.0.0.0/20", "DE"),
+        ("192.0.32.0/26", "DE"),
+        ("10.0.0.0/8", "DE"),
+        ("198.51.100.0/24", "BR"),
+    ]);
     let eu_down = vec!["198.51.100.10", "2001:db8:20::10"];
-    // (client, down, expected first DC, expected scope)
+    // (client, down, expected first DC, expected scope); the location is what the database
+    // says, for the trace.
     let cases: Vec<(Client<'static>, Vec<&'static str>, DcId, u8)> = vec![
         (located("192.0.2.0", 24, &DE, 20), vec![], EU, 20), // continent rule; GeoIP network /20
-        (located("192.0.2.0", 24, &DE, 26), vec![], EU, 24), // GeoIP narrower than the source: source bounds it
+        (located("192.0.32.0", 24, &DE, 26), vec![], EU, 24), // GeoIP narrower than the source: source bounds it
         (located("192.0.2.0", 24, &DE, 20), eu_down.clone(), US, 20), // next rank of the same rule
-        (located("10.99.3.0", 24, &DE, 8), vec![], AP, 16),  // net rule beats location
-        (located("10.98.0.0", 24, &DE, 8), vec![], EU, 16),  // location, but 10.99/16 must be excluded
-        (located("192.0.2.0", 24, &BR, 24), vec![], US, 24), // no rule for SA: default
-        (client("192.0.2.0", 24), vec![], US, 1),            // no GeoIP data: only 10.99/16 must be excluded
+        (located("10.99.3.0", 24, &DE, 8), vec![], AP, 16),   // net rule beats location
+        (located("10.98.0.0", 24, &DE, 8), vec![], EU, 16),   // location, but 10.99/16 must be excluded
+        (located("198.51.100.0", 24, &BR, 24), vec![], US, 6), // no rule for SA: default, over 196/6
+        (client("203.0.113.0", 24), vec![], US, 5),           // not in the database: default, over 200/5
         (
             located("192.0.2.0", 24, &DE, 20),
             [eu_down.clone(), US4.to_vec(), vec!["2001:db8:10::10"]].concat(),
@@ -327,6 +368,7 @@ fn geo_table() {
         ), // rule and default down: any other up DC
     ];
     for (c, down, want, scope) in cases {
+        let c = decided(&n, Some(&db), c);
         let s = run(&n, Family::V4, &c, &down, 1);
         assert_eq!(
             s.datacenters.first(),
@@ -337,6 +379,15 @@ fn geo_table() {
         );
         assert_eq!(s.scope, scope, "scope for {} (geo /{})", c.addr, c.geo_prefix);
     }
+    // Without a database only the net rule shapes the scope: 10.99/16 excluded at /1.
+    let s = run(
+        &n,
+        Family::V4,
+        &decided(&n, None, client("192.0.2.0", 24)),
+        &[],
+        1,
+    );
+    assert_eq!((s.datacenters.first(), s.scope), (Some(&US), 1));
 }
 
 #[test]
@@ -348,15 +399,11 @@ fn geo_rank_splits_by_weight() {
     });
     let mut n = geo_name();
     n.weights = vec![NonZeroU32::MIN, NonZeroU32::MIN, NonZeroU32::new(4).unwrap()]; // us 1, ap 4
+    let db = geo_db(&[("10.30.0.0/16", "JP")]);
+    let jp = decided(&n, Some(&db), located("10.30.0.0", 24, &JP, 16));
     let mut ap = 0;
     for e in 0..2000u64 {
-        let s = run(
-            &n,
-            Family::V4,
-            &located("10.30.0.0", 24, &JP, 16),
-            &[],
-            crate::rng::mix(e),
-        );
+        let s = run(&n, Family::V4, &jp, &[], crate::rng::mix(e));
         if s.datacenters[..] == [AP] {
             ap += 1;
         }
@@ -454,11 +501,12 @@ fn explain_trace_names_the_reasons() {
         ..Default::default()
     });
     let mut t = Trace::enabled();
+    let db = geo_db(&[("192.0.0.0/20", "DE")]);
     select(
         &n,
         &dcs(),
         Family::V4,
-        &located("192.0.2.0", 24, &DE, 20),
+        &decided(&n, Some(&db), located("192.0.2.0", 24, &DE, 20)),
         &Down(vec!["198.51.100.10", "2001:db8:20::10"]),
         1,
         &mut t,
