@@ -165,7 +165,7 @@ pub fn run(req: &Request, snap: &Snapshot, entropy: u64, node: Option<&str>) -> 
         answer: show(&r.answer),
         authority: show(&r.authority),
         additional: show(&r.additional),
-        scope: r.scope.min(req.client.source_prefix),
+        scope: r.scope,
         steps: e.steps,
         votes: votes(snap, &e.datacenters, node.unwrap_or_default()),
     }

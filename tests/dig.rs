@@ -74,7 +74,9 @@ fn dig_against_the_shipped_zone() {
         (
             "www.gslb.example.com A +subnet=10.20.0.0/16",
             &[
-                "CLIENT-SUBNET: 10.20.0.0/16/16",
+                // London (10.20/16) and Paris (10.21/16) are both EU: one /15 for the
+                // continent rule.
+                "CLIENT-SUBNET: 10.20.0.0/16/15",
                 "IN A 198.51.100.1",
                 "flags: qr aa",
             ],
@@ -85,7 +87,8 @@ fn dig_against_the_shipped_zone() {
         ),
         (
             "www.gslb.example.com A +subnet=10.10.0.0/24",
-            &["CLIENT-SUBNET: 10.10.0.0/24/16", "IN A 192.0.2.1"],
+            // San Francisco (10.10/16) and Toronto (10.11/16) are both NA: one /15.
+            &["CLIENT-SUBNET: 10.10.0.0/24/15", "IN A 192.0.2.1"],
         ),
         (
             "www.gslb.example.com AAAA +subnet=100.64.0.0/10",

@@ -259,17 +259,13 @@ fn pipeline(
             } else {
                 ttl
             };
-            return Selection {
-                ttl,
-                scope: scope.min(client.source_prefix),
-                ..s
-            };
+            return Selection { ttl, scope, ..s };
         }
         trace.note(|| format!("no data center up has {} endpoints: NODATA", family_name(family)));
         return Selection {
             outcome: Outcome::NoData,
             ttl,
-            scope: scope.min(client.source_prefix),
+            scope,
             datacenters: DcList::new(),
         };
     }
@@ -291,11 +287,7 @@ fn pipeline(
         WhenAllDown::All => {
             let (order, scope) = order(name, dcs, candidates, client, rule, health, entropy, trace);
             match take(name, dcs, &order, family, health, entropy, false, trace) {
-                Some((s, _)) => Selection {
-                    ttl,
-                    scope: scope.min(client.source_prefix),
-                    ..s
-                },
+                Some((s, _)) => Selection { ttl, scope, ..s },
                 None => nothing(Outcome::NoData),
             }
         }

@@ -239,10 +239,11 @@ fn sticky_is_stable_per_subnet_and_scoped() {
     }
     assert_eq!(spread.len(), 3, "64 subnets use every data center");
     assert_eq!(run(&n, Family::V4, &client("10.1.2.0", 24), &[], 1).scope, 24);
+    // A /16 source is not specific enough: its /24s are answered apart (RFC 7871 §7.2.1).
     assert_eq!(
         run(&n, Family::V4, &client("10.1.0.0", 16), &[], 1).scope,
-        16,
-        "never beyond the source prefix"
+        24,
+        "the sticky prefix, beyond the source prefix"
     );
     assert_eq!(
         run(&n, Family::V6, &client("2001:db8:1:2::", 56), &[], 1).scope,
@@ -354,7 +355,7 @@ fn geo_table() {
     // says, for the trace.
     let cases: Vec<(Client<'static>, Vec<&'static str>, DcId, u8)> = vec![
         (located("192.0.2.0", 24, &DE, 20), vec![], EU, 20), // continent rule; GeoIP network /20
-        (located("192.0.32.0", 24, &DE, 26), vec![], EU, 24), // GeoIP narrower than the source: source bounds it
+        (located("192.0.32.0", 24, &DE, 26), vec![], EU, 26), // GeoIP narrower than the source: the rest of the /24 is not DE
         (located("192.0.2.0", 24, &DE, 20), eu_down.clone(), US, 20), // next rank of the same rule
         (located("10.99.3.0", 24, &DE, 8), vec![], AP, 16),   // net rule beats location
         (located("10.98.0.0", 24, &DE, 8), vec![], EU, 16),   // location, but 10.99/16 must be excluded
@@ -521,4 +522,47 @@ fn explain_trace_names_the_reasons() {
     ] {
         assert!(all.contains(want), "missing `{want}` in\n{all}");
     }
+}
+
+/// RFC 7871 §7.2.1: where the client's source prefix holds addresses answered differently (a
+/// /25 `net:` rule inside a /24 ECS prefix), the scope is longer than the source, so that no
+/// resolver caches the answer for the whole /24.
+#[test]
+fn a_scope_longer_than_the_source_prefix_is_said() {
+    let mut n = name(Policy::Geo);
+    n.geo = vec![
+        GeoRule {
+            matches: GeoMatch::Net {
+                addr: ip("10.0.0.128"),
+                len: 25,
+            },
+            ranks: vec![vec![AP]],
+        },
+        GeoRule {
+            matches: GeoMatch::Default,
+            ranks: vec![vec![US]],
+        },
+    ];
+    // As the answer path asks: the ECS address masked to its source prefix.
+    let masked = crate::geo::mask(ip("10.0.0.200"), 24);
+    let ecs = run(
+        &n,
+        Family::V4,
+        &decided(&n, None, client(&masked.to_string(), 24)),
+        &[],
+        1,
+    );
+    let inside = run(
+        &n,
+        Family::V4,
+        &decided(&n, None, client("10.0.0.130", 32)),
+        &[],
+        1,
+    );
+    assert_ne!(
+        addrs(&ecs),
+        addrs(&inside),
+        "the two /25s are answered differently"
+    );
+    assert_eq!(ecs.scope, 25, "the answer holds for 10.0.0.0/25 alone");
 }

@@ -63,8 +63,10 @@ pub fn write_response(
     if let Some(e) = edns {
         let mut e = *e;
         if let Some(c) = &mut e.client_subnet {
-            // RFC 7871 §7.2.1: the scope of this answer, never beyond what the client gave.
-            c.scope_prefix = resp.scope.min(c.source_prefix);
+            // RFC 7871 §7.2.1: the scope of this answer. Longer than the source prefix when
+            // addresses inside it are answered differently ("not specific enough"), so that a
+            // resolver does not cache this answer for all of them.
+            c.scope_prefix = resp.scope.min(if c.address.is_ipv4() { 32 } else { 128 });
         }
         w.opt(&e, resp.rcode, nsid);
         counts[2] += 1;
