@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod dns;
 pub mod events;
 pub mod explain;
+pub mod file_id;
 pub mod files;
 pub mod geo;
 pub mod health;

@@ -574,4 +574,60 @@ mod tests {
             (Some("continent:EU".to_string()), 8)
         );
     }
+
+    /// A database replaced by one that keeps the old modification time (`cp -p`, `rsync -t`,
+    /// an unpacked archive) is still a new file: a reload opens it and compiles over it.
+    #[test]
+    fn a_geoip_database_replaced_with_the_same_mtime_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        let db = dir.path().join("geo.mmdb");
+        write_db(&db, "10.20.0.0/16", "EU", "GB");
+        std::fs::write(
+            dir.path().join("meridian.yaml"),
+            "zones_dir: zones\ngeoip: { database: geo.mmdb }\ndatacenters:\n  \
+             us: { location: { continent: NA }, endpoints: [{ address: 192.0.2.10 }] }\n  \
+             eu: { location: { continent: EU }, endpoints: [{ address: 198.51.100.10 }] }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("zones/example.test.yaml"),
+            "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\n\
+             ns: [ns1.example.test.]\nrecords: { ns1: { A: [192.0.2.1] } }\n\
+             gslb:\n  www: { policy: geo, datacenters: [us, eu], geo: { \"continent:EU\": [eu], default: [us] } }\n",
+        )
+        .unwrap();
+        let path = dir.path().join("meridian.yaml");
+        let store = Store::new(
+            crate::config::load(&path).unwrap(),
+            Arc::default(),
+            Arc::default(),
+        );
+        let before = store.load().clone();
+        let mtime = std::fs::metadata(&db).unwrap().modified().unwrap();
+        let aside = dir.path().join("geo.mmdb.new");
+        write_db(&aside, "10.30.0.0/16", "EU", "FR");
+        std::fs::File::options()
+            .write(true)
+            .open(&aside)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&aside, &db).unwrap();
+        let reloaded = crate::config::load_overlay(&path, before.geo.as_ref(), &Default::default()).unwrap();
+        store.publish(reloaded, Arc::default());
+        let after = store.load().clone();
+        assert!(!Arc::ptr_eq(
+            before.geo.as_ref().unwrap(),
+            after.geo.as_ref().unwrap()
+        ));
+        let zone = after.zones.values().next().unwrap();
+        let key = Name::parse("www.example.test.", None).unwrap().key();
+        let g = zone.entries[&key].node.as_ref().unwrap().gslb.clone().unwrap();
+        let d = after.geo_rules.decide(&g, "10.30.1.1".parse().unwrap());
+        assert_eq!(
+            d.rule(&g.geo).map(|r| r.matches.to_string()),
+            Some("continent:EU".to_string())
+        );
+    }
 }

@@ -441,9 +441,9 @@ pub(crate) fn geoip(
 ) -> (Option<Arc<GeoDb>>, Duration) {
     let db = raw.and_then(|g| {
         let file = base.join(&g.database.value);
-        let modified = std::fs::metadata(&file).and_then(|m| m.modified()).ok();
+        let identity = crate::file_id::FileId::of(&file);
         if let Some(prev) =
-            previous.filter(|p| p.path == file && p.modified == modified && modified.is_some())
+            previous.filter(|p| p.path == file && p.identity == identity && identity.is_some())
         {
             return Some(prev.clone());
         }

@@ -54,15 +54,7 @@ impl Default for FileDigests {
     }
 }
 
-/// What identifies one version of a file without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
+use crate::file_id::FileId;
 
 impl FileDigests {
     /// A cache trusting identities of files last changed at least `racy` before they were read.
@@ -81,15 +73,7 @@ impl FileDigests {
 
     /// The identity of `path` now (`None` when it cannot be read), and whether it may be kept.
     fn id(&self, path: &Path) -> Option<(FileId, bool)> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        let id = FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        };
+        let id = FileId::of(path)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -365,8 +365,8 @@ impl Control {
             let Some(current) = self.store.load().geo.clone() else {
                 continue;
             };
-            let modified = std::fs::metadata(&current.path).and_then(|m| m.modified()).ok();
-            if modified.is_none() || modified == current.modified || modified == failed_at {
+            let identity = crate::file_id::FileId::of(&current.path);
+            if identity.is_none() || identity == current.identity || identity == failed_at {
                 continue;
             }
             let path = current.path.clone();
@@ -384,7 +384,7 @@ impl Control {
                     }
                 }
                 Ok(Err(e)) => {
-                    failed_at = modified;
+                    failed_at = identity;
                     tracing::error!(error = %e, "GeoIP database not reloaded; still using the previous one");
                 }
                 Err(e) => tracing::error!(error = %e, "GeoIP reload task failed"),

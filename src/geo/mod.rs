@@ -13,7 +13,6 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// Where an address is, as far as the database knows.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,8 +65,8 @@ pub struct GeoDb {
     /// prefixes that alias it.
     tree: tree::PrefixTree,
     pub path: PathBuf,
-    /// Modification time when read, to notice replacement on disk.
-    pub modified: Option<SystemTime>,
+    /// The file as it was read (device, inode, size, times), to notice a replacement on disk.
+    pub identity: Option<crate::file_id::FileId>,
     pub database_type: String,
 }
 
@@ -177,13 +176,17 @@ impl GeoDb {
             path: path.to_path_buf(),
             message,
         };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let identity = crate::file_id::FileId::of(path);
         let bytes = std::fs::read(path).map_err(|e| open_err(e.to_string()))?;
-        Self::from_bytes(bytes, path, modified)
+        Self::from_bytes(bytes, path, identity)
     }
 
     /// Indexes a database held in memory.
-    pub fn from_bytes(bytes: Vec<u8>, path: &Path, modified: Option<SystemTime>) -> Result<GeoDb, GeoError> {
+    pub fn from_bytes(
+        bytes: Vec<u8>,
+        path: &Path,
+        identity: Option<crate::file_id::FileId>,
+    ) -> Result<GeoDb, GeoError> {
         let open_err = |message: String| GeoError::Open {
             path: path.to_path_buf(),
             message,
@@ -252,7 +255,7 @@ impl GeoDb {
             locations,
             tree: tree.finish(),
             path: path.to_path_buf(),
-            modified,
+            identity,
             database_type,
         })
     }
