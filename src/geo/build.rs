@@ -269,6 +269,26 @@ fn record(row: &Row, schema: Schema) -> Value {
     Value::Map(m)
 }
 
+/// A database of `(network, country)` rows in MaxMind's layout, each continent the country's:
+/// what tests of geo rules decide over.
+#[cfg(test)]
+pub fn country_db(rows: &[(&str, &str)]) -> super::GeoDb {
+    let rows: Vec<Row> = rows
+        .iter()
+        .map(|(net, country)| Row {
+            network: super::parse_cidr(net).unwrap(),
+            country: Some(country.to_string()),
+            continent: countries::continent_of(country).map(String::from),
+            subdivision: None,
+            coords: None,
+            city: None,
+            asn: None,
+            as_org: None,
+        })
+        .collect();
+    super::GeoDb::from_bytes(build(&rows, Schema::MaxMind, "test"), Path::new("t"), None).unwrap()
+}
+
 /// Builds a whole IPv6 database (IPv4 networks live at ::/96 and are aliased at ::ffff:0:0/96
 /// and 2002::/16).
 pub fn build(rows: &[Row], schema: Schema, description: &str) -> Vec<u8> {

@@ -173,26 +173,7 @@ mod tests {
 
     /// A database of `(network, country)` rows (continents from the country).
     fn db(rows: &[(&str, &str)]) -> GeoDb {
-        use crate::geo::build::{Row, Schema, build};
-        let rows: Vec<Row> = rows
-            .iter()
-            .map(|(net, country)| Row {
-                network: crate::geo::parse_cidr(net).unwrap(),
-                country: Some(country.to_string()),
-                continent: crate::geo::countries::continent_of(country).map(String::from),
-                subdivision: None,
-                coords: None,
-                city: None,
-                asn: None,
-                as_org: None,
-            })
-            .collect();
-        GeoDb::from_bytes(
-            build(&rows, Schema::MaxMind, "test"),
-            std::path::Path::new("t"),
-            None,
-        )
-        .unwrap()
+        crate::geo::build::country_db(rows)
     }
 
     /// The rule's place in `rules`, for messages and comparisons.

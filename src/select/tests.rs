@@ -301,26 +301,7 @@ fn located(addr: &str, prefix: u8, loc: &'static Location, geo_prefix: u8) -> Cl
 
 /// A database of `(network, country)` rows.
 fn geo_db(rows: &[(&str, &str)]) -> crate::geo::GeoDb {
-    use crate::geo::build::{Row, Schema, build};
-    let rows: Vec<Row> = rows
-        .iter()
-        .map(|(net, country)| Row {
-            network: crate::geo::parse_cidr(net).unwrap(),
-            country: Some(country.to_string()),
-            continent: crate::geo::countries::continent_of(country).map(String::from),
-            subdivision: None,
-            coords: None,
-            city: None,
-            asn: None,
-            as_org: None,
-        })
-        .collect();
-    crate::geo::GeoDb::from_bytes(
-        build(&rows, Schema::MaxMind, "test"),
-        std::path::Path::new("t"),
-        None,
-    )
-    .unwrap()
+    crate::geo::build::country_db(rows)
 }
 
 /// `c` with `n`'s geo rules decided over `db`, as the answer path does.
