@@ -30,7 +30,9 @@ fn ecs_clients_get_their_region_and_the_right_scope() {
             ("10.30.5.0", 24, AP, 16), // Asia
             ("10.50.0.0", 20, US, 11), // Oceania: no rule, default, as is all 10.32/11 (nothing else there)
             ("10.99.7.0", 24, AP, 16), // net: rule beats location
-            ("10.16.0.0", 12, US, 12), // needs /14 to be exact; /12 is all the client gave
+            // /12 is not specific enough: its /14s are answered apart (RFC 7871 §7.2.1), so the
+            // scope is longer than the source.
+            ("10.16.0.0", 12, US, 14),
             ("2001:db8:20::", 56, "2001:db8:20::10", 48),
         ];
         for (addr, prefix, want, scope) in cases {

@@ -66,7 +66,12 @@ pub fn write_response(
             // RFC 7871 §7.2.1: the scope of this answer. Longer than the source prefix when
             // addresses inside it are answered differently ("not specific enough"), so that a
             // resolver does not cache this answer for all of them.
-            c.scope_prefix = resp.scope.min(if c.address.is_ipv4() { 32 } else { 128 });
+            // A source prefix of 0 asks for an answer that uses no client data: scope 0
+            // (§7.1.2), whatever the query's source address chose.
+            c.scope_prefix = match c.source_prefix {
+                0 => 0,
+                _ => resp.scope.min(if c.address.is_ipv4() { 32 } else { 128 }),
+            };
         }
         w.opt(&e, resp.rcode, nsid);
         counts[2] += 1;
