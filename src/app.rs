@@ -98,15 +98,17 @@ pub async fn serve(
     // Bind every address before anything else, so a bad one fails the start at once.
     let mut bound = Vec::with_capacity(config.dns.listen.len());
     for &addr in &config.dns.listen {
-        bound.push(socket::bind(addr).map_err(|(proto, error)| AppError::Bind {
-            addr,
-            what: match proto {
-                Proto::Udp => "DNS over UDP",
-                Proto::Tcp => "DNS over TCP",
-            },
-            error,
-            option: "--listen",
-        })?);
+        bound.push(
+            socket::bind(addr, config.dns.udp_workers.get()).map_err(|(proto, error)| AppError::Bind {
+                addr,
+                what: match proto {
+                    Proto::Udp => "DNS over UDP",
+                    Proto::Tcp => "DNS over TCP",
+                },
+                error,
+                option: "--listen",
+            })?,
+        );
     }
     let admin_listener = match config.admin.listen {
         None => None,
@@ -158,16 +160,11 @@ pub async fn serve(
             source,
         })?;
         udp_threads.extend(
-            udp::spawn(
-                bound.udp,
-                bound.pktinfo,
-                config.dns.udp_workers.get(),
-                store.clone(),
-                stop_udp.clone(),
-            )
-            .map_err(|source| AppError::Setup {
-                what: "udp workers",
-                source,
+            udp::spawn(bound.udp, bound.pktinfo, store.clone(), stop_udp.clone()).map_err(|source| {
+                AppError::Setup {
+                    what: "udp workers",
+                    source,
+                }
             })?,
         );
         let tcp_stop = tcp::Stop {

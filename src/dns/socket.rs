@@ -1,4 +1,11 @@
-//! Opening the DNS sockets: one UDP socket and one TCP listener per listen address.
+//! Opening the DNS sockets: per listen address, one TCP listener and one UDP socket per UDP
+//! worker.
+//!
+//! The UDP sockets of an address share its port with SO_REUSEPORT, so the kernel spreads
+//! datagrams over them by their source address and port, and each worker receives from a queue
+//! of its own instead of every worker contending for one socket's. The TCP listener is bound
+//! without SO_REUSEPORT, right after the first UDP socket: a second server started by mistake
+//! on the same address fails on it, instead of silently sharing the UDP traffic.
 //!
 //! Every IPv6 socket is IPV6_V6ONLY, whatever `net.ipv6.bindv6only` says, so `[::]:P` means
 //! IPv6 only, on UDP and TCP alike, and `0.0.0.0:P` beside it gives dual stack. A wildcard UDP
@@ -29,11 +36,12 @@ impl std::fmt::Display for Proto {
     }
 }
 
-/// A UDP socket and a TCP listener on the same address.
+/// UDP sockets and a TCP listener on the same address.
 pub struct Bound {
     /// The address bound (the port chosen by the kernel when 0 was asked).
     pub addr: SocketAddr,
-    pub udp: UdpSocket,
+    /// One per UDP worker, all on `addr` (SO_REUSEPORT).
+    pub udp: Vec<UdpSocket>,
     pub tcp: TcpListener,
     /// The UDP socket reports each datagram's destination (a wildcard address).
     pub pktinfo: bool,
@@ -49,6 +57,7 @@ fn new_socket(addr: SocketAddr, ty: socket2::Type) -> std::io::Result<socket2::S
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, bool)> {
     let socket = new_socket(addr, socket2::Type::DGRAM)?;
+    socket.set_reuse_port(true)?;
     // Best effort: a smaller buffer only means drops under heavier bursts.
     let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     let pktinfo = addr.ip().is_unspecified();
@@ -68,13 +77,19 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Binds UDP and TCP on `addr`. With port 0, UDP picks the port and TCP takes the same one.
-pub fn bind(addr: SocketAddr) -> Result<Bound, (Proto, std::io::Error)> {
+/// Binds `udp_sockets` UDP sockets (at least one) and a TCP listener on `addr`. With port 0,
+/// the first UDP socket picks the port and the others take the same one.
+pub fn bind(addr: SocketAddr, udp_sockets: usize) -> Result<Bound, (Proto, std::io::Error)> {
     for _ in 0..16 {
-        let (udp, pktinfo) = bind_udp(addr).map_err(|e| (Proto::Udp, e))?;
-        let local = udp.local_addr().map_err(|e| (Proto::Udp, e))?;
+        let (first, pktinfo) = bind_udp(addr).map_err(|e| (Proto::Udp, e))?;
+        let local = first.local_addr().map_err(|e| (Proto::Udp, e))?;
         match bind_tcp(local) {
             Ok(tcp) => {
+                let mut udp = Vec::with_capacity(udp_sockets.max(1));
+                udp.push(first);
+                while udp.len() < udp_sockets {
+                    udp.push(bind_udp(local).map_err(|e| (Proto::Udp, e))?.0);
+                }
                 return Ok(Bound {
                     addr: local,
                     udp,
@@ -176,4 +191,71 @@ pub fn raise_open_files_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t)>
         }
     }
     Ok((lim.rlim_cur, before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn each_udp_worker_gets_a_socket_on_the_same_port() {
+        let bound = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        assert_eq!(bound.udp.len(), 3);
+        for udp in &bound.udp {
+            assert_eq!(udp.local_addr().unwrap(), bound.addr);
+        }
+        assert_eq!(bound.tcp.local_addr().unwrap(), bound.addr);
+        assert!(!bound.pktinfo);
+    }
+
+    #[test]
+    fn the_kernel_spreads_datagrams_over_the_sockets() {
+        let bound = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        // 64 clients, each on its own port: the kernel hashes senders over the three sockets
+        // (all 64 in one socket would happen with probability 3 × (1/3)^64).
+        let clients: Vec<UdpSocket> = (0..64).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        for c in &clients {
+            c.send_to(b"q", bound.addr).unwrap();
+        }
+        let mut counts = Vec::new();
+        for udp in &bound.udp {
+            udp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            let mut n = 0;
+            let mut buf = [0u8; 16];
+            while udp.recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+            counts.push(n);
+        }
+        assert_eq!(
+            counts.iter().sum::<usize>(),
+            64,
+            "every datagram arrives once: {counts:?}"
+        );
+        assert!(
+            counts.iter().filter(|&&n| n > 0).count() >= 2,
+            "datagrams spread over the sockets: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_address_is_refused() {
+        let first = bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        // Its UDP sockets would join the first's group (same user, SO_REUSEPORT): the TCP
+        // listener, bound without it, is what refuses.
+        let Err((proto, e)) = bind(first.addr, 2) else {
+            panic!("a second bind of {} succeeded", first.addr)
+        };
+        assert_eq!((proto, e.kind()), (Proto::Tcp, std::io::ErrorKind::AddrInUse));
+    }
+
+    #[test]
+    fn a_port_held_by_another_udp_socket_is_refused() {
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let Err((proto, e)) = bind(other.local_addr().unwrap(), 2) else {
+            panic!("bound over a port another socket holds")
+        };
+        assert_eq!((proto, e.kind()), (Proto::Udp, std::io::ErrorKind::AddrInUse));
+    }
 }

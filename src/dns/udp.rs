@@ -1,4 +1,5 @@
-//! UDP listener: blocking worker threads sharing one socket.
+//! UDP listener: blocking worker threads, each on a socket of its own (the address's sockets
+//! share its port with SO_REUSEPORT; see [`super::socket`]).
 //!
 //! Plain threads rather than async tasks: a UDP query is one receive, one synchronous answer and
 //! one send, so an executor would only add wake-ups. On Linux each worker receives and sends up
@@ -29,19 +30,20 @@ const BATCH: usize = 32;
 /// are far smaller.
 const MAX_QUERY: usize = 4096;
 
-/// Starts `workers` threads answering on `socket` until `stop` is set. `pktinfo`: the socket
-/// reports destination addresses (see [`super::socket::enable_pktinfo`]) and replies are sent from them.
+/// Starts a thread answering on each of `sockets` until `stop` is set. `pktinfo`: the sockets
+/// report destination addresses (see [`super::socket::enable_pktinfo`]) and replies are sent
+/// from them.
 pub fn spawn(
-    socket: UdpSocket,
+    sockets: Vec<UdpSocket>,
     pktinfo: bool,
-    workers: usize,
     store: Arc<Store>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    socket.set_read_timeout(Some(STOP_POLL))?;
-    (0..workers)
-        .map(|i| {
-            let socket = socket.try_clone()?;
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, socket)| {
+            socket.set_read_timeout(Some(STOP_POLL))?;
             let (store, stop) = (store.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
