@@ -436,9 +436,12 @@ fn gslb_answer<'a>(
 ) {
     let snap = cx.snap;
     let addr = crate::geo::mask(cx.client.addr, cx.client.source_prefix);
-    // Only location-based policies pay for the GeoIP lookup.
+    // Only nearest pays for a GeoIP lookup per query: geo's rule tree already holds what its
+    // rules need, so for geo the location only serves an explanation's notes.
+    let explaining = cx.trace.borrow().is_enabled();
     let found = match (g.policy, &snap.geo) {
-        (Policy::Geo | Policy::Nearest, Some(db)) => Some(db.lookup(addr)),
+        (Policy::Nearest, Some(db)) => Some(db.lookup(addr)),
+        (Policy::Geo, Some(db)) if explaining => Some(db.lookup(addr)),
         _ => None,
     };
     let client = Client {
@@ -452,7 +455,8 @@ fn gslb_answer<'a>(
         },
     };
     cx.note(|| format!("{} is load-balanced: policy {}", g.owner, g.policy.as_str()));
-    let sel = select::select(
+    let mut sel = select::Selection::empty();
+    select::select_into(
         g,
         &snap.datacenters,
         family,
@@ -460,6 +464,7 @@ fn gslb_answer<'a>(
         &*snap.health,
         cx.entropy,
         &mut cx.trace.borrow_mut(),
+        &mut sel,
     );
     resp.scope = resp.scope.max(sel.scope);
     for dc in &sel.datacenters {
@@ -468,9 +473,9 @@ fn gslb_answer<'a>(
         }
     }
     cx.note(|| format!("TTL {}, ECS scope /{}", sel.ttl, sel.scope));
-    match sel.outcome {
+    match &sel.outcome {
         Outcome::Addresses(addrs) => {
-            for a in addrs {
+            for &a in addrs {
                 let (rtype, rdata) = match a {
                     IpAddr::V4(v4) => (RType::A, Rd::A(v4)),
                     IpAddr::V6(v6) => (RType::AAAA, Rd::Aaaa(v6)),

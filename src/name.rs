@@ -20,6 +20,12 @@ pub struct Name(Box<[u8]>);
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NameKey(Box<[u8]>);
 
+/// A table keyed by names, for the query path's lookups: hashed with foldhash, a few times
+/// cheaper than the standard library's SipHash on names of a few dozen bytes. Its keys are
+/// the operator's names, not a client's, so flooding it with colliding keys is not a client's
+/// to do; the seed is still random per table.
+pub type NameMap<V> = std::collections::HashMap<NameKey, V, foldhash::fast::RandomState>;
+
 impl NameKey {
     /// The key of the name whose wire form is `wire` (any case).
     pub fn of_wire(wire: &[u8]) -> NameKey {

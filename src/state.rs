@@ -8,11 +8,10 @@ use crate::lock::LockExt;
 use crate::metrics::{Metrics, ZoneCounters};
 use crate::model::gslb::{Datacenter, GeoMatch, GslbName, Policy};
 use crate::model::{Node, RRset, RType, Zone, ZoneStamp};
-use crate::name::{Name, NameKey, parent_wire};
+use crate::name::{Name, NameKey, NameMap, parent_wire};
 use crate::select::geo::{Decision, RuleTree};
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,7 +32,7 @@ pub struct CompiledZone {
     /// The file it was read from, and what that file held (`config::Known` is made of these).
     pub source: PathBuf,
     pub stamp: ZoneStamp,
-    pub entries: HashMap<NameKey, Entry>,
+    pub entries: NameMap<Entry>,
     /// The apex SOA RRset, for negative answers.
     pub soa: RRset,
     /// Queries answered from this zone.
@@ -53,7 +52,8 @@ impl CompiledZone {
             .and_then(|n| n.get(RType::SOA))
             .cloned()
             .expect("validated zone has an apex SOA");
-        let mut entries: HashMap<NameKey, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
+        let mut entries: NameMap<Entry> =
+            NameMap::with_capacity_and_hasher(zone.nodes.len() * 2, Default::default());
         for node in zone.nodes {
             let key = node.name.key();
             // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
@@ -96,7 +96,7 @@ impl CompiledZone {
 /// Everything a query needs, immutable once published.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub zones: Arc<HashMap<NameKey, Arc<CompiledZone>>>,
+    pub zones: Arc<NameMap<Arc<CompiledZone>>>,
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,
@@ -129,7 +129,7 @@ impl Snapshot {
         metrics: Arc<Metrics>,
         generation: u64,
     ) -> Snapshot {
-        Snapshot::reusing(config, health, metrics, generation, &HashMap::new(), None)
+        Snapshot::reusing(config, health, metrics, generation, &NameMap::default(), None)
     }
 
     /// Compiles the zones of `config` that were read, and shares those `unchanged` from
@@ -140,10 +140,10 @@ impl Snapshot {
         health: Arc<HealthView>,
         metrics: Arc<Metrics>,
         generation: u64,
-        before: &HashMap<NameKey, Arc<CompiledZone>>,
+        before: &NameMap<Arc<CompiledZone>>,
         previous: Option<&GeoRules>,
     ) -> Snapshot {
-        let zones: HashMap<NameKey, Arc<CompiledZone>> = config
+        let zones: NameMap<Arc<CompiledZone>> = config
             .zones
             .into_iter()
             .map(|z| {
@@ -320,7 +320,7 @@ impl GeoRules {
     /// Compiles the geo names of `zones` over `db`, reusing `previous`'s trees when they were
     /// compiled over the same database.
     fn compile(
-        zones: &HashMap<NameKey, Arc<CompiledZone>>,
+        zones: &NameMap<Arc<CompiledZone>>,
         db: Option<&Arc<GeoDb>>,
         previous: Option<&GeoRules>,
     ) -> GeoRules {
@@ -385,10 +385,12 @@ impl GeoRules {
     pub fn decide(&self, g: &GslbName, addr: IpAddr) -> Decision {
         match self.names.binary_search_by_key(&address(g), |&(a, _)| a) {
             Ok(i) => self.trees[self.names[i].1 as usize].1.decide(addr),
-            // Only names of this snapshot's zones come here; all were compiled.
+            // Only names of this snapshot's zones come here, and all were compiled; a name from
+            // elsewhere still gets its own rules' answer, for exactly its address (no lookup
+            // of a wider scope without a tree).
             Err(_) => {
-                debug_assert!(false, "{} has no compiled geo rules", g.owner);
-                Decision::NONE
+                let location = self.db.as_ref().and_then(|db| db.lookup(addr).location);
+                Decision::exact(&g.geo, addr, location)
             }
         }
     }
@@ -543,6 +545,19 @@ mod tests {
         let eu = (Some("continent:EU".to_string()), 16);
         assert_eq!(decide(&snap, "www", "10.20.1.1"), eu);
         assert_eq!(decide(&snap, "api", "10.20.1.1"), eu);
+        // A name that is not the snapshot's (a copy: another address) has no tree: its rules
+        // still decide, for the client's address alone.
+        let copy = (*name(&snap, "www")).clone();
+        let d = snap.geo_rules.decide(&copy, "10.20.1.1".parse().unwrap());
+        assert_eq!(
+            (d.rule(&copy.geo).map(|r| r.matches.to_string()), d.scope),
+            (Some("continent:EU".to_string()), 32)
+        );
+        let d = snap.geo_rules.decide(&copy, "192.0.2.1".parse().unwrap());
+        assert_eq!(
+            (d.rule(&copy.geo).map(|r| r.matches.to_string()), d.scope),
+            (Some("default".to_string()), 32)
+        );
 
         // A reload, same database (kept by the reload, as the file is unchanged): the tree is
         // reused.

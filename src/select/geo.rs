@@ -58,6 +58,17 @@ impl Decision {
         scope: 0,
     };
 
+    /// The rule [`matching`] finds for `addr` itself, scope the whole address: for rules no
+    /// tree was compiled from.
+    pub fn exact(rules: &[GeoRule], addr: IpAddr, location: Option<&Location>) -> Decision {
+        let rule = rules
+            .iter()
+            .position(|r| holds(&r.matches, Some(addr), location))
+            .map_or(NO_RULE, |i| i as u32);
+        let scope = if addr.is_ipv4() { 32 } else { 128 };
+        Decision { rule, scope }
+    }
+
     /// The rule decided, out of the rules the tree was compiled from.
     pub fn rule<'r>(&self, rules: &'r [GeoRule]) -> Option<&'r GeoRule> {
         rules.get(self.rule as usize)

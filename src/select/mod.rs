@@ -111,6 +111,18 @@ pub struct Selection {
     pub datacenters: DcList,
 }
 
+impl Selection {
+    /// Nothing selected yet (NODATA), to be filled by [`select_into`].
+    pub fn empty() -> Selection {
+        Selection {
+            outcome: Outcome::NoData,
+            ttl: 0,
+            scope: 0,
+            datacenters: DcList::new(),
+        }
+    }
+}
+
 /// Collects explanation steps when enabled; costs nothing otherwise.
 #[derive(Debug, Default)]
 pub struct Trace {
@@ -131,6 +143,9 @@ impl Trace {
     pub fn off() -> Self {
         Trace::default()
     }
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
     pub fn note(&mut self, f: impl FnOnce() -> String) {
         if self.enabled {
             self.steps.push(f());
@@ -144,6 +159,7 @@ impl Trace {
 }
 
 /// Selects the answer for `name` (A when `family` is V4, AAAA when V6).
+#[allow(clippy::too_many_arguments)]
 pub fn select(
     name: &GslbName,
     dcs: &[Datacenter],
@@ -153,11 +169,29 @@ pub fn select(
     entropy: u64,
     trace: &mut Trace,
 ) -> Selection {
+    let mut sel = Selection::empty();
+    select_into(name, dcs, family, client, health, entropy, trace, &mut sel);
+    sel
+}
+
+/// [`select`], written into `sel` (whatever it held): the answer path's way, which copies no
+/// selection (its addresses are about 1 KiB).
+#[allow(clippy::too_many_arguments)]
+pub fn select_into(
+    name: &GslbName,
+    dcs: &[Datacenter],
+    family: Family,
+    client: &Client<'_>,
+    health: &impl Health,
+    entropy: u64,
+    trace: &mut Trace,
+    sel: &mut Selection,
+) {
     let rule = match name.policy {
         Policy::Geo => client.geo.rule(&name.geo),
         _ => None,
     };
-    pipeline(name, dcs, family, client, rule, health, entropy, trace)
+    pipeline(name, dcs, family, client, rule, health, entropy, trace, sel)
 }
 
 /// What `select` answers a client that geo rule `rule` matches (for other policies, `None`:
@@ -181,7 +215,19 @@ pub fn select_for_rule(
         geo_prefix: 0,
         geo: geo::Decision::NONE,
     };
-    pipeline(name, dcs, family, &anyone, rule, health, 0, &mut Trace::off())
+    let mut sel = Selection::empty();
+    pipeline(
+        name,
+        dcs,
+        family,
+        &anyone,
+        rule,
+        health,
+        0,
+        &mut Trace::off(),
+        &mut sel,
+    );
+    sel
 }
 
 /// The pipeline of `select`, for the geo rule `rule` (already matched, or chosen by a view).
@@ -195,7 +241,8 @@ fn pipeline(
     health: &impl Health,
     entropy: u64,
     trace: &mut Trace,
-) -> Selection {
+    sel: &mut Selection,
+) {
     let dc = |id: DcId| &dcs[usize::from(id.0)];
     trace.note(|| match name.policy {
         Policy::Geo | Policy::Nearest => {
@@ -246,28 +293,28 @@ fn pipeline(
         trace.note(|| format!("a candidate is down: degraded_ttl {ttl}"));
     }
 
+    // The selection is filled in place: its addresses are about 1 KiB, which every move of it
+    // would copy.
+    sel.outcome = Outcome::NoData;
+    sel.ttl = ttl;
+    sel.scope = 0;
+    sel.datacenters.clear();
+
     // 2. Order by policy. 3. Take data centers with endpoints of the family.
     if !up.is_empty() {
         let (order, scope) = order(name, dcs, &up, client, rule, health, entropy, trace);
-        let sel = take(name, dcs, &order, family, health, entropy, true, trace);
-        if let Some((s, skipped)) = sel {
+        sel.scope = scope;
+        match take(name, dcs, &order, family, health, entropy, true, trace, sel) {
             // A data center passed over for want of healthy endpoints of this family is a
             // failover too: answer with the short TTL so clients come back soon.
-            let ttl = if skipped && !degraded {
+            Some(true) if !degraded => {
                 trace.note(|| format!("passed over a data center: degraded_ttl {}", name.degraded_ttl));
-                name.degraded_ttl
-            } else {
-                ttl
-            };
-            return Selection { ttl, scope, ..s };
+                sel.ttl = name.degraded_ttl;
+            }
+            Some(_) => {}
+            None => trace.note(|| format!("no data center up has {} endpoints: NODATA", family_name(family))),
         }
-        trace.note(|| format!("no data center up has {} endpoints: NODATA", family_name(family)));
-        return Selection {
-            outcome: Outcome::NoData,
-            ttl,
-            scope,
-            datacenters: DcList::new(),
-        };
+        return;
     }
 
     // Nothing up.
@@ -277,34 +324,23 @@ fn pipeline(
             when_name(&name.when_all_down)
         )
     });
-    let nothing = |outcome| Selection {
-        outcome,
-        ttl,
-        scope: 0,
-        datacenters: DcList::new(),
-    };
     match &name.when_all_down {
         WhenAllDown::All => {
             let (order, scope) = order(name, dcs, candidates, client, rule, health, entropy, trace);
-            match take(name, dcs, &order, family, health, entropy, false, trace) {
-                Some((s, _)) => Selection { ttl, scope, ..s },
-                None => nothing(Outcome::NoData),
+            if take(name, dcs, &order, family, health, entropy, false, trace, sel).is_some() {
+                sel.scope = scope;
             }
         }
-        WhenAllDown::None => nothing(Outcome::NoData),
-        WhenAllDown::Servfail => nothing(Outcome::ServFail),
+        WhenAllDown::None => {}
+        WhenAllDown::Servfail => sel.outcome = Outcome::ServFail,
         WhenAllDown::Fallback(addrs) => {
-            let a: Addresses = addrs
-                .iter()
-                .copied()
-                .filter(|a| family.has(*a))
-                .take(MAX_ADDRESSES)
-                .collect();
-            nothing(if a.is_empty() {
-                Outcome::NoData
-            } else {
-                Outcome::Addresses(a)
-            })
+            let fallback = addrs.iter().copied().filter(|a| family.has(*a));
+            if fallback.clone().next().is_some() {
+                sel.outcome = Outcome::Addresses(Addresses::new());
+                if let Outcome::Addresses(a) = &mut sel.outcome {
+                    a.extend(fallback.take(MAX_ADDRESSES));
+                }
+            }
         }
     }
 }
@@ -464,8 +500,9 @@ fn order(
     }
 }
 
-/// Takes the first data centers with endpoints of `family` and picks their addresses.
-/// `respect_health` is false when failing open. The flag is true when a data center that has
+/// Takes the first data centers with endpoints of `family` and picks their addresses, into
+/// `sel`'s outcome and data centers (left as they were when none has any). `respect_health` is
+/// false when failing open. `None` when none was taken; else whether a data center that has
 /// endpoints of the family was passed over because none of them is up.
 #[allow(clippy::too_many_arguments)]
 fn take(
@@ -477,7 +514,8 @@ fn take(
     entropy: u64,
     respect_health: bool,
     trace: &mut Trace,
-) -> Option<(Selection, bool)> {
+    sel: &mut Selection,
+) -> Option<bool> {
     let mut skipped = false;
     let want = if name.policy == Policy::All {
         usize::MAX
@@ -515,21 +553,17 @@ fn take(
     if chosen.is_empty() {
         return None;
     }
-    let addrs = addrs.into_items();
-    trace.note(|| {
-        let n: Vec<&str> = chosen.iter().map(|&d| &*dcs[usize::from(d.0)].name).collect();
-        let a: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        format!("chose {}: {}", n.join(", "), a.join(" "))
-    });
-    Some((
-        Selection {
-            outcome: Outcome::Addresses(addrs),
-            ttl: 0,
-            scope: 0,
-            datacenters: chosen,
-        },
-        skipped,
-    ))
+    sel.outcome = Outcome::Addresses(Addresses::new());
+    if let Outcome::Addresses(a) = &mut sel.outcome {
+        addrs.items_into(a);
+        trace.note(|| {
+            let n: Vec<&str> = chosen.iter().map(|&d| &*dcs[usize::from(d.0)].name).collect();
+            let a: Vec<String> = a.iter().map(ToString::to_string).collect();
+            format!("chose {}: {}", n.join(", "), a.join(" "))
+        });
+    }
+    sel.datacenters = chosen;
+    Some(skipped)
 }
 
 fn names<'a>(ids: &[DcId], name: impl Fn(DcId) -> &'a str) -> String {

@@ -46,7 +46,15 @@ impl<T: Copy, const N: usize> Top<T, N> {
 
     /// The items kept, first place first.
     pub fn into_items(self) -> ArrayVec<T, N> {
-        self.keyed.iter().map(|&(_, item)| item).collect()
+        let mut items = ArrayVec::new();
+        self.items_into(&mut items);
+        items
+    }
+
+    /// Appends the items kept, first place first, to `out` (in place: no copy of the whole
+    /// array, as returning one would make).
+    pub fn items_into(&self, out: &mut ArrayVec<T, N>) {
+        out.extend(self.keyed.iter().map(|&(_, item)| item));
     }
 }
 
