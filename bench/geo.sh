@@ -9,6 +9,8 @@
 # everything else → us then eu. Every query carries ECS 10.1.0.0/24 (answer: eu).
 # Meridian also runs a second time with continent rules over a GeoIP database (the demo one),
 # which adds a GeoIP lookup to every query.
+# `bare` is bench/bare_responder.rs (one canned record for every query, ECS ignored): the
+# physical limit of this machine's kernel.
 # Needs: dnsperf gdnsd dig; traffic stays on 127.0.0.0/8.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +18,7 @@ root=$(dirname "$here")
 secs=${1:-10}
 . "$here/lib.sh"
 need dnsperf gdnsd taskset dig ss python3
-(cd "$root" && cargo build --release --quiet)
+(cd "$root" && cargo build --release --quiet && cargo build --release --quiet --example bare-responder)
 work=$(mktemp -d /tmp/meridian-bench.XXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -99,6 +101,8 @@ EOC
   taskset -c 0 gdnsd -c "$work/gdnsd" -f start &
 }
 
+start_bare() { taskset -c 0 "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
+
 check_answer() {   # the answer for the benchmark's client must be eu
   local got; got=$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" www.example.com A "+subnet=$1")
   [ "$got" = "127.0.2.1" ] || { echo "$2: expected 127.0.2.1 for $1, got '$got'" >&2; exit 1; }
@@ -107,7 +111,7 @@ check_answer() {   # the answer for the benchmark's client must be eu
 run() {   # name label ecs-option ecs-subnet
   "start_$1" >"$work/$1.log" 2>&1
   wait_ready static.example.com
-  check_answer "$4" "$2"
+  [ "$1" = bare ] || check_answer "$4" "$2"
   measure "$2" "$work/queries" "$secs" -E "$3"
   kill "$(jobs -p | grep -v "^$monitor$")" 2>/dev/null || true
   sleep 0.7
@@ -120,5 +124,6 @@ for _ in $(seq 1 "$rounds"); do
   run gdnsd "gdnsd (geoip nets)" "$ecs" 10.1.0.0/24
   run meridian_nets "meridian (net rules)" "$ecs" 10.1.0.0/24
   run meridian_geoip "meridian (GeoIP rules)" "8:000118000a1400" 10.20.0.0/24
+  run bare "bare responder" "$ecs" 10.1.0.0/24
 done
-report "gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)"
+report "gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)" "bare responder"

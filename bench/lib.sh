@@ -15,11 +15,15 @@ server_pids() {
   ss -Hulpn "sport = :$port" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
+# cpu_ticks PIDS: "utime stime" summed over PIDS, in clock ticks.
 cpu_ticks() {
-  local total=0
-  # utime + stime; the command name may hold spaces ("nsd: main"), so cut it off first.
-  for p in $1; do total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
-  echo $total
+  local user=0 sys=0 u s
+  # The command name may hold spaces ("nsd: main"), so cut it off first.
+  for p in $1; do
+    read -r u s < <(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12, $13}')
+    user=$((user + u)); sys=$((sys + s))
+  done
+  echo "$user $sys"
 }
 
 # wait_ready NAME TYPE: until the server answers NAME.
@@ -32,39 +36,43 @@ wait_ready() {
   return 1
 }
 
-# measure LABEL QUERYFILE SECONDS [dnsperf args...]: appends "qps us lost" to $work/LABEL.runs.
+# measure LABEL QUERYFILE SECONDS [dnsperf args...]: appends "qps us lost user_us sys_us" to
+# $work/LABEL.runs. DNSPERF_CPUS: where dnsperf runs (default CPU 1).
 measure() {
   local label=$1 queries=$2 secs=$3
   shift 3
   local pids; pids=$(server_pids)
   [ -n "$pids" ] || { echo "no process found on port $port for $label" >&2; return 1; }
   local hz; hz=$(getconf CLK_TCK)
-  local before; before=$(cpu_ticks "$pids")
-  taskset -c 1 dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 8 -q 200 "$@" > "$work/perf.out" 2>&1
-  local after; after=$(cpu_ticks "$pids")
-  local answered qps lost us
+  local u0 s0 u1 s1
+  read -r u0 s0 < <(cpu_ticks "$pids")
+  taskset -c "${DNSPERF_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l "$secs" -c 8 -q 200 "$@" > "$work/perf.out" 2>&1
+  read -r u1 s1 < <(cpu_ticks "$pids")
+  local answered qps lost
   answered=$(awk '/Queries completed:/ {print $3}' "$work/perf.out")
   qps=$(awk '/Queries per second:/ {print $4}' "$work/perf.out")
   lost=$(awk '/Queries lost:/ {print $3}' "$work/perf.out")
-  us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$answered" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
-  echo "$qps $us $lost" >> "$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).runs"
+  awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v n="$answered" -v qps="$qps" -v lost="$lost" \
+    'BEGIN {printf "%s %.2f %s %.2f %.2f\n", qps, (u + s) / hz * 1e6 / n, lost, u / hz * 1e6 / n, s / hz * 1e6 / n}' \
+    >> "$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).runs"
 }
 
 # report LABEL...: one table row per label, the median of its runs (the first label is the
-# reference the ratio column divides by).
+# reference the ratio columns divide by): QPS, CPU µs per query and its user-space part.
 report() {
-  echo "| server                 |        QPS | CPU µs/q |   lost | CPU/q vs ${1%% *} |"
-  echo "|------------------------|-----------:|---------:|-------:|------:|"
-  local ref=""
+  echo "| server                 |        QPS | CPU µs/q | user µs/q | system µs/q |   lost | CPU/q vs ${1%% *} | user/q vs ${1%% *} |"
+  echo "|------------------------|-----------:|---------:|----------:|------------:|-------:|------:|------:|"
+  local ref="" uref=""
   local label
   for label in "$@"; do
     local f; f="$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).runs"
-    local qps us lost
-    qps=$(sort -n -k1 "$f" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    us=$(sort -n -k2 "$f" | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
+    local qps us lost user sys
+    median() { sort -n -k"$1" "$f" | awk -v k="$1" '{a[NR]=$k} END {print a[int((NR+1)/2)]}'; }
+    qps=$(median 1); us=$(median 2); user=$(median 4); sys=$(median 5)
     lost=$(awk '{s+=$3} END {print s}' "$f")
-    [ -n "$ref" ] || ref=$us
-    printf '| %-22s | %10.0f | %8s | %6s | %5.2f× |\n' "$label" "$qps" "$us" "$lost" "$(awk -v a="$us" -v b="$ref" 'BEGIN {print a / b}')"
+    [ -n "$ref" ] || { ref=$us; uref=$user; }
+    printf '| %-22s | %10.0f | %8s | %9s | %11s | %6s | %5.2f× | %5.2f× |\n' "$label" "$qps" "$us" "$user" "$sys" "$lost" \
+      "$(awk -v a="$us" -v b="$ref" 'BEGIN {print a / b}')" "$(awk -v a="$user" -v b="$uref" 'BEGIN {print (b > 0 ? a / b : 0)}')"
   done
 }
 

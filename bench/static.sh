@@ -2,10 +2,17 @@
 # Static-zone benchmark: the same zone served by Meridian, NSD and gdnsd, one at a time, each
 # pinned to CPU 0 with dnsperf pinned to CPU 1. Meridian runs twice: on 127.0.0.1, and on
 # 0.0.0.0 (`meridian_any`: replies sourced from each query's destination address, PKTINFO).
+# `bare` is bench/bare_responder.rs, a recvmmsg/sendmmsg loop answering every query with one
+# canned record: the physical limit of this machine's kernel, no DNS server can cost less.
 # Reports answered QPS and server CPU µs per query (from /proc/PID/stat), the figure that
 # survives a noisy machine.
 #
 #   bench/static.sh [seconds per run, default 10]   (ROUNDS=3: servers take turns, medians reported)
+#
+# Scaling over cores: WORKERS=2 gives each server two UDP threads (Meridian's udp_workers, one
+# socket each; gdnsd's udp_threads; NSD's server-count with reuseport), and SERVERS= picks
+# which run. With SERVER_CPUS=0,1 DNSPERF_CPUS=0,1 they share both CPUs with dnsperf; the
+# figure to compare is still CPU µs per query (its inverse: queries per CPU-second).
 #
 # Needs: dnsperf nsd gdnsd (Debian packages) and a release build (done here).
 # Sends traffic to 127.0.0.1 only.
@@ -15,8 +22,10 @@ root=$(dirname "$here")
 secs=${1:-10}
 . "$here/lib.sh"
 need dnsperf nsd gdnsd taskset dig ss
-(cd "$root" && cargo build --release --quiet)
+(cd "$root" && cargo build --release --quiet && cargo build --release --quiet --example bare-responder)
 work=$(mktemp -d /tmp/meridian-bench.XXXX)
+workers=${WORKERS:-1}
+cpus=${SERVER_CPUS:-0}
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 zone='$TTL 300
@@ -32,6 +41,8 @@ for i in $(seq 1 250); do
 done > "$work/queries"
 
 start_meridian() { meridian_on "127.0.0.1:$port"; }
+# OLD_MERIDIAN=path: another build on 127.0.0.1 (SERVERS="... meridian_old"), for a before/after.
+start_meridian_old() { meridian_on "127.0.0.1:$port" "$OLD_MERIDIAN"; }
 # On the wildcard address: every reply's source comes from the query's destination (PKTINFO).
 start_meridian_any() { meridian_on "0.0.0.0:$port"; }
 
@@ -44,12 +55,14 @@ zone: example.com
 import: example.com.zone
 EOC
   cat > "$work/meridian/meridian.yaml" <<EOC
-dns: { listen: ["$1"], udp_workers: 1 }
+dns: { listen: ["$1"], udp_workers: $workers }
 log: { level: warn }
 zones_dir: zones
 EOC
-  taskset -c 0 "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
+  taskset -c "$cpus" "${2:-$root/target/release/meridian}" serve --config "$work/meridian/meridian.yaml" &
 }
+
+start_bare() { taskset -c "$cpus" "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
 
 start_nsd() {
   mkdir -p "$work/nsd"
@@ -57,7 +70,8 @@ start_nsd() {
   cat > "$work/nsd/nsd.conf" <<EOC
 server:
   ip-address: 127.0.0.1@$port
-  server-count: 1
+  server-count: $workers
+  reuseport: $([ "$workers" -gt 1 ] && echo yes || echo no)
   rrl-ratelimit: 0
   zonesdir: "$work/nsd"
   username: ""
@@ -72,16 +86,16 @@ zone:
   name: example.com
   zonefile: example.com.zone
 EOC
-  taskset -c 0 nsd -c "$work/nsd/nsd.conf" -d &
+  taskset -c "$cpus" nsd -c "$work/nsd/nsd.conf" -d &
 }
 
 start_gdnsd() {
   mkdir -p "$work/gdnsd/zones" "$work/gdnsd/run"
   cat > "$work/gdnsd/config" <<EOC
-options => { listen => [ 127.0.0.1:$port ], udp_threads => 1, tcp_threads => 1, run_dir => $work/gdnsd/run, state_dir => $work/gdnsd/run }
+options => { listen => [ 127.0.0.1:$port ], udp_threads => $workers, tcp_threads => 1, run_dir => $work/gdnsd/run, state_dir => $work/gdnsd/run }
 EOC
   printf '%s\n' "$zone" > "$work/gdnsd/zones/example.com"
-  taskset -c 0 gdnsd -c "$work/gdnsd" -f start &
+  taskset -c "$cpus" gdnsd -c "$work/gdnsd" -f start &
 }
 
 run() {
@@ -93,9 +107,11 @@ run() {
 }
 
 rounds=${ROUNDS:-3}
-echo "static zone: ${rounds} rounds of ${secs}s per server, taking turns; medians. Server on CPU 0, dnsperf on CPU 1 ($(nproc) CPUs)"
+servers=${SERVERS:-gdnsd nsd meridian meridian_any bare}
+echo "static zone: ${rounds} rounds of ${secs}s per server, taking turns; medians. $workers UDP thread(s) per server on CPU $cpus, dnsperf on CPU ${DNSPERF_CPUS:-1} ($(nproc) CPUs)"
 echo
 for _ in $(seq 1 "$rounds"); do
-  for s in gdnsd nsd meridian meridian_any; do run $s; done
+  for s in $servers; do run $s; done
 done
-report gdnsd nsd meridian meridian_any
+# shellcheck disable=SC2086
+report $servers
