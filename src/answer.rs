@@ -337,6 +337,9 @@ fn resolve<'a>(
 
 /// The cut closest to the apex on the way down to `key`, if any.
 fn topmost_cut<'z>(zone: &'z CompiledZone, key: &[u8], apex_len: usize) -> Option<(usize, &'z Node)> {
+    if !zone.has_cuts {
+        return None;
+    }
     let mut found = None;
     let mut cur = Some(key);
     while let Some(k) = cur.filter(|k| k.len() > apex_len) {

@@ -35,6 +35,9 @@ pub struct CompiledZone {
     pub entries: NameMap<Entry>,
     /// The apex SOA RRset, for negative answers.
     pub soa: RRset,
+    /// Whether any name below the apex is a delegation: a zone without one (most GSLB zones)
+    /// answers without looking for cuts above the name asked.
+    pub has_cuts: bool,
     /// Queries answered from this zone.
     pub counters: Arc<ZoneCounters>,
 }
@@ -74,12 +77,14 @@ impl CompiledZone {
                 },
             );
         }
+        let has_cuts = entries.values().any(|e| e.is_cut);
         CompiledZone {
             origin: zone.origin,
             source: zone.source,
             stamp: zone.stamp,
             entries,
             soa,
+            has_cuts,
             counters: Arc::default(),
         }
     }
@@ -97,6 +102,9 @@ impl CompiledZone {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub zones: Arc<NameMap<Arc<CompiledZone>>>,
+    /// The wire lengths of the zones' origins (bit n of the 256: some origin is n bytes long):
+    /// `zone_for` hashes only the suffixes of a name that could be one.
+    origin_lengths: [u64; 4],
     /// Indexed by `DcId`.
     pub datacenters: Arc<[Datacenter]>,
     pub geo: Option<Arc<GeoDb>>,
@@ -171,8 +179,14 @@ impl Snapshot {
             .map(|d| metrics.datacenter(&d.name))
             .collect();
         let geo_rules = GeoRules::compile(&zones, config.geoip.as_ref(), previous);
+        let mut origin_lengths = [0u64; 4];
+        for key in zones.keys() {
+            let n = key.as_bytes().len().min(255);
+            origin_lengths[n / 64] |= 1 << (n % 64);
+        }
         Snapshot {
             zones: Arc::new(zones),
+            origin_lengths,
             datacenters: config.datacenters.into(),
             geo: config.geoip,
             geo_rules: Arc::new(geo_rules),
@@ -189,7 +203,10 @@ impl Snapshot {
     pub fn zone_for(&self, key: &[u8]) -> Option<&CompiledZone> {
         let mut cur = Some(key);
         while let Some(k) = cur {
-            if let Some(z) = self.zones.get(k) {
+            let n = k.len().min(255);
+            if self.origin_lengths[n / 64] & (1 << (n % 64)) != 0
+                && let Some(z) = self.zones.get(k)
+            {
                 return Some(z.as_ref());
             }
             cur = parent_wire(k);
@@ -289,6 +306,7 @@ impl Snapshot {
     fn share(&self) -> Snapshot {
         Snapshot {
             zones: self.zones.clone(),
+            origin_lengths: self.origin_lengths,
             datacenters: self.datacenters.clone(),
             geo: self.geo.clone(),
             geo_rules: self.geo_rules.clone(),
