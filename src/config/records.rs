@@ -168,11 +168,16 @@ fn block_entries(sig: &[Sig], i: &mut usize, top: usize) -> Option<Entries<Spann
         let key = text_scalar(key, line.no)?;
         *i += 1;
         let value = if rest.is_empty() {
-            // A block list: `- value` lines, deeper than the key. (At the key's own
-            // indentation the YAML parser places the list otherwise: left to it.)
-            let dash = sig.get(*i).map(|l| l.indent).filter(|&n| n > inner)?;
+            // A block list: `- value` lines, at the key's indentation (as serde-saphyr writes
+            // them) or deeper. The YAML parser places the list at its first `-` when deeper,
+            // at its first value when at the key's indentation.
+            let dash = sig.get(*i).map(|l| l.indent).filter(|&n| n >= inner)?;
             let first = sig.get(*i)?;
-            let (first_no, first_col) = (first.no, dash + 1);
+            let first_col = match first.text.strip_prefix("- ") {
+                Some(v) if dash == inner => dash + 1 + (first.text.len() - v.trim_start_matches(' ').len()),
+                _ => dash + 1,
+            };
+            let first_no = first.no;
             let mut items = Vec::new();
             while let Some(item) = sig.get(*i).filter(|l| l.indent == dash) {
                 let Some(v) = item.text.strip_prefix("- ") else {
@@ -388,6 +393,17 @@ mod tests {
         Some(shown(&raw.records))
     }
 
+    /// What the API writes (serde-saphyr's own output) is read apart.
+    #[test]
+    fn what_the_api_writes_is_read_apart() {
+        let doc = serde_json::json!({"zone": "a.test", "soa": {"mname": "ns1", "rname": "h", "serial": 3},
+            "ns": ["ns1"], "records": {"ns1": {"A": ["192.0.2.1"]}, "h1": {"A": ["10.0.0.1", "10.0.0.2"], "ttl": 60}},
+            "gslb": {"www": {"policy": "failover", "datacenters": ["eu", "us"]}}});
+        let text = serde_saphyr::to_string(&doc).unwrap();
+        let split = split(&text).unwrap_or_else(|| panic!("not read apart:\n{text}"));
+        assert_eq!(Some(shown(&split.records)), by_parser(&text), "{text}");
+    }
+
     /// Every form read apart gives what the YAML parser gives, positions included, and the
     /// rest of the file reads as it did, with the placeholder where the section began.
     #[test]
@@ -398,6 +414,7 @@ mod tests {
             "zone: a.test\nrecords:\n    www:\n        A:\n          - 192.0.2.1\n          -   192.0.2.2\n        AAAA:\n          - 2001:db8::1\n",
             "zone: a.test\n# lead\nrecords:\n\n  # a comment\n  \"@\": { NS: [ns1, ns2] }\n  '*.w': { TXT: \"v=spf1 -all\" }\n  t:   {  TXT:  ['a b', \"c,d\"] }  \ngslb:\n  www: { policy: failover, datacenters: [eu] }\n",
             "records:\n  a: { A: [] }\n  b: {}\n  c: { AAAA: [2001:db8::1], CNAME: x.y. }\nzone: a.test\n",
+            "zone: a.test\nrecords:\n  w:\n    A:\n    -   192.0.2.1\n    - 192.0.2.2\n    ttl: 5\n  v:\n    TXT:\n    - a\n",
             "zone: a.test\nrecords:\n  h1: { A: 10.0.0.1 }\n  h2: { TXT: hello world, ttl: 0 }\n",
         ];
         for text in cases {
@@ -436,7 +453,6 @@ mod tests {
             "records:\n  a: { A: [b] }\n   b: { A: [c] }\n",
             "records:\n  a:\n    A: [b]\n   B: [c]\n",
             "records:\n  a:\n",
-            "records:\n  a:\n    A:\n    - b\n",
             "records: {}\n",
             "records:\n- a\n",
             "records:\n  a: { A: [b, ] }\n",
