@@ -14,6 +14,7 @@ pub mod datacenters;
 pub mod diagnostics;
 pub mod gslb;
 pub mod raw;
+mod records;
 pub mod settings;
 pub mod source;
 pub mod zonefile;

@@ -5,6 +5,7 @@
 use super::diagnostics::{Diagnostics, Loc, Problem};
 use super::gslb::{GslbContext, gslb_name};
 use super::raw::{Entries, RawValue, RawZone};
+use super::records;
 use super::source::{FileDigests, Overlay, parse_yaml};
 use super::zonefile::{self, TextError, Word, check_ttl, parse_rdata};
 use crate::model::gslb::GslbName;
@@ -169,7 +170,43 @@ fn zone(
     overlay: &Overlay,
     files: &FileDigests,
 ) -> Result<(Zone, Loc), Vec<Problem>> {
+    // The `records:` section read apart when it is in the plain form (see `records`): used only
+    // when the zone validates; a zone with problems is read again by the YAML parser, whose
+    // reading every problem is reported from.
+    if let Some(raw) = read_apart(file, text)
+        && let Ok(zone) = zone_of(file, raw, text_digest, cx, overlay, files)
+    {
+        return Ok(zone);
+    }
     let raw: RawZone = parse_yaml(file, text).map_err(|p| vec![p])?;
+    zone_of(file, raw, text_digest, cx, overlay, files)
+}
+
+/// The zone file `text` with its `records:` section read apart from the rest, when it can be.
+fn read_apart(file: &Path, text: &str) -> Option<RawZone> {
+    let split = records::split(text)?;
+    let mut raw: RawZone = parse_yaml(file, &split.rest).ok()?;
+    // The placeholder is the one entry, where the section began: the section is the
+    // top-level `records:` mapping (and no other key of the file is `records`).
+    match raw.records.0.as_slice() {
+        [(key, _)]
+            if key.value == records::PLACEHOLDER
+                && key.referenced.line() == u64::from(split.placeholder_line) => {}
+        _ => return None,
+    }
+    raw.records = split.records;
+    Some(raw)
+}
+
+/// Validates one zone file read into `raw`.
+fn zone_of(
+    file: &Path,
+    raw: RawZone,
+    text_digest: Digest,
+    cx: &GslbContext<'_>,
+    overlay: &Overlay,
+    files: &FileDigests,
+) -> Result<(Zone, Loc), Vec<Problem>> {
     let mut stamp = ZoneStamp {
         text: text_digest,
         imports: Vec::new(),
@@ -316,7 +353,7 @@ fn one_entry_per_owner<'a>(
     section: &str,
     keys: impl Iterator<Item = &'a Spanned<String>>,
 ) -> HashSet<usize> {
-    let mut seen: HashMap<NameKey, &Spanned<String>> = HashMap::new();
+    let mut seen: HashMap<NameKey, &Spanned<String>> = HashMap::with_capacity(keys.size_hint().0);
     let mut repeated = HashSet::new();
     for (i, key) in keys.enumerate() {
         let Ok(owner) = Name::parse(&key.value, Some(origin)) else {
@@ -371,25 +408,26 @@ fn yaml_records(
         if repeated.contains(&i) {
             continue;
         }
-        let entry_field = format!("records.{}", owner_key.value);
+        // Field paths are written only for a problem (a large zone has 100,000 entries).
+        let entry_field = || format!("records.{}", owner_key.value);
         let owner = match Name::parse(&owner_key.value, Some(origin)) {
             Ok(n) => n,
             Err(e) => {
-                d.say(owner_key, Some(&entry_field), e);
+                d.say(owner_key, Some(&entry_field()), e);
                 continue;
             }
         };
         let before = d.count();
         let mut ttl = None;
-        let ttl_field = format!("{entry_field}.ttl");
+        let ttl_field = || format!("{}.ttl", entry_field());
         for (key, value) in &entries.0 {
             if key.value == "ttl" {
                 match &value.value {
                     RawValue::Number(n) => match check_ttl(*n) {
                         Ok(t) => ttl = Some(t),
-                        Err(e) => d.at(value, &ttl_field, e),
+                        Err(e) => d.at(value, &ttl_field(), e),
                     },
-                    _ => d.at(value, &ttl_field, "a number of seconds, like 300"),
+                    _ => d.at(value, &ttl_field(), "a number of seconds, like 300"),
                 }
             }
         }
@@ -397,18 +435,18 @@ fn yaml_records(
             if key.value == "ttl" {
                 continue;
             }
-            let field = format!("{entry_field}.{}", key.value);
+            let field = || format!("{}.{}", entry_field(), key.value);
             let Some(rtype) = RType::from_mnemonic(&key.value).filter(|t| RType::ZONE_TYPES.contains(t))
             else {
                 d.say(
                     key,
-                    Some(&field),
+                    Some(&field()),
                     format_args!("`{}` is not a record type Meridian serves (A, AAAA, CNAME, MX, TXT, SRV, CAA, PTR, NS) or `ttl`", key.value),
                 );
                 continue;
             };
             if rtype == RType::SOA {
-                d.say(key, Some(&field), "the SOA is given by the zone's `soa:` key");
+                d.say(key, Some(&field()), "the SOA is given by the zone's `soa:` key");
                 continue;
             }
             let items: Vec<(String, Loc)> = match &value.value {
@@ -420,7 +458,7 @@ fn yaml_records(
                     .collect(),
             };
             if rtype == RType::CNAME && items.len() > 1 {
-                d.say(key, Some(&field), "a name has at most one CNAME");
+                d.say(key, Some(&field()), "a name has at most one CNAME");
                 continue;
             }
             for (text, loc) in items {
@@ -434,7 +472,7 @@ fn yaml_records(
                     Err(e) => {
                         // Positions inside a one-line value are exact; otherwise the value's own.
                         let col = if e.line == 1 { loc.col + e.col - 1 } else { loc.col };
-                        d.at(&Loc { col, ..loc }, &field, e.message);
+                        d.at(&Loc { col, ..loc }, &field(), e.message);
                     }
                 }
             }
@@ -492,8 +530,8 @@ fn build(
     zone_loc: &Loc,
     refused: &Refused,
 ) -> Zone {
-    let mut index: HashMap<NameKey, usize> = HashMap::new();
-    let mut nodes: Vec<NodeBuild> = Vec::new();
+    let mut index: HashMap<NameKey, usize> = HashMap::with_capacity(recs.len());
+    let mut nodes: Vec<NodeBuild> = Vec::with_capacity(recs.len());
     for rec in recs {
         if !rec.owner.is_subdomain_of(&origin) {
             d.say(
