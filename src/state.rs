@@ -53,7 +53,8 @@ impl CompiledZone {
             .and_then(|n| n.get(RType::SOA))
             .cloned()
             .expect("validated zone has an apex SOA");
-        let mut entries: HashMap<NameKey, Entry> = HashMap::with_capacity(zone.nodes.len() * 2);
+        // One slot per node; empty non-terminals, rare in most zones, grow it.
+        let mut entries: HashMap<NameKey, Entry> = HashMap::with_capacity(zone.nodes.len());
         for node in zone.nodes {
             let key = node.name.key();
             // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
@@ -74,6 +75,9 @@ impl CompiledZone {
                 },
             );
         }
+        // Kept as long as the zone serves: no room for more (a table grown by insertions
+        // can be up to twice its entries).
+        entries.shrink_to_fit();
         CompiledZone {
             origin: zone.origin,
             source: zone.source,
