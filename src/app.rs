@@ -91,7 +91,10 @@ pub async fn serve(
     let stop_udp = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
-    let ctl = Control::with_command_line(config.clone(), command_line, &stop)?;
+    let ctl = Control::with_command_line(config, command_line, &stop)?;
+    // The settings as running, without the records: those live in the snapshot alone (a copy
+    // kept here held every record twice).
+    let config = ctl.settings();
     if let Some(r) = log_reload {
         ctl.set_log_reload(r);
     }
@@ -194,6 +197,7 @@ pub async fn serve(
     }
     // Always watched: a reload may configure a GeoIP database the start had none of.
     tasks.spawn(ctl.clone().watch_geoip(config.geoip_check_interval, stop.clone()));
+    tasks.spawn(ctl.clone().release_memory_after_changes(stop.clone()));
     ctl.set_ready(true);
     if let Some(path) = &ready_file {
         crate::files::write_atomic(path, listening.to_json().as_bytes()).map_err(|source| {

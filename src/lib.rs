@@ -18,6 +18,7 @@ pub mod files;
 pub mod geo;
 pub mod health;
 pub mod lock;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod name;

@@ -168,6 +168,7 @@ enum LogFormatArg {
 }
 
 fn main() -> ExitCode {
+    meridian::memory::configure();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match config::load(&config) {

@@ -55,8 +55,9 @@ impl CompiledZone {
             .and_then(|n| n.get(RType::SOA))
             .cloned()
             .expect("validated zone has an apex SOA");
+        // One slot per node; empty non-terminals, rare in most zones, grow it.
         let mut entries: NameMap<Entry> =
-            NameMap::with_capacity_and_hasher(zone.nodes.len() * 2, Default::default());
+            NameMap::with_capacity_and_hasher(zone.nodes.len(), Default::default());
         for node in zone.nodes {
             let key = node.name.key();
             // Every ancestor up to the apex exists, as an empty non-terminal if nothing else.
@@ -78,6 +79,9 @@ impl CompiledZone {
             );
         }
         let has_cuts = entries.values().any(|e| e.is_cut);
+        // Kept as long as the zone serves: no room for more (a table grown by insertions
+        // can be up to twice its entries).
+        entries.shrink_to_fit();
         CompiledZone {
             origin: zone.origin,
             source: zone.source,

@@ -756,9 +756,21 @@ fn build(
             .into_iter()
             .map(|n| Node {
                 name: n.name,
-                rrsets: n.sets.into_iter().map(|(s, _)| s).collect(),
+                rrsets: exact(n.sets.into_iter().map(|(s, _)| s)),
                 gslb: n.gslb.map(|(g, _)| Arc::new(g)),
             })
             .collect(),
     }
+}
+
+/// The RRsets of a node in a vector of their number (the snapshot keeps them as long as the
+/// zone serves): neither the spare room of a vector grown by pushes nor the allocation of the
+/// load-time pairs, which `collect` would reuse in place (seven RRsets' room for one).
+fn exact(sets: impl ExactSizeIterator<Item = RRset>) -> Vec<RRset> {
+    let mut v = Vec::with_capacity(sets.len());
+    v.extend(sets.map(|mut s| {
+        s.rdatas.shrink_to_fit();
+        s
+    }));
+    v
 }

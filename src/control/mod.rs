@@ -60,7 +60,15 @@ pub struct Control {
     /// Digests of the zone files (and imports) read so far, so that those not modified since
     /// are not read again by the next change.
     file_digests: Arc<config::FileDigests>,
+    /// Told of every change applied: what it freed is handed back to the system once changes
+    /// are quiet (`release_memory_after_changes`).
+    changed: tokio::sync::Notify,
 }
+
+/// How long changes must be quiet before the memory they freed is handed back: the request
+/// that made an edit frees its copy of the zone file after it answers, and the last reader of
+/// the snapshot replaced lets go of it after its query.
+const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A hash of the configuration file and of each zone as it was read (by zone: the digests of
 /// its file and of the master files it imports, from its stamp), to tell in a reload's event
@@ -204,6 +212,7 @@ impl Control {
             fingerprint,
             cluster,
             file_digests: Arc::default(),
+            changed: tokio::sync::Notify::new(),
         }))
     }
 
@@ -228,7 +237,8 @@ impl Control {
             self.views_read(settings.timeout).await;
         }
         self.store.replace_health(health);
-        release_freed_memory();
+        // The parsed files of a large zone are several times the size of the compiled zone.
+        crate::memory::release_freed();
     }
 
     /// The answer path's health view for `config`'s data centers: probes (started or stopped as
@@ -297,8 +307,31 @@ impl Control {
         if quorum_changed {
             self.rule_changed();
         }
-        release_freed_memory();
+        self.changed.notify_one();
         generation
+    }
+
+    /// Hands the memory freed by changes back to the system, `RELEASE_AFTER` after the last
+    /// change. glibc keeps freed memory in its arenas (one per thread that allocated: an edit
+    /// parses and compiles on other threads than the one before); trimming at the end of
+    /// `apply` came before the edit's own copies of the file and the old snapshot were freed,
+    /// and the resident size grew by a zone's load with every few edits.
+    pub async fn release_memory_after_changes(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.changed.notified() => {}
+            }
+            // A change meanwhile restarts the wait.
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.changed.notified() => continue,
+                    _ = tokio::time::sleep(RELEASE_AFTER) => break,
+                }
+            }
+            let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
+        }
     }
 
     /// Re-reads everything from disk and publishes it, or keeps the old on any problem. Either
@@ -404,6 +437,12 @@ impl Control {
         let now = self.store.load().geo.clone();
         now.is_some_and(|now| Arc::ptr_eq(&now, current))
             .then(|| self.store.replace_geo(Arc::new(db)))
+    }
+
+    /// The configuration as running: every setting, and each zone's origin and file without
+    /// its records (those are in the snapshot).
+    pub fn settings(&self) -> Config {
+        self.running.locked().clone()
     }
 
     /// Admin tokens of the running configuration.
@@ -629,16 +668,6 @@ fn without_zone_data(config: &mut Config) -> Config {
         zone.nodes = nodes;
     }
     copy
-}
-
-/// Hands memory freed by loading (the parsed YAML of a large zone is several times the size of
-/// the compiled zone) back to the system, so the resident size is what is being served.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own heap; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]

@@ -36,9 +36,18 @@ pub struct Stop {
 pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, stop: Stop) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
+    let mut burst = Burst::default();
+    let mut tick = tokio::time::interval(RELEASE_AFTER);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.stop.cancelled() => break,
+            _ = tick.tick() => {
+                if burst.over(limits.max_connections - slots.available_permits()) {
+                    tokio::task::spawn_blocking(crate::memory::release_freed);
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -54,6 +63,7 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, 
             drop(stream);
             continue;
         };
+        burst.open(limits.max_connections - slots.available_permits());
         let (store, stop) = (store.clone(), stop.clone());
         tracker.spawn(async move {
             let _permit = permit;
@@ -66,6 +76,34 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, limits: TcpLimits, 
     drop(listener);
     tracker.close();
     tracker.wait().await;
+}
+
+/// Connections open together that make a burst: once most of them have closed, what they
+/// freed (their tasks, buffers and sockets' bookkeeping, several megabytes for a thousand) is
+/// handed back to the system, which glibc would otherwise keep.
+const BURST: usize = 64;
+
+/// The most connections open together since memory was last handed back.
+#[derive(Debug, Default)]
+struct Burst {
+    peak: usize,
+}
+
+impl Burst {
+    /// A connection was accepted; `open` are open now, it included.
+    fn open(&mut self, open: usize) {
+        self.peak = self.peak.max(open);
+    }
+
+    /// Whether a burst is over (`open` now, at most half its peak): the caller hands the
+    /// memory back, and the next burst is counted from here.
+    fn over(&mut self, open: usize) -> bool {
+        let over = self.peak >= BURST && open <= self.peak / 2;
+        if over {
+            self.peak = open;
+        }
+        over
+    }
 }
 
 /// A connection with no query for this long (or for half its idle timeout, when that is
@@ -168,5 +206,31 @@ async fn connection(stream: TcpStream, store: &Store, idle: Duration, stop: &Sto
                 r.map_err(|_| timed_out("answer not taken in time (the client does not read)"))??;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory is handed back once per burst, when most of its connections have closed; a few
+    /// connections coming and going are no burst.
+    #[test]
+    fn a_burst_is_over_when_half_its_connections_have_closed() {
+        let mut b = Burst::default();
+        for open in 1..=10 {
+            b.open(open);
+        }
+        assert!(!b.over(0), "ten connections are no burst");
+        for open in 1..=100 {
+            b.open(open);
+        }
+        assert!(!b.over(80), "most are still open");
+        assert!(b.over(50));
+        assert!(!b.over(0), "counted from what was open when it was handed back");
+        for open in 1..=70 {
+            b.open(open);
+        }
+        assert!(b.over(3));
     }
 }
