@@ -9,6 +9,7 @@
 # everything else → us then eu. Every query carries ECS 10.1.0.0/24 (answer: eu).
 # Meridian also runs a second time with continent rules over a GeoIP database (the demo one),
 # which adds a GeoIP lookup to every query.
+# MODE=instructions: user-space instructions per query under callgrind instead (see lib.sh).
 # `bare` is bench/bare_responder.rs (one canned record for every query, ECS ignored): the
 # physical limit of this machine's kernel.
 # Needs: dnsperf gdnsd dig; traffic stays on 127.0.0.0/8.
@@ -76,7 +77,7 @@ start_meridian_nets() {
   meridian_config '      "net:10.1.0.0/16": [eu, us]
       "net:10.2.0.0/16": [ap, us]
       default: [us, eu]'
-  taskset -c 0 "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
+  taskset -c 0 $wrap "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
 }
 
 start_meridian_geoip() {
@@ -84,7 +85,7 @@ start_meridian_geoip() {
   meridian_config '      "continent:EU": [eu, us]
       "continent:AS": [ap, us]
       default: [us, eu]'
-  taskset -c 0 "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
+  taskset -c 0 $wrap "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
 }
 
 start_gdnsd() {
@@ -98,23 +99,33 @@ plugins => { geoip => {
 } }
 EOC
   printf '%s\nwww 30 DYNA geoip!www\n' "$zone" > "$work/gdnsd/zones/example.com"
-  taskset -c 0 gdnsd -c "$work/gdnsd" -f start &
+  taskset -c 0 $wrap gdnsd -c "$work/gdnsd" -f start &
 }
 
-start_bare() { taskset -c 0 "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
+start_bare() { taskset -c 0 $wrap "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
 
 check_answer() {   # the answer for the benchmark's client must be eu
   local got; got=$(dig +short +time=1 +tries=1 @127.0.0.1 -p "$port" www.example.com A "+subnet=$1")
   [ "$got" = "127.0.2.1" ] || { echo "$2: expected 127.0.2.1 for $1, got '$got'" >&2; exit 1; }
 }
 
+stop_server() {   # every job but the monitor, waited for
+  local p; p=$(jobs -p | grep -v "^$monitor$" || true)
+  # shellcheck disable=SC2086
+  [ -z "$p" ] || { kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; }
+  sleep 0.5
+}
+
 run() {   # name label ecs-option ecs-subnet
+  if [ "$mode" = instructions ]; then
+    instructions "$2" "start_$1" stop_server "$work/queries" -E "$3"
+    return
+  fi
   "start_$1" >"$work/$1.log" 2>&1
   wait_ready static.example.com
   [ "$1" = bare ] || check_answer "$4" "$2"
   measure "$2" "$work/queries" "$secs" -E "$3"
-  kill "$(jobs -p | grep -v "^$monitor$")" 2>/dev/null || true
-  sleep 0.7
+  stop_server
 }
 
 rounds=${ROUNDS:-3}
@@ -126,4 +137,5 @@ for _ in $(seq 1 "$rounds"); do
   run meridian_geoip "meridian (GeoIP rules)" "8:000118000a1400" 10.20.0.0/24
   run bare "bare responder" "$ecs" 10.1.0.0/24
 done
-report "gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)" "bare responder"
+labels=("gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)" "bare responder")
+if [ "$mode" = instructions ]; then report_instructions "${labels[@]}"; else report "${labels[@]}"; fi

@@ -103,3 +103,47 @@ serve_node() {
 }
 
 stop_node() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+
+# MODE=instructions: instead of CPU time under load, each server's user-space instructions per
+# query, counted by valgrind's callgrind (`wrap` goes before the server's command in the start
+# functions). Instruction counts repeat run after run, whatever else the machine is doing, so
+# they compare user-space work where CPU time is too noisy to; the kernel's share is not in them.
+# Each server runs twice, answering 5,000 and then 25,000 queries (100 lines of the query file,
+# 50 and 250 times, one client): the difference divided by 20,000 leaves start-up and shutdown out.
+wrap=""
+mode=${MODE:-cpu}
+[ "$mode" != instructions ] || need valgrind
+
+# instructions LABEL START STOP QUERYFILE [dnsperf args...]: appends the instructions per query
+# of the server START starts (STOP stops it) to $work/LABEL.instr.
+instructions() {
+  local label=$1 start=$2 stop=$3 queries=$4
+  shift 4
+  head -n 100 "$queries" > "$work/q100"
+  local totals=() n
+  for n in 50 250; do
+    wrap="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$work/callgrind.%p"
+    "$start" > "$work/vg.log" 2>&1
+    wrap=""
+    wait_ready static.example.com
+    taskset -c "${DNSPERF_CPUS:-1}" dnsperf -s 127.0.0.1 -p "$port" -d "$work/q100" -n "$n" -c 1 -q 20 "$@" > "$work/perf.out" 2>&1
+    grep -Eq "Queries lost: +0 " "$work/perf.out" || { echo "$label: queries lost under valgrind" >&2; cat "$work/perf.out" >&2; }
+    "$stop"
+    # Every process of the server (NSD forks): the sum of their counts.
+    totals+=("$(grep -h "Collected" "$work/vg.log" | awk '{gsub(",", "", $4); s += $4} END {print s}')")
+    rm -f "$work"/callgrind.*
+  done
+  echo $(( (totals[1] - totals[0]) / 20000 )) >> "$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).instr"
+}
+
+# report_instructions LABEL...: instructions per query, and each against the first label's.
+report_instructions() {
+  echo "| server                 | instructions/q | vs ${1%% *} |"
+  echo "|------------------------|---------------:|------:|"
+  local ref="" label
+  for label in "$@"; do
+    local i; i=$(sort -n "$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' _).instr" | head -1)
+    [ -n "$ref" ] || ref=$i
+    printf '| %-22s | %14s | %5.2f× |\n' "$label" "$i" "$(awk -v a="$i" -v b="$ref" 'BEGIN {print a / b}')"
+  done
+}

@@ -9,6 +9,8 @@
 #
 #   bench/static.sh [seconds per run, default 10]   (ROUNDS=3: servers take turns, medians reported)
 #
+# MODE=instructions: user-space instructions per query under callgrind instead (see lib.sh).
+#
 # Scaling over cores: WORKERS=2 gives each server two UDP threads (Meridian's udp_workers, one
 # socket each; gdnsd's udp_threads; NSD's server-count with reuseport), and SERVERS= picks
 # which run. With SERVER_CPUS=0,1 DNSPERF_CPUS=0,1 they share both CPUs with dnsperf; the
@@ -59,10 +61,10 @@ dns: { listen: ["$1"], udp_workers: $workers }
 log: { level: warn }
 zones_dir: zones
 EOC
-  taskset -c "$cpus" "${2:-$root/target/release/meridian}" serve --config "$work/meridian/meridian.yaml" &
+  taskset -c "$cpus" $wrap "${2:-$root/target/release/meridian}" serve --config "$work/meridian/meridian.yaml" &
 }
 
-start_bare() { taskset -c "$cpus" "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
+start_bare() { taskset -c "$cpus" $wrap "$root/target/release/examples/bare-responder" "127.0.0.1:$port" & }
 
 start_nsd() {
   mkdir -p "$work/nsd"
@@ -86,7 +88,7 @@ zone:
   name: example.com
   zonefile: example.com.zone
 EOC
-  taskset -c "$cpus" nsd -c "$work/nsd/nsd.conf" -d &
+  taskset -c "$cpus" $wrap nsd -c "$work/nsd/nsd.conf" -d &
 }
 
 start_gdnsd() {
@@ -95,11 +97,15 @@ start_gdnsd() {
 options => { listen => [ 127.0.0.1:$port ], udp_threads => $workers, tcp_threads => 1, run_dir => $work/gdnsd/run, state_dir => $work/gdnsd/run }
 EOC
   printf '%s\n' "$zone" > "$work/gdnsd/zones/example.com"
-  taskset -c "$cpus" gdnsd -c "$work/gdnsd" -f start &
+  taskset -c "$cpus" $wrap gdnsd -c "$work/gdnsd" -f start &
 }
 
 run() {
   local name=$1
+  if [ "$mode" = instructions ]; then
+    instructions "$name" "start_$name" stop_servers "$work/queries"
+    return
+  fi
   "start_$name" >"$work/$name.log" 2>&1
   wait_ready static.example.com
   measure "$name" "$work/queries" "$secs"
@@ -114,4 +120,4 @@ for _ in $(seq 1 "$rounds"); do
   for s in $servers; do run $s; done
 done
 # shellcheck disable=SC2086
-report $servers
+if [ "$mode" = instructions ]; then report_instructions $servers; else report $servers; fi
