@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::chromium::Chromium;
 use common::etcd::EtcdServer;
 use common::targets::{Target, free_port};
 use common::*;
@@ -738,47 +739,6 @@ fn the_api_metrics_and_explain_show_every_nodes_view_beside_the_verdict() {
     assert!(votes.iter().any(|v| v["datacenter"] == "us"), "{report:#}");
 }
 
-fn browser() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() && !have_tool("chromium") {
-        return None;
-    }
-    Some(found.unwrap_or("chromium"))
-}
-
-/// Headless Chromium on the status page: the DOM once the page's scripts ran, or (`png`) a
-/// screenshot of it.
-fn chromium(browser: &str, url: &str, png: Option<&std::path::Path>) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()));
-    match png {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    let out = cmd.arg(url).output().expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The `<tr>` of the page whose attributes hold `marker`.
 fn row<'a>(dom: &'a str, marker: &str) -> &'a str {
     dom.split("<tr")
@@ -799,10 +759,12 @@ fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
     if !tools() {
         return;
     }
-    let Some(browser) = browser() else { return };
+    let Some(browser) = Chromium::find(1280, 900, 5000) else {
+        return;
+    };
     let s = scene(48);
     let url = format!("http://{}/", s.server.admin());
-    let dom = chromium(browser, &url, None);
+    let dom = browser.dom(&url);
 
     // eu: taken out by 2 of 3 although this node sees it up; each node's view in its column.
     let eu = row(&dom, &format!("data-target=\"eu/{}\"", s.eu));
@@ -837,10 +799,7 @@ fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
     assert!(row(&dom, "data-dc=\"eu\"").contains("class=\"down\""), "{dom}");
 
     // A screenshot for people: where CI keeps test output.
-    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-cluster.png");
-    chromium(browser, &url, Some(&png));
-    let bytes = std::fs::read(&png).expect("the screenshot");
-    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG: {}", png.display());
+    let png = browser.screenshot(&url, "status-page-cluster.png");
     eprintln!("status page screenshot: {}", png.display());
 }
 
