@@ -4,6 +4,7 @@
 
 use crate::answer::{self, ClientSubnet, Question};
 use crate::events::rfc3339;
+use crate::health::{Ballot, Decision};
 use crate::lock::LockExt;
 use crate::model::RType;
 use crate::model::gslb::DcId;
@@ -116,6 +117,15 @@ pub struct TargetVotes {
     /// The endpoint's address.
     pub address: String,
     pub check: String,
+    /// The verdict and the views counted.
+    #[serde(flatten)]
+    pub votes: Votes,
+}
+
+/// How the nodes of the cluster decide on one probe target: the rule, the count and the views.
+/// The admin API shows the same for every endpoint (`ProbeView::cluster`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Votes {
     /// The rule counted by (`health.quorum`).
     pub quorum: String,
     /// `up`, `down` or `unknown` (no view yet: treated as up).
@@ -129,20 +139,50 @@ pub struct TargetVotes {
     pub nodes: Vec<Vote>,
 }
 
+impl Votes {
+    /// `decision` as reported: its count, and every view (see [`Decision::ballots`]: `this`
+    /// node's first, and each of the `live` nodes with no view counted as `unknown`).
+    pub fn new<'a>(decision: &Decision, this: &str, live: impl IntoIterator<Item = &'a str>) -> Votes {
+        Votes {
+            quorum: decision.rule.to_string(),
+            verdict: decision.tally.verdict.as_str(),
+            down: decision.tally.down,
+            voters: decision.tally.voters,
+            needed: decision.tally.needed,
+            alone: decision.alone,
+            nodes: decision.ballots(this, live).into_iter().map(Vote::new).collect(),
+        }
+    }
+}
+
 /// One node's view of a target.
 #[derive(Clone, Debug, Serialize)]
 pub struct Vote {
     pub node: String,
-    /// `up` or `down`.
+    /// `up`, `down`, or `unknown` (a live node with no view counted).
     pub state: &'static str,
     /// RFC 3339: when that node's view last changed.
     pub since: Option<String>,
     /// The last error when down.
     pub reason: Option<String>,
+    /// That node's probe latency when its view changed, in milliseconds.
     pub latency_ms: Option<f64>,
     /// This node's own view.
     #[serde(rename = "self")]
     pub this: bool,
+}
+
+impl Vote {
+    fn new(b: Ballot) -> Vote {
+        Vote {
+            node: b.node,
+            state: b.status.as_str(),
+            since: b.since.map(rfc3339),
+            reason: b.reason,
+            latency_ms: b.latency.map(|l| l.as_secs_f64() * 1000.0),
+            this: b.this,
+        }
+    }
 }
 
 /// Answers `req` from `snap` as a query would be answered (`entropy` as a query's draw). `node`
@@ -194,24 +234,7 @@ fn votes(snap: &Snapshot, datacenters: &[DcId], node: &str) -> Vec<TargetVotes> 
                 datacenter: d.name.to_string(),
                 address: e.address.to_string(),
                 check: check.name.to_string(),
-                quorum: decision.rule.to_string(),
-                verdict: decision.tally.verdict.as_str(),
-                down: decision.tally.down,
-                voters: decision.tally.voters,
-                needed: decision.tally.needed,
-                alone: decision.alone,
-                nodes: decision
-                    .ballots(node, [])
-                    .into_iter()
-                    .map(|b| Vote {
-                        node: b.node,
-                        state: b.status.as_str(),
-                        since: b.since.map(rfc3339),
-                        reason: b.reason,
-                        latency_ms: b.latency.map(|l| l.as_secs_f64() * 1000.0),
-                        this: b.this,
-                    })
-                    .collect(),
+                votes: Votes::new(&decision, node, []),
             });
         }
     }
@@ -255,18 +278,18 @@ impl fmt::Display for Report {
                 t.datacenter,
                 t.address,
                 t.check,
-                t.verdict,
-                t.quorum,
-                t.down,
-                t.voters,
-                t.needed,
-                if t.alone {
+                t.votes.verdict,
+                t.votes.quorum,
+                t.votes.down,
+                t.votes.voters,
+                t.votes.needed,
+                if t.votes.alone {
                     ", decided alone: etcd out of reach"
                 } else {
                     ""
                 }
             )?;
-            for v in &t.nodes {
+            for v in &t.votes.nodes {
                 let this = if v.this { " (this node)" } else { "" };
                 let since = v
                     .since
@@ -321,17 +344,19 @@ mod tests {
                 datacenter: "eu".into(),
                 address: "192.0.2.10".into(),
                 check: "web".into(),
-                quorum: "majority".into(),
-                verdict: "down",
-                down: 2,
-                voters: 3,
-                needed: 2,
-                alone: false,
-                nodes: vec![
-                    vote("ns1", "up", None, true),
-                    vote("ns2", "down", Some("connection refused"), false),
-                    vote("ns3", "down", Some("timed out"), false),
-                ],
+                votes: Votes {
+                    quorum: "majority".into(),
+                    verdict: "down",
+                    down: 2,
+                    voters: 3,
+                    needed: 2,
+                    alone: false,
+                    nodes: vec![
+                        vote("ns1", "up", None, true),
+                        vote("ns2", "down", Some("connection refused"), false),
+                        vote("ns3", "down", Some("timed out"), false),
+                    ],
+                },
             }],
         };
         let text = report.to_string();

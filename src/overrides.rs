@@ -187,13 +187,7 @@ impl Overrides {
         who: &str,
     ) -> Result<Forced, OverrideError> {
         self.check_dc(dc)?;
-        self.change_state(
-            &self.dc_slot(dc),
-            state,
-            format!("override datacenter {dc}"),
-            events,
-            &format!("admin API ({who})"),
-        )
+        self.change_state(&self.dc_slot(dc), state, dc_subject(dc), events, &by_api(who))
     }
 
     /// Sets a data center's runtime weight (`None`: back to the configured weights).
@@ -205,7 +199,7 @@ impl Overrides {
         who: &str,
     ) -> Result<(), OverrideError> {
         self.check_dc(dc)?;
-        self.change_weight(dc, weight, events, &format!("admin API ({who})"))
+        self.change_weight(dc, weight, events, &by_api(who))
     }
 
     /// Sets `dc`'s runtime weight and persists it (or puts the old one back); a change is an
@@ -237,13 +231,7 @@ impl Overrides {
         who: &str,
     ) -> Result<Forced, OverrideError> {
         self.check_endpoint(key)?;
-        self.change_state(
-            &self.endpoint_slot(key),
-            state,
-            format!("override endpoint {key}"),
-            events,
-            &format!("admin API ({who})"),
-        )
+        self.change_endpoint(key, state, events, &by_api(who))
     }
 
     /// Puts a data center's state and weight as the cluster holds them. The name is not
@@ -268,12 +256,7 @@ impl Overrides {
             return Err(e);
         }
         if old_state != state {
-            events.emit(
-                format!("override datacenter {dc}"),
-                old_state.as_str(),
-                state.as_str(),
-                reason,
-            );
+            events.emit(dc_subject(dc), old_state.as_str(), state.as_str(), reason);
         }
         weight_event(events, dc, old_weight, weight.unwrap_or(0), reason);
         Ok(())
@@ -287,14 +270,19 @@ impl Overrides {
         events: &Events,
         reason: &str,
     ) -> Result<(), OverrideError> {
-        self.change_state(
-            &self.endpoint_slot(key),
-            state,
-            format!("override endpoint {key}"),
-            events,
-            reason,
-        )
-        .map(drop)
+        self.change_endpoint(key, state, events, reason).map(drop)
+    }
+
+    /// Sets an endpoint's state (see [`Overrides::change_state`]); returns the previous one.
+    fn change_endpoint(
+        &self,
+        key: &EndpointKey,
+        state: Forced,
+        events: &Events,
+        reason: &str,
+    ) -> Result<Forced, OverrideError> {
+        let subject = format!("override endpoint {key}");
+        self.change_state(&self.endpoint_slot(key), state, subject, events, reason)
     }
 
     /// Whether `key` is a configured endpoint (`NoDatacenter` or `NoEndpoint` if not).
@@ -371,6 +359,16 @@ impl Overrides {
         let text = serde_json::to_vec_pretty(&self.saved()).expect("overrides serialize");
         crate::files::write_atomic(path, &text).map_err(err)
     }
+}
+
+/// The subject of a data center's override events.
+fn dc_subject(dc: &str) -> String {
+    format!("override datacenter {dc}")
+}
+
+/// The reason of a change made through the admin API by `who` (a token's name).
+fn by_api(who: &str) -> String {
+    format!("admin API ({who})")
 }
 
 /// The event of a runtime weight that changed from `old` to `new` (0: the configured ones).

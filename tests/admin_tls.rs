@@ -7,7 +7,7 @@ mod common;
 use common::etcd::Pki;
 use common::*;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,24 +61,58 @@ fn install(dir: &Path, pki: &Pki) {
     }
 }
 
+/// The `admin` fixture in `dir` serving `pki`'s pair over HTTPS (`admin.tls`), with `settings`
+/// (lines of `admin:`) added; its meridian.yaml.
+fn serve_tls(dir: &Path, pki: &Pki, settings: &str) -> PathBuf {
+    install(dir, pki);
+    let config = dir.join("meridian.yaml");
+    let listen = "  listen: \"127.0.0.1:0\"\n";
+    let tls = "  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n";
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(listen, &format!("{listen}{settings}{tls}"));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Polls `url` through `client` until it answers 200 (at most 5 s): `what` never served.
+async fn until_served(client: &reqwest::Client, url: &str, what: &str, server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match get(client, url).await {
+            Ok((200, _)) => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "{what} never served: {other:?}\n{}",
+                server.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 5 s) until the server's log satisfies `done`: `what` never logged.
+async fn until_logged(server: &Server, what: &str, done: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done(&server.logs()) {
+        assert!(Instant::now() < deadline, "{what}:\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restart() {
     let dir = fixture("admin");
     let (a, b) = (Pki::generate(dir.path(), "a"), Pki::generate(dir.path(), "b"));
-    install(dir.path(), &a);
-    let config = dir.path().join("meridian.yaml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "  listen: \"127.0.0.1:0\"\n",
-        "  listen: \"127.0.0.1:0\"\n  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = serve_tls(dir.path(), &a, "");
     let server = Server::start(&config);
     let admin = server.admin();
     let base = format!("https://{admin}");
+    let status_url = format!("{base}/api/v1/status");
     let (trusts_a, trusts_b) = (client(&a.ca), client(&b.ca));
 
     // The API, the status page and the metrics answer over TLS, verified against CA a.
-    let (status, body) = get(&trusts_a, &format!("{base}/api/v1/status")).await.unwrap();
+    let (status, body) = get(&trusts_a, &status_url).await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"zones\""), "{body}");
     let (status, page) = get(&trusts_a, &format!("{base}/")).await.unwrap();
@@ -86,7 +120,7 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
     let (status, metrics) = get(&trusts_a, &format!("{base}/metrics")).await.unwrap();
     assert!(status == 200 && metrics.contains("# EOF"), "{status}");
     // A client trusting another CA refuses the certificate.
-    let refused = get(&trusts_b, &format!("{base}/api/v1/status")).await;
+    let refused = get(&trusts_b, &status_url).await;
     assert!(
         refused.is_err(),
         "CA b must not verify a's certificate: {refused:?}"
@@ -118,19 +152,8 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
 
     // Replaced on disk: the next connection gets b's certificate, without a restart.
     install(dir.path(), &b);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match get(&trusts_b, &format!("{base}/api/v1/status")).await {
-            Ok((200, _)) => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "b's certificate never served: {other:?}\n{}",
-                server.logs()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let old = get(&trusts_a, &format!("{base}/api/v1/status")).await;
+    until_served(&trusts_b, &status_url, "b's certificate", &server).await;
+    let old = get(&trusts_a, &status_url).await;
     assert!(old.is_err(), "a's certificate still served: {old:?}");
     let mut streamed = String::new();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -150,7 +173,7 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
 
     // A bad replacement (no certificate in the file) keeps b's serving, and says why.
     std::fs::write(dir.path().join("admin.pem"), "not a certificate\n").unwrap();
-    let (status, _) = get(&trusts_b, &format!("{base}/api/v1/status")).await.unwrap();
+    let (status, _) = get(&trusts_b, &status_url).await.unwrap();
     assert_eq!(status, 200);
     let (_, events) = get(&trusts_b, &format!("{base}/api/v1/events")).await.unwrap();
     assert!(
@@ -180,18 +203,14 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
     assert!(status.is_success(), "{status}: {}", edit.text().await.unwrap());
     // …but a reload is, naming the file at fault.
     server.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.logs().contains("reload rejected") {
-        assert!(Instant::now() < deadline, "no reload verdict:\n{}", server.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_logged(&server, "no reload verdict", |l| l.contains("reload rejected")).await;
     let logs = server.logs();
     let rejected = logs.lines().find(|l| l.contains("reload rejected")).unwrap();
     assert!(rejected.contains("admin.tls.cert_file"), "{rejected}");
 
     // Put right again: served again.
     install(dir.path(), &a);
-    let (status, _) = get(&trusts_a, &format!("{base}/api/v1/status")).await.unwrap();
+    let (status, _) = get(&trusts_a, &status_url).await.unwrap();
     assert_eq!(status, 200);
 
     // A reload that names other files serves them from the next connection.
@@ -204,18 +223,14 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
     std::fs::write(&config, text).unwrap();
     server.signal(libc::SIGHUP);
     // (Not "admin API certificate reloaded": the configuration's reload, with its generation.)
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server
-        .logs()
-        .lines()
-        .any(|l| l.contains("reloaded") && l.contains("generation"))
-    {
-        assert!(Instant::now() < deadline, "no reload:\n{}", server.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, _) = get(&trusts_b, &format!("{base}/api/v1/status")).await.unwrap();
+    until_logged(&server, "no reload", |logs| {
+        logs.lines()
+            .any(|l| l.contains("reloaded") && l.contains("generation"))
+    })
+    .await;
+    let (status, _) = get(&trusts_b, &status_url).await.unwrap();
     assert_eq!(status, 200);
-    let old = get(&trusts_a, &format!("{base}/api/v1/status")).await;
+    let old = get(&trusts_a, &status_url).await;
     assert!(
         old.is_err(),
         "the files of before the reload still served: {old:?}"
@@ -227,14 +242,8 @@ async fn the_api_is_served_over_https_and_a_renewed_certificate_without_a_restar
 #[test]
 fn a_silent_client_is_closed_within_the_head_timeout() {
     let dir = fixture("admin");
-    install(dir.path(), &Pki::generate(dir.path(), "a"));
-    let config = dir.path().join("meridian.yaml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "  listen: \"127.0.0.1:0\"\n",
-        "  listen: \"127.0.0.1:0\"\n  header_timeout: 300ms\n  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n",
-    );
-    std::fs::write(&config, text).unwrap();
-    let server = Server::start(&config);
+    let pki = Pki::generate(dir.path(), "a");
+    let server = Server::start(&serve_tls(dir.path(), &pki, "  header_timeout: 300ms\n"));
     let mut silent = std::net::TcpStream::connect(server.admin()).unwrap();
     silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let started = Instant::now();
@@ -260,13 +269,7 @@ fn a_silent_client_is_closed_within_the_head_timeout() {
 async fn a_renewal_that_failed_once_is_read_again_when_put_right_in_place() {
     let dir = fixture("admin");
     let (a, b) = (Pki::generate(dir.path(), "a"), Pki::generate(dir.path(), "b"));
-    install(dir.path(), &a);
-    let config = dir.path().join("meridian.yaml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "  listen: \"127.0.0.1:0\"\n",
-        "  listen: \"127.0.0.1:0\"\n  tls: { cert_file: admin.pem, key_file: admin-key.pem }\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = serve_tls(dir.path(), &a, "");
     let server = Server::start(&config);
     let url = format!("https://{}/api/v1/status", server.admin());
     let (trusts_a, trusts_b) = (client(&a.ca), client(&b.ca));
@@ -296,16 +299,5 @@ async fn a_renewal_that_failed_once_is_read_again_when_put_right_in_place() {
         std::fs::metadata(&key_path).unwrap().modified().unwrap(),
         modified
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match get(&trusts_b, &url).await {
-            Ok((200, _)) => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "the renewed certificate never served: {other:?}\n{}",
-                server.logs()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_served(&trusts_b, &url, "the renewed certificate", &server).await;
 }

@@ -81,6 +81,38 @@ fn put(etcd: &EtcdServer, key: &str, value: &str) {
         .unwrap_or_else(|| panic!("etcdctl put {key}"));
 }
 
+/// `second.test`, a copy of `example.test`, put beside it.
+fn put_second_zone(etcd: &EtcdServer) {
+    put(
+        etcd,
+        "zones/second.test",
+        &ZONE.replace("zone: example.test", "zone: second.test"),
+    );
+}
+
+/// Replaces `etcd` with a new, empty one on the same address (its revisions start over), seeded
+/// again with the data centers and `example.test`, its `static` record changed to 192.0.2.84.
+fn reseed_empty(etcd: &mut EtcdServer) {
+    etcd.stop();
+    std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
+    etcd.restart();
+    put(etcd, "datacenters", DATACENTERS);
+    put(
+        etcd,
+        "zones/example.test",
+        &ZONE.replace("192.0.2.80", "192.0.2.84"),
+    );
+}
+
+/// Node `a` of `etcd`, started and serving `zone` (its `static` record is 192.0.2.80): its
+/// directory and server.
+fn node_a(etcd: &EtcdServer, zone: &str) -> (tempfile::TempDir, Server) {
+    let dir = node_dir("a", etcd);
+    let node = Server::start(&config(&dir));
+    assert_eq!(a(&node, &format!("static.{zone}.")), ["192.0.2.80"]);
+    (dir, node)
+}
+
 fn a(server: &Server, name: &str) -> Vec<String> {
     answer_data(&query(server.addr, &ask(name, T::A)))
 }
@@ -213,9 +245,7 @@ fn a_write_conditioned_on_an_old_revision_is_refused_by_etcd() {
         return;
     }
     let etcd = seeded_etcd();
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    let (_dir, node) = node_a(&etcd, "example.test");
     // Another tool rewrites the zone, and the node edits it at once: the node's edit either
     // comes after it has applied the rewrite (and builds on it) or is conditioned on the old
     // revision and refused with 412. Whichever wins the race, the rewrite is never erased.
@@ -469,14 +499,8 @@ fn a_node_back_after_a_compaction_reads_the_whole_state() {
         return;
     }
     let etcd = seeded_etcd();
-    put(
-        &etcd,
-        "zones/second.test",
-        &ZONE.replace("zone: example.test", "zone: second.test"),
-    );
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.second.test."), ["192.0.2.80"]);
+    put_second_zone(&etcd);
+    let (dir, node) = node_a(&etcd, "second.test");
     drop(node);
 
     // While it is down: an edit, a deletion, a drain, then the history is compacted away.
@@ -544,15 +568,7 @@ fn a_node_ahead_of_a_new_etcd_reads_the_whole_state() {
     drop(node);
 
     // A new, empty etcd on the same address, seeded again: its revisions start over.
-    etcd.stop();
-    std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
-    etcd.restart();
-    put(&etcd, "datacenters", DATACENTERS);
-    put(
-        &etcd,
-        "zones/example.test",
-        &ZONE.replace("192.0.2.80", "192.0.2.84"),
-    );
+    reseed_empty(&mut etcd);
 
     let node = Server::start(&config(&dir));
     node.wait_log("reading the whole state", Duration::from_secs(3));
@@ -666,9 +682,7 @@ fn catching_up_refuses_only_the_invalid_transaction() {
         return;
     }
     let etcd = seeded_etcd();
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    let (dir, node) = node_a(&etcd, "example.test");
     drop(node);
     put(&etcd, "zones/bad.test", &zone_using("bad.test", "nowhere"));
     put(
@@ -701,9 +715,7 @@ fn a_valid_edit_is_not_refused_because_of_a_refused_datacenters_document() {
         return;
     }
     let etcd = seeded_etcd();
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    let (_dir, node) = node_a(&etcd, "example.test");
     put(&etcd, "datacenters", &datacenters_without_eu());
     node.wait_log("cluster change refused", Duration::from_secs(2));
     let (code, _, body) = api(
@@ -860,24 +872,10 @@ fn a_failed_whole_read_after_forgetting_revisions_is_read_whole_again() {
         return;
     }
     let mut etcd = seeded_etcd();
-    put(
-        &etcd,
-        "zones/second.test",
-        &ZONE.replace("zone: example.test", "zone: second.test"),
-    );
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.second.test."), ["192.0.2.80"]);
+    put_second_zone(&etcd);
+    let (dir, node) = node_a(&etcd, "second.test");
     drop(node);
-    etcd.stop();
-    std::fs::remove_dir_all(etcd.dir.path().join("data")).unwrap();
-    etcd.restart();
-    put(&etcd, "datacenters", DATACENTERS);
-    put(
-        &etcd,
-        "zones/example.test",
-        &ZONE.replace("192.0.2.80", "192.0.2.84"),
-    );
+    reseed_empty(&mut etcd);
     // The next docs.<n> is a file: the first commit fails.
     let cache = dir.path().join("state/cluster");
     let current = std::fs::read_link(cache.join("current")).unwrap();
@@ -918,9 +916,7 @@ fn a_dangling_current_link_is_recovered() {
         return;
     }
     let etcd = seeded_etcd();
-    let dir = node_dir("a", &etcd);
-    let node = Server::start(&config(&dir));
-    assert_eq!(a(&node, "static.example.test."), ["192.0.2.80"]);
+    let (dir, node) = node_a(&etcd, "example.test");
     drop(node);
     let cache = dir.path().join("state/cluster");
     let docs = cache.join(std::fs::read_link(cache.join("current")).unwrap());

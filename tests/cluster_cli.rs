@@ -31,6 +31,16 @@ gslb:
 ";
 
 /// A node's configuration naming `server` as its cluster, with one zone.
+/// An etcd and a node's files for it (see [`Node::new`]); `None` (said loudly) without etcd.
+fn etcd_and_node() -> Option<(EtcdServer, Node)> {
+    if !have_etcd() {
+        return None;
+    }
+    let server = EtcdServer::start();
+    let node = Node::new(&server);
+    Some((server, node))
+}
+
 struct Node {
     dir: tempfile::TempDir,
 }
@@ -153,11 +163,9 @@ fn value(server: &EtcdServer, key: &str) -> String {
 
 #[test]
 fn push_writes_the_documents_and_who_pushed_them() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     let out = node.cluster(&["push"]).ok();
     assert!(
         out.contains("+ datacenters") && out.contains("+ zones/example.test"),
@@ -194,11 +202,9 @@ fn push_writes_the_documents_and_who_pushed_them() {
 
 #[test]
 fn a_dry_run_says_what_changes_and_writes_nothing() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.cluster(&["push"]).ok();
     node.edit("zones/example.test.yaml", "192.0.2.2]", "192.0.2.3]");
     node.edit("zones/example.test.yaml", "  old: { A: 192.0.2.9 }\n", "");
@@ -240,11 +246,9 @@ fn a_dry_run_says_what_changes_and_writes_nothing() {
 
 #[test]
 fn a_dry_run_against_an_invalid_cluster_state_lists_keys_and_says_why() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     let bad =
         "zone: bad.test\nsoa: { mname: ns1, rname: h }\nns: [ns1]\nrecords:\n  ns1: { A: 192.0.2.300 }\n";
     server.etcdctl(&["put", "/meridian/zones/bad.test", bad]).unwrap();
@@ -263,11 +267,9 @@ fn a_dry_run_against_an_invalid_cluster_state_lists_keys_and_says_why() {
 
 #[test]
 fn an_invalid_configuration_writes_nothing() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.edit("zones/example.test.yaml", "192.0.2.9", "192.0.2.900");
     node.edit("meridian.yaml", "port: 80", "port: 0");
     let before = revision(&server);
@@ -288,11 +290,9 @@ fn an_invalid_configuration_writes_nothing() {
 
 #[test]
 fn a_zone_that_imports_a_master_file_is_refused() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.write(
         "zones/imported.test.yaml",
         "zone: imported.test\nimport: imported.test.zone\n",
@@ -317,11 +317,9 @@ fn a_zone_that_imports_a_master_file_is_refused() {
 
 #[test]
 fn a_zone_removed_here_is_deleted_from_the_cluster() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.write(
         "zones/second.test.yaml",
         "zone: Second.Test.\nsoa: { mname: ns1.example.test., rname: h }\nns: [ns1.example.test.]\n",
@@ -344,11 +342,9 @@ fn a_zone_removed_here_is_deleted_from_the_cluster() {
 
 #[test]
 fn pull_writes_a_tree_that_checks_and_pushes_back_unchanged() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.cluster(&["push"]).ok();
     let out = node.path("pulled");
     let report = node.cluster(&["pull", "--out", out.to_str().unwrap()]).ok();
@@ -381,11 +377,9 @@ fn pull_writes_a_tree_that_checks_and_pushes_back_unchanged() {
 
 #[test]
 fn overrides_survive_push_and_come_out_in_pull() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.cluster(&["push"]).ok();
     let dc = r#"{"state":"drained","weight":50}"#;
     let ep = r#"{"state":"down"}"#;
@@ -420,11 +414,9 @@ fn overrides_survive_push_and_come_out_in_pull() {
 
 #[tokio::test]
 async fn a_change_made_between_read_and_commit_is_refused_whole() {
-    if !have_etcd() {
+    let Some((server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     node.cluster(&["push"]).ok();
     node.edit("zones/example.test.yaml", "192.0.2.2]", "192.0.2.3]");
     node.write(
@@ -505,11 +497,9 @@ fn without_a_cluster_section_push_says_what_to_add() {
 /// with location rules validate there, and a dry run compares them.
 #[test]
 fn location_rules_validate_with_the_nodes_geoip_database() {
-    if !have_etcd() {
+    let Some((_server, node)) = etcd_and_node() else {
         return;
-    }
-    let server = EtcdServer::start();
-    let node = Node::new(&server);
+    };
     let db = common::repo_path("geoip/demo-city.mmdb");
     std::fs::copy(&db, node.path("city.mmdb")).unwrap();
     node.edit(

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::chromium::Chromium;
 use common::etcd::EtcdServer;
 use common::targets::{Target, free_port};
 use common::*;
@@ -59,6 +60,20 @@ fn seeded(net: u8, port: u16) -> EtcdServer {
     etcd.etcdctl(&["put", &format!("{PREFIX}zones/example.test"), ZONE])
         .unwrap();
     etcd
+}
+
+/// eu's and us's targets, up on 127.<net>.2.1 and 127.<net>.1.1 (one free port), and an etcd
+/// seeded with the data centers probing them.
+fn lab(net: u8) -> (Target, Target, EtcdServer) {
+    let port = free_port();
+    let eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
+    let us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
+    (eu, us, seeded(net, port))
+}
+
+/// The node whose directory is `dir` (see [`node`]), started.
+fn serve(dir: &tempfile::TempDir) -> Server {
+    Server::start(&dir.path().join("meridian.yaml"))
 }
 
 fn www(server: &Server) -> Vec<String> {
@@ -146,12 +161,10 @@ fn a_node_publishes_its_view_and_is_outvoted_by_a_majority() {
     if !tools() {
         return;
     }
-    let (net, port) = (41, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 41;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     let target = format!("web/{eu}");
     until_www(&server, &eu, Duration::from_secs(3));
@@ -208,12 +221,10 @@ fn with_quorum_any_one_node_seeing_a_target_down_takes_it_out() {
     if !tools() {
         return;
     }
-    let (net, port) = (42, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 42;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "any", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     until_www(&server, &eu, Duration::from_secs(3));
     let others = lease(&etcd);
@@ -229,19 +240,17 @@ fn a_stopped_nodes_views_go_with_its_lease_and_a_second_node_with_its_name_is_re
     if !tools() {
         return;
     }
-    let (net, port) = (43, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 43;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let mut server = Server::start(&dir.path().join("meridian.yaml"));
+    let mut server = serve(&dir);
     poll(Duration::from_secs(3), "the node's views in etcd", || {
         get_prefix(&etcd, "health/a/").matches(r#""state":"up""#).count() == 2
     });
 
     // Another process with the same name: refused, and the first one's views stay.
     let twin_dir = node("a", "majority", &etcd);
-    let twin = Server::start(&twin_dir.path().join("meridian.yaml"));
+    let twin = serve(&twin_dir);
     poll(Duration::from_secs(3), "the twin's refusal", || {
         events(&twin)
             .iter()
@@ -264,16 +273,14 @@ fn a_starting_node_counts_the_others_views_in_its_first_answers() {
     if !tools() {
         return;
     }
-    let (net, port) = (44, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 44;
+    let (_eu, _us, etcd) = lab(net);
     let others = lease(&etcd);
     let target = format!("web/127.{net}.2.1");
     vote(&etcd, &others, "b", &target, "down");
     vote(&etcd, &others, "c", &target, "down");
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     // Ready means the first answers count them: eu is out from the first query on.
     assert_eq!(www(&server), [format!("127.{net}.1.1")], "{}", server.logs());
 }
@@ -283,12 +290,10 @@ fn cut_off_from_etcd_a_node_keeps_the_last_verdicts_and_decides_alone_on_what_ch
     if !tools() {
         return;
     }
-    let (net, port) = (45, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let mut us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let mut etcd = seeded(net, port);
+    let net = 45;
+    let (_eu, mut us, mut etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let (eu_ip, us_ip) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
     until_www(&server, &eu_ip, Duration::from_secs(3));
     // The others see eu down: out by quorum, although this node sees it up.
@@ -327,12 +332,10 @@ fn a_vote_without_a_live_node_does_not_count() {
     if !tools() {
         return;
     }
-    let (net, port) = (46, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 46;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "any", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     until_www(&server, &eu, Duration::from_secs(3));
     // A view written without its node (a tool, a restored backup): left out.
@@ -351,12 +354,10 @@ fn a_report_that_does_not_read_is_left_out_and_the_exchange_goes_on() {
     if !tools() {
         return;
     }
-    let (net, port) = (47, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 47;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     let target = format!("web/{eu}");
     until_www(&server, &eu, Duration::from_secs(3));
@@ -395,13 +396,11 @@ fn a_restored_etcd_gets_this_nodes_views_put_right() {
     if !tools() {
         return;
     }
-    let (net, port) = (48, free_port());
-    let mut eu_target = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let mut etcd = seeded(net, port);
+    let net = 48;
+    let (mut eu_target, _us, mut etcd) = lab(net);
     // A long lease: the one in the backup is still alive when it is restored.
     let dir = node_ttl("a", "majority", &etcd, "30s");
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     let key = format!("health/a/web/{eu}");
     until_www(&server, &eu, Duration::from_secs(3));
@@ -434,15 +433,13 @@ fn other_nodes_writes_do_not_hide_a_restored_etcd() {
         return;
     }
     let ns1 = |s: &Server| answer_data(&query(s.addr, &ask("ns1.example.test.", T::A)));
-    let (net, port) = (49, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let mut etcd = seeded(net, port);
+    let net = 49;
+    let (_eu, _us, mut etcd) = lab(net);
     let snapshot = etcd.dir.path().join("snap.db");
     etcd.etcdctl(&["snapshot", "save", snapshot.to_str().unwrap()])
         .expect("snapshot");
     let dir_a = node_ttl("a", "majority", &etcd, "30s");
-    let mut a = Server::start(&dir_a.path().join("meridian.yaml"));
+    let mut a = serve(&dir_a);
     // An edit after the backup, applied by a.
     etcd.etcdctl(&[
         "put",
@@ -460,13 +457,13 @@ fn other_nodes_writes_do_not_hide_a_restored_etcd() {
     // Another node joins the restored etcd, and a third one's views change a few times: etcd's
     // revision passes the one a followed up to.
     let dir_b = node_ttl("b", "majority", &etcd, "30s");
-    let b = Server::start(&dir_b.path().join("meridian.yaml"));
+    let b = serve(&dir_b);
     assert_eq!(ns1(&b), ["192.0.2.1"]);
     let c = lease(&etcd);
     for state in ["up", "down", "up", "down"] {
         vote(&etcd, &c, "c", &format!("web/127.{net}.2.1"), state);
     }
-    let a = Server::start(&dir_a.path().join("meridian.yaml"));
+    let a = serve(&dir_a);
     poll(Duration::from_secs(3), "a serves etcd's zone", || {
         ns1(&a) == ["192.0.2.1"]
     });
@@ -483,12 +480,10 @@ fn a_reload_keeps_the_name_the_node_started_with() {
     if !tools() {
         return;
     }
-    let (net, port) = (50, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 50;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
     let target = format!("web/{eu}");
     until_www(&server, &eu, Duration::from_secs(3));
@@ -557,16 +552,12 @@ struct Scene {
 }
 
 fn scene(net: u8) -> Scene {
-    let port = free_port();
     let eu = format!("127.{net}.2.1");
     let us = format!("127.{net}.1.1");
-    let targets = (
-        Target::http(format!("{eu}:{port}").parse().unwrap()),
-        Target::http(format!("{us}:{port}").parse().unwrap()),
-    );
-    let etcd = seeded(net, port);
+    let (eu_target, us_target, etcd) = lab(net);
+    let targets = (eu_target, us_target);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     until_www(&server, &eu, Duration::from_secs(3));
     let others = lease(&etcd);
     live(&etcd, &others, "b", "majority");
@@ -738,47 +729,6 @@ fn the_api_metrics_and_explain_show_every_nodes_view_beside_the_verdict() {
     assert!(votes.iter().any(|v| v["datacenter"] == "us"), "{report:#}");
 }
 
-fn browser() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() && !have_tool("chromium") {
-        return None;
-    }
-    Some(found.unwrap_or("chromium"))
-}
-
-/// Headless Chromium on the status page: the DOM once the page's scripts ran, or (`png`) a
-/// screenshot of it.
-fn chromium(browser: &str, url: &str, png: Option<&std::path::Path>) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()));
-    match png {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    let out = cmd.arg(url).output().expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The `<tr>` of the page whose attributes hold `marker`.
 fn row<'a>(dom: &'a str, marker: &str) -> &'a str {
     dom.split("<tr")
@@ -799,10 +749,12 @@ fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
     if !tools() {
         return;
     }
-    let Some(browser) = browser() else { return };
+    let Some(browser) = Chromium::find(1280, 900, 5000) else {
+        return;
+    };
     let s = scene(48);
     let url = format!("http://{}/", s.server.admin());
-    let dom = chromium(browser, &url, None);
+    let dom = browser.dom(&url);
 
     // eu: taken out by 2 of 3 although this node sees it up; each node's view in its column.
     let eu = row(&dom, &format!("data-target=\"eu/{}\"", s.eu));
@@ -837,10 +789,7 @@ fn the_status_page_shows_every_nodes_view_beside_the_verdict() {
     assert!(row(&dom, "data-dc=\"eu\"").contains("class=\"down\""), "{dom}");
 
     // A screenshot for people: where CI keeps test output.
-    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-cluster.png");
-    chromium(browser, &url, Some(&png));
-    let bytes = std::fs::read(&png).expect("the screenshot");
-    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG: {}", png.display());
+    let png = browser.screenshot(&url, "status-page-cluster.png");
     eprintln!("status page screenshot: {}", png.display());
 }
 
@@ -850,12 +799,10 @@ fn a_reload_writes_the_new_rule_to_the_nodes_record() {
     if !tools() {
         return;
     }
-    let (net, port) = (60, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 60;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let eu = format!("127.{net}.2.1");
     until_www(&server, &eu, Duration::from_secs(3));
     assert!(get_prefix(&etcd, "nodes/a").contains(r#""quorum":"majority""#));
@@ -884,12 +831,10 @@ fn a_restore_from_a_previous_run_is_not_taken_for_a_second_node() {
     if !tools() {
         return;
     }
-    let (net, port) = (61, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let mut etcd = seeded(net, port);
+    let net = 61;
+    let (_eu, _us, mut etcd) = lab(net);
     let dir = node_ttl("a", "majority", &etcd, "5s");
-    let mut a = Server::start(&dir.path().join("meridian.yaml"));
+    let mut a = serve(&dir);
     let eu = format!("127.{net}.2.1");
     until_www(&a, &eu, Duration::from_secs(3));
     poll(Duration::from_secs(3), "a's view in etcd", || {
@@ -901,7 +846,7 @@ fn a_restore_from_a_previous_run_is_not_taken_for_a_second_node() {
     // The node restarts (taking its lease back).
     a.signal(libc::SIGTERM);
     a.wait_exit(Duration::from_secs(5)).unwrap();
-    let a = Server::start(&dir.path().join("meridian.yaml"));
+    let a = serve(&dir);
     until_www(&a, &eu, Duration::from_secs(3));
     etcd.restore(&snapshot);
     std::thread::sleep(Duration::from_secs(4));
@@ -919,14 +864,12 @@ fn a_peer_restart_does_not_flip_a_verdict() {
     if !tools() {
         return;
     }
-    let (net, port) = (62, free_port());
-    let mut eu_target = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 62;
+    let (mut eu_target, _us, etcd) = lab(net);
     let dir_a = node("a", "majority", &etcd);
     let dir_b = node("b", "majority", &etcd);
-    let a = Server::start(&dir_a.path().join("meridian.yaml"));
-    let mut b = Server::start(&dir_b.path().join("meridian.yaml"));
+    let a = serve(&dir_a);
+    let mut b = serve(&dir_b);
     let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
     until_www(&a, &eu, Duration::from_secs(3));
     // c still reaches eu; a and b do not: 2 of 3 down.
@@ -955,7 +898,7 @@ fn a_peer_restart_does_not_flip_a_verdict() {
     let b = _b.join().unwrap();
     let flips: Vec<_> = events(&a)
         .into_iter()
-        .filter(|e| e["subject"] == format!("target http://{eu}:{port}/ (check web)"))
+        .filter(|e| e["subject"] == format!("target http://{eu}:{}/ (check web)", eu_target.addr.port()))
         .map(|e| format!("{} -> {}: {}", e["old"], e["new"], e["reason"]))
         .collect();
     drop(b);
@@ -972,12 +915,10 @@ fn a_deleted_node_record_is_put_back() {
     if !tools() {
         return;
     }
-    let (net, port) = (63, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 63;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     until_www(&server, &format!("127.{net}.2.1"), Duration::from_secs(3));
     assert!(!get_prefix(&etcd, "nodes/a").is_empty());
     etcd.etcdctl(&["del", &format!("{PREFIX}nodes/a")]).unwrap();
@@ -997,12 +938,10 @@ fn a_restart_after_a_compaction_counts_the_others_views_first() {
     if !tools() {
         return;
     }
-    let (net, port) = (64, free_port());
-    let _eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
-    let _us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
-    let etcd = seeded(net, port);
+    let net = 64;
+    let (_eu, _us, etcd) = lab(net);
     let dir = node("a", "majority", &etcd);
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let (eu, us) = (format!("127.{net}.2.1"), format!("127.{net}.1.1"));
     until_www(&server, &eu, Duration::from_secs(3));
     let others = lease(&etcd);
@@ -1018,7 +957,7 @@ fn a_restart_after_a_compaction_counts_the_others_views_first() {
             .unwrap();
     etcd.etcdctl(&["compact", &revision.to_string()]).unwrap();
     let started = Instant::now();
-    let server = Server::start(&dir.path().join("meridian.yaml"));
+    let server = serve(&dir);
     let took = started.elapsed();
     assert_eq!(
         www(&server),

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::chromium::Chromium;
 use common::targets::{Target, free_port};
 use common::*;
 use hickory_proto::rr::RecordType as T;
@@ -59,55 +60,10 @@ datacenters:
     dir.join("meridian.yaml")
 }
 
-fn browser() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|b| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {b}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() && !have_tool("chromium") {
-        return None;
-    }
-    Some(found.unwrap_or("chromium"))
-}
-
-/// Headless Chromium on the page: the DOM once its scripts ran, without the script itself (its
-/// source holds every phrase the page can show), or (`png`) a screenshot.
-fn chromium(browser: &str, url: &str, png: Option<&Path>) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--window-size=1280,1500",
-        "--virtual-time-budget=3000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()));
-    match png {
-        Some(path) => cmd.arg(format!("--screenshot={}", path.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    let out = cmd.arg(url).output().expect("run chromium");
-    assert!(
-        out.status.success(),
-        "chromium: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    dom.split("<script>").next().unwrap_or_default().to_string()
-}
-
 /// The DOM, and a screenshot named `step` beside the test's other output.
-fn look(browser: &str, url: &str, step: &str) -> String {
-    let dom = chromium(browser, url, None);
-    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("status-page-drill-{step}.png"));
-    chromium(browser, url, Some(&png));
-    let bytes = std::fs::read(&png).expect("the screenshot");
-    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG: {}", png.display());
+fn look(browser: &Chromium, url: &str, step: &str) -> String {
+    let dom = browser.dom(url);
+    let png = browser.screenshot(url, &format!("status-page-drill-{step}.png"));
     eprintln!("status page, {step}: {}", png.display());
     dom
 }
@@ -216,7 +172,9 @@ fn assert_events_once(dom: &str) {
 
 #[test]
 fn a_drill_watched_on_the_status_page() {
-    let Some(browser) = browser() else { return };
+    let Some(browser) = Chromium::find(1280, 1500, 3000) else {
+        return;
+    };
     let (net, port) = (71, free_port());
     let mut eu = Target::http(format!("127.{net}.2.1:{port}").parse().unwrap());
     let mut us = Target::http(format!("127.{net}.1.1:{port}").parse().unwrap());
@@ -251,7 +209,7 @@ fn a_drill_watched_on_the_status_page() {
     });
 
     // 1. All up: clients go to eu first; the weighted name splits 75/25.
-    let dom = look(browser, &url, "01-all-up");
+    let dom = look(&browser, &url, "01-all-up");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]eu"), "{w}");
     assert!(w.contains("every candidate, as if up (fail open)"), "{w}");
@@ -270,7 +228,7 @@ fn a_drill_watched_on_the_status_page() {
         explain.contains("NOERROR") && explain.contains(&format!("A 127.{net}.2.1")),
         "{explain}"
     );
-    let dom = look(browser, &url, "02-explain");
+    let dom = look(&browser, &url, "02-explain");
     let app = row(&dom, "data-rule=\"net:10.20.0.0/16\"");
     assert!(
         app.contains("clients in net:10.20.0.0/16") && app.contains("[now]eu"),
@@ -283,7 +241,7 @@ fn a_drill_watched_on_the_status_page() {
         dc_state(v, "eu") == ("down".into(), "health checks failing".into())
     });
     assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
-    let dom = look(browser, &url, "03-eu-failed");
+    let dom = look(&browser, &url, "03-eu-failed");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]us"), "{w}");
     assert!(w.contains("[down]eu (checks failing)"), "{w}");
@@ -321,7 +279,7 @@ fn a_drill_watched_on_the_status_page() {
     let status = ctl(&server, &["status"]);
     assert!(status.contains("overrides: us drained"), "{status}");
     assert!(status.contains("us (drained)"), "where clients go: {status}");
-    let dom = look(browser, &url, "04-us-drained");
+    let dom = look(&browser, &url, "04-us-drained");
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(w.contains("[now]ap"), "{w}");
     assert!(
@@ -344,7 +302,7 @@ fn a_drill_watched_on_the_status_page() {
     // 5. `ctl undrain us`: back to its checks, www back on us.
     assert_eq!(ctl(&server, &["undrain", "us"]).trim(), "us: drained -> auto");
     assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
-    let dom = look(browser, &url, "05-us-undrained");
+    let dom = look(&browser, &url, "05-us-undrained");
     assert!(row(&dom, "data-name=\"www.example.test.\"").contains("[now]us"));
     let d = row(&dom, "data-dc=\"us\"");
     assert!(d.contains("[up]up") && d.contains("healthy"), "{d}");
@@ -358,7 +316,7 @@ fn a_drill_watched_on_the_status_page() {
         format!("{us_ep}: auto -> down")
     );
     assert_eq!(www(&server), vec!["192.0.2.30"]);
-    let dom = look(browser, &url, "06-endpoint-forced-down");
+    let dom = look(&browser, &url, "06-endpoint-forced-down");
     // Why us is out: its endpoint was forced down, not its checks failing.
     let w = row(&dom, "data-name=\"www.example.test.\"");
     assert!(
@@ -381,7 +339,7 @@ fn a_drill_watched_on_the_status_page() {
     // 7. `ctl override us/ADDRESS auto`: back to its checks.
     ctl(&server, &["override", &us_ep, "auto"]);
     assert_eq!(www(&server), vec![format!("127.{net}.1.1")]);
-    let dom = look(browser, &url, "07-endpoint-auto");
+    let dom = look(&browser, &url, "07-endpoint-auto");
     assert!(row(&dom, "data-name=\"www.example.test.\"").contains("[now]us"));
     let ep = row(&dom, &format!("data-endpoint=\"{us_ep}\""));
     assert!(ep.contains("[up]up"), "{ep}");
@@ -392,7 +350,7 @@ fn a_drill_watched_on_the_status_page() {
         ctl(&server, &["weight", "us", "5"]).trim(),
         "us: weight 5 in every name"
     );
-    let dom = look(browser, &url, "08-weight");
+    let dom = look(&browser, &url, "08-weight");
     let d = row(&dom, "data-dc=\"us\"");
     assert!(d.contains("weight 5"), "{d}");
     let e = event(&dom, "weight datacenter us");
@@ -401,7 +359,7 @@ fn a_drill_watched_on_the_status_page() {
         ctl(&server, &["weight", "us", "auto"]).trim(),
         "us: configured weights"
     );
-    let dom = look(browser, &url, "09-weight-auto");
+    let dom = look(&browser, &url, "09-weight-auto");
     assert!(!row(&dom, "data-dc=\"us\"").contains("weight 5"));
     assert!(event(&dom, "weight datacenter us").contains("5 → configured"));
 
@@ -413,14 +371,14 @@ fn a_drill_watched_on_the_status_page() {
     std::fs::write(&file, zone.replace("192.0.2.250", "192.0.2.251")).unwrap();
     let put = ctl(&server, &["zone", "put", "example.test", file.to_str().unwrap()]);
     assert!(put.contains("example.test: written, SOA serial"), "{put}");
-    let dom = look(browser, &url, "10-zone-edited");
+    let dom = look(&browser, &url, "10-zone-edited");
     let shop = row(&dom, "data-name=\"shop.example.test.\"");
     assert!(shop.contains("fallback addresses 192.0.2.251"), "{shop}");
     assert!(event(&dom, "zone example.test").contains("admin API (ops)"));
 
     // 10. `ctl reload`: nothing changed on disk, and the page says so.
     assert!(ctl(&server, &["reload"]).starts_with("reloaded: snapshot generation "));
-    let dom = look(browser, &url, "11-reloaded");
+    let dom = look(&browser, &url, "11-reloaded");
     let e = event(&dom, "reload");
     assert!(e.contains("applied") && e.contains("nothing changed"), "{e}");
 
@@ -432,7 +390,7 @@ fn a_drill_watched_on_the_status_page() {
     until(&server, "/api/v1/status", "the guard", |v| {
         v["partition_guard"] == "engaged"
     });
-    let dom = look(browser, &url, "12-guard-engaged");
+    let dom = look(&browser, &url, "12-guard-engaged");
     let banner = text(&dom, "<div", "id=\"guard-banner\"");
     assert!(banner.contains("PARTITION GUARD ENGAGED"), "{banner}");
     assert!(
@@ -452,7 +410,7 @@ fn a_drill_watched_on_the_status_page() {
         let last = &v["points"].as_array().unwrap().last().unwrap()["answers_per_second"];
         last["ap"].as_f64() > Some(5.0) && last["eu"].as_f64() == Some(0.0)
     });
-    let dom = look(browser, &url, "13-chart");
+    let dom = look(&browser, &url, "13-chart");
     let svg = text(&dom, "<svg", "id=\"traffic\"");
     for dc in ["eu", "us", "ap"] {
         assert!(
@@ -476,7 +434,7 @@ fn a_drill_watched_on_the_status_page() {
         guard_event.contains("partition-guard") && guard_event.contains("clear → engaged"),
         "{guard_event}"
     );
-    let dom = chromium(browser, &format!("{url}&events=overrides"), None);
+    let dom = browser.dom(&format!("{url}&events=overrides"));
     let first = row(&dom, "data-kind=");
     assert!(
         first.contains("override datacenter us") && first.contains("auto → drained"),
@@ -486,13 +444,13 @@ fn a_drill_watched_on_the_status_page() {
 
     // Without a token, or with a wrong one, the page says how to give one.
     let bare = format!("http://{}/", server.admin());
-    let dom = look(browser, &bare, "14-no-token");
+    let dom = look(&browser, &bare, "14-no-token");
     assert!(
         dom.contains("This page needs a token") && dom.contains("#token=YOUR_TOKEN"),
         "{dom}"
     );
     let wrong = format!("http://{}/#token=not-a-token-0123456789", server.admin());
-    let dom = chromium(browser, &wrong, None);
+    let dom = browser.dom(&wrong);
     assert!(
         dom.contains("The token in this page's address was refused") && dom.contains("#token=YOUR_TOKEN"),
         "{dom}"

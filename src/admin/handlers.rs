@@ -1,6 +1,6 @@
 //! Handlers for status, data centers, overrides, explain, events, reload and metrics.
 
-use super::openapi::{ClientNet, ClusterWrite, IpAddress};
+use super::openapi::{ClientNet, DcOverrideWrite, EndpointOverrideWrite, IpAddress};
 use super::views::{
     DatacenterView, EventView, ExplainReportSchema, NameView, Peers, StatusView, TrafficView,
 };
@@ -112,20 +112,14 @@ async fn set_endpoint(ctl: &Control, who: &str, key: &EndpointKey, state: Forced
 
 /// Take a data center out of every answer. Persisted; an event.
 #[utoipa::path(post, path = "/datacenters/{dc}/drain", tag = "datacenters", params(Dc),
-    responses((status = 200, body = OverrideChange), AdminAccess,
-        (status = 404, description = "No such data center", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+    responses((status = 200, body = OverrideChange), AdminAccess, DcOverrideWrite))]
 pub async fn dc_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Drained).await
 }
 
 /// Give a data center back to its health checks (its override is `auto` again).
 #[utoipa::path(post, path = "/datacenters/{dc}/undrain", tag = "datacenters", params(Dc),
-    responses((status = 200, body = OverrideChange), AdminAccess,
-        (status = 404, description = "No such data center", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+    responses((status = 200, body = OverrideChange), AdminAccess, DcOverrideWrite))]
 pub async fn dc_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, Path(dc): Path<String>) -> ApiResult {
     set_dc(&ctl, &who, &dc, Forced::Auto).await
 }
@@ -162,10 +156,8 @@ fn parse_state(body: Result<JsonBody<OverrideBody>, ApiError>) -> Result<Forced,
 #[utoipa::path(put, path = "/datacenters/{dc}/override", tag = "datacenters", params(Dc),
     request_body = OverrideBody,
     responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
-        (status = 404, description = "No such data center", body = ErrorBody),
         (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+        DcOverrideWrite))]
 pub async fn dc_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -196,10 +188,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>
 #[utoipa::path(put, path = "/datacenters/{dc}/weight", tag = "datacenters", params(Dc),
     request_body = WeightBody,
     responses((status = 200, body = WeightChange), AdminAccess, JsonBody<WeightBody>,
-        (status = 404, description = "No such data center", body = ErrorBody),
         (status = 422, description = "The weight is out of range", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+        DcOverrideWrite))]
 pub async fn dc_weight(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,
@@ -248,9 +238,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for EndpointPath {
     params(EndpointParams),
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 400, description = "The address is not an IP address", body = ErrorBody),
-        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+        EndpointOverrideWrite))]
 pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Drained).await
 }
@@ -260,9 +248,7 @@ pub async fn ep_drain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: Endpoin
     params(EndpointParams),
     responses((status = 200, body = OverrideChange), AdminAccess,
         (status = 400, description = "The address is not an IP address", body = ErrorBody),
-        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+        EndpointOverrideWrite))]
 pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: EndpointPath) -> ApiResult {
     set_endpoint(&ctl, &who, &p.0, Forced::Auto).await
 }
@@ -271,10 +257,8 @@ pub async fn ep_undrain(AdminAccess(who): AdminAccess, State(ctl): Ctl, p: Endpo
 #[utoipa::path(put, path = "/endpoints/{dc}/{address}/override", tag = "endpoints",
     params(EndpointParams), request_body = OverrideBody,
     responses((status = 200, body = OverrideChange), AdminAccess, JsonBody<OverrideBody>,
-        (status = 404, description = "No such data center, or no such endpoint in it", body = ErrorBody),
         (status = 422, description = "`state` is not up, down or auto", body = ErrorBody),
-        (status = 500, description = "The override could not be persisted", body = ErrorBody),
-        ClusterWrite))]
+        EndpointOverrideWrite))]
 pub async fn ep_override(
     AdminAccess(who): AdminAccess,
     State(ctl): Ctl,

@@ -89,24 +89,43 @@ impl IntoResponses for EditRefused {
     }
 }
 
-/// What a write of an override meets in cluster mode: 412 (other nodes kept changing the same
-/// override), 502 (etcd refused the write), 503 (etcd unreachable).
-pub struct ClusterWrite;
+/// What a write of a data center's override meets once its request is understood: 404 (no such
+/// data center), 500 (not persisted) and, in cluster mode, 412, 502 and 503.
+pub struct DcOverrideWrite;
 
-impl IntoResponses for ClusterWrite {
+impl IntoResponses for DcOverrideWrite {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        answers(&[
-            (
-                412,
-                "Cluster mode: other nodes kept changing this override; retry",
-            ),
-            (502, "Cluster mode: etcd refused the write"),
-            (
-                503,
-                "Cluster mode: etcd is unreachable; the node serves its last good state",
-            ),
-        ])
+        override_write("No such data center")
     }
+}
+
+/// What a write of an endpoint's override meets once its request is understood: 404 (no such
+/// data center or endpoint), 500 (not persisted) and, in cluster mode, 412, 502 and 503.
+pub struct EndpointOverrideWrite;
+
+impl IntoResponses for EndpointOverrideWrite {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        override_write("No such data center, or no such endpoint in it")
+    }
+}
+
+/// What a write of an override meets, `not_found` the 404's description: 412 (other nodes kept
+/// changing the same override), 502 (etcd refused the write), 503 (etcd unreachable) in cluster
+/// mode.
+fn override_write(not_found: &str) -> BTreeMap<String, RefOr<Response>> {
+    answers(&[
+        (404, not_found),
+        (500, "The override could not be persisted"),
+        (
+            412,
+            "Cluster mode: other nodes kept changing this override; retry",
+        ),
+        (502, "Cluster mode: etcd refused the write"),
+        (
+            503,
+            "Cluster mode: etcd is unreachable; the node serves its last good state",
+        ),
+    ])
 }
 
 /// A zone file that cannot be read back: 500.

@@ -7,7 +7,8 @@ use crate::config::Quorum;
 use crate::control::Control;
 use crate::events::Event;
 use crate::events::rfc3339;
-use crate::health::{Ballot, Decision, HealthView};
+use crate::explain::Votes;
+use crate::health::{Decision, HealthView};
 use crate::lock::LockExt;
 use crate::model::gslb::{
     Datacenter, DcId, DcReason, DcState, Endpoint, Forced, GeoRule, GslbName, Policy, WhenAllDown,
@@ -87,9 +88,13 @@ pub struct ProbeView {
     pub last_checked: Option<String>,
     pub last_latency_ms: Option<f64>,
     /// Cluster mode: every node's view and how the verdict was reached (null on a single node).
-    pub cluster: Option<ProbeClusterView>,
+    #[schema(value_type = Option<ProbeClusterView>)]
+    pub cluster: Option<Votes>,
 }
 
+// The schema of `explain::Votes`, which the API serializes as it is (the explain report shows
+// the same for the targets it read), checked against it field by field
+// (`probe_votes_match_their_schema`). The doc comment is the schema's description.
 /// How the nodes of the cluster decide on one probe target.
 #[derive(Serialize, ToSchema)]
 pub struct ProbeClusterView {
@@ -113,6 +118,7 @@ pub struct ProbeClusterView {
     pub nodes: Vec<NodeVoteView>,
 }
 
+// The schema of `explain::Vote` (see `ProbeClusterView`).
 /// One node's view of a probe target.
 #[derive(Serialize, ToSchema)]
 pub struct NodeVoteView {
@@ -131,19 +137,6 @@ pub struct NodeVoteView {
     /// This node's own view.
     #[serde(rename = "self")]
     pub this: bool,
-}
-
-impl NodeVoteView {
-    fn new(b: Ballot) -> NodeVoteView {
-        NodeVoteView {
-            node: b.node,
-            state: b.status.as_str(),
-            since: b.since.map(rfc3339),
-            reason: b.reason,
-            latency_ms: b.latency.map(millis),
-            this: b.this,
-        }
-    }
 }
 
 /// This node in a cluster, as the views of shared health need it: its name, its rule and the
@@ -165,24 +158,14 @@ impl Peers {
             live: ctl.cluster_nodes().into_keys().collect(),
         })
     }
-}
 
-impl ProbeClusterView {
-    /// The view of `decision` (`None`: no vote counted yet).
-    fn new(decision: Option<Decision>, peers: &Peers) -> ProbeClusterView {
-        let d = decision.unwrap_or_else(|| Decision::none(peers.quorum, &peers.node));
-        ProbeClusterView {
-            quorum: d.rule.to_string(),
-            verdict: d.tally.verdict.as_str(),
-            down: d.tally.down,
-            voters: d.tally.voters,
-            needed: d.tally.needed,
-            alone: d.alone,
-            nodes: d
-                .ballots(&peers.node, peers.live.iter().map(String::as_str))
-                .into_iter()
-                .map(NodeVoteView::new)
-                .collect(),
+    /// How the nodes decide on a target, by `decision` (`None`: no vote counted yet): every
+    /// live node shown, those with no view counted as `unknown`.
+    fn votes(&self, decision: Option<&Decision>) -> Votes {
+        let live = self.live.iter().map(String::as_str);
+        match decision {
+            Some(d) => Votes::new(d, &self.node, live),
+            None => Votes::new(&Decision::none(self.quorum, &self.node), &self.node, live),
         }
     }
 }
@@ -252,7 +235,7 @@ impl EndpointView {
                     last_error: d.last_error,
                     last_checked: d.last_checked.map(rfc3339),
                     last_latency_ms: d.last_latency.map(millis),
-                    cluster: peers.map(|peers| ProbeClusterView::new(p.decision.locked().clone(), peers)),
+                    cluster: peers.map(|peers| peers.votes(p.decision.locked().as_ref())),
                 }
             }),
         }
@@ -888,6 +871,18 @@ mod tests {
         }
     }
 
+    /// The keys of a JSON object, sorted.
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    /// The properties a schema names.
+    fn properties(s: RefOr<Schema>) -> serde_json::Value {
+        serde_json::to_value(s).unwrap()["properties"].clone()
+    }
+
     /// The mirror schema names exactly the keys a report serializes to.
     #[test]
     fn explain_report_matches_its_schema() {
@@ -906,32 +901,44 @@ mod tests {
                 datacenter: "eu".into(),
                 address: "192.0.2.10".into(),
                 check: "web".into(),
-                quorum: "majority".into(),
-                verdict: "down",
-                down: 1,
-                voters: 1,
-                needed: 1,
-                alone: false,
-                nodes: vec![crate::explain::Vote {
-                    node: "ns1".into(),
-                    state: "down",
-                    since: Some("2026-11-24T00:00:00.000Z".into()),
-                    reason: Some("timed out".into()),
-                    latency_ms: None,
-                    this: true,
-                }],
+                votes: votes(),
             }],
         };
-        let keys = |v: &serde_json::Value| {
-            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-            k.sort();
-            k
-        };
-        let properties = |s: RefOr<Schema>| serde_json::to_value(s).unwrap()["properties"].clone();
         let report = serde_json::to_value(&report).unwrap();
         assert_eq!(keys(&report), keys(&properties(ExplainReportSchema::schema())));
         let votes = &report["votes"][0];
         assert_eq!(keys(votes), keys(&properties(ExplainVotesSchema::schema())));
+        assert_eq!(
+            keys(&votes["nodes"][0]),
+            keys(&properties(NodeVoteView::schema()))
+        );
+    }
+
+    /// Votes as serialized in a probe's `cluster`: one down vote of this node.
+    fn votes() -> Votes {
+        Votes {
+            quorum: "majority".into(),
+            verdict: "down",
+            down: 1,
+            voters: 1,
+            needed: 1,
+            alone: false,
+            nodes: vec![crate::explain::Vote {
+                node: "ns1".into(),
+                state: "down",
+                since: Some("2026-11-24T00:00:00.000Z".into()),
+                reason: Some("timed out".into()),
+                latency_ms: None,
+                this: true,
+            }],
+        }
+    }
+
+    /// The mirror schemas of a probe's votes name exactly the keys they serialize to.
+    #[test]
+    fn probe_votes_match_their_schema() {
+        let votes = serde_json::to_value(votes()).unwrap();
+        assert_eq!(keys(&votes), keys(&properties(ProbeClusterView::schema())));
         assert_eq!(
             keys(&votes["nodes"][0]),
             keys(&properties(NodeVoteView::schema()))

@@ -2,6 +2,7 @@
 //! hickory-proto (an implementation independent of Meridian's own wire code).
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod etcd;
 pub mod etcd_cluster;
 pub mod netns;
@@ -452,17 +453,25 @@ pub fn dig(server: &Server, args: &str) -> String {
 /// Whether an external tool is on PATH. When it is missing, the test says so loudly and is
 /// skipped, unless MERIDIAN_REQUIRE_TOOLS is set (as `.ci/run` does), where it fails.
 pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
+    let found = on_path(tool);
+    if !found {
+        skip(&missing(tool));
+    }
+    found
+}
+
+/// Whether `tool` is on PATH (nothing said when not).
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        skip(&format!(
-            "`{tool}` is not installed; install it (see .ci/run) to run this test"
-        ));
-    }
-    found
+        .is_ok_and(|s| s.success())
+}
+
+/// Why a test that needs `tool` cannot run.
+fn missing(tool: &str) -> String {
+    format!("`{tool}` is not installed; install it (see .ci/run) to run this test")
 }
 
 /// Checks a `/metrics` text with Prometheus's own parser and linter (`promtool check metrics`),
