@@ -80,6 +80,22 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Binds `udp_sockets` UDP sockets (at least one) and a TCP listener on `addr`. With port 0,
 /// the first UDP socket picks the port and the others take the same one.
 pub fn bind(addr: SocketAddr, udp_sockets: usize) -> Result<Bound, (Proto, std::io::Error)> {
+    if addr.port() != 0 {
+        // TCP first: a second server on a fixed port is refused before any UDP socket of its
+        // joins the first's (it would take a share of its queries until it exited).
+        let tcp = bind_tcp(addr).map_err(|e| (Proto::Tcp, e))?;
+        let (first, pktinfo) = bind_udp(addr).map_err(|e| (Proto::Udp, e))?;
+        let mut udp = vec![first];
+        while udp.len() < udp_sockets {
+            udp.push(bind_udp(addr).map_err(|e| (Proto::Udp, e))?.0);
+        }
+        return Ok(Bound {
+            addr,
+            udp,
+            tcp,
+            pktinfo,
+        });
+    }
     for _ in 0..16 {
         let (first, pktinfo) = bind_udp(addr).map_err(|e| (Proto::Udp, e))?;
         let local = first.local_addr().map_err(|e| (Proto::Udp, e))?;
