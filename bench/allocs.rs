@@ -116,7 +116,7 @@ fn udp_loop(fixture: &Fixture, kinds: &[Kind], n: usize, listen: &str) -> (u64, 
         .unwrap_or_else(|(_, e)| panic!("bind {listen}: {e}"));
     let addr = SocketAddr::from(([127, 0, 0, 1], bound.addr.port()));
     let stop = Arc::new(AtomicBool::new(false));
-    let workers = meridian::dns::udp::spawn(bound.udp, bound.pktinfo, store, stop.clone()).unwrap();
+    let workers = meridian::dns::udp::spawn(bound.udp, bound.pktinfo, 1, store, stop.clone()).unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut buf = vec![0u8; 4096];

@@ -100,9 +100,15 @@ pub async fn serve(
     }
     // Bind every address before anything else, so a bad one fails the start at once.
     let mut bound = Vec::with_capacity(config.dns.listen.len());
+    // One UDP socket per worker (SO_REUSEPORT), or one that they share.
+    let sockets = if config.dns.udp_reuseport {
+        config.dns.udp_workers.get()
+    } else {
+        1
+    };
     for &addr in &config.dns.listen {
         bound.push(
-            socket::bind(addr, config.dns.udp_workers.get()).map_err(|(proto, error)| AppError::Bind {
+            socket::bind(addr, sockets).map_err(|(proto, error)| AppError::Bind {
                 addr,
                 what: match proto {
                     Proto::Udp => "DNS over UDP",
@@ -163,11 +169,16 @@ pub async fn serve(
             source,
         })?;
         udp_threads.extend(
-            udp::spawn(bound.udp, bound.pktinfo, store.clone(), stop_udp.clone()).map_err(|source| {
-                AppError::Setup {
-                    what: "udp workers",
-                    source,
-                }
+            udp::spawn(
+                bound.udp,
+                bound.pktinfo,
+                config.dns.udp_workers.get(),
+                store.clone(),
+                stop_udp.clone(),
+            )
+            .map_err(|source| AppError::Setup {
+                what: "udp workers",
+                source,
             })?,
         );
         let tcp_stop = tcp::Stop {

@@ -358,3 +358,24 @@ fn a_sigterm_during_startup_stops_at_once() {
     );
     assert!(!s.seen.contains("app: ready"), "never ready:\n{}", s.seen);
 }
+
+/// `udp_reuseport: false`: the workers share one socket, and every query is answered.
+#[test]
+fn udp_workers_can_share_one_socket() {
+    let dir = fixture("conformance");
+    let config = dir.path().join("meridian.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "tcp_idle_timeout: 500ms",
+            "tcp_idle_timeout: 500ms\n  udp_workers: 3\n  udp_reuseport: false",
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&config);
+    for _ in 0..50 {
+        let m = query(server.addr, &ask("www.example.test.", T::A));
+        assert!(!m.answers.is_empty(), "{m:?}");
+    }
+}

@@ -168,6 +168,7 @@ pub struct RawEndpoint {
 pub struct RawDns {
     pub listen: Option<Vec<Spanned<String>>>,
     pub udp_workers: Option<Spanned<u64>>,
+    pub udp_reuseport: Option<Spanned<bool>>,
     pub tcp_idle_timeout: Option<Spanned<String>>,
     pub tcp_max_connections: Option<Spanned<u64>>,
     /// After SIGTERM, how long open TCP connections (and the admin API) may take to finish.

@@ -21,6 +21,11 @@ pub struct DnsConfig {
     pub listen: Vec<SocketAddr>,
     /// UDP receive threads per address. Default: the number of CPUs.
     pub udp_workers: NonZeroUsize,
+    /// Each UDP worker reads a socket of its own, the address's sockets sharing its port
+    /// (SO_REUSEPORT): the kernel spreads senders over them by source address and port, so
+    /// one sender is always served by one worker. `false`: the workers share one socket, for
+    /// traffic from a few source ports (a load balancer or forwarder in front). Default: true.
+    pub udp_reuseport: bool,
     /// A TCP connection with no query for this long is closed, and so is one whose answer
     /// cannot be written for this long (a client that does not read). Default: 10 s
     /// (RFC 7766 §6.2.3).
@@ -269,6 +274,7 @@ pub(crate) fn dns(d: &mut Diagnostics, raw: &RawDns) -> DnsConfig {
     DnsConfig {
         listen,
         udp_workers: count(d, &raw.udp_workers, "dns.udp_workers", Some(256), cpus),
+        udp_reuseport: raw.udp_reuseport.as_ref().is_none_or(|r| r.value),
         tcp_idle_timeout: duration(d, &raw.tcp_idle_timeout, "dns.tcp_idle_timeout", 10),
         tcp_max_connections: count(
             d,

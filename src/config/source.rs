@@ -313,7 +313,7 @@ pub(crate) fn expected_form(field: &str) -> Option<&'static str> {
         ("soa", "serial", false) => "a serial number, like 2024010101",
         ("soa", "refresh" | "retry" | "expire" | "minimum", false) => "a number of seconds, like 3600",
         (_, "port", false) => "a port number, like 8080",
-        (_, "tls_verify" | "partition_guard" | "sticky", false) => "true or false",
+        (_, "tls_verify" | "partition_guard" | "sticky" | "udp_reuseport", false) => "true or false",
         (_, "rise" | "fall", false) => "a number of probes between 1 and 100, like 2",
         (_, "expect_status", true) => "an HTTP status, like 200",
         (_, "expect_status", false) => "a list of HTTP statuses, like [200, 204]",

@@ -30,20 +30,23 @@ const BATCH: usize = 32;
 /// are far smaller.
 const MAX_QUERY: usize = 4096;
 
-/// Starts a thread answering on each of `sockets` until `stop` is set. `pktinfo`: the sockets
+/// Starts `workers` threads answering on `sockets` (worker i on socket i modulo their number:
+/// one each with SO_REUSEPORT, or all on one) until `stop` is set. `pktinfo`: the sockets
 /// report destination addresses (see [`super::socket::enable_pktinfo`]) and replies are sent
 /// from them.
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     pktinfo: bool,
+    workers: usize,
     store: Arc<Store>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    sockets
-        .into_iter()
-        .enumerate()
-        .map(|(i, socket)| {
-            socket.set_read_timeout(Some(STOP_POLL))?;
+    for socket in &sockets {
+        socket.set_read_timeout(Some(STOP_POLL))?;
+    }
+    (0..workers.max(sockets.len()))
+        .map(|i| {
+            let socket = sockets[i % sockets.len()].try_clone()?;
             let (store, stop) = (store.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
