@@ -45,6 +45,8 @@ done > "$work/queries"
 start_meridian() { meridian_on "127.0.0.1:$port"; }
 # OLD_MERIDIAN=path: another build on 127.0.0.1 (SERVERS="... meridian_old"), for a before/after.
 start_meridian_old() { meridian_on "127.0.0.1:$port" "$OLD_MERIDIAN"; }
+# The UDP workers sharing one socket instead of one each (SO_REUSEPORT).
+start_meridian_shared() { meridian_on "127.0.0.1:$port" "" ", udp_reuseport: false"; }
 # On the wildcard address: every reply's source comes from the query's destination (PKTINFO).
 start_meridian_any() { meridian_on "0.0.0.0:$port"; }
 
@@ -57,7 +59,7 @@ zone: example.com
 import: example.com.zone
 EOC
   cat > "$work/meridian/meridian.yaml" <<EOC
-dns: { listen: ["$1"], udp_workers: $workers }
+dns: { listen: ["$1"], udp_workers: $workers${3:-} }
 log: { level: warn }
 zones_dir: zones
 EOC
