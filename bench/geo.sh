@@ -77,8 +77,10 @@ start_meridian_nets() {
   meridian_config '      "net:10.1.0.0/16": [eu, us]
       "net:10.2.0.0/16": [ap, us]
       default: [us, eu]'
-  taskset -c 0 $wrap "$root/target/release/meridian" serve --config "$work/meridian/meridian.yaml" &
+  taskset -c 0 $wrap "${1:-$root/target/release/meridian}" serve --config "$work/meridian/meridian.yaml" &
 }
+# OLD_MERIDIAN=path: another build with the net rules too, for a before/after.
+start_meridian_old() { start_meridian_nets "$OLD_MERIDIAN"; }
 
 start_meridian_geoip() {
   # The demo database puts 10.1.0.0 nowhere and 10.20.0.0/16 in Europe: ask with 10.20.
@@ -134,8 +136,10 @@ echo
 for _ in $(seq 1 "$rounds"); do
   run gdnsd "gdnsd (geoip nets)" "$ecs" 10.1.0.0/24
   run meridian_nets "meridian (net rules)" "$ecs" 10.1.0.0/24
+  [ -z "${OLD_MERIDIAN:-}" ] || run meridian_old "meridian before (net rules)" "$ecs" 10.1.0.0/24
   run meridian_geoip "meridian (GeoIP rules)" "8:000118000a1400" 10.20.0.0/24
   run bare "bare responder" "$ecs" 10.1.0.0/24
 done
 labels=("gdnsd (geoip nets)" "meridian (net rules)" "meridian (GeoIP rules)" "bare responder")
+[ -z "${OLD_MERIDIAN:-}" ] || labels+=("meridian before (net rules)")
 if [ "$mode" = instructions ]; then report_instructions "${labels[@]}"; else report "${labels[@]}"; fi
