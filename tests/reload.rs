@@ -150,20 +150,20 @@ fn tcp_connections_answer_after_a_quiet_spell() {
     }
 }
 
-#[test]
-fn tcp_connections_beyond_the_limit_are_refused() {
-    use std::io::Read;
+/// The conformance fixture with its `dns:` section's `tcp_idle_timeout: 500ms` line replaced
+/// by `settings`: the directory (removed when dropped) and the configuration file.
+fn conformance_with_dns(settings: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = fixture("conformance");
     let config = dir.path().join("meridian.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "tcp_idle_timeout: 500ms",
-            "tcp_idle_timeout: 5s\n  tcp_max_connections: 2",
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, text.replace("tcp_idle_timeout: 500ms", settings)).unwrap();
+    (dir, config)
+}
+
+#[test]
+fn tcp_connections_beyond_the_limit_are_refused() {
+    use std::io::Read;
+    let (_dir, config) = conformance_with_dns("tcp_idle_timeout: 5s\n  tcp_max_connections: 2");
     let server = Server::start(&config);
     let held: Vec<_> = (0..2)
         .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
@@ -362,17 +362,8 @@ fn a_sigterm_during_startup_stops_at_once() {
 /// `udp_reuseport: false`: the workers share one socket, and every query is answered.
 #[test]
 fn udp_workers_can_share_one_socket() {
-    let dir = fixture("conformance");
-    let config = dir.path().join("meridian.yaml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "tcp_idle_timeout: 500ms",
-            "tcp_idle_timeout: 500ms\n  udp_workers: 3\n  udp_reuseport: false",
-        ),
-    )
-    .unwrap();
+    let (_dir, config) =
+        conformance_with_dns("tcp_idle_timeout: 500ms\n  udp_workers: 3\n  udp_reuseport: false");
     let server = Server::start(&config);
     for _ in 0..50 {
         let m = query(server.addr, &ask("www.example.test.", T::A));
