@@ -333,13 +333,16 @@ fn pipeline(
         }
         WhenAllDown::None => {}
         WhenAllDown::Servfail => sel.outcome = Outcome::ServFail,
+        // Every candidate down is a rare path: the addresses may be built apart and moved.
         WhenAllDown::Fallback(addrs) => {
-            let fallback = addrs.iter().copied().filter(|a| family.has(*a));
-            if fallback.clone().next().is_some() {
-                sel.outcome = Outcome::Addresses(Addresses::new());
-                if let Outcome::Addresses(a) = &mut sel.outcome {
-                    a.extend(fallback.take(MAX_ADDRESSES));
-                }
+            let a: Addresses = addrs
+                .iter()
+                .copied()
+                .filter(|a| family.has(*a))
+                .take(MAX_ADDRESSES)
+                .collect();
+            if !a.is_empty() {
+                sel.outcome = Outcome::Addresses(a);
             }
         }
     }
