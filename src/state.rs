@@ -522,6 +522,18 @@ mod tests {
         std::fs::write(path, build(&[row], Schema::MaxMind, "test")).unwrap();
     }
 
+    /// `meridian.yaml` in `dir`: a zones directory, the GeoIP database `geo.mmdb`, and two data
+    /// centers (us in North America, eu in Europe).
+    fn write_geo_config(dir: &std::path::Path) {
+        std::fs::write(
+            dir.join("meridian.yaml"),
+            "zones_dir: zones\ngeoip: { database: geo.mmdb }\ndatacenters:\n  \
+             us: { location: { continent: NA }, endpoints: [{ address: 192.0.2.10 }] }\n  \
+             eu: { location: { continent: EU }, endpoints: [{ address: 198.51.100.10 }] }\n",
+        )
+        .unwrap();
+    }
+
     /// Two names with the same rules share one tree; a reload over the same database reuses it;
     /// a new database is compiled before it serves.
     #[test]
@@ -529,13 +541,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("zones")).unwrap();
         write_db(&dir.path().join("geo.mmdb"), "10.20.0.0/16", "EU", "GB");
-        std::fs::write(
-            dir.path().join("meridian.yaml"),
-            "zones_dir: zones\ngeoip: { database: geo.mmdb }\ndatacenters:\n  \
-             us: { location: { continent: NA }, endpoints: [{ address: 192.0.2.10 }] }\n  \
-             eu: { location: { continent: EU }, endpoints: [{ address: 198.51.100.10 }] }\n",
-        )
-        .unwrap();
+        write_geo_config(dir.path());
         let rules = "policy: geo, datacenters: [us, eu], geo: { \"continent:EU\": [eu], default: [us] }";
         std::fs::write(
             dir.path().join("zones/example.test.yaml"),
@@ -620,13 +626,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("zones")).unwrap();
         let db = dir.path().join("geo.mmdb");
         write_db(&db, "10.20.0.0/16", "EU", "GB");
-        std::fs::write(
-            dir.path().join("meridian.yaml"),
-            "zones_dir: zones\ngeoip: { database: geo.mmdb }\ndatacenters:\n  \
-             us: { location: { continent: NA }, endpoints: [{ address: 192.0.2.10 }] }\n  \
-             eu: { location: { continent: EU }, endpoints: [{ address: 198.51.100.10 }] }\n",
-        )
-        .unwrap();
+        write_geo_config(dir.path());
         std::fs::write(
             dir.path().join("zones/example.test.yaml"),
             "zone: example.test\nsoa: { mname: ns1.example.test., rname: h.example.test. }\n\
